@@ -1,0 +1,109 @@
+/**
+ * The small primitives of backbone/1: SHA-256, HKDF-SHA256, X25519, fingerprints,
+ * randomness and wiping. docs/PROTOCOL.md § Keys and primitives.
+ */
+import { x25519 } from "@noble/curves/ed25519.js";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
+import { HandshakeError } from "../errors.ts";
+import { X25519_BYTES } from "../wire/constants.ts";
+
+/** SHA-256 of the concatenation of `parts`. */
+export function sha256(...parts: Uint8Array[]): Uint8Array {
+  const h = nobleSha256.create();
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/** HKDF-SHA256 (RFC 5869): `length` bytes from `ikm`, `salt`, `info`. */
+export function hkdfSha256(
+  ikm: Uint8Array,
+  salt: Uint8Array,
+  info: Uint8Array,
+  length: number,
+): Uint8Array {
+  return hkdf(nobleSha256, ikm, salt, info, length);
+}
+
+/** A fresh X25519 secret scalar (32 random bytes). */
+export function x25519Secret(): Uint8Array {
+  return x25519.utils.randomSecretKey();
+}
+
+/** The X25519 public key of a secret scalar. */
+export function x25519Public(secret: Uint8Array): Uint8Array {
+  return x25519.getPublicKey(secret);
+}
+
+/**
+ * X25519(secret, peerPublic). A low-order peer key (all-zero result) throws
+ * `HandshakeError` at stage `key-exchange`.
+ */
+export function x25519Shared(secret: Uint8Array, peerPublic: Uint8Array): Uint8Array {
+  if (peerPublic.length !== X25519_BYTES) {
+    throw new HandshakeError("key-exchange", "BAD_EPHEMERAL", "ephemeral key is not 32 bytes");
+  }
+  let shared: Uint8Array;
+  try {
+    shared = x25519.getSharedSecret(secret, peerPublic);
+  } catch (cause) {
+    throw new HandshakeError("key-exchange", "LOW_ORDER_KEY", "low-order X25519 key", { cause });
+  }
+  // noble rejects low-order inputs; this check keeps the rule true whatever the library does.
+  if (shared.every((b) => b === 0)) {
+    throw new HandshakeError("key-exchange", "LOW_ORDER_KEY", "low-order X25519 key");
+  }
+  return shared;
+}
+
+/** Cryptographically random bytes. */
+export function randomBytes(length: number): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(length));
+}
+
+/** Overwrites key material with zeros. */
+export function wipe(...buffers: (Uint8Array | undefined | null)[]): void {
+  for (const b of buffers) b?.fill(0);
+}
+
+/** ASCII/UTF-8 bytes of a label. */
+export function label(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+/** Concatenates byte arrays in one allocation. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Constant-time equality of two byte arrays (length is not secret). */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);
+  return diff === 0;
+}
+
+/** `SHA256:` + unpadded base64 of SHA-256(SPKI DER), as OpenSSH prints fingerprints. */
+export function fingerprint(spki: Uint8Array): string {
+  return `SHA256:${Buffer.from(sha256(spki)).toString("base64").replace(/=+$/, "")}`;
+}
+
+/** Lowercase hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
+
+/** Bytes of a hex string (no prefix). */
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) throw new TypeError("invalid hex");
+  return new Uint8Array(Buffer.from(hex, "hex"));
+}

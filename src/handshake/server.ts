@@ -1,0 +1,176 @@
+/**
+ * The server side of the backbone/1 handshake, as bytes in and bytes out (no sockets).
+ * docs/PROTOCOL.md § Handshake, steps 1 and 5.
+ *
+ * @example
+ * const hs = new ServerHandshake({ key: serverKey });
+ * send(hs.challenge);
+ * const { clientId, session } = await hs.verify(responsePayload, (id) => registry.publicKey(id));
+ * send(session.sealer.seal(encodeControl(ControlType.CONFIG, settings)));
+ */
+import { Opener, Sealer } from "../crypto/channel.ts";
+import {
+  concat,
+  randomBytes,
+  wipe,
+  x25519Public,
+  x25519Secret,
+  x25519Shared,
+} from "../crypto/primitives.ts";
+import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
+import { HandshakeError } from "../errors.ts";
+import {
+  DEFAULT_CHALLENGE_SIZE,
+  ID_BYTES,
+  MAX_FRAME_PAYLOAD,
+  MIN_CHALLENGE_SIZE,
+  OAEP_PLAINTEXT_BYTES,
+  X25519_BYTES,
+} from "../wire/constants.ts";
+import { encodeChallenge, splitResponse } from "../wire/handshake.ts";
+import { ControlType, encodeControl } from "../wire/message.ts";
+import { dummyKey } from "./dummy-keys.ts";
+import { authMessage, deriveKeys, transcriptHash } from "./schedule.ts";
+import type { SessionKeys } from "./session.ts";
+
+/** The text of the STOP sent for every authentication failure, whatever the cause. */
+export const AUTH_FAILED = "authentication failed";
+
+export interface ServerHandshakeOptions {
+  /** The server's private key. */
+  key: RsaPrivateKey;
+  /** Bytes of challenge_data (default 2048, at least 64). */
+  challengeSize?: number;
+  /** Fixed ephemeral secret and challenge randomness, for test vectors only. The secret is wiped. */
+  ephemeralSecret?: Uint8Array;
+  challengeRandom?: Uint8Array;
+}
+
+/** Finds a client's public key; `null` for an unknown or revoked ID. */
+export type KeyLookup = (
+  clientId: Uint8Array,
+) => RsaPublicKey | null | Promise<RsaPublicKey | null>;
+
+/** What a verified response yields. The caller seals CONFIG with `session.sealer` (counter 0). */
+export interface Accepted {
+  clientId: Uint8Array;
+  clientKey: RsaPublicKey;
+  session: SessionKeys;
+}
+
+export class ServerHandshake {
+  /** The challenge payload to send (without its frame header). */
+  readonly challenge: Uint8Array;
+  readonly #key: RsaPrivateKey;
+  #secret: Uint8Array | null;
+  #used = false;
+
+  constructor(opts: ServerHandshakeOptions) {
+    const size = opts.challengeSize ?? DEFAULT_CHALLENGE_SIZE;
+    const keyBytes = opts.key.publicKey.spki.length;
+    if (
+      !Number.isInteger(size) ||
+      size < MIN_CHALLENGE_SIZE ||
+      2 + keyBytes + size > MAX_FRAME_PAYLOAD
+    ) {
+      throw new RangeError(
+        `challenge_size must be an integer from ${MIN_CHALLENGE_SIZE} to ${MAX_FRAME_PAYLOAD - 2 - keyBytes}`,
+      );
+    }
+    this.#key = opts.key;
+    this.#secret = opts.ephemeralSecret ?? x25519Secret();
+    const random = opts.challengeRandom ?? randomBytes(size - X25519_BYTES);
+    if (random.length !== size - X25519_BYTES)
+      throw new RangeError("challengeRandom has the wrong length");
+    this.challenge = encodeChallenge(
+      opts.key.publicKey.spki,
+      concat(x25519Public(this.#secret), random),
+    );
+  }
+
+  /**
+   * Checks a response payload. Every failure throws `HandshakeError`; when the
+   * response decrypted but the client is not accepted (unknown, revoked, wrong key,
+   * bad signature) its `reply` is the STOP `authentication failed` payload to send
+   * before closing. Any other failure means: close without a word.
+   */
+  async verify(response: Uint8Array, lookup: KeyLookup): Promise<Accepted> {
+    if (this.#used || !this.#secret)
+      throw new HandshakeError("response", "BAD_STATE", "response already processed");
+    this.#used = true;
+    const secret = this.#secret;
+    const serverKey = this.#key.publicKey;
+    let plain: Uint8Array | undefined;
+    let shared: Uint8Array | undefined;
+    let keys: { c2s: Uint8Array; s2c: Uint8Array } | undefined;
+    try {
+      // Before any RSA work: exact length and a block below the modulus.
+      let parts: ReturnType<typeof splitResponse>;
+      try {
+        parts = splitResponse(response, serverKey.modulusBytes);
+      } catch (cause) {
+        throw new HandshakeError("response", "BAD_RESPONSE", "response has the wrong length", {
+          cause,
+        });
+      }
+      if (!serverKey.isBelowModulus(parts.block)) {
+        throw new HandshakeError("response", "BAD_RESPONSE", "OAEP block is not below the modulus");
+      }
+      try {
+        plain = await this.#key.decrypt(parts.block);
+      } catch (cause) {
+        throw new HandshakeError("key-exchange", "OAEP_FAILED", "OAEP block does not decrypt", {
+          cause,
+        });
+      }
+      if (plain.length !== OAEP_PLAINTEXT_BYTES) {
+        throw new HandshakeError("key-exchange", "OAEP_FAILED", "OAEP plaintext is not 64 bytes");
+      }
+      const clientEphemeral = plain.subarray(0, X25519_BYTES);
+      shared = x25519Shared(secret, clientEphemeral);
+      const th = transcriptHash(this.challenge, clientEphemeral);
+      keys = deriveKeys(shared, plain.subarray(X25519_BYTES), th);
+      const opener = new Opener(keys.c2s);
+      const sealer = new Sealer(keys.s2c);
+      let inner: Uint8Array;
+      try {
+        inner = opener.open(parts.sealed);
+      } catch (cause) {
+        throw new HandshakeError("response", "RESPONSE_UNREADABLE", "response does not open", {
+          cause,
+        });
+      }
+      const clientId = inner.slice(0, ID_BYTES);
+      const signature = inner.subarray(ID_BYTES);
+      const refuse = (code: string, message: string) =>
+        new HandshakeError("authentication", code, message, {
+          reply: sealer.seal(encodeControl(ControlType.STOP, AUTH_FAILED)),
+        });
+      const clientKey = await lookup(clientId);
+      // An unknown ID is checked against a dummy key of the same size, so timing does not tell.
+      const checkKey =
+        clientKey && clientKey.modulusBytes === signature.length
+          ? clientKey
+          : await dummyKey(signature.length);
+      const valid = await checkKey.verify(authMessage(th, clientId), signature);
+      if (!clientKey) throw refuse("UNKNOWN_CLIENT", "unknown or revoked client");
+      if (!valid || checkKey !== clientKey)
+        throw refuse("BAD_SIGNATURE", "signature does not verify");
+      return { clientId, clientKey, session: { sealer, opener } };
+    } catch (err) {
+      if (err instanceof HandshakeError) throw err;
+      throw new HandshakeError("key-exchange", "KEY_EXCHANGE_FAILED", "key exchange failed", {
+        cause: err,
+      });
+    } finally {
+      this.dispose();
+      wipe(plain, shared, keys?.c2s, keys?.s2c);
+    }
+  }
+
+  /** Wipes the ephemeral secret (after a timeout, say). Idempotent. */
+  dispose(): void {
+    wipe(this.#secret);
+    this.#secret = null;
+  }
+}
