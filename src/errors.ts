@@ -43,6 +43,8 @@ export class HandshakeError extends BackboneError {
   override name = "HandshakeError";
   readonly stage: HandshakeStage;
   reply?: Uint8Array;
+  /** The client ID claimed in the response, once known (for logs only, never echoed). */
+  clientId?: string;
   constructor(
     stage: HandshakeStage,
     code: string,
@@ -79,4 +81,9 @@ export class ConnectionError extends BackboneError {
 /** Invalid settings, arguments or files given by the user. */
 export class UsageError extends BackboneError {
   override name = "UsageError";
+}
+
+/** The registry or offline queue refused or failed an operation. */
+export class StoreError extends BackboneError {
+  override name = "StoreError";
 }

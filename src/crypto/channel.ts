@@ -49,33 +49,56 @@ abstract class Direction {
   }
 }
 
+function checkMessage(message: Uint8Array): number {
+  if (message.length === 0) throw new WireError("MESSAGE_EMPTY", "empty message");
+  if (message.length > MAX_MESSAGE_DATA) {
+    throw new WireError(
+      "MESSAGE_TOO_LARGE",
+      `message of ${message.length} bytes is outside 1..${MAX_MESSAGE_DATA}`,
+    );
+  }
+  return message.length;
+}
+
+/** Bytes of the whole encrypted frame that carries `message`. */
+export function frameLength(message: Uint8Array): number {
+  return FRAME_HEADER_BYTES + message.length + TAG_BYTES;
+}
+
 /** Encrypts the outgoing frames of one direction. */
 export class Sealer extends Direction {
   /** Encrypts `message` into a frame payload `ciphertext || tag`. */
   seal(message: Uint8Array): Uint8Array {
-    return this.#seal(message, 0);
+    const out = Buffer.allocUnsafe(checkMessage(message) + TAG_BYTES);
+    this.#seal(message, out, 0);
+    return out;
   }
 
   /** Encrypts `message` into a whole frame `size (u16) || ciphertext || tag`, one allocation. */
   sealFrame(message: Uint8Array): Uint8Array {
-    return this.#seal(message, FRAME_HEADER_BYTES);
+    const out = Buffer.allocUnsafe(frameLength(message));
+    this.sealInto(message, out, 0);
+    return out;
   }
 
-  #seal(message: Uint8Array, header: number): Uint8Array {
-    if (message.length === 0 || message.length > MAX_MESSAGE_DATA) {
-      throw new WireError(
-        "MESSAGE_TOO_LARGE",
-        `message of ${message.length} bytes is outside 1..${MAX_MESSAGE_DATA}`,
-      );
-    }
+  /**
+   * Encrypts `message` as a whole frame into `out` at `at` (which must have
+   * `frameLength(message)` bytes free); returns the offset after it. Lets a writer
+   * coalesce many frames into one buffer and one write.
+   */
+  sealInto(message: Uint8Array, out: Buffer, at: number): number {
+    const size = checkMessage(message) + TAG_BYTES;
+    if (at + FRAME_HEADER_BYTES + size > out.length)
+      throw new RangeError("sealInto: buffer too small");
+    out.writeUInt16BE(size, at);
+    return this.#seal(message, out, at + FRAME_HEADER_BYTES);
+  }
+
+  #seal(message: Uint8Array, out: Buffer, at: number): number {
     const cipher = createCipheriv("aes-256-gcm", this.key, this.next());
-    const size = message.length + TAG_BYTES;
-    const out = Buffer.allocUnsafe(header + size);
-    if (header) out.writeUInt16BE(size, 0);
-    let at = header + cipher.update(message).copy(out, header);
-    at += cipher.final().copy(out, at);
-    cipher.getAuthTag().copy(out, at);
-    return out;
+    let end = at + cipher.update(message).copy(out, at);
+    end += cipher.final().copy(out, end);
+    return end + cipher.getAuthTag().copy(out, end);
   }
 }
 

@@ -5,7 +5,9 @@
 import {
   closeSync,
   fchmodSync,
+  fstatSync,
   fsyncSync,
+  linkSync,
   openSync,
   readFileSync,
   renameSync,
@@ -24,29 +26,42 @@ const CHECK_MODES = process.platform !== "win32";
  * `KEY_UNREADABLE` when it cannot be read.
  */
 export function readSecretFile(path: string): string {
-  let mode: number;
+  let fd: number;
   try {
-    mode = statSync(path).mode;
+    fd = openSync(path, "r");
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const why =
-      code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(code);
-    throw new KeyError("KEY_UNREADABLE", `cannot read ${path}: ${why}`, { cause });
-  }
-  if (CHECK_MODES && (mode & 0o077) !== 0) {
-    const octal = (mode & 0o777).toString(8).padStart(4, "0");
-    throw new KeyError(
-      "KEY_PERMISSIONS",
-      `permissions ${octal} for '${path}' are too open: a private key must not be accessible by others (fix: chmod 600 '${path}')`,
-    );
+    throw unreadable(path, cause);
   }
   try {
-    return readFileSync(path, "utf8");
+    // Mode checked on the open file, so it cannot change between the check and the read.
+    const mode = fstatSync(fd).mode;
+    if (CHECK_MODES && (mode & 0o077) !== 0) {
+      const octal = (mode & 0o777).toString(8).padStart(4, "0");
+      throw new KeyError(
+        "KEY_PERMISSIONS",
+        `permissions ${octal} for '${path}' are too open: a private key must not be accessible by others (fix: chmod 600 '${path}')`,
+      );
+    }
+    return readFileSync(fd, "utf8");
   } catch (cause) {
-    throw new KeyError("KEY_UNREADABLE", `cannot read ${path}: ${(cause as Error).message}`, {
-      cause,
-    });
+    if (cause instanceof KeyError) throw cause;
+    throw unreadable(path, cause);
+  } finally {
+    closeSync(fd);
   }
+}
+
+function unreadable(path: string, cause: unknown): KeyError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  const why =
+    code === "ENOENT"
+      ? "no such file"
+      : code === "EACCES"
+        ? "permission denied"
+        : code === "EISDIR"
+          ? "is a directory"
+          : (code ?? String(cause));
+  return new KeyError("KEY_UNREADABLE", `cannot read ${path}: ${why}`, { cause });
 }
 
 /**
@@ -55,9 +70,7 @@ export function readSecretFile(path: string): string {
  * with `KeyError` `FILE_EXISTS` instead of replaced.
  */
 export function writeSecretFile(path: string, text: string, { exclusive = true } = {}): void {
-  if (exclusive && exists(path)) {
-    throw new KeyError("FILE_EXISTS", `${path} already exists; refusing to overwrite it`);
-  }
+  if (exclusive && exists(path)) throw existsError(path);
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   let fd: number;
   try {
@@ -75,13 +88,24 @@ export function writeSecretFile(path: string, text: string, { exclusive = true }
     } finally {
       closeSync(fd);
     }
-    renameSync(tmp, path);
+    if (exclusive) {
+      // link() fails if `path` appeared meanwhile: no window to overwrite it.
+      linkSync(tmp, path);
+      rmSync(tmp, { force: true });
+    } else {
+      renameSync(tmp, path);
+    }
   } catch (cause) {
     rmSync(tmp, { force: true });
+    if ((cause as NodeJS.ErrnoException).code === "EEXIST") throw existsError(path);
     throw new KeyError("KEY_UNWRITABLE", `cannot write ${path}: ${(cause as Error).message}`, {
       cause,
     });
   }
+}
+
+function existsError(path: string): KeyError {
+  return new KeyError("FILE_EXISTS", `${path} already exists; refusing to overwrite it`);
 }
 
 function exists(path: string): boolean {

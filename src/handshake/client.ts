@@ -51,7 +51,7 @@ export class ClientHandshake {
   readonly #opts: ClientHandshakeOptions;
   #s2c: Uint8Array | null = null;
   #sealer: Sealer | null = null;
-  #state: "start" | "responded" | "done" | "failed" = "start";
+  #state: "start" | "responding" | "responded" | "done" | "failed" = "start";
 
   constructor(opts: ClientHandshakeOptions) {
     if (opts.id.length !== ID_BYTES) throw new RangeError("client ID must be 16 bytes");
@@ -64,8 +64,10 @@ export class ClientHandshake {
    * `key-exchange`) otherwise. After any failure nothing secret is kept.
    */
   async respond(challengePayload: Uint8Array): Promise<Uint8Array> {
-    if (this.#state !== "start")
+    if (this.#state !== "start") {
       throw new HandshakeError("challenge", "BAD_STATE", "challenge already answered");
+    }
+    this.#state = "responding";
     const eC = this.#opts.ephemeralSecret ?? x25519Secret();
     const rC = this.#opts.rC ?? randomBytes(R_C_BYTES);
     let shared: Uint8Array | undefined;

@@ -19,6 +19,7 @@ import {
 } from "../crypto/primitives.ts";
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { HandshakeError } from "../errors.ts";
+import { idToText } from "../ids.ts";
 import {
   DEFAULT_CHALLENGE_SIZE,
   ID_BYTES,
@@ -142,10 +143,13 @@ export class ServerHandshake {
       }
       const clientId = inner.slice(0, ID_BYTES);
       const signature = inner.subarray(ID_BYTES);
-      const refuse = (code: string, message: string) =>
-        new HandshakeError("authentication", code, message, {
+      const refuse = (code: string, message: string) => {
+        const err = new HandshakeError("authentication", code, message, {
           reply: sealer.seal(encodeControl(ControlType.STOP, AUTH_FAILED)),
         });
+        err.clientId = idToText(clientId); // any 16 bytes format as UUID text
+        return err;
+      };
       const clientKey = await lookup(clientId);
       // An unknown ID is checked against a dummy key of the same size, so timing does not tell.
       const checkKey =

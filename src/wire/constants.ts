@@ -67,5 +67,8 @@ export const LABEL_TRANSCRIPT = "backbone/1 transcript";
 export const LABEL_KEYS = "backbone/1 keys";
 export const LABEL_AUTH = "backbone/1 auth";
 
+/** The TCP port a server listens on unless told otherwise. */
+export const DEFAULT_PORT = 7447;
+
 /** Protocol name and version as shown in SERVER_STATUS. */
 export const PROTOCOL = "backbone/1";

@@ -60,13 +60,17 @@ export class FrameReader {
   /**
    * Consumes `chunk`, calling `onFrame` for every complete frame in order. If
    * `onFrame` returns `false`, reading stops and the rest of the chunk is returned
-   * (copied) so the caller can feed it again later; otherwise returns `null`.
+   * so the caller can feed it again later — copied, unless `owned` says the caller
+   * owns `chunk` (then a subarray, so pausing often is not quadratic); otherwise `null`.
    * Throws `WireError` (`FRAME_EMPTY`, `FRAME_TOO_LARGE`) on a bad size.
    */
   push(
     chunk: Uint8Array,
     onFrame: (payload: Uint8Array) => boolean | undefined,
+    owned = false,
   ): Uint8Array | null {
+    const rest = (at: number) =>
+      at >= chunk.length ? null : owned ? chunk.subarray(at) : chunk.slice(at);
     if (this.#failed) throw this.#failed;
     let at = 0;
     const end = chunk.length;
@@ -81,7 +85,7 @@ export class FrameReader {
         const frame = this.#pending;
         this.#pending = null;
         this.#filled = 0;
-        if (onFrame(frame) === false) return at < end ? chunk.slice(at) : null;
+        if (onFrame(frame) === false) return rest(at);
         continue;
       }
       let size: number;
@@ -105,7 +109,7 @@ export class FrameReader {
       if (end - at >= size) {
         const frame = chunk.subarray(at, at + size);
         at += size;
-        if (onFrame(frame) === false) return at < end ? chunk.slice(at) : null;
+        if (onFrame(frame) === false) return rest(at);
       } else {
         this.#pending = new Uint8Array(size);
         this.#filled = 0;

@@ -29,6 +29,12 @@ export const ControlType = {
 } as const;
 export type ControlType = (typeof ControlType)[keyof typeof ControlType];
 
+/**
+ * S2S types: commands the server core posts on a client queue. They never travel on
+ * a socket (scoping); the body of STOP is the reason.
+ */
+export const S2SType = { STOP: 0, CONFIG: 1 } as const;
+
 const CONTROL_TYPES: ReadonlySet<number> = new Set(Object.values(ControlType));
 
 /** A decoded C2C message. `address` is the recipient (client → server) or sender (server → client). */

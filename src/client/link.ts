@@ -1,0 +1,306 @@
+/**
+ * One client connection: TCP connect, the handshake, then the session's frames.
+ * `Client` (client.ts) strings links together across reconnects.
+ */
+import type { Socket } from "bun";
+import type { Opener } from "../crypto/channel.ts";
+import { ConnectionError, HandshakeError } from "../errors.ts";
+import { ClientHandshake } from "../handshake/client.ts";
+import { idToBytes } from "../ids.ts";
+import { CONTROL, Outbox } from "../net/outbox.ts";
+import { MAX_CHALLENGE_PAYLOAD, MAX_FRAME_PAYLOAD } from "../wire/constants.ts";
+import { encodeFrame, FrameReader } from "../wire/frame.ts";
+import {
+  ControlType,
+  decodeMessage,
+  decodeText,
+  encodeControl,
+  Format,
+  type Message,
+} from "../wire/message.ts";
+import type { Identity } from "./identity.ts";
+
+/** How a link ended. */
+export interface LinkEnd {
+  /** The server's STOP reason, when it sent one. */
+  stop?: string;
+  /** What went wrong, when something did. */
+  error?: Error;
+}
+
+export interface LinkHandlers {
+  /** A decrypted message of the session (CONFIG after the first included). */
+  message(msg: Message): void;
+  /** The link is gone; called once. */
+  end(how: LinkEnd): void;
+}
+
+function unreachable(
+  host: string,
+  port: number,
+  cause: Error & { code?: string },
+): ConnectionError {
+  const why = cause.code === "ECONNREFUSED" ? "connection refused" : (cause.code ?? cause.message);
+  return new ConnectionError("UNREACHABLE", `cannot connect to ${host}:${port}: ${why}`, { cause });
+}
+
+type State = "connecting" | "challenge" | "responding" | "config" | "open" | "closed";
+
+export class Link {
+  readonly #handlers: LinkHandlers;
+  #socket: Socket<Link> | null = null;
+  #state: State = "connecting";
+  #reader = new FrameReader(MAX_CHALLENGE_PAYLOAD);
+  #hs: ClientHandshake;
+  #opener: Opener | null = null;
+  #outbox: Outbox | null = null;
+  #flushScheduled = false;
+  #paused: Uint8Array[] | null = null;
+  #ended = false;
+  #stopReason: string | undefined;
+  #ready: PromiseWithResolvers<Record<string, unknown>> = Promise.withResolvers();
+  /** performance.now() of the last frame received / message queued. */
+  lastReceived = performance.now();
+  lastSent = performance.now();
+
+  private constructor(identity: Identity, handlers: LinkHandlers) {
+    this.#handlers = handlers;
+    this.#hs = new ClientHandshake({
+      id: idToBytes(identity.id),
+      key: identity.key,
+      pinnedServerKey: identity.serverKey,
+    });
+    this.#ready.promise.catch(() => {});
+  }
+
+  /**
+   * Connects and authenticates. Resolves with the link and the first CONFIG's JSON;
+   * rejects with `HandshakeError` / `PinningError` / `ConnectionError`, leaving nothing open.
+   */
+  static async open(
+    identity: Identity,
+    host: string,
+    port: number,
+    timeoutMs: number,
+    handlers: LinkHandlers,
+  ): Promise<{ link: Link; config: Record<string, unknown> }> {
+    const link = new Link(identity, handlers);
+    const timer = setTimeout(
+      () =>
+        link.#fail(
+          new ConnectionError(
+            "TIMEOUT",
+            `no answer from ${host}:${port} within ${timeoutMs / 1000} s`,
+          ),
+        ),
+      timeoutMs,
+    );
+    try {
+      const socket = await Bun.connect<Link>({
+        hostname: host,
+        port,
+        data: link,
+        socket: {
+          open: (s) => s.data.#onOpen(s),
+          data: (s, chunk) => s.data.#onData(chunk),
+          drain: (s) => s.data.#outbox?.drain(),
+          close: (s) => s.data.#onClose(),
+          error: (s, error) => s.data.#fail(error),
+          connectError: (s, error) => s.data.#fail(unreachable(host, port, error)),
+        },
+      }).catch((cause: Error) => {
+        throw unreachable(host, port, cause);
+      });
+      if (link.#ended) socket.terminate();
+      const config = await link.#ready.promise;
+      return { link, config };
+    } catch (err) {
+      link.#fail(err as Error);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #onOpen(socket: Socket<Link>): void {
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    if (this.#ended) {
+      socket.terminate();
+      return;
+    }
+    this.#state = "challenge";
+  }
+
+  #onData(chunk: Uint8Array, owned = false): void {
+    if (this.#paused) {
+      this.#paused.push(new Uint8Array(chunk));
+      return;
+    }
+    try {
+      const rest = this.#reader.push(chunk, this.#onFrame, owned);
+      if (rest) {
+        this.#paused ??= [];
+        this.#paused.unshift(rest);
+      }
+    } catch (err) {
+      this.#fail(
+        new ConnectionError("PROTOCOL", `bad frame from the server: ${(err as Error).message}`, {
+          cause: err,
+        }),
+      );
+    }
+  }
+
+  readonly #onFrame = (payload: Uint8Array): boolean | undefined => {
+    switch (this.#state) {
+      case "challenge":
+        this.#state = "responding";
+        this.#paused = [];
+        void this.#respond(payload.slice());
+        return false;
+      case "config": {
+        let done: ReturnType<ClientHandshake["finish"]>;
+        try {
+          done = this.#hs.finish(payload);
+        } catch (err) {
+          this.#fail(err as Error);
+          return false;
+        }
+        this.#opener = done.session.opener;
+        this.#outbox = new Outbox(this.#socket as Socket<unknown>, done.session.sealer);
+        this.#outbox.onExhausted = () => this.stop("rekey required");
+        this.#reader.max = MAX_FRAME_PAYLOAD;
+        this.#state = "open";
+        this.lastReceived = performance.now();
+        this.#ready.resolve(done.config);
+        return;
+      }
+      case "open":
+        return this.#onSessionFrame(payload);
+      default:
+        return false;
+    }
+  };
+
+  async #respond(challenge: Uint8Array): Promise<void> {
+    try {
+      const response = await this.#hs.respond(challenge);
+      if (this.#ended || !this.#socket) return;
+      this.#socket.write(encodeFrame(response));
+      this.#state = "config";
+      const chunks = this.#paused ?? [];
+      this.#paused = null;
+      for (const c of chunks) this.#onData(c, true);
+    } catch (err) {
+      this.#fail(err as Error);
+    }
+  }
+
+  #onSessionFrame(payload: Uint8Array): boolean | undefined {
+    let msg: Message;
+    try {
+      msg = decodeMessage((this.#opener as Opener).open(payload));
+    } catch (err) {
+      if ((err as { code?: string }).code === "DECRYPT_FAILED") {
+        this.#fail(
+          new ConnectionError("PROTOCOL", "a frame from the server failed authentication"),
+        );
+        return false;
+      }
+      return; // reserved or malformed: discarded
+    }
+    this.lastReceived = performance.now();
+    if (msg.format === Format.CONTROL && msg.type === ControlType.STOP) {
+      try {
+        this.#stopReason = decodeText(msg.body);
+      } catch {
+        this.#stopReason = "stopped";
+      }
+      this.#socket?.end();
+      return false;
+    }
+    this.#handlers.message(msg);
+    return this.#state === "open" ? undefined : false;
+  }
+
+  /** Queues a message; frames are sealed and written together once the current task ends. */
+  send(message: Uint8Array): void {
+    if (this.#state !== "open" || !this.#outbox) {
+      throw new ConnectionError("NOT_CONNECTED", "not connected");
+    }
+    this.#outbox.push(message, CONTROL);
+    this.lastSent = performance.now();
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => {
+        this.#flushScheduled = false;
+        this.#outbox?.flush();
+      });
+    }
+  }
+
+  /** Bytes queued or waiting for the socket. */
+  get pendingBytes(): number {
+    return this.#outbox?.pendingBytes ?? 0;
+  }
+
+  get open(): boolean {
+    return this.#state === "open";
+  }
+
+  /** Sends STOP `reason` after anything queued, then closes. */
+  stop(reason: string): void {
+    if (this.#state !== "open" || !this.#outbox) {
+      this.terminate();
+      return;
+    }
+    this.#outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
+    this.#outbox.onIdle = () => this.#socket?.end();
+    this.#outbox.flush();
+    this.#state = "closed";
+    setTimeout(() => this.terminate(), 1000).unref();
+  }
+
+  /** Closes at once. */
+  terminate(): void {
+    this.#socket?.terminate();
+    this.#fail(new ConnectionError("CLOSED", "connection closed"));
+  }
+
+  #onClose(): void {
+    if (this.#state === "config" || this.#state === "responding" || this.#state === "challenge") {
+      this.#fail(
+        new HandshakeError(
+          "config",
+          "CLOSED_DURING_HANDSHAKE",
+          "the server closed the connection during the handshake",
+        ),
+      );
+      return;
+    }
+    this.#fail(
+      this.#stopReason === undefined
+        ? new ConnectionError("CLOSED", "connection closed by the server")
+        : undefined,
+    );
+  }
+
+  #fail(error: Error | undefined): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const wasOpen = this.#state === "open" || this.#state === "closed";
+    this.#state = "closed";
+    this.#hs.dispose();
+    this.#outbox?.close();
+    this.#socket?.terminate();
+    if (!wasOpen) {
+      this.#ready.reject(error ?? new ConnectionError("CLOSED", "connection closed"));
+      return;
+    }
+    const how: LinkEnd = {};
+    if (this.#stopReason !== undefined) how.stop = this.#stopReason;
+    if (error && this.#stopReason === undefined) how.error = error;
+    this.#handlers.end(how);
+  }
+}

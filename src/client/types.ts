@@ -1,0 +1,76 @@
+/** Public types of the client library. */
+import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
+import type { ConnectionSettings } from "../wire/settings.ts";
+import type { Identity } from "./identity.ts";
+
+export interface ConnectOptions {
+  /** An identity, or the path of an identity file. */
+  identity?: Identity | string;
+  /** Without an identity: this client's ID, key, the pinned server key and `host:port`. */
+  id?: string;
+  name?: string;
+  key?: RsaPrivateKey;
+  serverKey?: RsaPublicKey;
+  /** `host:port`; overrides the identity's. */
+  server?: string;
+  /** Reconnect after the connection drops (default true). */
+  reconnect?: boolean;
+  /** Backoff between attempts: starts at `initialMs` (250), doubles up to `maxMs` (30 000), with jitter. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Keep trying the first connection this long (ms) while the server is unreachable (default 0). */
+  waitForServer?: number;
+  /** Seconds to wait for the handshake (default: connection_timeout, 10). */
+  connectTimeout?: number;
+  /** Bytes of messages kept while reconnecting (default 8 MiB); beyond, `send` throws. */
+  maxBufferedBytes?: number;
+}
+
+/** A C2C message received. */
+export interface IncomingMessage {
+  /** Sender's ID (the server writes the true sender). */
+  from: string;
+  data: Uint8Array;
+  /** `direct`, `broadcast`, or `stored` (held while this client was offline). */
+  kind: "direct" | "broadcast" | "stored";
+  /** When the server stored it (stored messages only). */
+  queuedAt: Date | null;
+  receivedAt: Date;
+}
+
+/** What became of a message that was not delivered live. */
+export interface Notice {
+  /** The recipient's ID (all `f` for a broadcast). */
+  address: string;
+  status: "queued" | "unknown" | "rejected" | "too_large" | "rate_limited";
+  reason: string;
+}
+
+export interface ServerStatus {
+  protocol: string;
+  version: string;
+  server_key: string;
+  time: number;
+  uptime: number;
+  clients_online: number;
+  clients_registered: number;
+  messages_routed: number;
+  messages_queued: number;
+  messages_stored: number;
+  messages_discarded: number;
+  connections: number;
+  [key: string]: unknown;
+}
+
+export type ClientStatusEntry =
+  | { id: string; name: string; online: boolean; last_seen: number | null }
+  | { query: string; error: "unknown" };
+
+export interface ClientEvents {
+  message: [IncomingMessage];
+  notice: [Notice];
+  config: [ConnectionSettings];
+  connect: [{ server: string; serverKey: string }];
+  disconnect: [{ reason: string; willReconnect: boolean }];
+  reconnecting: [{ attempt: number; delayMs: number; error?: Error }];
+  close: [{ error?: Error }];
+}

@@ -1,0 +1,407 @@
+/**
+ * One client connection on the server: the handshake, then the client handler —
+ * frames in (decrypted and handed to the handler in order), the client queue
+ * (`post`, from the server core) and the outbox (the one writer of this connection).
+ *
+ * Frames of one connection are handled strictly in order: when a frame needs the
+ * store (an offline message, a status query), reading pauses until it is done, and
+ * the bytes that arrive meanwhile wait. So replies and NOTICEs come in request order,
+ * and a HEARTBEAT answer proves every earlier frame was handled.
+ */
+import type { Socket } from "bun";
+import type { Opener } from "../crypto/channel.ts";
+import { HandshakeError, type WireError } from "../errors.ts";
+import { ServerHandshake } from "../handshake/server.ts";
+import { idKey, idToText } from "../ids.ts";
+import { CONTROL, LIVE, Outbox } from "../net/outbox.ts";
+import { COUNTER_LIMIT, MAX_FRAME_PAYLOAD, MAX_RESPONSE_PAYLOAD } from "../wire/constants.ts";
+import { encodeFrame, FrameReader } from "../wire/frame.ts";
+import { ControlType, encodeControl, Format, S2SType } from "../wire/message.ts";
+import type { ServerContext } from "./context.ts";
+import { deliverStored } from "./delivery.ts";
+
+export type Phase = "handshake" | "verifying" | "open" | "closing" | "closed";
+
+/** Bytes a connection may send while its reading is paused, before it is stopped. */
+const MAX_PAUSED_BYTES = 4 * 1024 * 1024;
+/** How long a stopping connection may take to flush its STOP before it is cut. */
+const STOP_GRACE_MS = 2000;
+
+const decoder = new TextDecoder();
+
+export class Connection {
+  readonly ctx: ServerContext;
+  readonly socket: Socket<Connection>;
+  readonly address: string;
+  readonly prefix: string;
+  readonly openedAt = performance.now();
+  /** Last valid frame (performance.now() ms). */
+  lastSeen = performance.now();
+  phase: Phase = "handshake";
+  /** Set once authenticated. */
+  id: Uint8Array = new Uint8Array(0);
+  idText = "";
+  key = "";
+  name = "";
+  outbox: Outbox | null = null;
+  /** Why the connection ended, for the log. */
+  endReason = "closed by peer";
+
+  #reader = new FrameReader(MAX_RESPONSE_PAYLOAD);
+  #hs: ServerHandshake | null;
+  #opener: Opener | null = null;
+  #paused: Uint8Array[] | null = null;
+  #pausedBytes = 0;
+  /** Live messages held back while stored ones are delivered (kinds alongside). */
+  #held: Uint8Array[] | null = null;
+  #heldKinds: number[] = [];
+  #heldBytes = 0;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(ctx: ServerContext, socket: Socket<Connection>, prefix: string) {
+    this.ctx = ctx;
+    this.socket = socket;
+    this.address = socket.remoteAddress;
+    this.prefix = prefix;
+    this.#hs = new ServerHandshake({ key: ctx.key, challengeSize: ctx.settings.challenge_size });
+    this.#writeRaw(encodeFrame(this.#hs.challenge));
+  }
+
+  /** Bytes written before the session exists (challenge, refusal), with their own drain. */
+  #raw: Uint8Array | null = null;
+
+  #writeRaw(bytes: Uint8Array): void {
+    if (this.#raw) {
+      this.#raw = Buffer.concat([this.#raw, bytes]);
+      return;
+    }
+    const n = this.socket.write(bytes);
+    if (n >= 0 && n < bytes.length) this.#raw = bytes.subarray(n);
+  }
+
+  onDrain(): void {
+    if (this.#raw) {
+      const raw = this.#raw;
+      this.#raw = null;
+      this.#writeRaw(raw);
+      if (!this.#raw && this.phase === "closing" && !this.outbox) this.socket.end();
+      return;
+    }
+    this.outbox?.drain();
+  }
+
+  /** True once the client holds CONFIG and may receive live messages. */
+  get routable(): boolean {
+    return this.phase === "open";
+  }
+
+  // ---- bytes in -------------------------------------------------------------------
+
+  onData(chunk: Uint8Array): void {
+    if (this.phase === "closed" && !this.#paused) return;
+    if (this.#paused) {
+      this.#pausedBytes += chunk.length;
+      if (this.#pausedBytes > MAX_PAUSED_BYTES && this.phase !== "verifying") {
+        this.stop("sending too fast");
+        return;
+      }
+      if (this.#pausedBytes > MAX_RESPONSE_PAYLOAD * 4 && this.phase === "verifying") {
+        this.abort("data before the handshake finished");
+        return;
+      }
+      this.#paused.push(new Uint8Array(chunk));
+      return;
+    }
+    this.#feed(chunk);
+  }
+
+  /** `owned`: the chunk is our own copy (held while paused), so remainders need no copy. */
+  #feed(chunk: Uint8Array, owned = false): void {
+    let rest: Uint8Array | null;
+    try {
+      rest = this.#reader.push(chunk, this.#onFrame, owned);
+    } catch (err) {
+      if (this.phase === "handshake") this.abort(`bad handshake frame: ${(err as Error).message}`);
+      else this.protocolError((err as Error).message);
+      return;
+    }
+    if (rest) {
+      this.#paused ??= [];
+      this.#paused.unshift(rest);
+    }
+  }
+
+  readonly #onFrame = (payload: Uint8Array): boolean | undefined => {
+    if (this.phase === "handshake") {
+      this.#paused = [];
+      void this.#verify(payload.slice());
+      return false;
+    }
+    if (!this.#opener || this.phase === "verifying") return false;
+    let plain: Uint8Array;
+    try {
+      plain = this.#opener.open(payload);
+    } catch (err) {
+      this.protocolError((err as WireError).message);
+      return false;
+    }
+    this.lastSeen = performance.now();
+    if (this.#opener.counter >= COUNTER_LIMIT) {
+      this.stop("rekey required"); // the client used its last counter
+      return false;
+    }
+    const pending = this.ctx.handle(this, plain);
+    if (pending) {
+      this.#pauseUntil(pending);
+      return false;
+    }
+    return this.phase === "open" || this.phase === "closed" ? undefined : false;
+  };
+
+  #pauseUntil(task: Promise<void>): void {
+    this.#paused ??= [];
+    task.then(
+      () => this.#resume(),
+      (err) => {
+        this.ctx.log.error("handler failed", { id: this.idText, error: String(err) });
+        this.stop("internal error");
+      },
+    );
+  }
+
+  #resume(): void {
+    const chunks = this.#paused ?? [];
+    this.#paused = null;
+    this.#pausedBytes = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      this.#feed(chunks[i] as Uint8Array, true);
+      if (this.#paused) {
+        (this.#paused as Uint8Array[]).push(...chunks.slice(i + 1));
+        return;
+      }
+    }
+  }
+
+  // ---- the handshake --------------------------------------------------------------
+
+  async #verify(response: Uint8Array): Promise<void> {
+    const { ctx } = this;
+    const hs = this.#hs as ServerHandshake;
+    this.phase = "verifying";
+    if (!ctx.handshakeRate.take(this.prefix)) {
+      ctx.stats.handshakesRefused++;
+      ctx.log.warn("handshake rate limited", { addr: this.address, prefix: this.prefix });
+      this.abort("handshake rate limited");
+      return;
+    }
+    let name = "";
+    try {
+      const accepted = await ctx.rsa.run(() =>
+        this.phase !== "verifying"
+          ? Promise.reject(new Error("closed while waiting"))
+          : hs.verify(response, async (id) => {
+              const found = await ctx.lookupClient(id);
+              name = found?.record.name ?? "";
+              return found?.key ?? null;
+            }),
+      );
+      if (this.phase !== "verifying") return; // closed or timed out meanwhile
+      this.#hs = null;
+      this.id = accepted.clientId;
+      this.idText = idToText(accepted.clientId);
+      this.key = idKey(accepted.clientId);
+      this.name = name;
+      this.#opener = accepted.session.opener;
+      this.#reader.max = MAX_FRAME_PAYLOAD;
+      this.outbox = new Outbox(this.socket as Socket<unknown>, accepted.session.sealer);
+      this.outbox.onIdle = () => this.#onIdle();
+      this.outbox.onExhausted = () => this.stop("rekey required");
+      // CONFIG takes s2c counter 0: it is queued before the client becomes routable,
+      // so nothing can be sealed ahead of it.
+      this.outbox.push(encodeControl(ControlType.CONFIG, ctx.connectionSettings()), CONTROL);
+      this.#held = [];
+      this.phase = "open";
+      ctx.handshakeEnded(this, true);
+      this.inherit(ctx.router.register(this));
+      this.outbox.flush();
+      ctx.log.info("connect", { id: this.idText, name, addr: this.address });
+      void deliverStored(this);
+      this.#resume();
+    } catch (err) {
+      if (this.phase !== "verifying") return;
+      ctx.stats.authFailures++;
+      const e = err instanceof HandshakeError ? err : null;
+      ctx.log.warn("auth failed", {
+        addr: this.address,
+        id: e?.clientId,
+        stage: e?.stage ?? "internal",
+        reason: e?.code ?? String(err),
+      });
+      if (e?.reply) {
+        this.#writeRaw(encodeFrame(e.reply));
+        this.endReason = "authentication failed";
+        this.phase = "closing";
+        if (!this.#raw) this.socket.end();
+        setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
+      } else {
+        this.abort(e ? `handshake failed (${e.code})` : "handshake failed");
+      }
+    }
+  }
+
+  /** Closes a connection that has no session (yet): no STOP, just the socket. */
+  abort(reason: string): void {
+    if (this.phase === "closed") return;
+    this.endReason = reason;
+    this.phase = "closing";
+    this.socket.terminate();
+  }
+
+  // ---- the client queue and the outbox -------------------------------------------------
+
+  /**
+   * The client queue: the server core posts here. C2C messages are delivered; S2S
+   * commands (STOP, CONFIG) are carried out; anything else is discarded and counted
+   * (scoping: C2S/S2C never travel on the queue). `kind` is LIVE for a storable direct
+   * message, CONTROL otherwise.
+   */
+  post(message: Uint8Array, kind: number = LIVE): void {
+    const format = (message[0] as number) >>> 4;
+    const type = (message[0] as number) & 0x0f;
+    if (format === Format.C2C) this.#deliver(message, kind);
+    else if (format === Format.S2S && type === S2SType.STOP)
+      this.stop(decoder.decode(message.subarray(1)));
+    else if (format === Format.S2S && type === S2SType.CONFIG) {
+      this.reply(encodeControl(ControlType.CONFIG, this.ctx.connectionSettings()));
+    } else this.ctx.stats.discarded++;
+  }
+
+  #deliver(message: Uint8Array, kind: number): void {
+    if (this.phase !== "open" || !this.outbox) return;
+    if (this.#held) {
+      this.#held.push(message);
+      this.#heldKinds.push(kind);
+      this.#heldBytes += message.length;
+    } else {
+      this.outbox.push(message, kind);
+      this.ctx.schedule(this);
+    }
+    if (this.outbox.pendingBytes + this.#heldBytes > this.ctx.settings.max_outbound_bytes) {
+      this.ctx.stats.slowConsumers++;
+      this.stop("slow consumer");
+    }
+  }
+
+  /** Queues a control message (reply, NOTICE) for this client. */
+  reply(message: Uint8Array): void {
+    if (this.phase !== "open" || !this.outbox) return;
+    this.outbox.push(message, CONTROL);
+    this.ctx.schedule(this);
+  }
+
+  /** Ends the hold on live messages once stored ones have been queued. */
+  releaseHeld(): void {
+    const held = this.#held;
+    this.#held = null;
+    if (!held || !this.outbox || this.phase !== "open") return;
+    for (let i = 0; i < held.length; i++)
+      this.outbox.push(held[i] as Uint8Array, this.#heldKinds[i] as number);
+    this.#heldKinds = [];
+    this.#heldBytes = 0;
+    this.ctx.schedule(this);
+  }
+
+  /** Resolves when everything queued has been handed to the socket, or the connection ended. */
+  whenIdle(): Promise<void> {
+    if (!this.outbox || this.outbox.idle || this.phase === "closed") return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #onIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+    if (this.phase === "closing") this.socket.end();
+  }
+
+  /**
+   * Takes the live direct messages not yet handed to the socket (held and queued), to
+   * be stored or given to a replacing connection.
+   */
+  takeUndelivered(): Uint8Array[] {
+    const live = (this.#held ?? []).filter((_, i) => this.#heldKinds[i] === LIVE);
+    this.#held = this.#held ? [] : null;
+    this.#heldKinds = [];
+    this.#heldBytes = 0;
+    return [...live, ...(this.outbox?.takeUndelivered(this.phase === "closed") ?? [])];
+  }
+
+  /** Takes over messages a replaced connection had not delivered; they go after stored ones. */
+  inherit(messages: Uint8Array[]): void {
+    for (const m of messages) this.#deliver(m, LIVE);
+  }
+
+  // ---- the end --------------------------------------------------------------------
+
+  /**
+   * Sends STOP with `reason` after what was already sealed, then closes. Undelivered
+   * live messages are stored for the client's next login.
+   */
+  stop(reason: string): void {
+    if (this.phase === "closing" || this.phase === "closed") return;
+    if (this.phase !== "open" || !this.outbox) {
+      this.abort(reason);
+      return;
+    }
+    this.endReason = reason;
+    this.ctx.router.unregister(this);
+    this.ctx.router.storeUndelivered(this.idText, this.takeUndelivered());
+    this.outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
+    this.phase = "closing";
+    this.outbox.flush();
+    if (this.outbox.idle) this.socket.end();
+    setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
+  }
+
+  /** The client said STOP: close without answering. */
+  peerStopped(reason: string): void {
+    this.endReason = reason ? `client stop: ${reason}` : "client stop";
+    this.ctx.router.unregister(this);
+    this.phase = "closing";
+    this.socket.end();
+  }
+
+  /** The client broke the protocol: STOP `protocol error`. */
+  protocolError(detail: string): void {
+    this.ctx.stats.protocolErrors++;
+    this.ctx.log.warn("protocol error", {
+      id: this.idText || undefined,
+      addr: this.address,
+      detail,
+    });
+    this.stop("protocol error");
+  }
+
+  /** The socket is gone: store what was not delivered, free everything. */
+  onClose(): void {
+    if (this.phase === "closed") return;
+    const wasAuthenticated = this.outbox !== null;
+    const wasHandshaking = this.phase === "handshake" || this.phase === "verifying";
+    this.phase = "closed";
+    this.#hs?.dispose();
+    this.#hs = null;
+    this.outbox?.close();
+    if (wasHandshaking) this.ctx.handshakeEnded(this, false);
+    if (wasAuthenticated) {
+      this.ctx.router.unregister(this);
+      this.ctx.router.storeUndelivered(this.idText, this.takeUndelivered());
+      this.ctx.log.info("disconnect", {
+        id: this.idText,
+        name: this.name,
+        addr: this.address,
+        reason: this.endReason,
+      });
+    }
+    this.#onIdle();
+  }
+}

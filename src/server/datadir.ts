@@ -1,0 +1,95 @@
+/**
+ * The server's data directory: its key pair and the SQLite store.
+ *
+ *   DIR/server.key    PKCS#8 PEM private key (0600)
+ *   DIR/server.pub    SPKI PEM public key (what clients pin)
+ *   DIR/backbone.db   registry and offline queue (SQLite, WAL)
+ *   DIR/config.toml   optional settings, read by `serve` when present
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { readSecretFile, writeSecretFile } from "../crypto/keyfile.ts";
+import { fromPem, toPem } from "../crypto/pem.ts";
+import { generateRsaKeyPair, RsaPrivateKey } from "../crypto/rsa.ts";
+import { UsageError } from "../errors.ts";
+import { SqliteStore } from "../store/sqlite.ts";
+
+export interface DataPaths {
+  dir: string;
+  key: string;
+  pub: string;
+  db: string;
+  config: string;
+}
+
+export function dataPaths(dir: string): DataPaths {
+  return {
+    dir,
+    key: join(dir, "server.key"),
+    pub: join(dir, "server.pub"),
+    db: join(dir, "backbone.db"),
+    config: join(dir, "config.toml"),
+  };
+}
+
+/**
+ * The default data directory: `$BACKBONE_DATA`, else the per-user data directory
+ * (`$XDG_DATA_HOME/backbone`, `~/.local/share/backbone`; macOS `~/Library/Application
+ * Support/backbone`; Windows `%LOCALAPPDATA%\backbone`).
+ */
+export function defaultDataDir(env: Record<string, string | undefined> = process.env): string {
+  if (env.BACKBONE_DATA) return env.BACKBONE_DATA;
+  if (process.platform === "win32") {
+    return join(env.LOCALAPPDATA ?? join(homedir(), "AppData", "Local"), "backbone");
+  }
+  if (process.platform === "darwin")
+    return join(homedir(), "Library", "Application Support", "backbone");
+  return join(env.XDG_DATA_HOME || join(homedir(), ".local", "share"), "backbone");
+}
+
+/**
+ * Loads the server key from `dir`, creating the directory (0700) and a new key pair
+ * of `bits` when there is none. `onCreate` runs before the (slow) key generation.
+ */
+export async function loadOrCreateServerKey(
+  dir: string,
+  opts: { bits?: number; onCreate?: () => void } = {},
+): Promise<{ key: RsaPrivateKey; created: boolean; paths: DataPaths }> {
+  const paths = dataPaths(dir);
+  if (existsSync(paths.key)) {
+    const key = await RsaPrivateKey.fromPkcs8(fromPem(readSecretFile(paths.key), "PRIVATE KEY"));
+    return { key, created: false, paths };
+  }
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (cause) {
+    throw new UsageError(
+      "DATA_DIR",
+      `cannot create data directory ${dir}: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  opts.onCreate?.();
+  const pair = await generateRsaKeyPair(opts.bits);
+  writeSecretFile(paths.key, toPem("PRIVATE KEY", pair.privatePkcs8));
+  writeFileSync(paths.pub, toPem("PUBLIC KEY", pair.publicSpki), { mode: 0o644 });
+  return { key: await RsaPrivateKey.fromPkcs8(pair.privatePkcs8), created: true, paths };
+}
+
+/** Loads the server key of an existing data directory. Throws `UsageError` `NO_SERVER`. */
+export async function loadServerKey(dir: string): Promise<RsaPrivateKey> {
+  const paths = dataPaths(dir);
+  if (!existsSync(paths.key)) {
+    throw new UsageError(
+      "NO_SERVER",
+      `no server in ${dir} (run "backbone serve" or "backbone keygen" there first)`,
+    );
+  }
+  return RsaPrivateKey.fromPkcs8(fromPem(readSecretFile(paths.key), "PRIVATE KEY"));
+}
+
+/** Opens the store of a data directory. */
+export function openStore(dir: string): SqliteStore {
+  return new SqliteStore(dataPaths(dir).db);
+}

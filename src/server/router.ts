@@ -1,0 +1,205 @@
+/**
+ * The server core's routing (docs/PROTOCOL.md § Messages, § Sessions and delivery):
+ * who is online, direct and broadcast C2C, offline storage and NOTICEs.
+ *
+ * A direct message's plaintext is reused as the delivered message: the server
+ * overwrites the address with the true sender and posts the same bytes on the
+ * recipient's client queue (no copy).
+ */
+import { BROADCAST, idKey, idToText } from "../ids.ts";
+import { CONTROL, LIVE } from "../net/outbox.ts";
+import { BROADCAST_ID, C2C_HEADER_BYTES } from "../wire/constants.ts";
+import { type C2CMessage, C2CType, ControlType, encodeControl, Format } from "../wire/message.ts";
+import type { Connection } from "./connection.ts";
+import type { ServerContext } from "./context.ts";
+import { RateLimiter } from "./limits.ts";
+import { KeyedSerial } from "./serial.ts";
+
+export type NoticeStatus = "queued" | "unknown" | "rejected" | "too_large" | "rate_limited";
+
+const BROADCAST_KEY = idKey(BROADCAST_ID);
+const UNBOUNDED = {
+  maxMessages: Infinity,
+  maxBytes: Infinity,
+  maxAge: Infinity,
+  maxPerSender: Infinity,
+};
+
+export class Router {
+  /** Authenticated, routable connections by ID key. */
+  readonly online = new Map<string, Connection>();
+  readonly #ctx: ServerContext;
+  readonly #serial = new KeyedSerial();
+  readonly broadcasts: RateLimiter;
+
+  constructor(ctx: ServerContext) {
+    this.#ctx = ctx;
+    this.broadcasts = new RateLimiter(ctx.settings.broadcast_rate, ctx.settings.broadcast_burst);
+  }
+
+  /**
+   * Makes `conn` the connection of its client. A connection it replaces gets STOP
+   * `replaced by a new connection`; the live messages it had not delivered are
+   * returned, for the new connection to deliver.
+   */
+  register(conn: Connection): Uint8Array[] {
+    const old = this.online.get(conn.key);
+    this.online.set(conn.key, conn);
+    void this.#ctx.store.setLastSeen(conn.idText, Math.floor(Date.now() / 1000)).catch(() => {});
+    if (!old || old === conn) return [];
+    const inherited = old.takeUndelivered();
+    old.stop("replaced by a new connection");
+    return inherited;
+  }
+
+  /** Removes `conn` if it is still its client's connection. */
+  unregister(conn: Connection): void {
+    if (this.online.get(conn.key) === conn) {
+      this.online.delete(conn.key);
+      const heard = Date.now() - (performance.now() - conn.lastSeen);
+      void this.#ctx.store.setLastSeen(conn.idText, Math.floor(heard / 1000)).catch(() => {});
+    }
+  }
+
+  /** Routes a C2C from `from`. Returns a promise when the store is involved. */
+  route(from: Connection, msg: C2CMessage, plain: Uint8Array): Promise<void> | undefined {
+    const { settings, stats } = this.#ctx;
+    const toBroadcast = idKey(msg.address) === BROADCAST_KEY;
+    if (msg.type === C2CType.STORED || (msg.type === C2CType.BROADCAST && !toBroadcast)) {
+      stats.discarded++; // type 2 is server → client only; a broadcast goes to ff…ff
+      return;
+    }
+    const broadcast = toBroadcast;
+    if (msg.data.length > settings.max_message_size) {
+      this.notice(
+        from,
+        idToText(msg.address),
+        "too_large",
+        `message data of ${msg.data.length} bytes exceeds max_message_size ${settings.max_message_size}`,
+      );
+      return;
+    }
+    if (broadcast) {
+      plain.set(from.id, 1); // the server writes the true sender
+      return this.#broadcast(from, plain);
+    }
+    const toKey = idKey(msg.address);
+    const to = this.online.get(toKey);
+    if (to?.routable) {
+      plain.set(from.id, 1);
+      to.post(plain, LIVE);
+      stats.routed++;
+      return;
+    }
+    const recipient = idToText(msg.address); // before the address is overwritten
+    plain.set(from.id, 1);
+    return this.#offline(from, recipient, toKey, plain);
+  }
+
+  #broadcast(from: Connection, plain: Uint8Array): undefined {
+    if (!this.broadcasts.take(from.key)) {
+      this.notice(from, BROADCAST, "rate_limited", "too many broadcasts; slow down");
+      return;
+    }
+    plain[0] = (Format.C2C << 4) | C2CType.BROADCAST;
+    let n = 0;
+    for (const conn of this.online.values()) {
+      if (conn !== from && conn.routable) {
+        conn.post(plain, CONTROL);
+        n++;
+      }
+    }
+    this.#ctx.stats.broadcasts++;
+    this.#ctx.stats.routed += n;
+  }
+
+  /** A direct message to someone not online: store it for a registered client. */
+  #offline(from: Connection, recipient: string, toKey: string, plain: Uint8Array): Promise<void> {
+    const { store, stats } = this.#ctx;
+    return this.#serial.run(recipient, async () => {
+      // Re-checked in turn: a recipient that logged in meanwhile gets it live.
+      const to = this.online.get(toKey);
+      if (to?.routable) {
+        to.post(plain, LIVE);
+        stats.routed++;
+        return;
+      }
+      const record = await store.getClient(recipient);
+      if (!record || record.revokedAt !== null) {
+        this.notice(from, recipient, "unknown", "no such client");
+        return;
+      }
+      const result = await this.#enqueue(recipient, plain);
+      if (result.ok) {
+        stats.stored++;
+        this.notice(
+          from,
+          recipient,
+          "queued",
+          "recipient is offline; stored for delivery at its next login",
+        );
+      } else {
+        stats.rejected++;
+        this.notice(from, recipient, "rejected", result.reason);
+      }
+    });
+  }
+
+  /** Stores a message; `bounded` false for ones already accepted for live delivery. */
+  #enqueue(recipient: string, plain: Uint8Array, bounded = true) {
+    const { store, settings } = this.#ctx;
+    const limits = bounded
+      ? {
+          maxMessages: settings.queue_max_messages,
+          maxBytes: settings.queue_max_bytes,
+          maxAge: settings.queue_max_age,
+          maxPerSender: settings.queue_max_per_sender,
+        }
+      : UNBOUNDED;
+    return store.enqueue(
+      recipient,
+      idToText(plain.subarray(1, C2C_HEADER_BYTES)),
+      plain.subarray(C2C_HEADER_BYTES),
+      Math.floor(Date.now() / 1000),
+      limits,
+    );
+  }
+
+  /**
+   * Stores the live messages a closing connection never delivered (each carries its
+   * sender in the address field). A sender still online hears of any refusal.
+   */
+  storeUndelivered(recipient: string, messages: Uint8Array[]): void {
+    if (messages.length === 0) return;
+    void this.#serial.run(recipient, async () => {
+      for (const plain of messages) {
+        // Already accepted for live delivery: the store's bounds do not apply again.
+        const result = await this.#enqueue(recipient, plain, false);
+        if (result.ok) {
+          this.#ctx.stats.stored++;
+          continue;
+        }
+        this.#ctx.stats.rejected++;
+        this.#ctx.log.warn("undelivered message dropped", { to: recipient, reason: result.reason });
+        const sender = this.online.get(idKey(plain.subarray(1, C2C_HEADER_BYTES)));
+        if (sender) this.notice(sender, recipient, "rejected", result.reason);
+      }
+    });
+  }
+
+  /** Resolves once every store write for `recipient` queued so far is done. */
+  storeIdle(recipient: string): Promise<void> {
+    return this.#serial.idle(recipient);
+  }
+
+  /** Resolves once every store write queued so far is done. */
+  allStored(): Promise<void> {
+    return this.#serial.idleAll();
+  }
+
+  /** Tells the sender what became of a message not delivered live; all but `queued` count as discarded. */
+  notice(to: Connection, address: string, status: NoticeStatus, reason: string): void {
+    if (status !== "queued") this.#ctx.stats.discarded++;
+    to.reply(encodeControl(ControlType.NOTICE, { address, status, reason }));
+  }
+}

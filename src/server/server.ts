@@ -1,0 +1,351 @@
+/**
+ * The backbone server: listens with `Bun.listen`, runs handshakes under the abuse
+ * limits, keeps the registry of online clients, and times out the silent.
+ *
+ * @example
+ * await using server = await BackboneServer.start({ key, store, settings: { port: 0 } });
+ * console.log(`listening on ${server.hostname}:${server.port}`);
+ */
+import type { Socket, TCPSocketListener } from "bun";
+import { type RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
+import { UsageError } from "../errors.ts";
+import { warmDummyKeys } from "../handshake/dummy-keys.ts";
+import { idToText } from "../ids.ts";
+import { type Logger, StructuredLogger, silentLogger } from "../log.ts";
+import type { ClientRecord, Store } from "../store/store.ts";
+import { encodeS2S, S2SType } from "../wire/message.ts";
+import type { ConnectionSettings } from "../wire/settings.ts";
+import { Connection } from "./connection.ts";
+import { newStats, type ServerContext, type Stats } from "./context.ts";
+import { handleMessage } from "./handler.ts";
+import { addressPrefix, RateLimiter, Semaphore } from "./limits.ts";
+import { Router } from "./router.ts";
+import {
+  connectionSettings,
+  DEFAULT_SERVER_SETTINGS,
+  mergeSettings,
+  type ServerSettings,
+} from "./settings.ts";
+
+export interface ServerOptions {
+  /** The server's identity key. */
+  key: RsaPrivateKey;
+  /** Registry and offline queue. The caller opens and closes it. */
+  store: Store;
+  /** Overrides of the defaults (host, port, limits, timeouts …). */
+  settings?: Partial<ServerSettings>;
+  /** Where logs go; silent by default. */
+  log?: Logger;
+}
+
+/** How often the registry is checked for changes made by other processes (revocations). */
+const REGISTRY_POLL_MS = 250;
+/** How often expired offline messages are purged. */
+const EXPIRE_EVERY_MS = 60_000;
+/** Most imported client keys kept in memory. */
+const KEY_CACHE = 10_000;
+
+export class BackboneServer implements ServerContext, AsyncDisposable {
+  settings: Readonly<ServerSettings>;
+  readonly key: RsaPrivateKey;
+  readonly store: Store;
+  readonly router: Router;
+  readonly log: Logger;
+  readonly stats: Stats = newStats();
+  readonly handshakeRate: RateLimiter;
+  readonly rsa: Semaphore;
+  readonly startedAt = Date.now();
+
+  #listener: TCPSocketListener<Connection> | null = null;
+  #all = new Set<Connection>();
+  #pending = new Set<Connection>();
+  #pendingPerPrefix = new Map<string, number>();
+  #dirty = new Set<Connection>();
+  #flushScheduled = false;
+  #keys = new Map<string, RsaPublicKey>();
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #registryVersion = -1;
+  #closing: Promise<void> | null = null;
+
+  private constructor(opts: ServerOptions) {
+    this.settings = mergeSettings(DEFAULT_SERVER_SETTINGS, opts.settings ?? {}, "settings");
+    this.key = opts.key;
+    this.store = opts.store;
+    this.log = opts.log ?? silentLogger;
+    this.handshakeRate = new RateLimiter(
+      this.settings.handshake_rate,
+      this.settings.handshake_burst,
+    );
+    this.rsa = new Semaphore(this.settings.handshake_concurrency);
+    this.router = new Router(this);
+  }
+
+  /** Starts a server; resolves once it accepts connections. Throws `UsageError` `LISTEN_FAILED`. */
+  static async start(opts: ServerOptions): Promise<BackboneServer> {
+    const server = new BackboneServer(opts);
+    await warmDummyKeys();
+    server.#registryVersion = await server.store.version();
+    server.#listen();
+    server.#startTimers();
+    return server;
+  }
+
+  /** The address the server listens on. */
+  get hostname(): string {
+    return this.#listener?.hostname ?? this.settings.host;
+  }
+
+  /** The port the server listens on (the real one when started with port 0). */
+  get port(): number {
+    return this.#listener?.port ?? this.settings.port;
+  }
+
+  #listen(): void {
+    try {
+      this.#listener = Bun.listen<Connection>({
+        hostname: this.settings.host,
+        port: this.settings.port,
+        socket: {
+          open: (socket) => this.#onOpen(socket),
+          data: (socket, chunk) => socket.data?.onData(chunk),
+          drain: (socket) => socket.data?.onDrain(),
+          close: (socket) => this.#onClose(socket),
+          error: (socket, error) => {
+            this.log.debug("socket error", { addr: socket.remoteAddress, error: error.message });
+          },
+        },
+      });
+    } catch (cause) {
+      const code = (cause as { code?: string }).code ?? (cause as Error).message;
+      throw new UsageError(
+        "LISTEN_FAILED",
+        `cannot listen on ${this.settings.host}:${this.settings.port}: ${code}`,
+        { cause },
+      );
+    }
+  }
+
+  #onOpen(socket: Socket<Connection>): void {
+    const s = this.settings;
+    this.stats.connections++;
+    const prefix = addressPrefix(socket.remoteAddress);
+    const fromPrefix = this.#pendingPerPrefix.get(prefix) ?? 0;
+    if (fromPrefix >= s.max_pending_per_prefix) {
+      // The newcomer is refused: only the crowding prefix pays.
+      this.stats.handshakesRefused++;
+      this.log.warn("too many handshakes from one prefix", { addr: socket.remoteAddress, prefix });
+      socket.terminate();
+      return;
+    }
+    if (this.#pending.size >= s.max_pending_handshakes) {
+      // Globally full: the oldest is dropped, so a slow flood cannot lock everyone out.
+      const oldest = this.#pending.values().next().value as Connection;
+      this.stats.handshakesRefused++;
+      oldest.abort("handshake capacity reached (oldest dropped)");
+      this.handshakeEnded(oldest, false);
+    }
+    const conn = new Connection(this, socket, prefix);
+    socket.data = conn;
+    socket.setNoDelay(true);
+    this.#all.add(conn);
+    this.#pending.add(conn);
+    this.#pendingPerPrefix.set(prefix, fromPrefix + 1);
+  }
+
+  #onClose(socket: Socket<Connection>): void {
+    const conn = socket.data;
+    if (!conn) return;
+    conn.onClose();
+    this.#all.delete(conn);
+    this.#dirty.delete(conn);
+  }
+
+  // ---- ServerContext ----------------------------------------------------------------
+
+  connectionSettings(): ConnectionSettings {
+    return connectionSettings(this.settings);
+  }
+
+  async lookupClient(id: Uint8Array): Promise<{ record: ClientRecord; key: RsaPublicKey } | null> {
+    const record = await this.store.getClient(idToText(id));
+    if (!record || record.revokedAt !== null) return null;
+    let key = this.#keys.get(record.fingerprint);
+    if (!key) {
+      key = await RsaPublicKey.fromSpki(record.publicKey);
+      if (this.#keys.size >= KEY_CACHE) this.#keys.clear();
+      this.#keys.set(record.fingerprint, key);
+    }
+    return { record, key };
+  }
+
+  handshakeEnded(conn: Connection, ok: boolean): void {
+    if (!this.#pending.delete(conn)) return;
+    const n = (this.#pendingPerPrefix.get(conn.prefix) ?? 1) - 1;
+    if (n > 0) this.#pendingPerPrefix.set(conn.prefix, n);
+    else this.#pendingPerPrefix.delete(conn.prefix);
+    void ok;
+  }
+
+  handle(conn: Connection, plain: Uint8Array): Promise<void> | undefined {
+    return handleMessage(this, conn, plain);
+  }
+
+  schedule(conn: Connection): void {
+    this.#dirty.add(conn);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(this.#flushDirty);
+  }
+
+  readonly #flushDirty = (): void => {
+    this.#flushScheduled = false;
+    const dirty = this.#dirty;
+    this.#dirty = new Set();
+    for (const conn of dirty) conn.outbox?.flush();
+  };
+
+  // ---- timers -------------------------------------------------------------------------
+
+  #startTimers(): void {
+    const s = this.settings;
+    const tick = Math.min(
+      1000,
+      Math.max(20, (Math.min(s.connection_timeout, s.heartbeat_timeout) * 1000) / 4),
+    );
+    this.#timers.push(setInterval(() => this.#sweep(), tick));
+    this.#timers.push(setInterval(() => void this.#watchRegistry(), REGISTRY_POLL_MS));
+    this.#timers.push(setInterval(() => void this.#expire(), EXPIRE_EVERY_MS));
+    for (const t of this.#timers) t.unref?.();
+    void this.#expire();
+  }
+
+  #stopTimers(): void {
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+  }
+
+  /** Drops handshakes past `connection_timeout` and clients silent past `heartbeat_timeout`. */
+  #sweep(): void {
+    const now = performance.now();
+    const handshakeLimit = this.settings.connection_timeout * 1000;
+    for (const conn of this.#pending) {
+      if (now - conn.openedAt < handshakeLimit) break; // oldest first
+      conn.abort("connection timeout");
+      this.handshakeEnded(conn, false);
+    }
+    const silentLimit = this.settings.heartbeat_timeout * 1000;
+    for (const conn of this.router.online.values()) {
+      if (now - conn.lastSeen > silentLimit) conn.stop("heartbeat timeout");
+    }
+    this.handshakeRate.sweep(now);
+    this.router.broadcasts.sweep(now);
+  }
+
+  /** Notices registry changes made by other processes: revoked clients are cut off at once. */
+  async #watchRegistry(): Promise<void> {
+    try {
+      const version = await this.store.version();
+      if (version === this.#registryVersion) return;
+      this.#registryVersion = version;
+      this.#keys.clear();
+      for (const conn of [...this.router.online.values()]) {
+        const record = await this.store.getClient(conn.idText);
+        if (!record || record.revokedAt !== null) this.#cutOff(conn);
+      }
+    } catch (err) {
+      this.log.error("registry check failed", { error: String(err) });
+    }
+  }
+
+  #cutOff(conn: Connection): void {
+    this.log.info("revoked", { id: conn.idText, name: conn.name });
+    conn.post(encodeS2S(S2SType.STOP, new TextEncoder().encode("revoked")));
+  }
+
+  async #expire(): Promise<void> {
+    try {
+      const n = await this.store.expire(
+        Math.floor(Date.now() / 1000) - this.settings.queue_max_age,
+      );
+      if (n > 0) this.log.info("expired stored messages", { count: n });
+    } catch (err) {
+      this.log.error("expiry failed", { error: String(err) });
+    }
+  }
+
+  // ---- control --------------------------------------------------------------------------
+
+  /**
+   * Applies new settings while running. Changed connection settings are pushed to every
+   * client as CONFIG; host and port changes need a restart. Throws `UsageError`.
+   */
+  reload(overrides: Partial<ServerSettings>, source = "settings"): void {
+    const before = JSON.stringify(this.connectionSettings());
+    const next = mergeSettings(DEFAULT_SERVER_SETTINGS, overrides, source);
+    if (
+      next.host !== this.settings.host ||
+      (next.port !== this.settings.port && this.settings.port !== 0)
+    ) {
+      this.log.warn("host/port changes take effect at the next start");
+    }
+    this.settings = { ...next, host: this.settings.host, port: this.settings.port };
+    this.handshakeRate.rate = next.handshake_rate;
+    this.handshakeRate.burst = next.handshake_burst;
+    this.router.broadcasts.rate = next.broadcast_rate;
+    this.router.broadcasts.burst = next.broadcast_burst;
+    this.rsa.limit = next.handshake_concurrency;
+    if (this.log instanceof StructuredLogger) {
+      this.log.format = next.log_format;
+      this.log.level = next.log_level;
+    }
+    this.#stopTimers();
+    this.#startTimers();
+    const changed = JSON.stringify(this.connectionSettings()) !== before;
+    if (changed) {
+      for (const conn of this.router.online.values())
+        conn.post(encodeS2S(S2SType.CONFIG, new Uint8Array(0)));
+    }
+    this.log.info("settings reloaded", { pushed: changed ? this.router.online.size : 0 });
+  }
+
+  /** Revokes a client in the registry and cuts off its connection at once. */
+  async revoke(id: string): Promise<boolean> {
+    const done = await this.store.revokeClient(id, Math.floor(Date.now() / 1000));
+    const conn = [...this.router.online.values()].find((c) => c.idText === id.toLowerCase());
+    if (conn) this.#cutOff(conn);
+    return done;
+  }
+
+  /** Connections open now (authenticated or not). */
+  get connectionCount(): number {
+    return this.#all.size;
+  }
+
+  /**
+   * Stops accepting, sends every client STOP `reason`, waits (at most `timeoutMs`) for
+   * them to go, and finishes pending store writes. Undelivered messages are stored.
+   * The store stays open (its owner closes it).
+   */
+  close(reason = "server shutting down", timeoutMs = 3000): Promise<void> {
+    this.#closing ??= this.#close(reason, timeoutMs);
+    return this.#closing;
+  }
+
+  async #close(reason: string, timeoutMs: number): Promise<void> {
+    this.#stopTimers();
+    this.#listener?.stop(false);
+    for (const conn of [...this.#pending]) conn.abort(reason);
+    const stop = encodeS2S(S2SType.STOP, new TextEncoder().encode(reason));
+    for (const conn of [...this.router.online.values()]) conn.post(stop);
+    const deadline = Date.now() + timeoutMs;
+    while (this.#all.size > 0 && Date.now() < deadline) await Bun.sleep(10);
+    for (const conn of this.#all) conn.socket.terminate();
+    this.#listener?.stop(true);
+    await this.router.allStored();
+    this.log.info("stopped", { reason });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,67 @@
+/** SERVER_STATUS and CLIENT_STATUS replies (docs/PROTOCOL.md § Messages). */
+import { fingerprint } from "../crypto/primitives.ts";
+import { idKey, idToBytes } from "../ids.ts";
+import { VERSION } from "../version.ts";
+import { MAX_STATUS_QUERY, PROTOCOL } from "../wire/constants.ts";
+import { decodeJson } from "../wire/message.ts";
+import type { ServerContext } from "./context.ts";
+
+export async function serverStatus(ctx: ServerContext): Promise<Record<string, unknown>> {
+  const [registered, queued] = await Promise.all([
+    ctx.store.countClients(),
+    ctx.store.pendingCount(),
+  ]);
+  const now = Date.now();
+  return {
+    protocol: PROTOCOL,
+    version: VERSION,
+    server_key: fingerprint(ctx.key.publicKey.spki),
+    time: Math.floor(now / 1000),
+    uptime: Math.floor((now - ctx.startedAt) / 1000),
+    clients_online: ctx.router.online.size,
+    clients_registered: registered,
+    messages_routed: ctx.stats.routed,
+    messages_broadcast: ctx.stats.broadcasts,
+    messages_queued: queued,
+    messages_stored: ctx.stats.stored,
+    messages_rejected: ctx.stats.rejected,
+    messages_discarded: ctx.stats.discarded,
+    connections: ctx.stats.connections,
+    auth_failures: ctx.stats.authFailures,
+  };
+}
+
+export async function clientStatus(
+  ctx: ServerContext,
+  body: Uint8Array,
+): Promise<Record<string, unknown>> {
+  let queries: unknown;
+  try {
+    queries = decodeJson(body).clients;
+  } catch {
+    queries = undefined;
+  }
+  if (
+    !Array.isArray(queries) ||
+    queries.length > MAX_STATUS_QUERY ||
+    !queries.every((q) => typeof q === "string" && q.length > 0 && q.length <= 256)
+  ) {
+    ctx.stats.discarded++;
+    return { clients: [], error: "bad request" };
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const clients = await Promise.all(
+    (queries as string[]).map(async (query) => {
+      const record = await ctx.store.findClient(query);
+      if (!record || record.revokedAt !== null) return { query, error: "unknown" };
+      const online = ctx.router.online.get(idKey(idToBytes(record.id)))?.routable ?? false;
+      return {
+        id: record.id,
+        name: record.name,
+        online,
+        last_seen: online ? now : record.lastSeen,
+      };
+    }),
+  );
+  return { clients };
+}

@@ -1,0 +1,269 @@
+/**
+ * The embedded store: one SQLite file (bun:sqlite, WAL) holding the registry and the
+ * offline queue. Several processes may open it at once (the server, and the CLI's
+ * keygen / revoke / clients); SQLite serialises their writes.
+ *
+ * Durability: WAL with synchronous=NORMAL. A committed message survives a crash of
+ * the process (`kill -9`) at once, and a power loss once the WAL is checkpointed;
+ * `durable: "full"` fsyncs every commit instead.
+ */
+import { Database } from "bun:sqlite";
+import { StoreError } from "../errors.ts";
+import { isUuid, nameKey } from "../ids.ts";
+import type { ClientRecord, EnqueueResult, QueueLimits, Store, StoredMessage } from "./store.ts";
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clients (
+  id          TEXT PRIMARY KEY,
+  name        TEXT NOT NULL,
+  name_key    TEXT NOT NULL UNIQUE,
+  public_key  BLOB NOT NULL,
+  fingerprint TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  revoked_at  INTEGER,
+  last_seen   INTEGER
+);
+CREATE TABLE IF NOT EXISTS queue (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient  TEXT NOT NULL,
+  sender     TEXT NOT NULL,
+  queued_at  INTEGER NOT NULL,
+  data       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, seq);
+CREATE INDEX IF NOT EXISTS queue_by_age ON queue (queued_at);
+-- Running totals per recipient and per (recipient, sender), kept by triggers so a bound
+-- check is one row read, not a scan.
+CREATE TABLE IF NOT EXISTS inbox (
+  recipient TEXT PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbox_sender (
+  recipient TEXT NOT NULL, sender TEXT NOT NULL, count INTEGER NOT NULL,
+  PRIMARY KEY (recipient, sender)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS queue_in AFTER INSERT ON queue BEGIN
+  INSERT INTO inbox VALUES (NEW.recipient, 1, length(NEW.data))
+    ON CONFLICT (recipient) DO UPDATE SET count = count + 1, bytes = bytes + length(NEW.data);
+  INSERT INTO inbox_sender VALUES (NEW.recipient, NEW.sender, 1)
+    ON CONFLICT (recipient, sender) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS queue_out AFTER DELETE ON queue BEGIN
+  UPDATE inbox SET count = count - 1, bytes = bytes - length(OLD.data) WHERE recipient = OLD.recipient;
+  UPDATE inbox_sender SET count = count - 1 WHERE recipient = OLD.recipient AND sender = OLD.sender;
+END;
+`;
+
+interface ClientRow {
+  id: string;
+  name: string;
+  public_key: Uint8Array;
+  fingerprint: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_seen: number | null;
+}
+
+function toRecord(row: ClientRow): ClientRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    publicKey: row.public_key,
+    fingerprint: row.fingerprint,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+    lastSeen: row.last_seen,
+  };
+}
+
+export interface SqliteStoreOptions {
+  /** `normal` (default): WAL, synchronous=NORMAL; `full`: fsync every commit. */
+  durable?: "normal" | "full";
+  readonly?: boolean;
+}
+
+export class SqliteStore implements Store {
+  readonly path: string;
+  readonly #db: Database;
+  readonly #q: ReturnType<typeof prepare>;
+
+  /** Opens (creating when missing) the store at `path`. Throws `StoreError` `STORE_OPEN`. */
+  constructor(path: string, opts: SqliteStoreOptions = {}) {
+    this.path = path;
+    try {
+      this.#db = new Database(path, {
+        create: !opts.readonly,
+        readonly: opts.readonly ?? false,
+        strict: true,
+      });
+      this.#db.exec("PRAGMA busy_timeout = 5000");
+      if (!opts.readonly) {
+        this.#db.exec("PRAGMA journal_mode = WAL");
+        this.#db.exec(`PRAGMA synchronous = ${opts.durable === "full" ? "FULL" : "NORMAL"}`);
+        this.#db.exec("PRAGMA foreign_keys = ON");
+        this.#db.transaction(() => {
+          this.#db.exec(SCHEMA);
+          this.#db
+            .query("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)")
+            .run(String(SCHEMA_VERSION));
+        })();
+      }
+      const schema = this.#db
+        .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema'")
+        .get();
+      if (Number(schema?.value) !== SCHEMA_VERSION) {
+        throw new Error(`unsupported schema version ${schema?.value ?? "(none)"}`);
+      }
+    } catch (cause) {
+      throw new StoreError("STORE_OPEN", `cannot open store ${path}: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+    this.#q = prepare(this.#db);
+  }
+
+  async addClient(c: {
+    id: string;
+    name: string;
+    publicKey: Uint8Array;
+    fingerprint: string;
+  }): Promise<ClientRecord> {
+    const createdAt = Math.floor(Date.now() / 1000);
+    try {
+      this.#q.insertClient.run(
+        c.id,
+        c.name,
+        nameKey(c.name),
+        c.publicKey,
+        c.fingerprint,
+        createdAt,
+      );
+    } catch (cause) {
+      const msg = String((cause as Error).message);
+      if (msg.includes("clients.name_key"))
+        throw new StoreError("NAME_TAKEN", `the name "${c.name}" is already taken`);
+      if (msg.includes("clients.id"))
+        throw new StoreError("ID_TAKEN", `the ID ${c.id} is already registered`);
+      throw new StoreError("STORE_WRITE", `cannot register client: ${msg}`, { cause });
+    }
+    return { ...c, createdAt, revokedAt: null, lastSeen: null };
+  }
+
+  async getClient(id: string): Promise<ClientRecord | null> {
+    const row = this.#q.byId.get(id.toLowerCase()) as ClientRow | null;
+    return row ? toRecord(row) : null;
+  }
+
+  async findClient(query: string): Promise<ClientRecord | null> {
+    const row = (
+      isUuid(query) ? this.#q.byId.get(query.toLowerCase()) : this.#q.byName.get(nameKey(query))
+    ) as ClientRow | null;
+    return row ? toRecord(row) : null;
+  }
+
+  async listClients(): Promise<ClientRecord[]> {
+    return (this.#q.all.all() as ClientRow[]).map(toRecord);
+  }
+
+  async countClients(): Promise<number> {
+    return (this.#q.count.get() as { n: number }).n;
+  }
+
+  async revokeClient(id: string, at: number): Promise<boolean> {
+    return this.#q.revoke.run(at, id.toLowerCase()).changes > 0;
+  }
+
+  async setLastSeen(id: string, at: number): Promise<void> {
+    this.#q.lastSeen.run(at, id);
+  }
+
+  async enqueue(
+    recipient: string,
+    sender: string,
+    data: Uint8Array,
+    at: number,
+    limits: QueueLimits,
+  ): Promise<EnqueueResult> {
+    try {
+      const inbox = this.#q.inbox.get(recipient) as { count: number; bytes: number } | null;
+      const count = inbox?.count ?? 0;
+      const bytes = inbox?.bytes ?? 0;
+      if (count >= limits.maxMessages) {
+        return { ok: false, reason: `recipient's queue is full (${limits.maxMessages} messages)` };
+      }
+      if (bytes + data.length > limits.maxBytes) {
+        return { ok: false, reason: `recipient's queue is full (${limits.maxBytes} bytes)` };
+      }
+      const fromSender =
+        (this.#q.inboxSender.get(recipient, sender) as { count: number } | null)?.count ?? 0;
+      if (fromSender >= limits.maxPerSender) {
+        return {
+          ok: false,
+          reason: `you already have ${limits.maxPerSender} messages queued for this recipient`,
+        };
+      }
+      this.#q.insertMessage.run(recipient, sender, at, data);
+      return { ok: true };
+    } catch (cause) {
+      return { ok: false, reason: `storage failure: ${(cause as Error).message}` };
+    }
+  }
+
+  async peek(recipient: string, limit: number): Promise<StoredMessage[]> {
+    return this.#q.peek.all(recipient, limit) as StoredMessage[];
+  }
+
+  async remove(recipient: string, throughSeq: number): Promise<void> {
+    this.#q.remove.run(recipient, throughSeq);
+  }
+
+  async expire(before: number): Promise<number> {
+    return this.#q.expire.run(before).changes;
+  }
+
+  async pendingCount(): Promise<number> {
+    return (this.#q.pending.get() as { n: number }).n;
+  }
+
+  async version(): Promise<number> {
+    return (this.#q.dataVersion.get() as { data_version: number }).data_version;
+  }
+
+  async check(): Promise<string[]> {
+    const rows = this.#db.query<{ integrity_check: string }, []>("PRAGMA integrity_check").all();
+    return rows.map((r) => r.integrity_check).filter((r) => r !== "ok");
+  }
+
+  close(): void {
+    this.#db.close(false);
+  }
+}
+
+function prepare(db: Database) {
+  const columns = "id, name, public_key, fingerprint, created_at, revoked_at, last_seen";
+  return {
+    insertClient: db.prepare(
+      "INSERT INTO clients (id, name, name_key, public_key, fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    ),
+    byId: db.prepare(`SELECT ${columns} FROM clients WHERE id = ?`),
+    byName: db.prepare(`SELECT ${columns} FROM clients WHERE name_key = ?`),
+    all: db.prepare(`SELECT ${columns} FROM clients ORDER BY created_at, name`),
+    count: db.prepare("SELECT COUNT(*) AS n FROM clients WHERE revoked_at IS NULL"),
+    revoke: db.prepare("UPDATE clients SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
+    lastSeen: db.prepare("UPDATE clients SET last_seen = ? WHERE id = ?"),
+    inbox: db.prepare("SELECT count, bytes FROM inbox WHERE recipient = ?"),
+    inboxSender: db.prepare("SELECT count FROM inbox_sender WHERE recipient = ? AND sender = ?"),
+    insertMessage: db.prepare(
+      "INSERT INTO queue (recipient, sender, queued_at, data) VALUES (?, ?, ?, ?)",
+    ),
+    peek: db.prepare(
+      "SELECT seq, sender, queued_at AS queuedAt, data FROM queue WHERE recipient = ? ORDER BY seq LIMIT ?",
+    ),
+    remove: db.prepare("DELETE FROM queue WHERE recipient = ? AND seq <= ?"),
+    expire: db.prepare("DELETE FROM queue WHERE queued_at < ?"),
+    pending: db.prepare("SELECT COALESCE(SUM(count), 0) AS n FROM inbox"),
+    dataVersion: db.prepare("PRAGMA data_version"),
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * The store interface: the client registry and the offline queue, behind one small
+ * interface so that a second backend (Redis, for several server nodes) slots in
+ * without touching the server. Every method is async for that reason; the embedded
+ * SQLite store answers synchronously inside the promise.
+ */
+
+/** A registered client. IDs are canonical UUID text. */
+export interface ClientRecord {
+  id: string;
+  name: string;
+  /** SubjectPublicKeyInfo DER. */
+  publicKey: Uint8Array;
+  /** `SHA256:…` of `publicKey`. */
+  fingerprint: string;
+  /** Unix seconds. */
+  createdAt: number;
+  revokedAt: number | null;
+  lastSeen: number | null;
+}
+
+/** A direct C2C held for an offline recipient. */
+export interface StoredMessage {
+  /** Store order; strictly increasing per recipient. */
+  seq: number;
+  sender: string;
+  /** Unix seconds. */
+  queuedAt: number;
+  data: Uint8Array;
+}
+
+/** Bounds of one recipient's offline queue. */
+export interface QueueLimits {
+  maxMessages: number;
+  maxBytes: number;
+  /** Seconds a message is kept. */
+  maxAge: number;
+  /** Messages one sender may hold in one recipient's queue. */
+  maxPerSender: number;
+}
+
+export type EnqueueResult = { ok: true } | { ok: false; reason: string };
+
+export interface Store {
+  /** Registers a client; throws `StoreError` `NAME_TAKEN` or `ID_TAKEN`. */
+  addClient(client: {
+    id: string;
+    name: string;
+    publicKey: Uint8Array;
+    fingerprint: string;
+  }): Promise<ClientRecord>;
+  getClient(id: string): Promise<ClientRecord | null>;
+  /** By ID (when `query` parses as a UUID) or by name (NFKC + case folded). */
+  findClient(query: string): Promise<ClientRecord | null>;
+  listClients(): Promise<ClientRecord[]>;
+  countClients(): Promise<number>;
+  /** Marks a client revoked; false when it does not exist or already is. */
+  revokeClient(id: string, at: number): Promise<boolean>;
+  setLastSeen(id: string, at: number): Promise<void>;
+
+  /** Holds a message for an offline recipient, within `limits`; never evicts. */
+  enqueue(
+    recipient: string,
+    sender: string,
+    data: Uint8Array,
+    at: number,
+    limits: QueueLimits,
+  ): Promise<EnqueueResult>;
+  /** Up to `limit` held messages for `recipient`, oldest first. */
+  peek(recipient: string, limit: number): Promise<StoredMessage[]>;
+  /** Deletes `recipient`'s held messages up to and including `seq`. */
+  remove(recipient: string, throughSeq: number): Promise<void>;
+  /** Deletes messages queued before `before` (unix s); returns how many. */
+  expire(before: number): Promise<number>;
+  /** Messages held for every recipient. */
+  pendingCount(): Promise<number>;
+
+  /** A value that changes whenever another process changed the registry. */
+  version(): Promise<number>;
+  /** Checks the store's integrity; returns problems found (empty when sound). */
+  check(): Promise<string[]>;
+  close(): void;
+}
