@@ -141,7 +141,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
           this.#finish(err as Error);
           throw err;
         }
-        this.emit("reconnecting", { attempt: this.#attempt, delayMs: wait, error: err as Error });
+        const info = { attempt: this.#attempt, delayMs: wait, error: err as Error };
+        this.#opts.onRetry?.(info);
+        this.emit("reconnecting", info);
         await Bun.sleep(wait);
       }
     }
@@ -167,6 +169,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.#bufferBytes = 0;
     for (const m of buffered) link.send(m);
     this.emit("connect", { server: this.server, serverKey: this.#identity.serverKey.fingerprint });
+    // Messages that came with CONFIG (stored ones) are handled on the next turn of the
+    // event loop, once the caller of connect() has had the chance to add its listeners.
+    setImmediate(() => link.start());
   }
 
   #nextDelay(): number {
@@ -188,7 +193,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       this.#closed ||
       (how.stop !== undefined && FINAL_STOPS.has(how.stop)) ||
       this.#opts.reconnect === false;
-    const reason = how.stop ?? how.error?.message ?? "closed";
+    const reason = this.#closed
+      ? "closed by this client"
+      : (how.stop ?? how.error?.message ?? "closed");
     this.emit("disconnect", { reason, willReconnect: !final });
     if (final) {
       this.#finish(
@@ -467,7 +474,12 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     if (link?.open) {
       const gone = new Promise<void>((resolve) => this.once("disconnect", () => resolve()));
       link.stop(reason);
-      await Promise.race([gone, Bun.sleep(1500)]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 1500);
+      });
+      await Promise.race([gone, grace]);
+      clearTimeout(timer);
     }
     this.#link = null;
     this.#finish();

@@ -56,6 +56,9 @@ export class Link {
   #outbox: Outbox | null = null;
   #flushScheduled = false;
   #paused: Uint8Array[] | null = null;
+  /** After CONFIG, frames wait (in `#paused`) until `start()`: see there. */
+  #holding = false;
+  #closeHeld = false;
   #ended = false;
   #stopReason: string | undefined;
   #ready: PromiseWithResolvers<Record<string, unknown>> = Promise.withResolvers();
@@ -173,8 +176,12 @@ export class Link {
         this.#reader.max = MAX_FRAME_PAYLOAD;
         this.#state = "open";
         this.lastReceived = performance.now();
+        // Stored messages follow CONFIG at once, often in the same chunk: hold them
+        // until the owner has set up its handlers (`start()`), or they would be lost.
+        this.#holding = true;
+        this.#paused = [];
         this.#ready.resolve(done.config);
-        return;
+        return false;
       }
       case "open":
         return this.#onSessionFrame(payload);
@@ -224,6 +231,19 @@ export class Link {
     return this.#state === "open" ? undefined : false;
   }
 
+  /**
+   * Starts delivering the frames that follow CONFIG (held until now, so that none is
+   * handled before the owner is ready for it), and a close that came meanwhile.
+   */
+  start(): void {
+    if (!this.#holding) return;
+    this.#holding = false;
+    const chunks = this.#paused ?? [];
+    this.#paused = null;
+    for (const c of chunks) this.#onData(c, true);
+    if (this.#closeHeld) this.#onClose();
+  }
+
   /** Queues a message; frames are sealed and written together once the current task ends. */
   send(message: Uint8Array): void {
     if (this.#state !== "open" || !this.#outbox) {
@@ -269,6 +289,10 @@ export class Link {
   }
 
   #onClose(): void {
+    if (this.#holding && this.#state === "open") {
+      this.#closeHeld = true; // handled by start(), after the frames that came before it
+      return;
+    }
     if (this.#state === "config" || this.#state === "responding" || this.#state === "challenge") {
       this.#fail(
         new HandshakeError(

@@ -19,6 +19,8 @@ export interface ConnectOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Keep trying the first connection this long (ms) while the server is unreachable (default 0). */
   waitForServer?: number;
+  /** Called before each wait while the first connection is retried (for a visible countdown). */
+  onRetry?: (info: { attempt: number; delayMs: number; error: Error }) => void;
   /** Seconds to wait for the handshake (default: connection_timeout, 10). */
   connectTimeout?: number;
   /** Bytes of messages kept while reconnecting (default 8 MiB); beyond, `send` throws. */

@@ -45,7 +45,9 @@ export class Router {
   register(conn: Connection): Uint8Array[] {
     const old = this.online.get(conn.key);
     this.online.set(conn.key, conn);
-    void this.#ctx.store.setLastSeen(conn.idText, Math.floor(Date.now() / 1000)).catch(() => {});
+    void this.#ctx.store
+      .setPresence(conn.idText, true, Math.floor(Date.now() / 1000))
+      .catch(() => {});
     if (!old || old === conn) return [];
     const inherited = old.takeUndelivered();
     old.stop("replaced by a new connection");
@@ -57,7 +59,9 @@ export class Router {
     if (this.online.get(conn.key) === conn) {
       this.online.delete(conn.key);
       const heard = Date.now() - (performance.now() - conn.lastSeen);
-      void this.#ctx.store.setLastSeen(conn.idText, Math.floor(heard / 1000)).catch(() => {});
+      void this.#ctx.store
+        .setPresence(conn.idText, false, Math.floor(heard / 1000))
+        .catch(() => {});
     }
   }
 

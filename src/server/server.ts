@@ -84,6 +84,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   static async start(opts: ServerOptions): Promise<BackboneServer> {
     const server = new BackboneServer(opts);
     await warmDummyKeys();
+    await server.store.resetPresence(); // nobody is online on a server that just started
     server.#registryVersion = await server.store.version();
     server.#listen();
     server.#startTimers();

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS clients (
   fingerprint TEXT NOT NULL,
   created_at  INTEGER NOT NULL,
   revoked_at  INTEGER,
-  last_seen   INTEGER
+  last_seen   INTEGER,
+  online      INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS queue (
   seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,6 +65,7 @@ interface ClientRow {
   created_at: number;
   revoked_at: number | null;
   last_seen: number | null;
+  online: number;
 }
 
 function toRecord(row: ClientRow): ClientRecord {
@@ -75,6 +77,7 @@ function toRecord(row: ClientRow): ClientRecord {
     createdAt: row.created_at,
     revokedAt: row.revoked_at,
     lastSeen: row.last_seen,
+    online: row.online === 1,
   };
 }
 
@@ -148,7 +151,7 @@ export class SqliteStore implements Store {
         throw new StoreError("ID_TAKEN", `the ID ${c.id} is already registered`);
       throw new StoreError("STORE_WRITE", `cannot register client: ${msg}`, { cause });
     }
-    return { ...c, createdAt, revokedAt: null, lastSeen: null };
+    return { ...c, createdAt, revokedAt: null, lastSeen: null, online: false };
   }
 
   async getClient(id: string): Promise<ClientRecord | null> {
@@ -175,8 +178,12 @@ export class SqliteStore implements Store {
     return this.#q.revoke.run(at, id.toLowerCase()).changes > 0;
   }
 
-  async setLastSeen(id: string, at: number): Promise<void> {
-    this.#q.lastSeen.run(at, id);
+  async setPresence(id: string, online: boolean, at: number): Promise<void> {
+    this.#q.presence.run(at, online ? 1 : 0, id);
+  }
+
+  async resetPresence(): Promise<void> {
+    this.#q.resetPresence.run();
   }
 
   async enqueue(
@@ -242,7 +249,7 @@ export class SqliteStore implements Store {
 }
 
 function prepare(db: Database) {
-  const columns = "id, name, public_key, fingerprint, created_at, revoked_at, last_seen";
+  const columns = "id, name, public_key, fingerprint, created_at, revoked_at, last_seen, online";
   return {
     insertClient: db.prepare(
       "INSERT INTO clients (id, name, name_key, public_key, fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -252,7 +259,8 @@ function prepare(db: Database) {
     all: db.prepare(`SELECT ${columns} FROM clients ORDER BY created_at, name`),
     count: db.prepare("SELECT COUNT(*) AS n FROM clients WHERE revoked_at IS NULL"),
     revoke: db.prepare("UPDATE clients SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
-    lastSeen: db.prepare("UPDATE clients SET last_seen = ? WHERE id = ?"),
+    presence: db.prepare("UPDATE clients SET last_seen = ?, online = ? WHERE id = ?"),
+    resetPresence: db.prepare("UPDATE clients SET online = 0 WHERE online = 1"),
     inbox: db.prepare("SELECT count, bytes FROM inbox WHERE recipient = ?"),
     inboxSender: db.prepare("SELECT count FROM inbox_sender WHERE recipient = ? AND sender = ?"),
     insertMessage: db.prepare(

@@ -17,6 +17,8 @@ export interface ClientRecord {
   createdAt: number;
   revokedAt: number | null;
   lastSeen: number | null;
+  /** Online as last recorded by a server (false for all when none runs). */
+  online: boolean;
 }
 
 /** A direct C2C held for an offline recipient. */
@@ -56,7 +58,10 @@ export interface Store {
   countClients(): Promise<number>;
   /** Marks a client revoked; false when it does not exist or already is. */
   revokeClient(id: string, at: number): Promise<boolean>;
-  setLastSeen(id: string, at: number): Promise<void>;
+  /** Records a login (online) or logout (offline) at `at` (unix s), which is also "last seen". */
+  setPresence(id: string, online: boolean, at: number): Promise<void>;
+  /** Marks every client offline (a server starting after a crash). */
+  resetPresence(): Promise<void>;
 
   /** Holds a message for an offline recipient, within `limits`; never evicts. */
   enqueue(

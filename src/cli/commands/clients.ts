@@ -1,0 +1,67 @@
+/** `backbone clients`: the registry, read from the server's data directory. */
+import { existsSync } from "node:fs";
+import { defineCommand } from "citty";
+import { dataPaths, defaultDataDir } from "../../server/datadir.ts";
+import { SqliteStore } from "../../store/sqlite.ts";
+import { ago, CliError, EXIT } from "../common.ts";
+
+export const clients = defineCommand({
+  meta: {
+    name: "clients",
+    description: "List registered clients: id, name, key, online, last seen",
+  },
+  args: {
+    data: { type: "string", description: "Server data directory", valueHint: "DIR" },
+    json: { type: "boolean", description: "One JSON object per line" },
+  },
+  async run({ args }) {
+    const dir = args.data ?? defaultDataDir();
+    if (!existsSync(dataPaths(dir).db)) throw new CliError(`no server data in ${dir}`, EXIT.USAGE);
+    const store = new SqliteStore(dataPaths(dir).db);
+    try {
+      const list = await store.listClients();
+      const now = Math.floor(Date.now() / 1000);
+      if (args.json) {
+        for (const c of list) {
+          const row = {
+            id: c.id,
+            name: c.name,
+            fingerprint: c.fingerprint,
+            online: c.online,
+            last_seen: c.lastSeen,
+            created: c.createdAt,
+            revoked: c.revokedAt,
+          };
+          process.stdout.write(`${JSON.stringify(row)}\n`);
+        }
+        return EXIT.OK;
+      }
+      if (list.length === 0) {
+        process.stdout.write("no clients yet (add one with `backbone keygen --name NAME`)\n");
+        return EXIT.OK;
+      }
+      const rows = list.map((c) => [
+        c.id,
+        c.name,
+        c.fingerprint,
+        c.revokedAt !== null ? "revoked" : c.online ? "online" : "offline",
+        c.online ? "now" : c.lastSeen === null ? "never" : `${ago(now - c.lastSeen)} ago`,
+      ]);
+      const head = ["ID", "NAME", "KEY", "STATUS", "LAST SEEN"];
+      const widths = head.map((h, i) =>
+        Math.max(h.length, ...rows.map((r) => (r[i] as string).length)),
+      );
+      for (const r of [head, ...rows]) {
+        process.stdout.write(
+          `${r
+            .map((v, i) => v.padEnd(widths[i] as number))
+            .join("  ")
+            .trimEnd()}\n`,
+        );
+      }
+      return EXIT.OK;
+    } finally {
+      store.close();
+    }
+  },
+});

@@ -1,0 +1,133 @@
+/** `backbone keygen`: enrol a new client on the server's machine and write its identity file. */
+import { existsSync, readFileSync } from "node:fs";
+import { defineCommand } from "citty";
+import { parseHostPort } from "../../client/address.ts";
+import { writeSecretFile } from "../../crypto/keyfile.ts";
+import { fromPem } from "../../crypto/pem.ts";
+import { defaultDataDir, loadOrCreateServerKey, openStore } from "../../server/datadir.ts";
+import { enrollClient } from "../../server/enroll.ts";
+import { DEFAULT_PORT, RSA_BITS } from "../../wire/constants.ts";
+import { CliError, EXIT, note, withProgress } from "../common.ts";
+import { configuredPort } from "./serve.ts";
+
+export const keygen = defineCommand({
+  meta: {
+    name: "keygen",
+    description: "Register a new client and write its identity file (run on the server's machine)",
+  },
+  args: {
+    name: {
+      type: "string",
+      description: "Client name (unique; letters, digits, . _ -)",
+      valueHint: "NAME",
+    },
+    data: {
+      type: "string",
+      description: "Server data directory (default: $BACKBONE_DATA or ~/.local/share/backbone)",
+      valueHint: "DIR",
+    },
+    server: {
+      type: "string",
+      description:
+        "Address clients connect to, written into the identity (default: 127.0.0.1:PORT)",
+      valueHint: "HOST:PORT",
+    },
+    out: {
+      type: "string",
+      description: "Identity file to write (default: ./NAME.identity)",
+      valueHint: "FILE",
+    },
+    bits: {
+      type: "string",
+      description: "RSA key size: 2048, 3072 or 4096 (default 3072)",
+      valueHint: "N",
+    },
+    "public-key": {
+      type: "string",
+      description:
+        "Register this RSA public key (PEM) instead of generating one: the private key never leaves the client",
+      valueHint: "FILE",
+    },
+    force: { type: "boolean", description: "Overwrite the identity file if it exists" },
+  },
+  async run({ args }) {
+    const dir = args.data ?? defaultDataDir();
+    const bits = args.bits === undefined ? undefined : Number(args.bits);
+    if (bits !== undefined && !(RSA_BITS as readonly number[]).includes(bits)) {
+      throw new CliError(`--bits must be one of ${RSA_BITS.join(", ")}`, EXIT.USAGE);
+    }
+    const server = args.server ?? `127.0.0.1:${configuredPort(dir) ?? DEFAULT_PORT}`;
+    parseHostPort(server);
+    const publicKey = args["public-key"] ? readPublicKey(args["public-key"]) : undefined;
+    if (
+      args.out === undefined &&
+      args.name !== undefined &&
+      !args.force &&
+      existsSync(`./${args.name}.identity`)
+    ) {
+      throw new CliError(
+        `./${args.name}.identity already exists; refusing to overwrite it (use --out or --force)`,
+        EXIT.USAGE,
+      );
+    }
+
+    const {
+      key: serverKey,
+      created,
+      paths,
+    } = await loadOrCreateServerKey(dir, {
+      onCreate: () => note(`creating server data directory ${dir}`),
+    });
+    if (created) note(`server key: ${serverKey.publicKey.fingerprint} (new; in ${paths.key})`);
+
+    const store = openStore(dir);
+    try {
+      const enrolled = await withProgress(
+        publicKey ? "registering key" : `generating ${bits ?? 3072}-bit RSA key`,
+        enrollClient(store, {
+          ...(args.name !== undefined ? { name: args.name } : {}),
+          server,
+          serverKey,
+          ...(bits ? { bits } : {}),
+          ...(publicKey ? { publicKey } : {}),
+        }),
+      );
+      const { record, identityText } = enrolled;
+      const out = args.out ?? `./${record.name}.identity`;
+      try {
+        writeSecretFile(out, identityText, { exclusive: !args.force });
+      } catch (err) {
+        // Without its identity file the registration is useless: revoke it.
+        await store.revokeClient(record.id, Math.floor(Date.now() / 1000));
+        throw err;
+      }
+      const lines = [
+        `registered client "${record.name}"`,
+        `  id:        ${record.id}`,
+        `  key:       ${record.fingerprint}${publicKey ? " (registered public key)" : ""}`,
+        `  server:    ${server} (key ${serverKey.publicKey.fingerprint})`,
+        `  identity:  ${out}${publicKey ? " (no private key: append yours — see backbone keygen --help)" : " (keep it private; give it to its user)"}`,
+      ];
+      process.stdout.write(`${lines.join("\n")}\n`);
+      if (!args.server)
+        note(
+          `note: clients on other machines need --server HOST:PORT at keygen, or --server when they connect`,
+        );
+    } finally {
+      store.close();
+    }
+  },
+});
+
+function readPublicKey(path: string): Uint8Array {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (cause) {
+    throw new CliError(
+      `cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? cause}`,
+      EXIT.USAGE,
+    );
+  }
+  return fromPem(text, "PUBLIC KEY");
+}
