@@ -317,6 +317,7 @@ export class Link {
     this.#state = "closed";
     this.#hs.dispose();
     this.#outbox?.close();
+    this.#opener?.dispose();
     this.#socket?.terminate();
     if (!wasOpen) {
       this.#ready.reject(error ?? new ConnectionError("CLOSED", "connection closed"));

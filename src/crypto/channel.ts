@@ -8,7 +8,7 @@
  * One `Sealer` per connection and direction is the only place a counter is assigned:
  * reusing a (key, nonce) pair under GCM leaks plaintext and the authentication key.
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { WireError } from "../errors.ts";
 import {
   COUNTER_LIMIT,
@@ -20,15 +20,23 @@ import {
 const NONCE_BYTES = 12;
 
 abstract class Direction {
-  protected readonly key: KeyObject;
+  /** A private copy of the key: raw bytes, measured faster than a KeyObject per call, and wipeable. */
+  protected readonly key: Buffer;
   protected readonly nonce = Buffer.alloc(NONCE_BYTES);
   #counter: number;
 
-  /** `key` (32 bytes) is copied into a KeyObject and then wiped by the caller's choice. */
+  /** `key` (32 bytes) is copied; the caller may wipe its own copy at once. */
   constructor(key: Uint8Array, counter = 0) {
     if (key.length !== 32) throw new RangeError("AES-256-GCM key must be 32 bytes");
-    this.key = createSecretKey(key);
+    this.key = Buffer.alloc(32);
+    this.key.set(key);
     this.#counter = counter;
+  }
+
+  /** Wipes the key when the connection is over; the direction is unusable afterwards. */
+  dispose(): void {
+    this.key.fill(0);
+    this.#counter = COUNTER_LIMIT;
   }
 
   /** The counter of the next frame in this direction. */

@@ -186,8 +186,9 @@ export class Outbox {
     return live;
   }
 
-  /** Stops all writing (the socket is gone). */
+  /** Stops all writing (the socket is gone) and wipes the sending key. */
   close(): void {
     this.#closed = true;
+    this.#sealer.dispose();
   }
 }

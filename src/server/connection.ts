@@ -180,6 +180,7 @@ export class Connection {
         return;
       }
     }
+    if (this.phase === "closed") this.#opener?.dispose(); // the last input is handled
   }
 
   // ---- the handshake --------------------------------------------------------------
@@ -391,6 +392,8 @@ export class Connection {
     this.#hs?.dispose();
     this.#hs = null;
     this.outbox?.close();
+    // Frames that arrived before the close are still handled (routed); then the key goes.
+    if (!this.#paused) this.#opener?.dispose();
     if (wasHandshaking) this.ctx.handshakeEnded(this, false);
     if (wasAuthenticated) {
       this.ctx.router.unregister(this);

@@ -1,0 +1,38 @@
+/** A `backbone serve` process for the benchmarks, with registered bench clients. */
+import { join } from "node:path";
+import { type Spawned, spawn } from "./proc.ts";
+import { prepareData, writeBenchConfig } from "./setup.ts";
+
+export interface BackboneProcess {
+  address: string;
+  pid: number;
+  /** Identity texts whose server line is this server. */
+  identities: string[];
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a server on a fresh data directory with `clients` registered clients. */
+export async function startBackbone(
+  dir: string,
+  clients: number,
+  clientBits = 2048,
+): Promise<BackboneProcess> {
+  const data = await prepareData(dir, clients, clientBits);
+  const config = writeBenchConfig(dir);
+  const server: Spawned = spawn([
+    process.execPath,
+    join(import.meta.dir, "../../src/cli/main.ts"),
+    "serve",
+    ...["--data", dir, "--host", "127.0.0.1", "--port", "0", "--config", config],
+  ]);
+  const m = await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
+  const address = `127.0.0.1:${m[1]}`;
+  return {
+    address,
+    pid: server.proc.pid,
+    identities: data.identities.map((t) => t.replace(/^server: .*$/m, `server: ${address}`)),
+    dir,
+    stop: () => server.kill("SIGTERM"),
+  };
+}

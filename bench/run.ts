@@ -1,0 +1,122 @@
+/**
+ * `bun run bench`: backbone side by side with nats-server (plaintext and TLS) on
+ * 127.0.0.1, every process separate, every loop bounded. Prints a table and writes
+ * bench/results/<date>.json.
+ *
+ *   bun bench/run.ts [--quick] [--smoke] [--runs N] [--only relay,latency,handshakes,connections,offline]
+ *                    [--no-nats] [--connections N]
+ *
+ * --quick: one run per row, short windows. --smoke: seconds-long sanity run (used by the
+ * test suite so the harness never rots; its numbers mean nothing).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { startBackbone } from "./lib/backbone.ts";
+import { natsServerBinary } from "./lib/nats.ts";
+import { type Row, renderTable } from "./lib/report.ts";
+import {
+  connectionsScenario,
+  handshakeScenario,
+  latencyScenario,
+  offlineScenario,
+  relayScenario,
+} from "./lib/scenarios.ts";
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const value = (name: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+
+export interface Profile {
+  runs: number;
+  seconds: number;
+  warmup: number;
+  pairs: number[];
+  sizes: number[];
+  windows: number[];
+  connections: number;
+  offlineMessages: number;
+  handshakeSeconds: number;
+}
+
+const smoke = flag("smoke");
+const quick = flag("quick") || smoke;
+const profile: Profile = smoke
+  ? {
+      runs: 1,
+      seconds: 0.5,
+      warmup: 0.3,
+      pairs: [2],
+      sizes: [256],
+      windows: [64],
+      connections: 20,
+      offlineMessages: 200,
+      handshakeSeconds: 1,
+    }
+  : {
+      runs: Number(value("runs") ?? (quick ? 1 : 3)),
+      seconds: quick ? 2 : 5,
+      warmup: quick ? 1 : 2,
+      pairs: [1, 10, 100],
+      sizes: [256, 16384],
+      windows: [256, 1024],
+      connections: Number(value("connections") ?? 10_000),
+      offlineMessages: quick ? 20_000 : 100_000,
+      handshakeSeconds: quick ? 3 : 8,
+    };
+const only = new Set((value("only") ?? "relay,latency,handshakes,connections,offline").split(","));
+const withNats = !flag("no-nats");
+
+const work = mkdtempSync("/tmp/backbone-bench-");
+const rows: Row[] = [];
+const started = new Date();
+try {
+  const natsBin =
+    withNats && (only.has("relay") || only.has("latency")) ? natsServerBinary() : null;
+  if (withNats && !natsBin && (only.has("relay") || only.has("latency")))
+    console.log("nats-server unavailable: peer columns skipped");
+  const maxClients = Math.max(2 * Math.max(...profile.pairs), 2);
+  const backbone = await startBackbone(join(work, "backbone"), maxClients);
+  try {
+    const max: Record<number, number> = {};
+    if (only.has("relay")) {
+      for (const r of await relayScenario(profile, backbone, natsBin, work)) {
+        rows.push(r);
+        if (r.size === 256 && r.window === 1024 && r.unit === "msgs/s")
+          max[r.pairs as number] = r.backbone.median;
+      }
+    }
+    if (only.has("latency"))
+      rows.push(...(await latencyScenario(profile, backbone, natsBin, work, max)));
+    if (only.has("offline")) rows.push(...(await offlineScenario(profile, backbone)));
+  } finally {
+    await backbone.stop();
+  }
+  if (only.has("handshakes"))
+    rows.push(...(await handshakeScenario(profile, join(work, "handshakes"))));
+  if (only.has("connections"))
+    rows.push(...(await connectionsScenario(profile, join(work, "connections"))));
+
+  const machine = {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model ?? "unknown",
+    memory_gib: Math.round(totalmem() / 2 ** 30),
+    bun: Bun.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+  console.log(`\n${renderTable(rows)}`);
+  if (!smoke) {
+    mkdirSync("bench/results", { recursive: true });
+    const file = `bench/results/${started.toISOString().slice(0, 10)}.json`;
+    writeFileSync(
+      file,
+      `${JSON.stringify({ started: started.toISOString(), machine, profile, rows }, null, 2)}\n`,
+    );
+    console.log(`\nwrote ${file}`);
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
