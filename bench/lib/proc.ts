@@ -94,7 +94,13 @@ export function spawn(
           () => reject(new Error(`timed out waiting for ${re} from ${cmd.join(" ")}`)),
           ms,
         );
-        waiters.push({ re, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+        waiters.push({
+          re,
+          resolve: (m) => {
+            clearTimeout(timer);
+            resolve(m);
+          },
+        });
         void proc.exited.then((code) =>
           reject(new Error(`${cmd[1] ?? cmd[0]} exited (${code}) before printing ${re}`)),
         );
