@@ -102,8 +102,8 @@ export async function runWorkload(
     return {
       pump,
       sendOne,
-      get sent() {
-        return sent;
+      get inFlight() {
+        return sent - received;
       },
     };
   });
@@ -130,6 +130,10 @@ export async function runWorkload(
     }
   }
   stopped = true;
+  // Let what is in flight arrive (bounded), so nothing is left for the server to store
+  // when the clients close — it would be delivered into the next run.
+  const drainUntil = now() + 10_000;
+  while (senders.some((s) => s.inFlight > 0) && now() < drainUntil) await Bun.sleep(5);
   const seconds = o.seconds;
   const result: WorkloadResult = {
     delivered,

@@ -152,10 +152,21 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   async #open(): Promise<void> {
     const { host, port } = parseHostPort(this.server);
     const timeoutMs = (this.#opts.connectTimeout ?? this.settings.connection_timeout) * 1000;
+    let opened: Link | null = null;
+    let endedEarly: LinkEnd | null = null;
     const { link, config } = await Link.open(this.#identity, host, port, timeoutMs, {
       message: (msg) => this.#onMessage(msg),
-      end: (how) => this.#onEnd(link, how),
+      // The link can end between CONFIG and this continuation: remember it, then fail.
+      end: (how) => (opened ? this.#onEnd(opened, how) : (endedEarly = how)),
     });
+    opened = link;
+    if (endedEarly) {
+      const how = endedEarly as LinkEnd;
+      throw (
+        how.error ??
+        new ConnectionError("CLOSED", how.stop ? `server said: ${how.stop}` : "connection closed")
+      );
+    }
     if (this.#closed) {
       link.stop("client closed");
       return;

@@ -57,6 +57,7 @@ export class Connection {
   #heldKinds: number[] = [];
   #heldBytes = 0;
   #idleWaiters: (() => void)[] = [];
+  #gone = Promise.withResolvers<void>();
 
   constructor(ctx: ServerContext, socket: Socket<Connection>, prefix: string) {
     this.ctx = ctx;
@@ -344,6 +345,11 @@ export class Connection {
 
   // ---- the end --------------------------------------------------------------------
 
+  /** Resolves once the socket is gone and what it had not delivered is on its way to the store. */
+  get gone(): Promise<void> {
+    return this.#gone.promise;
+  }
+
   /**
    * Sends STOP with `reason` after what was already sealed, then closes. Undelivered
    * live messages are stored for the client's next login.
@@ -406,5 +412,6 @@ export class Connection {
       });
     }
     this.#onIdle();
+    this.#gone.resolve();
   }
 }

@@ -28,6 +28,7 @@ export async function deliverStored(conn: Connection): Promise<void> {
         conn.outbox.push(encodeStored(idToBytes(m.sender), m.queuedAt, m.data), m.seq);
         queued++;
       }
+      ctx.stats.routed += queued; // handed to the recipient's connection (SERVER_STATUS)
       ctx.schedule(conn);
       await conn.whenIdle();
       // Everything up to `last` is either expired or handed to TCP — unless the

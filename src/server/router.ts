@@ -50,6 +50,12 @@ export class Router {
       .catch(() => {});
     if (!old || old === conn) return [];
     const inherited = old.takeUndelivered();
+    if (old.outbox && !old.outbox.idle) {
+      // The old connection holds frames it sealed but could not write yet; those not
+      // written when it closes are stored then. Stored delivery to the new connection
+      // waits for that, so the sender's order holds (§ Sessions and delivery).
+      void this.#serial.run(conn.idText, () => old.gone);
+    }
     old.stop("replaced by a new connection");
     return inherited;
   }
@@ -191,7 +197,7 @@ export class Router {
     });
   }
 
-  /** Resolves once every store write for `recipient` queued so far is done. */
+  /** Resolves once no store write for `recipient` is queued any more (see `register`). */
   storeIdle(recipient: string): Promise<void> {
     return this.#serial.idle(recipient);
   }

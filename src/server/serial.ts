@@ -17,9 +17,12 @@ export class KeyedSerial {
     return next;
   }
 
-  /** Resolves once every task queued so far for `key` has finished. */
+  /**
+   * Resolves once nothing is queued for `key` any more: every task queued so far has
+   * finished, and so has every task queued for it while waiting.
+   */
   async idle(key: string): Promise<void> {
-    await this.#tails.get(key);
+    for (let tail = this.#tails.get(key); tail; tail = this.#tails.get(key)) await tail;
   }
 
   /** Resolves once every task queued so far has finished. */
