@@ -12,12 +12,13 @@
  */
 import { EventEmitter } from "node:events";
 import { ConnectionError, HandshakeError, UsageError } from "../errors.ts";
-import { BROADCAST, idToBytes, idToText, isUuid } from "../ids.ts";
-import { MAX_STATUS_QUERY } from "../wire/constants.ts";
+import { BROADCAST, idToBytes, isUuid } from "../ids.ts";
+import { C2C_HEADER_BYTES, MAX_STATUS_QUERY, STORED_HEADER_BYTES } from "../wire/constants.ts";
 import {
   C2CType,
   ControlType,
   decodeJson,
+  decodeMessage,
   encodeC2C,
   encodeControl,
   Format,
@@ -30,6 +31,7 @@ import {
 } from "../wire/settings.ts";
 import { parseHostPort } from "./address.ts";
 import { type Identity, loadIdentity } from "./identity.ts";
+import { Incoming } from "./incoming.ts";
 import { Link, type LinkEnd } from "./link.ts";
 import { Requests } from "./requests.ts";
 import type {
@@ -107,6 +109,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   #attempt = 0;
   #lastHeartbeat = 0;
+  #addresses = new Map<string, Uint8Array>();
 
   /** Use `connect()`. */
   constructor(identity: Identity, options: ConnectOptions) {
@@ -155,9 +158,12 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     let opened: Link | null = null;
     let endedEarly: LinkEnd | null = null;
     const { link, config } = await Link.open(this.#identity, host, port, timeoutMs, {
-      message: (msg) => this.#onMessage(msg),
+      message: (plain) => this.#onMessage(plain),
       // The link can end between CONFIG and this continuation: remember it, then fail.
-      end: (how) => (opened ? this.#onEnd(opened, how) : (endedEarly = how)),
+      end: (how) => {
+        if (opened) this.#onEnd(opened, how);
+        else endedEarly = how;
+      },
     });
     opened = link;
     if (endedEarly) {
@@ -293,23 +299,20 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
 
   // ---- incoming -----------------------------------------------------------------------
 
-  #onMessage(msg: Message): void {
-    if (msg.format === Format.C2C) {
-      const kind =
-        msg.type === C2CType.BROADCAST
-          ? "broadcast"
-          : msg.type === C2CType.STORED
-            ? "stored"
-            : "direct";
-      const incoming: IncomingMessage = {
-        from: idToText(msg.address),
-        data: msg.data,
-        kind,
-        queuedAt: msg.type === C2CType.STORED ? new Date(msg.queuedAt * 1000) : null,
-        receivedAt: new Date(),
-      };
-      this.emit("message", incoming);
+  #onMessage(plain: Uint8Array): void {
+    const b0 = plain[0] as number;
+    if (b0 >>> 4 === Format.C2C) {
+      const type = b0 & 0x0f;
+      const header = type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES;
+      if (type > C2CType.STORED || plain.length < header) return; // reserved or malformed
+      this.emit("message", new Incoming(plain, type));
       return;
+    }
+    let msg: Message;
+    try {
+      msg = decodeMessage(plain);
+    } catch {
+      return; // reserved or malformed: discarded
     }
     if (msg.format !== Format.CONTROL) return;
     switch (msg.type) {
@@ -383,8 +386,19 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * Throws `UsageError` (`BAD_ID`, `TOO_LARGE`) or `ConnectionError` (`NOT_CONNECTED`).
    */
   send(to: string | Uint8Array, data: Uint8Array | string): void {
-    const address = typeof to === "string" ? idToBytes(checkId(to)) : to;
+    const address = typeof to === "string" ? this.#address(to) : to;
     this.#queue(encodeC2C(C2CType.DIRECT, address, this.#bytes(data)));
+  }
+
+  /** ID text → bytes, remembered: a busy sender names the same few peers over and over. */
+  #address(id: string): Uint8Array {
+    let bytes = this.#addresses.get(id);
+    if (!bytes) {
+      bytes = idToBytes(checkId(id));
+      if (this.#addresses.size >= 4096) this.#addresses.clear();
+      this.#addresses.set(id, bytes);
+    }
+    return bytes;
   }
 
   /** Sends `data` to every other online client. */

@@ -8,16 +8,13 @@ import { ConnectionError, HandshakeError } from "../errors.ts";
 import { ClientHandshake } from "../handshake/client.ts";
 import { idToBytes } from "../ids.ts";
 import { CONTROL, Outbox } from "../net/outbox.ts";
-import { MAX_CHALLENGE_PAYLOAD, MAX_FRAME_PAYLOAD } from "../wire/constants.ts";
-import { encodeFrame, FrameReader } from "../wire/frame.ts";
 import {
-  ControlType,
-  decodeMessage,
-  decodeText,
-  encodeControl,
-  Format,
-  type Message,
-} from "../wire/message.ts";
+  CONTROL_HEADER_BYTES,
+  MAX_CHALLENGE_PAYLOAD,
+  MAX_FRAME_PAYLOAD,
+} from "../wire/constants.ts";
+import { encodeFrame, FrameReader } from "../wire/frame.ts";
+import { ControlType, decodeText, encodeControl, Format } from "../wire/message.ts";
 import type { Identity } from "./identity.ts";
 
 /** How a link ended. */
@@ -29,8 +26,8 @@ export interface LinkEnd {
 }
 
 export interface LinkHandlers {
-  /** A decrypted message of the session (CONFIG after the first included). */
-  message(msg: Message): void;
+  /** The decrypted message data of a frame (CONFIG after the first included; never STOP). */
+  message(plain: Uint8Array): void;
   /** The link is gone; called once. */
   end(how: LinkEnd): void;
 }
@@ -43,6 +40,9 @@ function unreachable(
   const why = cause.code === "ECONNREFUSED" ? "connection refused" : (cause.code ?? cause.message);
   return new ConnectionError("UNREACHABLE", `cannot connect to ${host}:${port}: ${why}`, { cause });
 }
+
+/** byte 0 of STOP: format 1, type 15. */
+const STOP_BYTE = (Format.CONTROL << 4) | ControlType.STOP;
 
 type State = "connecting" | "challenge" | "responding" | "config" | "open" | "closed";
 
@@ -205,29 +205,24 @@ export class Link {
   }
 
   #onSessionFrame(payload: Uint8Array): boolean | undefined {
-    let msg: Message;
+    let plain: Uint8Array;
     try {
-      msg = decodeMessage((this.#opener as Opener).open(payload));
-    } catch (err) {
-      if ((err as { code?: string }).code === "DECRYPT_FAILED") {
-        this.#fail(
-          new ConnectionError("PROTOCOL", "a frame from the server failed authentication"),
-        );
-        return false;
-      }
-      return; // reserved or malformed: discarded
+      plain = (this.#opener as Opener).open(payload);
+    } catch {
+      this.#fail(new ConnectionError("PROTOCOL", "a frame from the server failed authentication"));
+      return false;
     }
     this.lastReceived = performance.now();
-    if (msg.format === Format.CONTROL && msg.type === ControlType.STOP) {
+    if (plain[0] === STOP_BYTE && plain.length >= CONTROL_HEADER_BYTES) {
       try {
-        this.#stopReason = decodeText(msg.body);
+        this.#stopReason = decodeText(plain.subarray(CONTROL_HEADER_BYTES));
       } catch {
         this.#stopReason = "stopped";
       }
       this.#socket?.end();
       return false;
     }
-    this.#handlers.message(msg);
+    this.#handlers.message(plain);
     return this.#state === "open" ? undefined : false;
   }
 

@@ -30,13 +30,15 @@ export interface ConnectOptions {
 /** A C2C message received. */
 export interface IncomingMessage {
   /** Sender's ID (the server writes the true sender). */
-  from: string;
-  data: Uint8Array;
+  readonly from: string;
+  /** The sender's ID as its 16 bytes. */
+  readonly fromBytes: Uint8Array;
+  readonly data: Uint8Array;
   /** `direct`, `broadcast`, or `stored` (held while this client was offline). */
-  kind: "direct" | "broadcast" | "stored";
+  readonly kind: "direct" | "broadcast" | "stored";
   /** When the server stored it (stored messages only). */
-  queuedAt: Date | null;
-  receivedAt: Date;
+  readonly queuedAt: Date | null;
+  readonly receivedAt: Date;
 }
 
 /** What became of a message that was not delivered live. */

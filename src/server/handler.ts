@@ -5,14 +5,8 @@
  * counted, and the connection stays open.
  */
 import type { WireError } from "../errors.ts";
-import {
-  C2CType,
-  ControlType,
-  decodeMessage,
-  decodeText,
-  encodeControl,
-  Format,
-} from "../wire/message.ts";
+import { C2C_HEADER_BYTES } from "../wire/constants.ts";
+import { ControlType, decodeMessage, decodeText, encodeControl, Format } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { clientStatus, serverStatus } from "./status.ts";
@@ -22,6 +16,10 @@ export function handleMessage(
   conn: Connection,
   plain: Uint8Array,
 ): Promise<void> | undefined {
+  // Fast path for the bulk of the traffic: direct and broadcast C2C.
+  const b0 = plain[0];
+  if ((b0 === 0x00 || b0 === 0x01) && plain.length >= C2C_HEADER_BYTES)
+    return ctx.router.route(conn, plain);
   let msg: ReturnType<typeof decodeMessage>;
   try {
     msg = decodeMessage(plain);
@@ -31,10 +29,8 @@ export function handleMessage(
     conn.protocolError((err as WireError).message);
     return;
   }
-  if (msg.format === Format.C2C) {
-    if (msg.type === C2CType.STORED) return discard(ctx, conn, "stored C2C from a client");
-    return ctx.router.route(conn, msg, plain);
-  }
+  // Any other C2C that decodes is type 2 (stored), which only a server sends.
+  if (msg.format === Format.C2C) return discard(ctx, conn, "stored C2C from a client");
   if (msg.format !== Format.CONTROL) return discard(ctx, conn, "S2S on a socket");
   switch (msg.type) {
     case ControlType.HEARTBEAT:

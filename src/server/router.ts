@@ -6,10 +6,10 @@
  * overwrites the address with the true sender and posts the same bytes on the
  * recipient's client queue (no copy).
  */
-import { BROADCAST, idKey, idToText } from "../ids.ts";
+import { BROADCAST, idKey, idKeyAt, idToText } from "../ids.ts";
 import { CONTROL, LIVE } from "../net/outbox.ts";
 import { BROADCAST_ID, C2C_HEADER_BYTES } from "../wire/constants.ts";
-import { type C2CMessage, C2CType, ControlType, encodeControl, Format } from "../wire/message.ts";
+import { C2CType, ControlType, encodeControl, Format } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { RateLimiter } from "./limits.ts";
@@ -72,28 +72,26 @@ export class Router {
   }
 
   /** Routes a C2C from `from`. Returns a promise when the store is involved. */
-  route(from: Connection, msg: C2CMessage, plain: Uint8Array): Promise<void> | undefined {
+  route(from: Connection, plain: Uint8Array): Promise<void> | undefined {
+    // `plain` is `byte0 || address (16) || data`, length already checked (≥ 17).
     const { settings, stats } = this.#ctx;
-    const toBroadcast = idKey(msg.address) === BROADCAST_KEY;
-    if (msg.type === C2CType.STORED || (msg.type === C2CType.BROADCAST && !toBroadcast)) {
+    const type = (plain[0] as number) & 0x0f;
+    const toKey = idKeyAt(plain, 1);
+    const toBroadcast = toKey === BROADCAST_KEY;
+    if (type === C2CType.STORED || (type === C2CType.BROADCAST && !toBroadcast)) {
       stats.discarded++; // type 2 is server → client only; a broadcast goes to ff…ff
       return;
     }
-    const broadcast = toBroadcast;
-    if (msg.data.length > settings.max_message_size) {
-      this.notice(
-        from,
-        idToText(msg.address),
-        "too_large",
-        `message data of ${msg.data.length} bytes exceeds max_message_size ${settings.max_message_size}`,
-      );
+    const size = plain.length - C2C_HEADER_BYTES;
+    if (size > settings.max_message_size) {
+      const why = `message data of ${size} bytes exceeds max_message_size ${settings.max_message_size}`;
+      this.notice(from, idToText(plain.subarray(1, C2C_HEADER_BYTES)), "too_large", why);
       return;
     }
-    if (broadcast) {
+    if (toBroadcast) {
       plain.set(from.id, 1); // the server writes the true sender
       return this.#broadcast(from, plain);
     }
-    const toKey = idKey(msg.address);
     const to = this.online.get(toKey);
     if (to?.routable) {
       plain.set(from.id, 1);
@@ -101,7 +99,7 @@ export class Router {
       stats.routed++;
       return;
     }
-    const recipient = idToText(msg.address); // before the address is overwritten
+    const recipient = idToText(plain.subarray(1, C2C_HEADER_BYTES)); // before it is overwritten
     plain.set(from.id, 1);
     return this.#offline(from, recipient, toKey, plain);
   }
