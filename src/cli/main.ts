@@ -57,13 +57,16 @@ async function usage(name?: string): Promise<string> {
       "  help [cmd]   Show help for a command",
       "",
       "Run `backbone <command> --help` for a command's options.",
-      "Getting started: backbone keygen --name alice; backbone keygen --name bob; backbone serve; backbone chat bob",
+      "Getting started: backbone keygen --name alice; backbone keygen --name bob; backbone serve; backbone chat bob --identity alice.identity",
     );
     return lines.join("\n");
   }
   const cmd = COMMANDS[name];
   if (!cmd) throw new CliError(`unknown command "${name}" (see \`backbone help\`)`, EXIT.USAGE);
-  return renderUsage(cmd, main);
+  const text = await renderUsage(cmd, main);
+  // citty colours its usage whatever the output is: keep escapes off pipes and files.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing terminal escapes
+  return process.stdout.isTTY ? text : text.replace(/\x1b\[[0-9;]*m/g, "").replace(/ +$/gm, "");
 }
 
 async function run(argv: string[]): Promise<number> {

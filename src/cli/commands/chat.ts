@@ -59,9 +59,12 @@ export const chat = defineCommand({
       waitSeconds: Number.POSITIVE_INFINITY,
       countdown: true,
     });
+    // Stored messages come right after connecting: queue them from now on, not from
+    // after the peer lookup's round trip (by then they would be gone).
+    const incoming = client.messages();
     const names = new NameCache(client);
     const peer = await resolvePeer(client, args.peer, names);
-    return tty ? interactive(client, peer, names) : piped(client, peer, names);
+    return tty ? interactive(client, peer, names, incoming) : piped(client, peer, names, incoming);
   },
 });
 
@@ -97,10 +100,16 @@ function finalCode(reason: string): number {
 }
 
 /** Pipes: lines in, lines out; ends at end of input once the server has everything. */
-async function piped(client: Client, peer: Peer, names: NameCache): Promise<number> {
-  client.on("message", async (m) => {
-    process.stdout.write(`${await names.get(m.from)}: ${displayText(m.data)}\n`);
-  });
+async function piped(
+  client: Client,
+  peer: Peer,
+  names: NameCache,
+  incoming: AsyncIterable<IncomingMessage>,
+): Promise<number> {
+  void (async () => {
+    for await (const m of incoming)
+      process.stdout.write(`${await names.get(m.from)}: ${displayText(m.data)}\n`);
+  })();
   client.on("notice", async (n) => note(describeNotice(n, await names.get(n.address))));
   let ending = false;
   const cutOff = Promise.withResolvers<number>();
@@ -129,7 +138,12 @@ async function piped(client: Client, peer: Peer, names: NameCache): Promise<numb
 }
 
 /** A terminal: prompt line, messages above it. */
-async function interactive(client: Client, first: Peer, names: NameCache): Promise<number> {
+async function interactive(
+  client: Client,
+  first: Peer,
+  names: NameCache,
+  incoming: AsyncIterable<IncomingMessage>,
+): Promise<number> {
   let peer = first;
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
   const setPrompt = () => rl.setPrompt(`${peer.name}> `);
@@ -164,12 +178,14 @@ async function interactive(client: Client, first: Peer, names: NameCache): Promi
   };
   const presenceTimer = setInterval(checkPresence, PRESENCE_EVERY_MS);
 
-  client.on("message", async (m: IncomingMessage) => {
-    const name = await names.get(m.from);
-    const tag =
-      m.kind === "stored" ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
-    say(`[${clock(m.queuedAt ?? m.receivedAt)}] ${name}${tag}: ${displayText(m.data)}`);
-  });
+  void (async () => {
+    for await (const m of incoming) {
+      const name = await names.get(m.from);
+      const tag =
+        m.kind === "stored" ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
+      say(`[${clock(m.queuedAt ?? m.receivedAt)}] ${name}${tag}: ${displayText(m.data)}`);
+    }
+  })();
   client.on("notice", async (n) => say(`* ${describeNotice(n, await names.get(n.address))}`));
   client.on("disconnect", ({ reason, willReconnect }) => {
     if (ending) return;

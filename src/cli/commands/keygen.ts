@@ -45,7 +45,7 @@ export const keygen = defineCommand({
     "public-key": {
       type: "string",
       description:
-        "Register this RSA public key (PEM) instead of generating one: the private key never leaves the client",
+        "Register this RSA public key (PEM) instead of generating one: the private key never leaves the client, whose owner appends it (PKCS#8 PEM) to the identity file: cat KEY >> NAME.identity",
       valueHint: "FILE",
     },
     force: { type: "boolean", description: "Overwrite the identity file if it exists" },
@@ -59,14 +59,13 @@ export const keygen = defineCommand({
     const server = args.server ?? `127.0.0.1:${configuredPort(dir) ?? DEFAULT_PORT}`;
     parseHostPort(server);
     const publicKey = args["public-key"] ? readPublicKey(args["public-key"]) : undefined;
-    if (
-      args.out === undefined &&
-      args.name !== undefined &&
-      !args.force &&
-      existsSync(`./${args.name}.identity`)
-    ) {
+    // Checked before enrolling: a registration whose file cannot be written is revoked,
+    // and its name stays taken.
+    const plannedOut =
+      args.out ?? (args.name !== undefined ? `./${args.name}.identity` : undefined);
+    if (plannedOut !== undefined && !args.force && existsSync(plannedOut)) {
       throw new CliError(
-        `./${args.name}.identity already exists; refusing to overwrite it (use --out or --force)`,
+        `${plannedOut} already exists; refusing to overwrite it (use ${args.out === undefined ? "--out or " : ""}--force)`,
         EXIT.USAGE,
       );
     }
@@ -124,10 +123,15 @@ function readPublicKey(path: string): Uint8Array {
   try {
     text = readFileSync(path, "utf8");
   } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
     throw new CliError(
-      `cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? cause}`,
+      `cannot read ${path}: ${code === "ENOENT" ? "no such file" : (code ?? cause)}`,
       EXIT.USAGE,
     );
   }
-  return fromPem(text, "PUBLIC KEY");
+  try {
+    return fromPem(text, "PUBLIC KEY");
+  } catch (cause) {
+    throw new CliError(`${path}: ${(cause as Error).message}`, EXIT.USAGE);
+  }
 }

@@ -25,7 +25,10 @@ export const listen = defineCommand({
     },
   },
   async run({ args }) {
-    const client = await connectFromFlags(args, { waitSeconds: Number.POSITIVE_INFINITY });
+    const client = await connectFromFlags(args, {
+      waitSeconds: Number.POSITIVE_INFINITY,
+      countdown: true,
+    });
     const names = new NameCache(client);
     const decoder = new TextDecoder("utf-8", { fatal: true });
     client.on("disconnect", ({ reason, willReconnect }) => {

@@ -59,16 +59,17 @@ export const serve = defineCommand({
   async run({ args }) {
     const dir = args.data ?? defaultDataDir();
     const paths = dataPaths(dir);
-    const configFile = args.config ?? (existsSync(paths.config) ? paths.config : undefined);
+    // Looked for again at each SIGHUP: DIR/config.toml may be created while running.
+    const configFile = () => args.config ?? (existsSync(paths.config) ? paths.config : undefined);
     const flags: Record<string, unknown> = {
       host: args.host,
       port: args.port,
       log_format: args["log-format"],
       log_level: args["log-level"],
     };
-    const load = (): ServerSettings => {
-      const fromFile = configFile ? readSettingsFile(configFile) : {};
-      const base = mergeSettings(DEFAULT_SERVER_SETTINGS, fromFile, configFile ?? "config");
+    const load = (file = configFile()): ServerSettings => {
+      const fromFile = file ? readSettingsFile(file) : {};
+      const base = mergeSettings(DEFAULT_SERVER_SETTINGS, fromFile, file ?? "config");
       return mergeSettings(base, flags, "flags");
     };
     const settings = load();
@@ -97,7 +98,7 @@ export const serve = defineCommand({
       host: server.hostname,
       port: server.port,
       data: dir,
-      config: configFile,
+      config: configFile(),
     });
 
     const done = Promise.withResolvers<void>();
@@ -112,7 +113,8 @@ export const serve = defineCommand({
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     process.on("SIGHUP", () => {
       try {
-        server.reload(load(), configFile ?? "flags");
+        const file = configFile();
+        server.reload(load(file), file ?? "flags");
       } catch (err) {
         log.error("reload failed; keeping the running settings", { error: (err as Error).message });
       }
