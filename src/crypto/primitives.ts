@@ -65,7 +65,11 @@ export function x25519Shared(secret: Uint8Array, peerPublic: Uint8Array): Uint8A
   }
   let shared: Uint8Array;
   try {
-    const publicKey = createPublicKey({ key: Buffer.concat([SPKI_X25519, peerPublic]), format: "der", type: "spki" });
+    const publicKey = createPublicKey({
+      key: Buffer.concat([SPKI_X25519, peerPublic]),
+      format: "der",
+      type: "spki",
+    });
     shared = new Uint8Array(diffieHellman({ privateKey: privateKeyObject(secret), publicKey }));
   } catch (cause) {
     throw new HandshakeError("key-exchange", "LOW_ORDER_KEY", "low-order X25519 key", { cause });
