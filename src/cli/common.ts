@@ -168,6 +168,18 @@ export function countdown(why: string, delayMs: number): void {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
 
+/**
+ * For commands that are not there to receive (send, status): the server hands a client
+ * its stored messages at every login, so any that arrive are shown on stderr rather
+ * than lost without a word.
+ */
+export function showStrayMessages(client: Client): void {
+  client.on("message", (m) => {
+    const when = m.queuedAt ? ` (sent ${m.queuedAt.toISOString()})` : "";
+    note(`backbone: message for you from ${m.from}${when}: ${displayText(m.data)}`);
+  });
+}
+
 /** Text of message data for display: UTF-8, control characters made visible. */
 export function displayText(data: Uint8Array): string {
   return new TextDecoder()

@@ -139,11 +139,13 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
         await this.#open();
         return;
       } catch (err) {
-        const wait = this.#nextDelay();
-        if (!retryable(err) || performance.now() + wait > deadline || this.#closed) {
+        // The last attempt is made at the deadline itself, not one backoff before it.
+        const remaining = deadline - performance.now();
+        if (!retryable(err) || remaining <= 0 || this.#closed) {
           this.#finish(err as Error);
           throw err;
         }
+        const wait = Math.min(this.#nextDelay(), remaining);
         const info = { attempt: this.#attempt, delayMs: wait, error: err as Error };
         this.#opts.onRetry?.(info);
         this.emit("reconnecting", info);

@@ -37,7 +37,14 @@ function unreachable(
   port: number,
   cause: Error & { code?: string },
 ): ConnectionError {
-  const why = cause.code === "ECONNREFUSED" ? "connection refused" : (cause.code ?? cause.message);
+  const why =
+    cause.code === "ECONNREFUSED"
+      ? "connection refused"
+      : cause.code === "ENOTFOUND"
+        ? "unknown host"
+        : cause.code === "ETIMEDOUT"
+          ? "timed out"
+          : (cause.code ?? cause.message);
   return new ConnectionError("UNREACHABLE", `cannot connect to ${host}:${port}: ${why}`, { cause });
 }
 

@@ -393,14 +393,16 @@ export class Connection {
   onClose(): void {
     if (this.phase === "closed") return;
     const wasAuthenticated = this.outbox !== null;
-    const wasHandshaking = this.phase === "handshake" || this.phase === "verifying";
     this.phase = "closed";
     this.#hs?.dispose();
     this.#hs = null;
     this.outbox?.close();
     // Frames that arrived before the close are still handled (routed); then the key goes.
     if (!this.#paused) this.#opener?.dispose();
-    if (wasHandshaking) this.ctx.handshakeEnded(this, false);
+    // A handshake that failed (aborted or refused, phase "closing") frees its place in
+    // the pending limits too, not only one closed mid-way: else every failure would hold
+    // a per-prefix slot until the sweep at connection_timeout. (Idempotent.)
+    if (!wasAuthenticated) this.ctx.handshakeEnded(this, false);
     if (wasAuthenticated) {
       this.ctx.router.unregister(this);
       this.ctx.router.storeUndelivered(this.idText, this.takeUndelivered());

@@ -148,6 +148,14 @@ export class Router {
         );
       } else {
         stats.rejected++;
+        // A bound is policy; a failed write (disk full, I/O error) is the operator's business.
+        if (result.failure) {
+          this.#ctx.log.error("store write failed", {
+            from: from.idText,
+            to: recipient,
+            reason: result.reason,
+          });
+        }
         this.notice(from, recipient, "rejected", result.reason);
       }
     });

@@ -83,6 +83,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   /** Starts a server; resolves once it accepts connections. Throws `UsageError` `LISTEN_FAILED`. */
   static async start(opts: ServerOptions): Promise<BackboneServer> {
     const server = new BackboneServer(opts);
+    server.store.setMaxBytes?.(server.settings.store_max_bytes);
     await warmDummyKeys();
     await server.store.resetPresence(); // nobody is online on a server that just started
     server.#registryVersion = await server.store.version();
@@ -295,6 +296,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.router.broadcasts.rate = next.broadcast_rate;
     this.router.broadcasts.burst = next.broadcast_burst;
     this.rsa.limit = next.handshake_concurrency;
+    this.store.setMaxBytes?.(next.store_max_bytes);
     if (this.log instanceof StructuredLogger) {
       this.log.format = next.log_format;
       this.log.level = next.log_level;

@@ -32,6 +32,8 @@ export interface ServerSettings extends ConnectionSettings {
   queue_max_bytes: number;
   queue_max_age: number;
   queue_max_per_sender: number;
+  /** Most bytes the store may take on disk (0: no bound). Past it, offline messages are refused. */
+  store_max_bytes: number;
   /** Broadcasts one client may send per second, and the burst. */
   broadcast_rate: number;
   broadcast_burst: number;
@@ -70,6 +72,12 @@ export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   queue_max_bytes: 64 * 1024 * 1024,
   queue_max_age: 7 * 24 * 3600,
   queue_max_per_sender: 1_000,
+  // No bound by default: the per-recipient bounds above already cap each inbox. Set it
+  // when the data directory shares a disk with other things: past the bound, offline
+  // messages are refused (NOTICE rejected) while the disk still has room, instead of a
+  // full disk failing everyone's writes. SQLite pages (PRAGMA max_page_count), so it
+  // bounds the database file; the WAL beside it adds up to ~4 MiB between checkpoints.
+  store_max_bytes: 0,
   broadcast_rate: 100,
   broadcast_burst: 200,
   log_format: "text",
@@ -95,6 +103,7 @@ const KINDS: Record<keyof ServerSettings, Kind> = {
   queue_max_bytes: "integer",
   queue_max_age: "number",
   queue_max_per_sender: "integer",
+  store_max_bytes: "integer",
   broadcast_rate: "number",
   broadcast_burst: "integer",
   log_format: "string",

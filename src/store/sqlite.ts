@@ -91,6 +91,8 @@ export class SqliteStore implements Store {
   readonly path: string;
   readonly #db: Database;
   readonly #q: ReturnType<typeof prepare>;
+  /** SQLite's own page limit, restored by `setMaxBytes(0)`. */
+  readonly #maxPages: number;
 
   /** Opens (creating when missing) the store at `path`. Throws `StoreError` `STORE_OPEN`. */
   constructor(path: string, opts: SqliteStoreOptions = {}) {
@@ -125,6 +127,26 @@ export class SqliteStore implements Store {
       });
     }
     this.#q = prepare(this.#db);
+    this.#maxPages = this.#pragma("max_page_count");
+  }
+
+  #pragma(name: string): number {
+    const row = this.#db.query(`PRAGMA ${name}`).get() as Record<string, number>;
+    return row[name] as number;
+  }
+
+  /**
+   * Bounds the database file to `bytes` (0: SQLite's own limit) with
+   * `PRAGMA max_page_count`, for this connection's writes; a write that needs more
+   * pages fails with "database or disk is full". SQLite never sets the bound below the
+   * file's current size: a store already larger can still reuse its free pages, but
+   * not grow. Returns the bound in bytes now in force.
+   */
+  setMaxBytes(bytes: number): number {
+    const pageSize = this.#pragma("page_size");
+    const pages = bytes > 0 ? Math.max(1, Math.floor(bytes / pageSize)) : this.#maxPages;
+    this.#db.exec(`PRAGMA max_page_count = ${pages}`);
+    return this.#pragma("max_page_count") * pageSize;
   }
 
   async addClient(c: {
@@ -214,7 +236,7 @@ export class SqliteStore implements Store {
       this.#q.insertMessage.run(recipient, sender, at, data);
       return { ok: true };
     } catch (cause) {
-      return { ok: false, reason: `storage failure: ${(cause as Error).message}` };
+      return { ok: false, reason: `storage failure: ${(cause as Error).message}`, failure: true };
     }
   }
 

@@ -41,7 +41,8 @@ export interface QueueLimits {
   maxPerSender: number;
 }
 
-export type EnqueueResult = { ok: true } | { ok: false; reason: string };
+/** `failure`: the store could not write (disk full, I/O error), as opposed to a bound. */
+export type EnqueueResult = { ok: true } | { ok: false; reason: string; failure?: true };
 
 export interface Store {
   /** Registers a client; throws `StoreError` `NAME_TAKEN` or `ID_TAKEN`. */
@@ -82,6 +83,12 @@ export interface Store {
 
   /** A value that changes whenever another process changed the registry. */
   version(): Promise<number>;
+  /**
+   * Bounds the store's size in bytes (0: no bound): writes that would grow it past the
+   * bound fail, and `enqueue` answers a storage failure. Optional for backends that
+   * cannot bound themselves.
+   */
+  setMaxBytes?(bytes: number): void;
   /** Checks the store's integrity; returns problems found (empty when sound). */
   check(): Promise<string[]>;
   close(): void;

@@ -169,6 +169,8 @@ async function interactive(
     try {
       const [e] = await client.clientStatus([peer.id]);
       const now = Boolean(e && "online" in e && e.online);
+      if (online === null && !now)
+        say(`* ${peer.name} is offline: what you send is stored for them`);
       if (online !== null && now !== online)
         say(`* ${peer.name} is ${now ? "now online" : "offline"}`);
       online = now;

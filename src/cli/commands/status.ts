@@ -1,6 +1,6 @@
 /** `backbone status`: the server's status, asked over the protocol. */
 import { defineCommand } from "citty";
-import { ago, connectFromFlags, EXIT } from "../common.ts";
+import { ago, connectFromFlags, EXIT, showStrayMessages } from "../common.ts";
 
 export const status = defineCommand({
   meta: { name: "status", description: "Show the server's status" },
@@ -19,6 +19,7 @@ export const status = defineCommand({
   },
   async run({ args }) {
     const client = await connectFromFlags(args, { waitSeconds: 0 });
+    showStrayMessages(client);
     try {
       const s = await client.serverStatus();
       if (args.json) {
