@@ -224,7 +224,9 @@ describe("clients and status", () => {
     // swallowing it (the server removes what it has delivered).
     const j = await sb.run(["status", "--json", "--identity", "bob.identity"]);
     expect(j.code).toBe(EXIT.OK);
-    expect(j.stderr).toMatch(/^backbone: message for you from [0-9a-f-]{36} \(sent [^)]+\): queued\n$/);
+    expect(j.stderr).toMatch(
+      /^backbone: message for you from [0-9a-f-]{36} \(sent [^)]+\): queued\n$/,
+    );
     expect(JSON.parse(j.stdout)).toMatchObject({
       protocol: "backbone/1",
       server_key: server.fingerprint,
