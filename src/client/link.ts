@@ -7,7 +7,7 @@ import type { Opener } from "../crypto/channel.ts";
 import { ConnectionError, HandshakeError } from "../errors.ts";
 import { ClientHandshake } from "../handshake/client.ts";
 import { idToBytes } from "../ids.ts";
-import { CONTROL, Outbox } from "../net/outbox.ts";
+import { CONTROL, Outbox, type OutboxOwner } from "../net/outbox.ts";
 import {
   CONTROL_HEADER_BYTES,
   MAX_CHALLENGE_PAYLOAD,
@@ -53,7 +53,7 @@ const STOP_BYTE = (Format.CONTROL << 4) | ControlType.STOP;
 
 type State = "connecting" | "challenge" | "responding" | "config" | "open" | "closed";
 
-export class Link {
+export class Link implements OutboxOwner {
   readonly #handlers: LinkHandlers;
   #socket: Socket<Link> | null = null;
   #state: State = "connecting";
@@ -178,8 +178,8 @@ export class Link {
           return false;
         }
         this.#opener = done.session.opener;
-        this.#outbox = new Outbox(this.#socket as Socket<unknown>, done.session.sealer);
-        this.#outbox.onExhausted = () => this.stop("rekey required");
+        this.#outbox = new Outbox(this.#socket as Socket<unknown>, done.session.sealer, this);
+
         this.#reader.max = MAX_FRAME_PAYLOAD;
         this.#state = "open";
         this.lastReceived = performance.now();
@@ -278,10 +278,22 @@ export class Link {
       return;
     }
     this.#outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
-    this.#outbox.onIdle = () => this.#socket?.end();
+    this.#endWhenIdle = true;
     this.#outbox.flush();
     this.#state = "closed";
     setTimeout(() => this.terminate(), 1000).unref();
+  }
+
+  #endWhenIdle = false;
+
+  /** @internal OutboxOwner: everything queued was written; after STOP, end the socket. */
+  outboxIdle(): void {
+    if (this.#endWhenIdle) this.#socket?.end();
+  }
+
+  /** @internal OutboxOwner: the counter space is used up; a new connection gets new keys. */
+  outboxExhausted(): void {
+    this.stop("rekey required");
   }
 
   /** Closes at once. */

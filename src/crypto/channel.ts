@@ -18,18 +18,23 @@ import {
 } from "../wire/constants.ts";
 
 const NONCE_BYTES = 12;
+/**
+ * One scratch nonce for every direction: it is written just before the cipher is
+ * created, which copies it, all synchronously — so sharing it is safe and saves an
+ * allocation per connection and direction.
+ */
+const NONCE = Buffer.alloc(NONCE_BYTES);
 
 abstract class Direction {
   /** A private copy of the key: raw bytes, measured faster than a KeyObject per call, and wipeable. */
   protected readonly key: Buffer;
-  protected readonly nonce = Buffer.alloc(NONCE_BYTES);
+
   #counter: number;
 
   /** `key` (32 bytes) is copied; the caller may wipe its own copy at once. */
   constructor(key: Uint8Array, counter = 0) {
     if (key.length !== 32) throw new RangeError("AES-256-GCM key must be 32 bytes");
-    this.key = Buffer.alloc(32);
-    this.key.set(key);
+    this.key = Buffer.from(key); // a copy
     this.#counter = counter;
   }
 
@@ -50,10 +55,10 @@ abstract class Direction {
     if (c >= COUNTER_LIMIT)
       throw new WireError("COUNTER_EXHAUSTED", "frame counter reached 2^32: rekey required");
     // 0x00000000 || u64 BE; the counter stays below 2^32 so the high word is 0.
-    this.nonce.writeUInt32BE(0, 4);
-    this.nonce.writeUInt32BE(c, 8);
+    NONCE.writeUInt32BE(0, 4);
+    NONCE.writeUInt32BE(c, 8);
     this.#counter = c + 1;
-    return this.nonce;
+    return NONCE;
   }
 }
 

@@ -141,7 +141,8 @@ export class ServerHandshake {
           cause,
         });
       }
-      const clientId = inner.slice(0, ID_BYTES);
+      // A copy: `inner` is a Buffer, whose slice() is a view that would keep it alive.
+      const clientId = new Uint8Array(inner.subarray(0, ID_BYTES));
       const signature = inner.subarray(ID_BYTES);
       const refuse = (code: string, message: string) => {
         const err = new HandshakeError("authentication", code, message, {

@@ -28,40 +28,55 @@ const STOP_BYTE = 0x1f;
 /** Most bytes sealed into one write; the rest waits for the next flush. */
 const MAX_BATCH = 256 * 1024;
 
+/** What an outbox tells its connection. */
+export interface OutboxOwner {
+  /** Everything queued so far has been handed to the socket. */
+  outboxIdle(): void;
+  /**
+   * The next counter is the last one (2^32 − 1), kept for STOP `rekey required`
+   * (docs/PROTOCOL.md § Encrypted frames); nothing else is sealed.
+   */
+  outboxExhausted(): void;
+}
+
+/** Sealed bytes the socket has not taken yet, and the messages they hold. */
+interface Unsent {
+  buffer: Buffer;
+  /** How much of `buffer` was written. */
+  at: number;
+  /** End offset of each message's frame in `buffer`, with the message and its kind. */
+  ends: number[];
+  msgs: Uint8Array[];
+  kinds: number[];
+}
+
 export class Outbox {
   readonly #socket: Socket<unknown>;
   readonly #sealer: Sealer;
-  #msgs: Uint8Array[] = [];
-  #kinds: number[] = [];
+  /** Queued plaintext and kinds; null while empty (an idle connection holds no arrays). */
+  #msgs: Uint8Array[] | null = null;
+  #kinds: number[] | null = null;
   #bytes = 0;
-  /** Sealed bytes the socket has not taken yet, and the messages they hold. */
-  #unsent: Buffer | null = null;
-  #unsentAt = 0;
-  #unsentEnds: number[] = [];
-  #unsentMsgs: Uint8Array[] = [];
-  #unsentKinds: number[] = [];
+  #unsent: Unsent | null = null;
   #deliveredSeq = 0;
   #closed = false;
-  /** Called when everything queued so far has been handed to the socket. */
-  onIdle: (() => void) | null = null;
-  /**
-   * Called when the next counter is the last one (2^32 − 1), which is kept for STOP
-   * `rekey required` (docs/PROTOCOL.md § Encrypted frames); nothing else is sealed.
-   */
-  onExhausted: (() => void) | null = null;
+  readonly #owner: OutboxOwner | null;
 
-  constructor(socket: Socket<unknown>, sealer: Sealer) {
+  /** `owner` hears when the outbox goes idle or runs out of counters (no closures kept). */
+  constructor(socket: Socket<unknown>, sealer: Sealer, owner: OutboxOwner | null = null) {
     this.#socket = socket;
     this.#sealer = sealer;
+    this.#owner = owner;
   }
 
   /** Bytes waiting: queued plaintext plus sealed bytes the socket has not taken. */
   get pendingBytes(): number {
-    return this.#bytes + (this.#unsent ? this.#unsent.length - this.#unsentAt : 0);
+    const u = this.#unsent;
+    return this.#bytes + (u ? u.buffer.length - u.at : 0);
   }
 
   get idle(): boolean {
-    return this.#msgs.length === 0 && this.#unsent === null;
+    return this.#msgs === null && this.#unsent === null;
   }
 
   /** The frame counter the next sealed message will use. */
@@ -77,89 +92,97 @@ export class Outbox {
   /** Queues a message; `kind` is LIVE, CONTROL or a store sequence number. */
   push(message: Uint8Array, kind: number): void {
     if (this.#closed) return;
-    this.#msgs.push(message);
-    this.#kinds.push(kind);
+    if (this.#msgs === null || this.#kinds === null) {
+      this.#msgs = [message];
+      this.#kinds = [kind];
+    } else {
+      this.#msgs.push(message);
+      this.#kinds.push(kind);
+    }
     this.#bytes += message.length;
   }
 
   /** Seals and writes what is queued, unless earlier bytes still wait for `drain`. */
   flush(): void {
-    if (this.#closed || this.#unsent || this.#msgs.length === 0) return;
+    let msgs = this.#msgs;
+    let kinds = this.#kinds;
+    if (this.#closed || this.#unsent || msgs === null || kinds === null) return;
     // Frames that may still be sealed before the last counter, which only STOP may use.
     let room = LAST_COUNTER - this.#sealer.counter;
     if (room <= 0) {
-      const stop = room === 0 ? this.#msgs.findIndex((m) => m[0] === STOP_BYTE) : -1;
+      const stop = room === 0 ? msgs.findIndex((m) => m[0] === STOP_BYTE) : -1;
       if (stop < 0) {
-        this.onExhausted?.();
+        this.#owner?.outboxExhausted();
         return;
       }
       // Only the STOP can still go out; nothing queued before it could be sealed anyway.
-      this.#msgs = this.#msgs.slice(stop, stop + 1);
-      this.#kinds = this.#kinds.slice(stop, stop + 1);
-      this.#bytes = (this.#msgs[0] as Uint8Array).length;
+      msgs = msgs.slice(stop, stop + 1);
+      kinds = kinds.slice(stop, stop + 1);
+      this.#bytes = (msgs[0] as Uint8Array).length;
       room = 1;
     }
     let count = 0;
     let size = 0;
-    while (count < this.#msgs.length && count < room && (count === 0 || size < MAX_BATCH)) {
-      size += frameLength(this.#msgs[count] as Uint8Array);
+    while (count < msgs.length && count < room && (count === 0 || size < MAX_BATCH)) {
+      size += frameLength(msgs[count] as Uint8Array);
       count++;
+    }
+    // Usually everything goes in one batch: take the arrays whole instead of splicing.
+    if (count === msgs.length) {
+      this.#msgs = null;
+      this.#kinds = null;
+    } else {
+      this.#msgs = msgs.slice(count);
+      this.#kinds = kinds.slice(count);
+      msgs = msgs.slice(0, count);
+      kinds = kinds.slice(0, count);
     }
     const out = Buffer.allocUnsafe(size);
     const ends: number[] = new Array(count);
     let at = 0;
     for (let i = 0; i < count; i++) {
-      at = this.#sealer.sealInto(this.#msgs[i] as Uint8Array, out, at);
+      const m = msgs[i] as Uint8Array;
+      this.#bytes -= m.length;
+      at = this.#sealer.sealInto(m, out, at);
       ends[i] = at;
     }
-    const msgs = this.#msgs.splice(0, count);
-    const kinds = this.#kinds.splice(0, count);
-    for (const m of msgs) this.#bytes -= m.length;
     const written = this.#socket.write(out);
-    this.#settle(out, Math.max(0, written), ends, msgs, kinds);
+    this.#settle({ buffer: out, at: Math.max(0, written), ends, msgs, kinds });
     if (!this.#unsent) {
-      if (this.#msgs.length > 0) this.flush();
-      else this.onIdle?.();
+      if (this.#msgs !== null) this.flush();
+      else this.#owner?.outboxIdle();
     }
   }
 
   /** Called on the socket's `drain`: writes what is left, then flushes the queue. */
   drain(): void {
-    if (this.#closed || !this.#unsent) return;
-    const unsent = this.#unsent;
-    const written = this.#socket.write(unsent.subarray(this.#unsentAt));
-    this.#settle(
-      unsent,
-      this.#unsentAt + Math.max(0, written),
-      this.#unsentEnds,
-      this.#unsentMsgs,
-      this.#unsentKinds,
-    );
+    const u = this.#unsent;
+    if (this.#closed || !u) return;
+    const written = this.#socket.write(u.buffer.subarray(u.at));
+    u.at += Math.max(0, written);
+    this.#settle(u);
     if (!this.#unsent) this.flush();
-    if (this.idle) this.onIdle?.();
+    if (this.idle) this.#owner?.outboxIdle();
   }
 
-  /** Records how far `buffer` got; keeps what is left for `drain`. */
-  #settle(buffer: Buffer, upTo: number, ends: number[], msgs: Uint8Array[], kinds: number[]): void {
+  /** Records how far a written buffer got; keeps what is left for `drain`. */
+  #settle(u: Unsent): void {
     let i = 0;
-    while (i < ends.length && (ends[i] as number) <= upTo) {
-      const kind = kinds[i] as number;
+    while (i < u.ends.length && (u.ends[i] as number) <= u.at) {
+      const kind = u.kinds[i] as number;
       if (kind > this.#deliveredSeq) this.#deliveredSeq = kind;
       i++;
     }
-    if (upTo >= buffer.length) {
+    if (u.at >= u.buffer.length) {
       this.#unsent = null;
-      this.#unsentAt = 0;
-      this.#unsentEnds = [];
-      this.#unsentMsgs = [];
-      this.#unsentKinds = [];
       return;
     }
-    this.#unsent = buffer;
-    this.#unsentAt = upTo;
-    this.#unsentEnds = ends.slice(i);
-    this.#unsentMsgs = msgs.slice(i);
-    this.#unsentKinds = kinds.slice(i);
+    if (i > 0) {
+      u.ends = u.ends.slice(i);
+      u.msgs = u.msgs.slice(i);
+      u.kinds = u.kinds.slice(i);
+    }
+    this.#unsent = u;
   }
 
   /**
@@ -170,18 +193,22 @@ export class Outbox {
    */
   takeUndelivered(unsent = false): Uint8Array[] {
     const live: Uint8Array[] = [];
-    if (unsent) {
-      for (let i = 0; i < this.#unsentMsgs.length; i++) {
-        if (this.#unsentKinds[i] === LIVE) live.push(this.#unsentMsgs[i] as Uint8Array);
+    const u = this.#unsent;
+    if (unsent && u) {
+      for (let i = 0; i < u.msgs.length; i++) {
+        if (u.kinds[i] === LIVE) live.push(u.msgs[i] as Uint8Array);
       }
-      this.#unsentMsgs = [];
-      this.#unsentKinds = [];
+      u.msgs = [];
+      u.kinds = [];
+      u.ends = [];
     }
-    for (let i = 0; i < this.#msgs.length; i++) {
-      if (this.#kinds[i] === LIVE) live.push(this.#msgs[i] as Uint8Array);
+    const msgs = this.#msgs ?? [];
+    const kinds = this.#kinds ?? [];
+    for (let i = 0; i < msgs.length; i++) {
+      if (kinds[i] === LIVE) live.push(msgs[i] as Uint8Array);
     }
-    this.#msgs = [];
-    this.#kinds = [];
+    this.#msgs = null;
+    this.#kinds = null;
     this.#bytes = 0;
     return live;
   }

@@ -13,7 +13,7 @@ import type { Opener } from "../crypto/channel.ts";
 import { HandshakeError, type WireError } from "../errors.ts";
 import { ServerHandshake } from "../handshake/server.ts";
 import { idKey, idToText } from "../ids.ts";
-import { CONTROL, LIVE, Outbox } from "../net/outbox.ts";
+import { CONTROL, LIVE, Outbox, type OutboxOwner } from "../net/outbox.ts";
 import { COUNTER_LIMIT, MAX_FRAME_PAYLOAD, MAX_RESPONSE_PAYLOAD } from "../wire/constants.ts";
 import { encodeFrame, FrameReader } from "../wire/frame.ts";
 import { ControlType, encodeControl, Format, S2SType } from "../wire/message.ts";
@@ -29,7 +29,7 @@ const STOP_GRACE_MS = 2000;
 
 const decoder = new TextDecoder();
 
-export class Connection {
+export class Connection implements OutboxOwner {
   readonly ctx: ServerContext;
   readonly socket: Socket<Connection>;
   readonly address: string;
@@ -56,8 +56,15 @@ export class Connection {
   #held: Uint8Array[] | null = null;
   #heldKinds: number[] = [];
   #heldBytes = 0;
-  #idleWaiters: (() => void)[] = [];
-  #gone = Promise.withResolvers<void>();
+  #idleWaiters: (() => void)[] | null = null;
+  /**
+   * Set once the server closes the connection (STOP sent or queued, abort) or the client
+   * said STOP: nothing received afterwards is opened or acted on (§ STOP; § Encrypted
+   * frames: no resynchronization), even while the STOP still waits to be written.
+   */
+  #stopped = false;
+  /** Made only when someone waits for the end (a replacing login with a backlog). */
+  #gone: PromiseWithResolvers<void> | null = null;
 
   constructor(ctx: ServerContext, socket: Socket<Connection>, prefix: string) {
     this.ctx = ctx;
@@ -99,7 +106,7 @@ export class Connection {
   // ---- bytes in -------------------------------------------------------------------
 
   onData(chunk: Uint8Array): void {
-    if (this.phase === "closed" && !this.#paused) return;
+    if (this.#stopped || (this.phase === "closed" && !this.#paused)) return;
     if (this.#paused) {
       this.#pausedBytes += chunk.length;
       if (this.#pausedBytes > MAX_PAUSED_BYTES && this.phase !== "verifying") {
@@ -138,7 +145,7 @@ export class Connection {
       void this.#verify(payload.slice());
       return false;
     }
-    if (!this.#opener || this.phase === "verifying") return false;
+    if (!this.#opener || this.phase === "verifying" || this.#stopped) return false;
     let plain: Uint8Array;
     try {
       plain = this.#opener.open(payload);
@@ -215,9 +222,7 @@ export class Connection {
       this.name = name;
       this.#opener = accepted.session.opener;
       this.#reader.max = MAX_FRAME_PAYLOAD;
-      this.outbox = new Outbox(this.socket as Socket<unknown>, accepted.session.sealer);
-      this.outbox.onIdle = () => this.#onIdle();
-      this.outbox.onExhausted = () => this.stop("rekey required");
+      this.outbox = new Outbox(this.socket as Socket<unknown>, accepted.session.sealer, this);
       // CONFIG takes s2c counter 0: it is queued before the client becomes routable,
       // so nothing can be sealed ahead of it.
       this.outbox.push(encodeControl(ControlType.CONFIG, ctx.connectionSettings()), CONTROL);
@@ -243,6 +248,7 @@ export class Connection {
         this.#writeRaw(encodeFrame(e.reply));
         this.endReason = "authentication failed";
         this.phase = "closing";
+        this.#stopped = true;
         if (!this.#raw) this.socket.end();
         setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
       } else {
@@ -256,6 +262,7 @@ export class Connection {
     if (this.phase === "closed") return;
     this.endReason = reason;
     this.phase = "closing";
+    this.#stopped = true;
     this.socket.terminate();
   }
 
@@ -316,13 +323,26 @@ export class Connection {
   /** Resolves when everything queued has been handed to the socket, or the connection ended. */
   whenIdle(): Promise<void> {
     if (!this.outbox || this.outbox.idle || this.phase === "closed") return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+    return new Promise((resolve) => {
+      this.#idleWaiters ??= [];
+      this.#idleWaiters.push(resolve);
+    });
+  }
+
+  /** @internal OutboxOwner: the counter space is used up. */
+  outboxExhausted(): void {
+    this.stop("rekey required");
+  }
+
+  /** @internal OutboxOwner: everything queued has been handed to the socket. */
+  outboxIdle(): void {
+    this.#onIdle();
   }
 
   #onIdle(): void {
     const waiters = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const w of waiters) w();
+    this.#idleWaiters = null;
+    if (waiters) for (const w of waiters) w();
     if (this.phase === "closing") this.socket.end();
   }
 
@@ -347,6 +367,8 @@ export class Connection {
 
   /** Resolves once the socket is gone and what it had not delivered is on its way to the store. */
   get gone(): Promise<void> {
+    this.#gone ??= Promise.withResolvers<void>();
+    if (this.phase === "closed") this.#gone.resolve();
     return this.#gone.promise;
   }
 
@@ -365,6 +387,7 @@ export class Connection {
     this.ctx.router.storeUndelivered(this.idText, this.takeUndelivered());
     this.outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
     this.phase = "closing";
+    this.#stopped = true;
     this.outbox.flush();
     if (this.outbox.idle) this.socket.end();
     setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
@@ -375,6 +398,7 @@ export class Connection {
     this.endReason = reason ? `client stop: ${reason}` : "client stop";
     this.ctx.router.unregister(this);
     this.phase = "closing";
+    this.#stopped = true;
     this.socket.end();
   }
 
@@ -398,7 +422,7 @@ export class Connection {
     this.#hs = null;
     this.outbox?.close();
     // Frames that arrived before the close are still handled (routed); then the key goes.
-    if (!this.#paused) this.#opener?.dispose();
+    if (!this.#paused || this.#stopped) this.#opener?.dispose();
     // A handshake that failed (aborted or refused, phase "closing") frees its place in
     // the pending limits too, not only one closed mid-way: else every failure would hold
     // a per-prefix slot until the sweep at connection_timeout. (Idempotent.)
@@ -414,6 +438,6 @@ export class Connection {
       });
     }
     this.#onIdle();
-    this.#gone.resolve();
+    this.#gone?.resolve();
   }
 }
