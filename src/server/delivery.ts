@@ -7,6 +7,7 @@
 import { idToBytes } from "../ids.ts";
 import { encodeStored, unixNow } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
+import type { ServerContext } from "./context.ts";
 
 /** Held messages read from the store per batch. */
 const BATCH = 256;
@@ -17,9 +18,13 @@ export async function deliverStored(conn: Connection): Promise<void> {
     // Stores already under way for this client finish first, so none is missed.
     await ctx.router.storeIdle(conn.idText);
     const oldest = unixNow() - ctx.settings.queue_max_age;
+    // Messages delivered earlier whose removal failed: removed now if the store can, and
+    // skipped either way.
+    let after = ctx.router.deliveredThrough.get(conn.idText) ?? 0;
+    if (after > 0) await removeDelivered(ctx, conn.idText, after);
     for (;;) {
       if (conn.phase !== "open" || !conn.outbox) return;
-      const batch = await ctx.store.peek(conn.idText, BATCH);
+      const batch = await ctx.store.peek(conn.idText, BATCH, after);
       if (batch.length === 0) return;
       const last = (batch[batch.length - 1] as { seq: number }).seq;
       let queued = 0;
@@ -34,7 +39,10 @@ export async function deliverStored(conn: Connection): Promise<void> {
       // Everything up to `last` is either expired or handed to TCP — unless the
       // connection ended first, in which case only what went out in full is removed.
       const through = conn.phase === "open" ? last : conn.outbox.deliveredSeq;
-      if (through > 0) await ctx.store.remove(conn.idText, through);
+      if (through > after) {
+        await removeDelivered(ctx, conn.idText, through);
+        after = through;
+      }
       ctx.stats.deliveredStored += queued;
       if (through !== last) return;
     }
@@ -42,5 +50,26 @@ export async function deliverStored(conn: Connection): Promise<void> {
     ctx.log.error("stored delivery failed", { id: conn.idText, error: String(err) });
   } finally {
     conn.releaseHeld();
+  }
+}
+
+/**
+ * Removes `recipient`'s held messages through `seq`, which have been delivered. If the
+ * store cannot (a full disk cannot even record a delete), they are remembered as
+ * delivered, so that a later login does not deliver them a second time; the removal
+ * is tried again then. (Across a restart of the server this memory is gone.)
+ */
+async function removeDelivered(ctx: ServerContext, recipient: string, seq: number): Promise<void> {
+  try {
+    await ctx.store.remove(recipient, seq);
+    ctx.router.deliveredThrough.delete(recipient);
+  } catch (err) {
+    const known = ctx.router.deliveredThrough.get(recipient) ?? 0;
+    ctx.router.deliveredThrough.set(recipient, Math.max(known, seq));
+    ctx.log.error("store delete failed; delivered messages are skipped until it works", {
+      id: recipient,
+      through: seq,
+      error: String(err),
+    });
   }
 }

@@ -31,6 +31,12 @@ export class Router {
   readonly #ctx: ServerContext;
   readonly #serial = new KeyedSerial();
   readonly broadcasts: RateLimiter;
+  /**
+   * Held messages handed to a recipient's connection whose removal from the store
+   * failed (a full or failing disk): recipient → last sequence number delivered.
+   * Stored delivery skips them and retries the removal, so none arrives twice.
+   */
+  readonly deliveredThrough = new Map<string, number>();
 
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;

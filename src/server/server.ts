@@ -85,7 +85,13 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     const server = new BackboneServer(opts);
     server.store.setMaxBytes?.(server.settings.store_max_bytes);
     await warmDummyKeys();
-    await server.store.resetPresence(); // nobody is online on a server that just started
+    try {
+      await server.store.resetPresence(); // nobody is online on a server that just started
+    } catch (err) {
+      // A full or failing disk must not keep the server down: live traffic needs no
+      // writes, and stale "online" flags only mislead until the disk has room again.
+      server.log.error("presence reset failed", { error: String(err) });
+    }
     server.#registryVersion = await server.store.version();
     server.#listen();
     server.#startTimers();

@@ -240,8 +240,8 @@ export class SqliteStore implements Store {
     }
   }
 
-  async peek(recipient: string, limit: number): Promise<StoredMessage[]> {
-    return this.#q.peek.all(recipient, limit) as StoredMessage[];
+  async peek(recipient: string, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
+    return this.#q.peek.all(recipient, afterSeq, limit) as StoredMessage[];
   }
 
   async remove(recipient: string, throughSeq: number): Promise<void> {
@@ -266,6 +266,9 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    // Prepared statements keep SQLite's connection (and its files) open after close:
+    // finalize them first, so that close really releases the database, WAL and -shm.
+    for (const statement of Object.values(this.#q)) statement.finalize();
     this.#db.close(false);
   }
 }
@@ -289,7 +292,7 @@ function prepare(db: Database) {
       "INSERT INTO queue (recipient, sender, queued_at, data) VALUES (?, ?, ?, ?)",
     ),
     peek: db.prepare(
-      "SELECT seq, sender, queued_at AS queuedAt, data FROM queue WHERE recipient = ? ORDER BY seq LIMIT ?",
+      "SELECT seq, sender, queued_at AS queuedAt, data FROM queue WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?",
     ),
     remove: db.prepare("DELETE FROM queue WHERE recipient = ? AND seq <= ?"),
     expire: db.prepare("DELETE FROM queue WHERE queued_at < ?"),

@@ -72,8 +72,8 @@ export interface Store {
     at: number,
     limits: QueueLimits,
   ): Promise<EnqueueResult>;
-  /** Up to `limit` held messages for `recipient`, oldest first. */
-  peek(recipient: string, limit: number): Promise<StoredMessage[]>;
+  /** Up to `limit` held messages for `recipient` after sequence `afterSeq` (default 0), oldest first. */
+  peek(recipient: string, limit: number, afterSeq?: number): Promise<StoredMessage[]>;
   /** Deletes `recipient`'s held messages up to and including `seq`. */
   remove(recipient: string, throughSeq: number): Promise<void>;
   /** Deletes messages queued before `before` (unix s); returns how many. */
