@@ -13,6 +13,7 @@
 import { EventEmitter } from "node:events";
 import { ConnectionError, HandshakeError, UsageError } from "../errors.ts";
 import { BROADCAST, idToBytes, isUuid } from "../ids.ts";
+import { LIVE } from "../net/outbox.ts";
 import { C2C_HEADER_BYTES, MAX_STATUS_QUERY, STORED_HEADER_BYTES } from "../wire/constants.ts";
 import {
   C2CType,
@@ -186,7 +187,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     const buffered = this.#buffer;
     this.#buffer = [];
     this.#bufferBytes = 0;
-    for (const m of buffered) link.send(m);
+    for (const m of buffered) link.send(m, LIVE);
     this.emit("connect", { server: this.server, serverKey: this.#identity.serverKey.fingerprint });
     // Messages that came with CONFIG (stored ones) are handled on the next turn of the
     // event loop, once the caller of connect() has had the chance to add its listeners.
@@ -204,6 +205,12 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #onEnd(link: Link, how: LinkEnd): void {
     if (link !== this.#link) return;
     this.#link = null;
+    // What never reached the socket goes out again on the next connection, first.
+    const unsent = link.takeUnsent();
+    if (unsent.length > 0 && !this.#closed) {
+      this.#buffer = [...unsent, ...this.#buffer];
+      for (const m of unsent) this.#bufferBytes += m.length;
+    }
     this.#stopTimer();
     this.#requests.failAll(
       new ConnectionError("DISCONNECTED", how.stop ? `server said: ${how.stop}` : "disconnected"),
@@ -422,7 +429,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #queue(message: Uint8Array): void {
     if (this.#closed) throw new ConnectionError("CLOSED", "client closed");
     if (this.#link?.open) {
-      this.#link.send(message);
+      this.#link.send(message, LIVE);
       return;
     }
     const max = this.#opts.maxBufferedBytes ?? 8 * 1024 * 1024;

@@ -51,7 +51,8 @@ function unreachable(
 /** byte 0 of STOP: format 1, type 15. */
 const STOP_BYTE = (Format.CONTROL << 4) | ControlType.STOP;
 
-type State = "connecting" | "challenge" | "responding" | "config" | "open" | "closed";
+/** `stopping`: STOP sent; frames still arriving are delivered until the server closes. */
+type State = "connecting" | "challenge" | "responding" | "config" | "open" | "stopping" | "closed";
 
 export class Link implements OutboxOwner {
   readonly #handlers: LinkHandlers;
@@ -191,6 +192,7 @@ export class Link implements OutboxOwner {
         return false;
       }
       case "open":
+      case "stopping":
         return this.#onSessionFrame(payload);
       default:
         return false;
@@ -230,7 +232,7 @@ export class Link implements OutboxOwner {
       return false;
     }
     this.#handlers.message(plain);
-    return this.#state === "open" ? undefined : false;
+    return this.#state === "open" || this.#state === "stopping" ? undefined : false;
   }
 
   /**
@@ -247,11 +249,11 @@ export class Link implements OutboxOwner {
   }
 
   /** Queues a message; frames are sealed and written together once the current task ends. */
-  send(message: Uint8Array): void {
+  send(message: Uint8Array, kind: number = CONTROL): void {
     if (this.#state !== "open" || !this.#outbox) {
       throw new ConnectionError("NOT_CONNECTED", "not connected");
     }
-    this.#outbox.push(message, CONTROL);
+    this.#outbox.push(message, kind);
     this.lastSent = performance.now();
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -260,6 +262,14 @@ export class Link implements OutboxOwner {
         this.#outbox?.flush();
       });
     }
+  }
+
+  /**
+   * The C2C messages sent with kind LIVE that never reached the socket in full; only
+   * once the link has ended (they are then sent again on the next link).
+   */
+  takeUnsent(): Uint8Array[] {
+    return this.#ended ? (this.#outbox?.takeUndelivered(true) ?? []) : [];
   }
 
   /** Bytes queued or waiting for the socket. */
@@ -279,8 +289,8 @@ export class Link implements OutboxOwner {
     }
     this.#outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
     this.#endWhenIdle = true;
+    this.#state = "stopping";
     this.#outbox.flush();
-    this.#state = "closed";
     setTimeout(() => this.terminate(), 1000).unref();
   }
 
@@ -327,7 +337,8 @@ export class Link implements OutboxOwner {
   #fail(error: Error | undefined): void {
     if (this.#ended) return;
     this.#ended = true;
-    const wasOpen = this.#state === "open" || this.#state === "closed";
+    const wasOpen =
+      this.#state === "open" || this.#state === "stopping" || this.#state === "closed";
     this.#state = "closed";
     this.#hs.dispose();
     this.#outbox?.close();

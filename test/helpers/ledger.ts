@@ -49,6 +49,12 @@ export class Ledger {
   readonly #last = new Map<string, number>();
   /** Per sender name: recipient ID → the text of the open batch's message to it. */
   readonly #open = new Map<string, Map<string, string>>();
+  /**
+   * Per sender name: messages of failed batches that got no NOTICE, per recipient ID,
+   * oldest first. The client library sends again, first thing after reconnecting,
+   * whatever never reached the socket — their NOTICEs come before the next batch's.
+   */
+  readonly #resent = new Map<string, Map<string, string[]>>();
   readonly problems: string[] = [];
   sent = 0;
   live = 0;
@@ -57,12 +63,15 @@ export class Ledger {
   /** Records `client`'s NOTICEs (as sender `name`) and its incoming messages. */
   watch(client: Client, name: string): void {
     client.on("notice", (n) => {
-      const text = this.#open.get(name)?.get(n.address);
+      let text = this.#resent.get(name)?.get(n.address)?.shift();
+      if (!text) {
+        text = this.#open.get(name)?.get(n.address);
+        this.#open.get(name)?.delete(n.address);
+      }
       if (!text) {
         this.problems.push(`${name}: NOTICE ${n.status} for ${n.address} outside a batch`);
         return;
       }
-      this.#open.get(name)?.delete(n.address);
       this.#fate.set(
         text,
         n.status === "queued" ? "queued" : n.status === "rejected" ? "rejected" : "other",
@@ -118,8 +127,14 @@ export class Ledger {
         client.send(peer.id, text);
       }
       await client.ping();
+      // Everything sent before this batch has been handled: no resent message is pending.
+      this.#resent.delete(from);
       return true;
     } catch {
+      // Unanswered messages of this batch may be sent again after the reconnect.
+      const resent = this.#resent.get(from) ?? new Map<string, string[]>();
+      for (const [id, text] of open) resent.set(id, [...(resent.get(id) ?? []), text]);
+      this.#resent.set(from, resent);
       return false;
     } finally {
       if (this.#open.get(from) === open) this.#open.delete(from);
