@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from "node:events";
 import { ConnectionError, HandshakeError, UsageError } from "../errors.ts";
-import { BROADCAST, idToBytes, isUuid } from "../ids.ts";
+import { BROADCAST, idToBytes, idToText, isUuid } from "../ids.ts";
 import { LIVE } from "../net/outbox.ts";
 import { C2C_HEADER_BYTES, MAX_STATUS_QUERY, STORED_HEADER_BYTES } from "../wire/constants.ts";
 import {
@@ -210,6 +210,13 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     if (unsent.length > 0 && !this.#closed) {
       this.#buffer = [...unsent, ...this.#buffer];
       for (const m of unsent) this.#bufferBytes += m.length;
+      this.emit(
+        "requeued",
+        unsent.map((m) => ({
+          to: idToText(m.subarray(1, C2C_HEADER_BYTES)),
+          data: m.subarray(C2C_HEADER_BYTES),
+        })),
+      );
     }
     this.#stopTimer();
     this.#requests.failAll(

@@ -77,4 +77,6 @@ export interface ClientEvents {
   disconnect: [{ reason: string; willReconnect: boolean }];
   reconnecting: [{ attempt: number; delayMs: number; error?: Error }];
   close: [{ error?: Error }];
+  /** Messages that never left before the connection dropped; they go out first on the next one. */
+  requeued: [{ to: string; data: Uint8Array }[]];
 }

@@ -187,9 +187,10 @@ export class Outbox {
 
   /**
    * Takes the live direct messages that have not been sealed yet out of the queue,
-   * so they can be stored or handed to a replacing connection; drops queued control
-   * messages. With `unsent` (only once the socket is gone), also takes those sealed
-   * but not written in full.
+   * so they can be stored or handed to a replacing connection. Control messages stay
+   * queued (a NOTICE or reply must still go out before a STOP) — unless `unsent`
+   * (only once the socket is gone), which also takes those sealed but not written in
+   * full and drops everything else.
    */
   takeUndelivered(unsent = false): Uint8Array[] {
     const live: Uint8Array[] = [];
@@ -204,12 +205,20 @@ export class Outbox {
     }
     const msgs = this.#msgs ?? [];
     const kinds = this.#kinds ?? [];
+    const keptMsgs: Uint8Array[] = [];
+    const keptKinds: number[] = [];
     for (let i = 0; i < msgs.length; i++) {
-      if (kinds[i] === LIVE) live.push(msgs[i] as Uint8Array);
+      const m = msgs[i] as Uint8Array;
+      if (kinds[i] === LIVE) live.push(m);
+      else if (!unsent) {
+        keptMsgs.push(m);
+        keptKinds.push(kinds[i] as number);
+      }
     }
-    this.#msgs = null;
-    this.#kinds = null;
+    this.#msgs = keptMsgs.length > 0 ? keptMsgs : null;
+    this.#kinds = keptMsgs.length > 0 ? keptKinds : null;
     this.#bytes = 0;
+    for (const m of keptMsgs) this.#bytes += m.length;
     return live;
   }
 

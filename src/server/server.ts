@@ -114,10 +114,10 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
         hostname: this.settings.host,
         port: this.settings.port,
         socket: {
-          open: (socket) => this.#onOpen(socket),
-          data: (socket, chunk) => socket.data?.onData(chunk),
-          drain: (socket) => socket.data?.onDrain(),
-          close: (socket) => this.#onClose(socket),
+          open: (socket) => this.#guard(socket, () => this.#onOpen(socket)),
+          data: (socket, chunk) => this.#guard(socket, () => socket.data?.onData(chunk)),
+          drain: (socket) => this.#guard(socket, () => socket.data?.onDrain()),
+          close: (socket) => this.#guard(socket, () => this.#onClose(socket)),
           error: (socket, error) => {
             this.log.debug("socket error", { addr: socket.remoteAddress, error: error.message });
           },
@@ -130,6 +130,25 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
         `cannot listen on ${this.settings.host}:${this.settings.port}: ${code}`,
         { cause },
       );
+    }
+  }
+
+  /**
+   * Runs a socket callback; a bug that throws is logged as an error and ends that
+   * connection only (Bun would hand it to the socket's error handler, where a network
+   * error is routine and logged at debug level).
+   */
+  #guard(socket: Socket<Connection>, task: () => void): void {
+    try {
+      task();
+    } catch (err) {
+      this.log.error("internal error", {
+        addr: socket.remoteAddress,
+        id: socket.data?.idText || undefined,
+        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      });
+      if (socket.data) socket.data.stop("internal error");
+      else socket.terminate();
     }
   }
 

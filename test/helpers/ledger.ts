@@ -50,9 +50,9 @@ export class Ledger {
   /** Per sender name: recipient ID → the text of the open batch's message to it. */
   readonly #open = new Map<string, Map<string, string>>();
   /**
-   * Per sender name: messages of failed batches that got no NOTICE, per recipient ID,
-   * oldest first. The client library sends again, first thing after reconnecting,
-   * whatever never reached the socket — their NOTICEs come before the next batch's.
+   * Per sender name: messages the client library requeued (they never reached the
+   * socket) per recipient ID, oldest first. They go out first after the reconnect, so
+   * their NOTICEs come before those of the next batch.
    */
   readonly #resent = new Map<string, Map<string, string[]>>();
   readonly problems: string[] = [];
@@ -78,6 +78,13 @@ export class Ledger {
       );
     });
     client.on("message", (m) => this.received(name, new TextDecoder().decode(m.data), m.kind));
+    client.on("requeued", (messages) => {
+      const resent = this.#resent.get(name) ?? new Map<string, string[]>();
+      for (const { to, data } of messages) {
+        resent.set(to, [...(resent.get(to) ?? []), new TextDecoder().decode(data)]);
+      }
+      this.#resent.set(name, resent);
+    });
   }
 
   /** A copy of `text` arrived at `to`. */
@@ -86,6 +93,11 @@ export class Ledger {
     if (!m || m[2] !== to || !this.#fate.has(text)) {
       this.problems.push(`${to} got an unexpected message ${JSON.stringify(text.slice(0, 60))}`);
       return;
+    }
+    // A requeued message that arrived live will get no NOTICE: stop expecting one.
+    for (const list of this.#resent.get(m[1] as string)?.values() ?? []) {
+      const i = list.indexOf(text);
+      if (i >= 0) list.splice(i, 1);
     }
     const id = text.trimEnd().replace(/\.+$/, ""); // without the padding, for messages
     const copies = (this.#copies.get(text) ?? 0) + 1;
@@ -127,14 +139,10 @@ export class Ledger {
         client.send(peer.id, text);
       }
       await client.ping();
-      // Everything sent before this batch has been handled: no resent message is pending.
+      // Everything sent before this batch has been handled: no requeued message is pending.
       this.#resent.delete(from);
       return true;
     } catch {
-      // Unanswered messages of this batch may be sent again after the reconnect.
-      const resent = this.#resent.get(from) ?? new Map<string, string[]>();
-      for (const [id, text] of open) resent.set(id, [...(resent.get(id) ?? []), text]);
-      this.#resent.set(from, resent);
       return false;
     } finally {
       if (this.#open.get(from) === open) this.#open.delete(from);
