@@ -15,9 +15,11 @@ import {
 import {
   C2CType,
   ControlType,
+  decodeAckBody,
   decodeJson,
   decodeMessage,
   decodeText,
+  encodeAckBody,
   encodeC2C,
   encodeControl,
   encodeS2S,
@@ -183,12 +185,12 @@ describe("C2S / S2C", () => {
 });
 
 describe("reserved and server-internal", () => {
-  test("formats 3–15, control types 5–14 and C2C types 3–15 are MESSAGE_RESERVED", () => {
+  test("formats 3–15, control types 6–14 and C2C types 3–15 are MESSAGE_RESERVED", () => {
     const reserved: number[] = [];
     for (let format = 3; format <= 15; format++) {
       for (let type = 0; type <= 15; type++) reserved.push((format << 4) | type);
     }
-    for (let type = 5; type <= 14; type++) reserved.push(0x10 | type);
+    for (let type = 6; type <= 14; type++) reserved.push(0x10 | type);
     for (let type = 3; type <= 15; type++) reserved.push(type);
     const rest = new Uint8Array(40).fill(0x5a);
     for (const b0 of reserved) {
@@ -215,5 +217,17 @@ describe("reserved and server-internal", () => {
       type: 15,
       body: new Uint8Array(0),
     });
+  });
+});
+
+describe("ACK (control type 5)", () => {
+  test("its body is the count as a u32; any other length reads as null", () => {
+    for (const n of [0, 1, 255, 256, 65_536, 2 ** 32 - 1]) {
+      const msg = decodeMessage(encodeControl(ControlType.ACK, encodeAckBody(n), 7));
+      expect(msg).toMatchObject({ format: 1, type: 5, timestamp: 7 });
+      expect(decodeAckBody((msg as { body: Uint8Array }).body)).toBe(n);
+    }
+    expect(Array.from(encodeAckBody(0x01020304))).toEqual([1, 2, 3, 4]);
+    for (const len of [0, 1, 3, 5, 8]) expect(decodeAckBody(new Uint8Array(len))).toBeNull();
   });
 });

@@ -20,6 +20,7 @@ import {
   ControlType,
   decodeJson,
   decodeMessage,
+  encodeAckBody,
   encodeC2C,
   encodeControl,
   Format,
@@ -110,6 +111,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   #attempt = 0;
   #lastHeartbeat = 0;
+  /** Stored messages received on the current connection, and whether an ACK is due. */
+  #storedSeen = 0;
+  #ackScheduled = false;
   #addresses = new Map<string, Uint8Array>();
 
   /** Use `connect()`. */
@@ -181,6 +185,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       return;
     }
     this.#link = link;
+    this.#storedSeen = 0;
     this.#attempt = 0;
     this.#applyConfig(config);
     this.#startTimer();
@@ -322,6 +327,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       const header = type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES;
       if (type > C2CType.STORED || plain.length < header) return; // reserved or malformed
       this.emit("message", new Incoming(plain, type));
+      if (type === C2CType.STORED) this.#acknowledge();
       return;
     }
     let msg: Message;
@@ -352,6 +358,23 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
         this.#requests.answer(msg.type, msg.body);
         return;
     }
+  }
+
+  /**
+   * Counts a stored message as received (its listeners have run) and acknowledges the
+   * count once the current batch of input is handled: the server keeps stored
+   * messages until acknowledged (docs/PROTOCOL.md § ACK).
+   */
+  #acknowledge(): void {
+    this.#storedSeen++;
+    if (this.#ackScheduled) return;
+    this.#ackScheduled = true;
+    queueMicrotask(() => {
+      this.#ackScheduled = false;
+      if (this.#link?.open) {
+        this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(this.#storedSeen)));
+      }
+    });
   }
 
   /**

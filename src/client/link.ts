@@ -14,7 +14,7 @@ import {
   MAX_FRAME_PAYLOAD,
 } from "../wire/constants.ts";
 import { encodeFrame, FrameReader } from "../wire/frame.ts";
-import { ControlType, decodeText, encodeControl, Format } from "../wire/message.ts";
+import { ControlType, decodeText, encodeAckBody, encodeControl, Format } from "../wire/message.ts";
 import type { Identity } from "./identity.ts";
 
 /** How a link ended. */
@@ -203,7 +203,10 @@ export class Link implements OutboxOwner {
     try {
       const response = await this.#hs.respond(challenge);
       if (this.#ended || !this.#socket) return;
-      this.#socket.write(encodeFrame(response));
+      // ACK 0 rides with the response: it asks the server to keep stored messages
+      // until this client acknowledges them (docs/PROTOCOL.md § ACK).
+      const ack = this.#hs.sealEarly(encodeControl(ControlType.ACK, encodeAckBody(0)));
+      this.#socket.write(Buffer.concat([encodeFrame(response), ack]));
       this.#state = "config";
       const chunks = this.#paused ?? [];
       this.#paused = null;

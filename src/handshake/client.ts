@@ -114,6 +114,17 @@ export class ClientHandshake {
   }
 
   /**
+   * Seals a message to send right after the response, before CONFIG arrives (c2s
+   * counter 1, 2 …). Only ACK 0 is sent this way (docs/PROTOCOL.md § ACK).
+   */
+  sealEarly(message: Uint8Array): Uint8Array {
+    if (this.#state !== "responded" || !this.#sealer) {
+      throw new HandshakeError("response", "BAD_STATE", "no response was sent");
+    }
+    return this.#sealer.sealFrame(message);
+  }
+
+  /**
    * Opens the server's first frame. Returns the session when it is CONFIG; throws
    * `HandshakeError` stage `authentication` when it is STOP (the server refused us),
    * stage `config` when it does not open or is anything else.

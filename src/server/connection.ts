@@ -232,8 +232,10 @@ export class Connection implements OutboxOwner {
       this.inherit(ctx.router.register(this));
       this.outbox.flush();
       ctx.log.info("connect", { id: this.idText, name, addr: this.address });
-      void deliverStored(this);
+      // Frames that came with the response first: an ACK 0 there asks for acknowledged
+      // delivery, and must be seen before the first stored message goes out.
       this.#resume();
+      void deliverStored(this);
     } catch (err) {
       if (this.phase !== "verifying") return;
       ctx.stats.authFailures++;
@@ -318,6 +320,43 @@ export class Connection implements OutboxOwner {
     this.#heldKinds = [];
     this.#heldBytes = 0;
     this.ctx.schedule(this);
+  }
+
+  /** Set once the client sent ACK: stored messages are kept until it acknowledges them. */
+  acking = false;
+  #ackedStored = 0;
+  #ackWaiters: { count: number; resolve: () => void }[] | null = null;
+
+  /** Stored messages the client has acknowledged on this connection. */
+  get ackedStored(): number {
+    return this.#ackedStored;
+  }
+
+  /** ACK from the client: it has received `count` stored messages on this connection. */
+  onAck(count: number): void {
+    this.acking = true;
+    if (count <= this.#ackedStored) return;
+    this.#ackedStored = count;
+    this.#wakeAckWaiters();
+  }
+
+  /** Resolves once `count` stored messages are acknowledged, or the connection ended. */
+  whenAcked(count: number): Promise<void> {
+    if (this.#ackedStored >= count || this.phase === "closed") return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#ackWaiters ??= [];
+      this.#ackWaiters.push({ count, resolve });
+    });
+  }
+
+  /** Wakes the waiters whose count is acknowledged — all of them once the connection is gone. */
+  #wakeAckWaiters(): void {
+    const waiters = this.#ackWaiters;
+    if (!waiters) return;
+    const all = this.phase === "closed";
+    this.#ackWaiters = waiters.filter((w) => !all && w.count > this.#ackedStored);
+    for (const w of waiters) if (all || w.count <= this.#ackedStored) w.resolve();
+    if (this.#ackWaiters.length === 0) this.#ackWaiters = null;
   }
 
   /** Resolves when everything queued has been handed to the socket, or the connection ended. */
@@ -438,6 +477,7 @@ export class Connection implements OutboxOwner {
       });
     }
     this.#onIdle();
+    this.#wakeAckWaiters();
     this.#gone?.resolve();
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Delivery of held (offline) messages at login (docs/PROTOCOL.md § Sessions and
  * delivery): in store order, as type 2 with `queued_at`, before any live message.
- * A batch is removed from the store only once it has been handed to TCP in full, so a
- * connection that drops mid-way leaves the rest stored, in order, for next time.
+ * A batch is removed from the store once the client acknowledged it (ACK, when the
+ * client asked for that with its first ACK) or else once it has been handed to TCP in
+ * full; a connection that drops mid-way leaves the rest stored, in order, for next time.
  */
 import { idToBytes } from "../ids.ts";
 import { encodeStored, unixNow } from "../wire/message.ts";
@@ -22,23 +23,39 @@ export async function deliverStored(conn: Connection): Promise<void> {
     // skipped either way.
     let after = ctx.router.deliveredThrough.get(conn.idText) ?? 0;
     if (after > 0) await removeDelivered(ctx, conn.idText, after);
+    let sent = 0; // stored messages queued on this connection so far
     for (;;) {
       if (conn.phase !== "open" || !conn.outbox) return;
       const batch = await ctx.store.peek(conn.idText, BATCH, after);
       if (batch.length === 0) return;
       const last = (batch[batch.length - 1] as { seq: number }).seq;
+      // marks[i]: once the client has `count` stored messages, store entries through
+      // `seq` are settled (delivered, or expired on the way).
+      const marks: { count: number; seq: number }[] = [];
       let queued = 0;
       for (const m of batch) {
-        if (m.queuedAt < oldest) continue; // expired: dropped with the batch
-        conn.outbox.push(encodeStored(idToBytes(m.sender), m.queuedAt, m.data), m.seq);
-        queued++;
+        if (m.queuedAt >= oldest) {
+          conn.outbox.push(encodeStored(idToBytes(m.sender), m.queuedAt, m.data), m.seq);
+          queued++;
+          sent++;
+        } // else expired: dropped with the batch
+        marks.push({ count: sent, seq: m.seq });
       }
       ctx.stats.routed += queued; // handed to the recipient's connection (SERVER_STATUS)
       ctx.schedule(conn);
       await conn.whenIdle();
-      // Everything up to `last` is either expired or handed to TCP — unless the
-      // connection ended first, in which case only what went out in full is removed.
-      const through = conn.phase === "open" ? last : conn.outbox.deliveredSeq;
+      let through: number;
+      if (conn.acking) {
+        // Removed only when acknowledged: what the client never confirmed stays stored.
+        await conn.whenAcked(sent);
+        const acked = conn.ackedStored;
+        through = after;
+        for (const mark of marks) if (mark.count <= acked) through = mark.seq;
+      } else {
+        // Everything up to `last` is either expired or handed to TCP — unless the
+        // connection ended first, in which case only what went out in full is removed.
+        through = conn.phase === "open" ? last : conn.outbox.deliveredSeq;
+      }
       if (through > after) {
         await removeDelivered(ctx, conn.idText, through);
         after = through;

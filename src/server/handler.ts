@@ -6,7 +6,14 @@
  */
 import type { WireError } from "../errors.ts";
 import { C2C_HEADER_BYTES } from "../wire/constants.ts";
-import { ControlType, decodeMessage, decodeText, encodeControl, Format } from "../wire/message.ts";
+import {
+  ControlType,
+  decodeAckBody,
+  decodeMessage,
+  decodeText,
+  encodeControl,
+  Format,
+} from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { clientStatus, serverStatus } from "./status.ts";
@@ -44,6 +51,12 @@ export function handleMessage(
       return clientStatus(ctx, msg.body).then((body) =>
         conn.reply(encodeControl(ControlType.CLIENT_STATUS, body)),
       );
+    case ControlType.ACK: {
+      const count = decodeAckBody(msg.body);
+      if (count === null) return discard(ctx, conn, "ACK body is not 4 bytes");
+      conn.onAck(count);
+      return;
+    }
     case ControlType.STOP: {
       let reason = "";
       try {

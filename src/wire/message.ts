@@ -18,13 +18,15 @@ export const Format = { C2C: 0, CONTROL: 1, S2S: 2 } as const;
 export const C2CType = { DIRECT: 0, BROADCAST: 1, STORED: 2 } as const;
 export type C2CType = (typeof C2CType)[keyof typeof C2CType];
 
-/** C2S / S2C types (low nibble when the format is CONTROL). 5–14 are reserved. */
+/** C2S / S2C types (low nibble when the format is CONTROL). 6–14 are reserved. */
 export const ControlType = {
   HEARTBEAT: 0,
   CONFIG: 1,
   SERVER_STATUS: 2,
   CLIENT_STATUS: 3,
   NOTICE: 4,
+  /** c2s: how many stored messages this connection has received (docs/PROTOCOL.md § ACK). */
+  ACK: 5,
   STOP: 15,
 } as const;
 export type ControlType = (typeof ControlType)[keyof typeof ControlType];
@@ -209,6 +211,18 @@ function truncated(what: string, got: number, need: number): WireError {
 }
 
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+/** The body of ACK: the count as a u32. */
+export function encodeAckBody(count: number): Uint8Array {
+  const out = new Uint8Array(4);
+  writeU32(out, 0, count >>> 0);
+  return out;
+}
+
+/** The count of an ACK body, or null when the body is not exactly 4 bytes. */
+export function decodeAckBody(body: Uint8Array): number | null {
+  return body.length === 4 ? readU32(body, 0) : null;
+}
 
 /** Decodes a UTF-8 text body (STOP reason); invalid UTF-8 throws `WireError`. */
 export function decodeText(body: Uint8Array): string {

@@ -71,10 +71,15 @@ export class RawSession implements AsyncDisposable {
   }
 
   /** Connects to `host:port` and logs in as `identity`. Rejects like `handshake`. */
-  static async login(port: number, identity: RawIdentity, host = "127.0.0.1"): Promise<RawSession> {
+  static async login(
+    port: number,
+    identity: RawIdentity,
+    host = "127.0.0.1",
+    early: Uint8Array[] = [],
+  ): Promise<RawSession> {
     const sock = await FramedSocket.dial(port, host);
     try {
-      return await RawSession.handshake(sock, identity);
+      return await RawSession.handshake(sock, identity, early);
     } catch (err) {
       sock.destroy();
       throw err;
@@ -86,7 +91,11 @@ export class RawSession implements AsyncDisposable {
    * `HandshakeError` (refused: stage `authentication`; `PinningError`), or
    * `RawClosedError` when the server closed without answering.
    */
-  static async handshake(sock: FramedSocket, identity: RawIdentity): Promise<RawSession> {
+  static async handshake(
+    sock: FramedSocket,
+    identity: RawIdentity,
+    early: Uint8Array[] = [],
+  ): Promise<RawSession> {
     const hs = new ClientHandshake({
       id: idToBytes(identity.id),
       key: identity.key,
@@ -95,6 +104,8 @@ export class RawSession implements AsyncDisposable {
     try {
       const challenge = await sock.nextFrame();
       sock.writeFrame(await hs.respond(challenge));
+      // Messages sent right after the response, before CONFIG (e.g. ACK 0).
+      for (const m of early) sock.write(hs.sealEarly(m));
       const { session, config } = hs.finish(await sock.nextFrame());
       return new RawSession(sock, identity.id.toLowerCase(), session, config);
     } finally {
