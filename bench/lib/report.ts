@@ -48,12 +48,12 @@ function fmt(n: number): string {
 }
 
 function cell(m: Measure | undefined): string {
-  if (!m) return "-";
+  if (!m || m.runs === 0) return "-";
   return m.runs > 1 ? `${fmt(m.median)} (${fmt(m.min)}–${fmt(m.max)})` : fmt(m.median);
 }
 
 function ratio(a: Measure, b: Measure | undefined): string {
-  if (!b || b.median === 0) return "-";
+  if (!b || b.median === 0 || a.runs === 0 || b.runs === 0) return "-";
   return `${(a.median / b.median).toFixed(2)}×`;
 }
 
@@ -71,6 +71,7 @@ export function renderTable(rows: Row[]): string {
     "reference",
     "server cores",
     "server RSS MiB",
+    "note",
   ];
   const body = rows.map((r) => [
     r.scenario,
@@ -86,6 +87,7 @@ export function renderTable(rows: Row[]): string {
       : "-",
     r.cores === undefined ? "-" : r.cores.toFixed(2),
     r.rssMiB === undefined ? "-" : r.rssMiB.toFixed(0),
+    r.note ?? "",
   ]);
   const lines = [head, head.map(() => "---"), ...body].map((cols) => `| ${cols.join(" | ")} |`);
   return lines.join("\n");

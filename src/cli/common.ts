@@ -2,7 +2,7 @@
  * What the commands share: exit codes, one-line errors, finding the identity file,
  * connecting with visible progress, and small output helpers.
  */
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { type Client, connect } from "../client/client.ts";
 import { loadIdentity } from "../client/identity.ts";
 import {
@@ -116,6 +116,38 @@ export async function withProgress<T>(label: string, task: Promise<T>): Promise<
   } finally {
     clearTimeout(timer);
     if (shown) process.stderr.write("\r\x1b[K");
+  }
+}
+
+/** The options every client command takes. */
+export const CLIENT_ARGS = {
+  identity: {
+    type: "string",
+    description: "Identity file (default: $BACKBONE_IDENTITY or the only *.identity here)",
+    valueHint: "FILE",
+  },
+  server: {
+    type: "string",
+    description: "Server address (default: the identity's)",
+    valueHint: "HOST:PORT",
+  },
+} as const;
+
+/** Reads a text file the user named; a missing or unreadable one is a one-line usage error. */
+export function readUserFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EACCES"
+          ? "permission denied"
+          : code === "EISDIR"
+            ? "is a directory"
+            : String(code ?? cause);
+    throw new CliError(`cannot read ${path}: ${why}`, EXIT.USAGE);
   }
 }
 

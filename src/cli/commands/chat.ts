@@ -9,6 +9,7 @@ import type { Client } from "../../client/client.ts";
 import type { IncomingMessage, Notice } from "../../client/types.ts";
 import {
   ago,
+  CLIENT_ARGS,
   CliError,
   clock,
   connectFromFlags,
@@ -42,16 +43,7 @@ export const chat = defineCommand({
       description: "ID or name of the client to talk to",
       valueHint: "ID|NAME",
     },
-    identity: {
-      type: "string",
-      description: "Identity file (default: $BACKBONE_IDENTITY or the only *.identity here)",
-      valueHint: "FILE",
-    },
-    server: {
-      type: "string",
-      description: "Server address (default: the identity's)",
-      valueHint: "HOST:PORT",
-    },
+    ...CLIENT_ARGS,
   },
   async run({ args }) {
     const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);

@@ -1,11 +1,10 @@
 /** `backbone fingerprint`: show key fingerprints, as OpenSSH prints them. */
-import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { findPem } from "../../crypto/pem.ts";
 import { fingerprint } from "../../crypto/primitives.ts";
 import { RsaPrivateKey, RsaPublicKey } from "../../crypto/rsa.ts";
 import { dataPaths, defaultDataDir } from "../../server/datadir.ts";
-import { CliError, EXIT } from "../common.ts";
+import { CliError, EXIT, readUserFile } from "../common.ts";
 
 export const fingerprintCommand = defineCommand({
   meta: {
@@ -23,16 +22,7 @@ export const fingerprintCommand = defineCommand({
   },
   async run({ args }) {
     const path = args.file ?? dataPaths(args.data ?? defaultDataDir()).pub;
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (cause) {
-      const code = (cause as NodeJS.ErrnoException).code;
-      throw new CliError(
-        `cannot read ${path}: ${code === "ENOENT" ? "no such file" : code}`,
-        EXIT.USAGE,
-      );
-    }
+    const text = readUserFile(path);
     if (/^backbone-identity:/m.test(text)) {
       // Read without the permission check: fingerprints are public.
       const line = (k: string) => new RegExp(`^${k}:[ \\t]*(\\S+)`, "m").exec(text)?.[1] ?? "?";

@@ -1,5 +1,5 @@
 /** `backbone keygen`: enrol a new client on the server's machine and write its identity file. */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
 import { parseHostPort } from "../../client/address.ts";
 import { writeSecretFile } from "../../crypto/keyfile.ts";
@@ -7,7 +7,7 @@ import { fromPem } from "../../crypto/pem.ts";
 import { defaultDataDir, loadOrCreateServerKey, openStore } from "../../server/datadir.ts";
 import { enrollClient } from "../../server/enroll.ts";
 import { DEFAULT_PORT, RSA_BITS } from "../../wire/constants.ts";
-import { CliError, EXIT, note, withProgress } from "../common.ts";
+import { CliError, EXIT, note, readUserFile, withProgress } from "../common.ts";
 import { configuredPort } from "./serve.ts";
 
 export const keygen = defineCommand({
@@ -119,16 +119,7 @@ export const keygen = defineCommand({
 });
 
 function readPublicKey(path: string): Uint8Array {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new CliError(
-      `cannot read ${path}: ${code === "ENOENT" ? "no such file" : (code ?? cause)}`,
-      EXIT.USAGE,
-    );
-  }
+  const text = readUserFile(path);
   try {
     return fromPem(text, "PUBLIC KEY");
   } catch (cause) {

@@ -1,6 +1,6 @@
 /** `backbone listen`: print every incoming message, one line each. */
 import { defineCommand } from "citty";
-import { clock, connectFromFlags, displayText, EXIT, note } from "../common.ts";
+import { CLIENT_ARGS, clock, connectFromFlags, displayText, EXIT, note } from "../common.ts";
 import { NameCache } from "../names.ts";
 
 export const listen = defineCommand({
@@ -9,16 +9,7 @@ export const listen = defineCommand({
     description: "Print every incoming message, one per line (--json for scripts)",
   },
   args: {
-    identity: {
-      type: "string",
-      description: "Identity file (default: $BACKBONE_IDENTITY or the only *.identity here)",
-      valueHint: "FILE",
-    },
-    server: {
-      type: "string",
-      description: "Server address (default: the identity's)",
-      valueHint: "HOST:PORT",
-    },
+    ...CLIENT_ARGS,
     json: {
       type: "boolean",
       description: "One JSON object per line: from, name, time, kind, data",

@@ -1,7 +1,14 @@
 /** `backbone send`: send one message and exit once the server has taken it. */
 import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
-import { CliError, connectFromFlags, EXIT, note, showStrayMessages } from "../common.ts";
+import {
+  CLIENT_ARGS,
+  CliError,
+  connectFromFlags,
+  EXIT,
+  note,
+  showStrayMessages,
+} from "../common.ts";
 
 export const send = defineCommand({
   meta: {
@@ -21,16 +28,7 @@ export const send = defineCommand({
       description: "The message (default: all of stdin)",
       valueHint: "MESSAGE…",
     },
-    identity: {
-      type: "string",
-      description: "Identity file (default: $BACKBONE_IDENTITY or the only *.identity here)",
-      valueHint: "FILE",
-    },
-    server: {
-      type: "string",
-      description: "Server address (default: the identity's)",
-      valueHint: "HOST:PORT",
-    },
+    ...CLIENT_ARGS,
     wait: {
       type: "string",
       description: "Seconds to keep trying an unreachable server (default 10)",

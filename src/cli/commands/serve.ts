@@ -134,7 +134,18 @@ function claimPidFile(path: string, dir: string): void {
       throw new CliError(`another server (pid ${pid}) is already running on ${dir}`, EXIT.USAGE);
     }
   }
-  writeFileSync(path, `${process.pid}\n`);
+  try {
+    writeFileSync(path, `${process.pid}\n`);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const hint =
+      code === "ENOSPC"
+        ? " (the disk is full)"
+        : code === "EROFS"
+          ? " (read-only file system)"
+          : "";
+    throw new CliError(`cannot write ${path}: ${code ?? cause}${hint}`, EXIT.USAGE);
+  }
 }
 
 function alive(pid: number): boolean {

@@ -1,20 +1,11 @@
 /** `backbone status`: the server's status, asked over the protocol. */
 import { defineCommand } from "citty";
-import { ago, connectFromFlags, EXIT, showStrayMessages } from "../common.ts";
+import { ago, CLIENT_ARGS, connectFromFlags, EXIT, showStrayMessages } from "../common.ts";
 
 export const status = defineCommand({
   meta: { name: "status", description: "Show the server's status" },
   args: {
-    identity: {
-      type: "string",
-      description: "Identity file (default: $BACKBONE_IDENTITY or the only *.identity here)",
-      valueHint: "FILE",
-    },
-    server: {
-      type: "string",
-      description: "Server address (default: the identity's)",
-      valueHint: "HOST:PORT",
-    },
+    ...CLIENT_ARGS,
     json: { type: "boolean", description: "Print the raw JSON" },
   },
   async run({ args }) {
