@@ -8,6 +8,7 @@
  */
 import { BROADCAST, idKey, idKeyAt, idToText } from "../ids.ts";
 import { CONTROL, LIVE } from "../net/outbox.ts";
+import type { PresenceChange } from "../store/store.ts";
 import { BROADCAST_ID, C2C_HEADER_BYTES } from "../wire/constants.ts";
 import { C2CType, ControlType, encodeControl, Format } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
@@ -18,6 +19,8 @@ import { KeyedSerial } from "./serial.ts";
 export type NoticeStatus = "queued" | "unknown" | "rejected" | "too_large" | "rate_limited";
 
 const BROADCAST_KEY = idKey(BROADCAST_ID);
+/** How long presence changes are gathered before they are written (see #notePresence). */
+const PRESENCE_DELAY_MS = 50;
 const UNBOUNDED = {
   maxMessages: Infinity,
   maxBytes: Infinity,
@@ -51,9 +54,7 @@ export class Router {
   register(conn: Connection): Uint8Array[] {
     const old = this.online.get(conn.key);
     this.online.set(conn.key, conn);
-    void this.#ctx.store
-      .setPresence(conn.idText, true, Math.floor(Date.now() / 1000))
-      .catch(() => {});
+    this.#notePresence(conn.idText, true, Date.now());
     if (!old || old === conn) return [];
     const inherited = old.takeUndelivered();
     if (old.outbox && !old.outbox.idle) {
@@ -70,11 +71,39 @@ export class Router {
   unregister(conn: Connection): void {
     if (this.online.get(conn.key) === conn) {
       this.online.delete(conn.key);
-      const heard = Date.now() - (performance.now() - conn.lastSeen);
-      void this.#ctx.store
-        .setPresence(conn.idText, false, Math.floor(heard / 1000))
-        .catch(() => {});
+      this.#notePresence(conn.idText, false, Date.now() - (performance.now() - conn.lastSeen));
     }
+  }
+
+  /**
+   * Presence changes wait up to PRESENCE_DELAY_MS and go to the store in one write:
+   * each would be a commit of its own (~0.1 ms here), on every login and logout.
+   */
+  #presence = new Map<string, PresenceChange>();
+  #presenceTimer: ReturnType<typeof setTimeout> | null = null;
+
+  #notePresence(id: string, online: boolean, atMs: number): void {
+    this.#presence.set(id, { id, online, at: Math.floor(atMs / 1000) });
+    this.#presenceTimer ??= setTimeout(() => void this.flushPresence(), PRESENCE_DELAY_MS);
+  }
+
+  /** Writes pending presence changes now. */
+  async flushPresence(): Promise<void> {
+    if (this.#presenceTimer) clearTimeout(this.#presenceTimer);
+    this.#presenceTimer = null;
+    if (this.#presence.size === 0) return;
+    const changes = [...this.#presence.values()];
+    this.#presence.clear();
+    try {
+      await this.#ctx.store.setPresence(changes);
+    } catch (err) {
+      this.#ctx.log.warn("presence not recorded", { error: String(err) });
+    }
+  }
+
+  /** "Last seen" of a client whose logout is not written yet (unix s), if any. */
+  pendingLastSeen(id: string): number | undefined {
+    return this.#presence.get(id)?.at;
   }
 
   /** Routes a C2C from `from`. Returns a promise when the store is involved. */

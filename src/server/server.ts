@@ -370,6 +370,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     for (const conn of this.#all) conn.socket.terminate();
     this.#listener?.stop(true);
     await this.router.allStored();
+    await this.router.flushPresence();
     this.log.info("stopped", { reason });
   }
 

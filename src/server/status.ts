@@ -63,7 +63,7 @@ export async function clientStatus(
         id: record.id,
         name: record.name,
         online,
-        last_seen: online ? now : record.lastSeen,
+        last_seen: online ? now : (ctx.router.pendingLastSeen(record.id) ?? record.lastSeen),
       };
     }),
   );

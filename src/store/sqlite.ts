@@ -10,7 +10,14 @@
 import { Database } from "bun:sqlite";
 import { StoreError } from "../errors.ts";
 import { isUuid, nameKey } from "../ids.ts";
-import type { ClientRecord, EnqueueResult, QueueLimits, Store, StoredMessage } from "./store.ts";
+import type {
+  ClientRecord,
+  EnqueueResult,
+  PresenceChange,
+  QueueLimits,
+  Store,
+  StoredMessage,
+} from "./store.ts";
 
 const SCHEMA_VERSION = 1;
 
@@ -200,8 +207,10 @@ export class SqliteStore implements Store {
     return this.#q.revoke.run(at, id.toLowerCase()).changes > 0;
   }
 
-  async setPresence(id: string, online: boolean, at: number): Promise<void> {
-    this.#q.presence.run(at, online ? 1 : 0, id);
+  async setPresence(changes: PresenceChange[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const c of changes) this.#q.presence.run(c.at, c.online ? 1 : 0, c.id);
+    })();
   }
 
   async resetPresence(): Promise<void> {

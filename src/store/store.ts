@@ -42,6 +42,13 @@ export interface QueueLimits {
 }
 
 /** `failure`: the store could not write (disk full, I/O error), as opposed to a bound. */
+/** A client went online or offline at `at` (unix seconds). */
+export interface PresenceChange {
+  id: string;
+  online: boolean;
+  at: number;
+}
+
 export type EnqueueResult = { ok: true } | { ok: false; reason: string; failure?: true };
 
 export interface Store {
@@ -59,8 +66,11 @@ export interface Store {
   countClients(): Promise<number>;
   /** Marks a client revoked; false when it does not exist or already is. */
   revokeClient(id: string, at: number): Promise<boolean>;
-  /** Records a login (online) or logout (offline) at `at` (unix s), which is also "last seen". */
-  setPresence(id: string, online: boolean, at: number): Promise<void>;
+  /**
+   * Records logins (online) and logouts (offline) at `at` (unix s, also "last seen"),
+   * all in one write.
+   */
+  setPresence(changes: PresenceChange[]): Promise<void>;
   /** Marks every client offline (a server starting after a crash). */
   resetPresence(): Promise<void>;
 

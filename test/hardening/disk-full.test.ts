@@ -265,6 +265,12 @@ describe("a really full disk", () => {
           }
           const [alice, carol] = clients as [Client, Client];
           expect(await ledger.batch(alice, "alice", [peer(carol)])).toBe(true);
+          // Presence is written in batches (within 50 ms): wait until both are recorded online.
+          await until(
+            async () => (await store.listClients()).filter((r) => r.online).length === 2,
+            5000,
+            "presence recorded",
+          );
           fill(join(mnt, "filler"));
           server.proc.kill(9); // "online" stays recorded for both: the restart must reset it
           await server.exited;
