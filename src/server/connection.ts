@@ -24,6 +24,8 @@ export type Phase = "handshake" | "verifying" | "open" | "closing" | "closed";
 
 /** Bytes a connection may send while its reading is paused, before it is stopped. */
 const MAX_PAUSED_BYTES = 4 * 1024 * 1024;
+/** Frames with work in flight (store writes …) before reading pauses mid-input. */
+const MAX_INFLIGHT = 1024;
 /** How long a stopping connection may take to flush its STOP before it is cut. */
 const STOP_GRACE_MS = 2000;
 
@@ -137,6 +139,33 @@ export class Connection implements OutboxOwner {
       this.#paused ??= [];
       this.#paused.unshift(rest);
     }
+    // Work still in flight for this batch of input (store writes, status queries):
+    // read on once it is done, so replies keep the order of the requests.
+    if (this.#inflight && !this.#paused) this.#settleInflight();
+  }
+
+  /** Promises of this connection's frames not settled yet, chained in frame order. */
+  #inflight: Promise<void> | null = null;
+  #inflightCount = 0;
+
+  #settleInflight(): void {
+    const task = this.#inflight as Promise<void>;
+    this.#inflight = null;
+    this.#inflightCount = 0;
+    this.#pauseUntil(task);
+  }
+
+  /**
+   * Runs `reply` after everything in flight for this connection (so a HEARTBEAT answer
+   * still follows the NOTICEs of the messages before it), or now when nothing is.
+   * Returns the promise to wait for, if any.
+   */
+  inOrder(reply: () => void | Promise<void>): Promise<void> | undefined {
+    if (!this.#inflight) {
+      const now = reply();
+      return now instanceof Promise ? now : undefined;
+    }
+    return this.#inflight.then(reply);
   }
 
   readonly #onFrame = (payload: Uint8Array): boolean | undefined => {
@@ -160,8 +189,15 @@ export class Connection implements OutboxOwner {
     }
     const pending = this.ctx.handle(this, plain);
     if (pending) {
-      this.#pauseUntil(pending);
-      return false;
+      // Later frames go on being handled (their own work joins the same store write);
+      // the connection pauses at the end of this batch of input, or sooner if too much.
+      this.#inflight = this.#inflight
+        ? Promise.all([this.#inflight, pending]).then(() => undefined)
+        : pending;
+      if (++this.#inflightCount >= MAX_INFLIGHT) {
+        this.#settleInflight();
+        return false;
+      }
     }
     return this.phase === "open" || this.phase === "closed" ? undefined : false;
   };

@@ -40,17 +40,23 @@ export function handleMessage(
   if (msg.format === Format.C2C) return discard(ctx, conn, "stored C2C from a client");
   if (msg.format !== Format.CONTROL) return discard(ctx, conn, "S2S on a socket");
   switch (msg.type) {
+    // Replies follow whatever the connection's earlier frames still have in flight.
     case ControlType.HEARTBEAT:
-      conn.reply(encodeControl(ControlType.HEARTBEAT));
-      return;
+      return conn.inOrder(() => conn.reply(encodeControl(ControlType.HEARTBEAT)));
     case ControlType.SERVER_STATUS:
-      return serverStatus(ctx).then((body) =>
-        conn.reply(encodeControl(ControlType.SERVER_STATUS, body)),
+      return conn.inOrder(() =>
+        serverStatus(ctx).then((body) =>
+          conn.reply(encodeControl(ControlType.SERVER_STATUS, body)),
+        ),
       );
-    case ControlType.CLIENT_STATUS:
-      return clientStatus(ctx, msg.body).then((body) =>
-        conn.reply(encodeControl(ControlType.CLIENT_STATUS, body)),
+    case ControlType.CLIENT_STATUS: {
+      const body = msg.body;
+      return conn.inOrder(() =>
+        clientStatus(ctx, body).then((reply) =>
+          conn.reply(encodeControl(ControlType.CLIENT_STATUS, reply)),
+        ),
       );
+    }
     case ControlType.ACK: {
       const count = decodeAckBody(msg.body);
       if (count === null) return discard(ctx, conn, "ACK body is not 4 bytes");

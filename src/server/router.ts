@@ -6,9 +6,9 @@
  * overwrites the address with the true sender and posts the same bytes on the
  * recipient's client queue (no copy).
  */
-import { BROADCAST, idKey, idKeyAt, idToText } from "../ids.ts";
+import { BROADCAST, idKey, idKeyAt, idToBytes, idToText } from "../ids.ts";
 import { CONTROL, LIVE } from "../net/outbox.ts";
-import type { PresenceChange } from "../store/store.ts";
+import type { EnqueueResult, PresenceChange, QueueLimits } from "../store/store.ts";
 import { BROADCAST_ID, C2C_HEADER_BYTES } from "../wire/constants.ts";
 import { C2CType, ControlType, encodeControl, Format } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
@@ -21,6 +21,17 @@ export type NoticeStatus = "queued" | "unknown" | "rejected" | "too_large" | "ra
 const BROADCAST_KEY = idKey(BROADCAST_ID);
 /** How long presence changes are gathered before they are written (see #notePresence). */
 const PRESENCE_DELAY_MS = 50;
+/** A message waiting to be written to the store (see #offline). */
+interface Held {
+  /** The sender's connection; null for a message a closing connection never delivered. */
+  from: Connection | null;
+  toKey: string;
+  plain: Uint8Array;
+  /** Whether the store's bounds apply (not to messages already accepted for delivery). */
+  bounded: boolean;
+  resolve: () => void;
+}
+
 const UNBOUNDED = {
   maxMessages: Infinity,
   maxBytes: Infinity,
@@ -33,6 +44,8 @@ export class Router {
   readonly online = new Map<string, Connection>();
   readonly #ctx: ServerContext;
   readonly #serial = new KeyedSerial();
+  /** Messages for each recipient waiting for the next store write. */
+  readonly #held = new Map<string, Held[]>();
   readonly broadcasts: RateLimiter;
   /**
    * Held messages handed to a recipient's connection whose removal from the store
@@ -156,64 +169,118 @@ export class Router {
     this.#ctx.stats.routed += n;
   }
 
-  /** A direct message to someone not online: store it for a registered client. */
+  /**
+   * A direct message to someone not online: held for a registered client. Messages for
+   * one recipient are gathered and written together (one transaction: a commit costs
+   * ~0.1 ms here, an insert ~7 µs); the promise settles once this one is decided and its
+   * NOTICE queued. Per recipient the writes run in turn, in arrival order.
+   */
   #offline(from: Connection, recipient: string, toKey: string, plain: Uint8Array): Promise<void> {
-    const { store, stats } = this.#ctx;
-    return this.#serial.run(recipient, async () => {
-      // Re-checked in turn: a recipient that logged in meanwhile gets it live.
-      const to = this.online.get(toKey);
-      if (to?.routable) {
-        to.post(plain, LIVE);
-        stats.routed++;
+    return new Promise((resolve) =>
+      this.#hold(recipient, { from, toKey, plain, bounded: true, resolve }),
+    );
+  }
+
+  #hold(recipient: string, item: Held): void {
+    const waiting = this.#held.get(recipient);
+    if (waiting) {
+      waiting.push(item);
+      return;
+    }
+    this.#held.set(recipient, [item]);
+    void this.#serial.run(recipient, () => this.#writeHeld(recipient));
+  }
+
+  async #writeHeld(recipient: string): Promise<void> {
+    await null; // the rest of this batch of input joins the write
+    const items = this.#held.get(recipient) ?? [];
+    this.#held.delete(recipient);
+    const { store, stats, log } = this.#ctx;
+    try {
+      // Re-checked in turn: a recipient that logged in meanwhile gets them live — but
+      // not what a closing connection left: that goes to the store, so the delivery at
+      // login (which waits for this write) keeps it ahead of newer live messages.
+      const to = this.online.get((items[0] as Held).toKey);
+      if (to?.routable && items.every((it) => it.bounded)) {
+        for (const it of items) to.post(it.plain, LIVE);
+        stats.routed += items.length;
         return;
       }
-      const record = await store.getClient(recipient);
-      if (!record || record.revokedAt !== null) {
-        this.notice(from, recipient, "unknown", "no such client");
-        return;
+      // Messages a closing connection never delivered were accepted already: no checks.
+      if (items.some((it) => it.bounded)) {
+        const record = await store.getClient(recipient);
+        if (!record || record.revokedAt !== null) {
+          for (const it of items)
+            if (it.from) this.notice(it.from, recipient, "unknown", "no such client");
+          return;
+        }
       }
-      const result = await this.#enqueue(recipient, plain);
-      if (result.ok) {
-        stats.stored++;
+      // Runs of bounded and unbounded messages, in order (usually one run).
+      const at = Math.floor(Date.now() / 1000);
+      for (let i = 0; i < items.length; ) {
+        let j = i + 1;
+        while (j < items.length && (items[j] as Held).bounded === (items[i] as Held).bounded) j++;
+        const run = items.slice(i, j);
+        const results = await store.enqueue(
+          recipient,
+          run.map((it) => ({
+            sender: idToText(it.plain.subarray(1, C2C_HEADER_BYTES)),
+            at,
+            data: it.plain.subarray(C2C_HEADER_BYTES),
+          })),
+          (items[i] as Held).bounded ? this.#limits() : UNBOUNDED,
+        );
+        for (let k = 0; k < run.length; k++) {
+          this.#settleHeld(recipient, run[k] as Held, results[k] as EnqueueResult);
+        }
+        i = j;
+      }
+    } catch (err) {
+      log.error("store write failed", { to: recipient, reason: String(err) });
+      for (const it of items)
+        this.#settleHeld(recipient, it, { ok: false, reason: "storage failure", failure: true });
+    } finally {
+      for (const it of items) it.resolve();
+    }
+  }
+
+  #settleHeld(recipient: string, it: Held, result: EnqueueResult): void {
+    const { stats, log } = this.#ctx;
+    if (result.ok) {
+      stats.stored++;
+      if (it.from)
         this.notice(
-          from,
+          it.from,
           recipient,
           "queued",
           "recipient is offline; stored for delivery at its next login",
         );
-      } else {
-        stats.rejected++;
-        // A bound is policy; a failed write (disk full, I/O error) is the operator's business.
-        if (result.failure) {
-          this.#ctx.log.error("store write failed", {
-            from: from.idText,
-            to: recipient,
-            reason: result.reason,
-          });
-        }
-        this.notice(from, recipient, "rejected", result.reason);
-      }
-    });
+      return;
+    }
+    stats.rejected++;
+    // A bound is policy; a failed write (disk full, I/O error) is the operator's business.
+    if (result.failure) {
+      log.error("store write failed", {
+        from: it.from?.idText,
+        to: recipient,
+        reason: result.reason,
+      });
+    } else if (!it.from) {
+      log.warn("undelivered message dropped", { to: recipient, reason: result.reason });
+    }
+    // A message from a closing connection: its sender, if still here, hears of a refusal.
+    const sender = it.from ?? this.online.get(idKeyAt(it.plain, 1));
+    if (sender) this.notice(sender, recipient, "rejected", result.reason);
   }
 
-  /** Stores a message; `bounded` false for ones already accepted for live delivery. */
-  #enqueue(recipient: string, plain: Uint8Array, bounded = true) {
-    const { store, settings } = this.#ctx;
-    const limits = bounded
-      ? {
-          maxMessages: settings.queue_max_messages,
-          maxBytes: settings.queue_max_bytes,
-          maxAge: settings.queue_max_age,
-          maxPerSender: settings.queue_max_per_sender,
-        }
-      : UNBOUNDED;
-    return store.enqueue(
-      recipient,
-      idToText(plain.subarray(1, C2C_HEADER_BYTES)),
-      plain.subarray(C2C_HEADER_BYTES),
-      Math.floor(Date.now() / 1000),
-      limits,
-    );
+  #limits(): QueueLimits {
+    const s = this.#ctx.settings;
+    return {
+      maxMessages: s.queue_max_messages,
+      maxBytes: s.queue_max_bytes,
+      maxAge: s.queue_max_age,
+      maxPerSender: s.queue_max_per_sender,
+    };
   }
 
   /**
@@ -221,21 +288,11 @@ export class Router {
    * sender in the address field). A sender still online hears of any refusal.
    */
   storeUndelivered(recipient: string, messages: Uint8Array[]): void {
-    if (messages.length === 0) return;
-    void this.#serial.run(recipient, async () => {
-      for (const plain of messages) {
-        // Already accepted for live delivery: the store's bounds do not apply again.
-        const result = await this.#enqueue(recipient, plain, false);
-        if (result.ok) {
-          this.#ctx.stats.stored++;
-          continue;
-        }
-        this.#ctx.stats.rejected++;
-        this.#ctx.log.warn("undelivered message dropped", { to: recipient, reason: result.reason });
-        const sender = this.online.get(idKey(plain.subarray(1, C2C_HEADER_BYTES)));
-        if (sender) this.notice(sender, recipient, "rejected", result.reason);
-      }
-    });
+    const toKey = idKey(idToBytes(recipient));
+    for (const plain of messages) {
+      // Already accepted for live delivery: the store's bounds do not apply again.
+      this.#hold(recipient, { from: null, toKey, plain, bounded: false, resolve: () => {} });
+    }
   }
 
   /** Resolves once no store write for `recipient` is queued any more (see `register`). */

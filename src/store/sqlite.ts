@@ -14,6 +14,7 @@ import type {
   ClientRecord,
   EnqueueResult,
   PresenceChange,
+  QueuedMessage,
   QueueLimits,
   Store,
   StoredMessage,
@@ -219,34 +220,42 @@ export class SqliteStore implements Store {
 
   async enqueue(
     recipient: string,
-    sender: string,
-    data: Uint8Array,
-    at: number,
+    messages: QueuedMessage[],
     limits: QueueLimits,
-  ): Promise<EnqueueResult> {
+  ): Promise<EnqueueResult[]> {
+    const results: EnqueueResult[] = [];
     try {
-      const inbox = this.#q.inbox.get(recipient) as { count: number; bytes: number } | null;
-      const count = inbox?.count ?? 0;
-      const bytes = inbox?.bytes ?? 0;
-      if (count >= limits.maxMessages) {
-        return { ok: false, reason: `recipient's queue is full (${limits.maxMessages} messages)` };
-      }
-      if (bytes + data.length > limits.maxBytes) {
-        return { ok: false, reason: `recipient's queue is full (${limits.maxBytes} bytes)` };
-      }
-      const fromSender =
-        (this.#q.inboxSender.get(recipient, sender) as { count: number } | null)?.count ?? 0;
-      if (fromSender >= limits.maxPerSender) {
-        return {
-          ok: false,
-          reason: `you already have ${limits.maxPerSender} messages queued for this recipient`,
-        };
-      }
-      this.#q.insertMessage.run(recipient, sender, at, data);
-      return { ok: true };
+      // One transaction for the lot: a commit costs ~0.1 ms here, an insert ~7 µs.
+      this.#db.transaction(() => {
+        for (const m of messages) results.push(this.#enqueueOne(recipient, m, limits));
+      })();
+      return results;
     } catch (cause) {
-      return { ok: false, reason: `storage failure: ${(cause as Error).message}`, failure: true };
+      const reason = `storage failure: ${(cause as Error).message}`;
+      return messages.map(() => ({ ok: false, reason, failure: true }));
     }
+  }
+
+  #enqueueOne(recipient: string, m: QueuedMessage, limits: QueueLimits): EnqueueResult {
+    const inbox = this.#q.inbox.get(recipient) as { count: number; bytes: number } | null;
+    const count = inbox?.count ?? 0;
+    const bytes = inbox?.bytes ?? 0;
+    if (count >= limits.maxMessages) {
+      return { ok: false, reason: `recipient's queue is full (${limits.maxMessages} messages)` };
+    }
+    if (bytes + m.data.length > limits.maxBytes) {
+      return { ok: false, reason: `recipient's queue is full (${limits.maxBytes} bytes)` };
+    }
+    const fromSender =
+      (this.#q.inboxSender.get(recipient, m.sender) as { count: number } | null)?.count ?? 0;
+    if (fromSender >= limits.maxPerSender) {
+      return {
+        ok: false,
+        reason: `you already have ${limits.maxPerSender} messages queued for this recipient`,
+      };
+    }
+    this.#q.insertMessage.run(recipient, m.sender, m.at, m.data);
+    return { ok: true };
   }
 
   async peek(recipient: string, limit: number, afterSeq = 0): Promise<StoredMessage[]> {

@@ -42,6 +42,13 @@ export interface QueueLimits {
 }
 
 /** `failure`: the store could not write (disk full, I/O error), as opposed to a bound. */
+/** A message to hold: who sent it, when (unix s), and its data. */
+export interface QueuedMessage {
+  sender: string;
+  at: number;
+  data: Uint8Array;
+}
+
 /** A client went online or offline at `at` (unix seconds). */
 export interface PresenceChange {
   id: string;
@@ -74,14 +81,16 @@ export interface Store {
   /** Marks every client offline (a server starting after a crash). */
   resetPresence(): Promise<void>;
 
-  /** Holds a message for an offline recipient, within `limits`; never evicts. */
+  /**
+   * Holds messages for an offline recipient, in order, within `limits` (each checked as
+   * if the ones before it were already held); never evicts. One write for all of them:
+   * a storage failure fails them all, nothing half-stored.
+   */
   enqueue(
     recipient: string,
-    sender: string,
-    data: Uint8Array,
-    at: number,
+    messages: QueuedMessage[],
     limits: QueueLimits,
-  ): Promise<EnqueueResult>;
+  ): Promise<EnqueueResult[]>;
   /** Up to `limit` held messages for `recipient` after sequence `afterSeq` (default 0), oldest first. */
   peek(recipient: string, limit: number, afterSeq?: number): Promise<StoredMessage[]>;
   /** Deletes `recipient`'s held messages up to and including `seq`. */
