@@ -87,3 +87,21 @@ export class UsageError extends BackboneError {
 export class StoreError extends BackboneError {
   override name = "StoreError";
 }
+
+const ERRNO: Record<string, string> = {
+  ENOENT: "no such file",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EISDIR: "is a directory",
+  ENOTDIR: "not a directory",
+  EEXIST: "already exists",
+  ENOSPC: "no space left (the disk is full)",
+  EROFS: "read-only file system",
+};
+
+/** A file-system error in a few words (`no such file`, `permission denied` …). */
+export function describeErrno(cause: unknown): string {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code) return ERRNO[code] ?? code;
+  return cause instanceof Error ? cause.message : String(cause);
+}

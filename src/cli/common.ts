@@ -8,6 +8,7 @@ import { loadIdentity } from "../client/identity.ts";
 import {
   BackboneError,
   ConnectionError,
+  describeErrno,
   HandshakeError,
   KeyError,
   PinningError,
@@ -138,16 +139,7 @@ export function readUserFile(path: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const why =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EACCES"
-          ? "permission denied"
-          : code === "EISDIR"
-            ? "is a directory"
-            : String(code ?? cause);
-    throw new CliError(`cannot read ${path}: ${why}`, EXIT.USAGE);
+    throw new CliError(`cannot read ${path}: ${describeErrno(cause)}`, EXIT.USAGE);
   }
 }
 

@@ -16,7 +16,7 @@ import {
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { KeyError } from "../errors.ts";
+import { describeErrno, KeyError } from "../errors.ts";
 
 const CHECK_MODES = process.platform !== "win32";
 
@@ -52,16 +52,7 @@ export function readSecretFile(path: string): string {
 }
 
 function unreadable(path: string, cause: unknown): KeyError {
-  const code = (cause as NodeJS.ErrnoException).code;
-  const why =
-    code === "ENOENT"
-      ? "no such file"
-      : code === "EACCES"
-        ? "permission denied"
-        : code === "EISDIR"
-          ? "is a directory"
-          : (code ?? String(cause));
-  return new KeyError("KEY_UNREADABLE", `cannot read ${path}: ${why}`, { cause });
+  return new KeyError("KEY_UNREADABLE", `cannot read ${path}: ${describeErrno(cause)}`, { cause });
 }
 
 /**

@@ -3,7 +3,7 @@
  * each overriding the one before. Every default is justified next to it.
  */
 import { readFileSync } from "node:fs";
-import { UsageError } from "../errors.ts";
+import { describeErrno, UsageError } from "../errors.ts";
 import {
   DEFAULT_CHALLENGE_SIZE,
   DEFAULT_PORT,
@@ -174,7 +174,7 @@ export function readSettingsFile(path: string): Record<string, unknown> {
   } catch (cause) {
     throw new UsageError(
       "CONFIG_UNREADABLE",
-      `cannot read config ${path}: ${(cause as NodeJS.ErrnoException).code ?? cause}`,
+      `cannot read config ${path}: ${describeErrno(cause)}`,
       { cause },
     );
   }

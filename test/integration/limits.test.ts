@@ -6,29 +6,13 @@
 import { describe, expect, test } from "bun:test";
 import { connect } from "../../src/client/client.ts";
 import type { Identity } from "../../src/client/identity.ts";
-import type { RsaPrivateKey } from "../../src/crypto/rsa.ts";
 import { HandshakeError } from "../../src/errors.ts";
 import { ClientHandshake } from "../../src/handshake/client.ts";
 import { idToBytes } from "../../src/ids.ts";
 import { inbox, startCluster, until } from "../helpers/cluster.ts";
 import { expectError, rejected } from "../helpers/errors.ts";
+import { countDecrypts } from "../helpers/flood.ts";
 import { FramedSocket } from "../helpers/raw.ts";
-
-/** Counts the server's RSA decryptions (one per handshake response it works on). */
-function countDecrypts(key: RsaPrivateKey): { count: number; [Symbol.dispose](): void } {
-  const original = key.decrypt;
-  const counter = {
-    count: 0,
-    [Symbol.dispose]() {
-      key.decrypt = original;
-    },
-  };
-  key.decrypt = function (this: RsaPrivateKey, block: Uint8Array) {
-    counter.count++;
-    return original.call(this, block);
-  };
-  return counter;
-}
 
 /** Dials, reads the challenge and sends a genuine response; returns the socket. */
 async function respondTo(port: number, identity: Identity): Promise<FramedSocket> {

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { formatHostPort } from "../../client/address.ts";
-import { UsageError } from "../../errors.ts";
+import { describeErrno, UsageError } from "../../errors.ts";
 import { StructuredLogger } from "../../log.ts";
 import {
   dataPaths,
@@ -137,14 +137,7 @@ function claimPidFile(path: string, dir: string): void {
   try {
     writeFileSync(path, `${process.pid}\n`);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const hint =
-      code === "ENOSPC"
-        ? " (the disk is full)"
-        : code === "EROFS"
-          ? " (read-only file system)"
-          : "";
-    throw new CliError(`cannot write ${path}: ${code ?? cause}${hint}`, EXIT.USAGE);
+    throw new CliError(`cannot write ${path}: ${describeErrno(cause)}`, EXIT.USAGE);
   }
 }
 
