@@ -1,7 +1,14 @@
 /**
  * Structured logs: one line per event, human-readable text by default or JSON on
  * request, to stderr (stdout stays for a program's own output).
+ *
+ * Every event name, field name and string value goes through `escapeControls`
+ * (src/text/escape.ts) here, in both formats, so nothing a client controls (a STOP
+ * reason, a name, an error text) can put C0/C1 controls, U+2028/U+2029 or bidi
+ * controls into a log line, whichever call site logs it.
  */
+import { escapeControls } from "./text/escape.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
@@ -49,15 +56,20 @@ export class StructuredLogger implements Logger {
   #log(level: LogLevel, event: string, fields: LogFields = {}): void {
     if (ORDER[level] < ORDER[this.level]) return;
     const time = new Date().toISOString();
+    const name = escapeControls(event);
     if (this.format === "json") {
-      this.#write(`${JSON.stringify({ time, level, event, ...fields })}\n`);
+      const safe: Record<string, unknown> = { time, level, event: name };
+      for (const [k, v] of Object.entries(fields)) {
+        safe[escapeControls(k)] = typeof v === "string" ? escapeControls(v) : v;
+      }
+      this.#write(`${JSON.stringify(safe)}\n`);
       return;
     }
-    let line = `${time} ${level.toUpperCase().padEnd(5)} ${event}`;
+    let line = `${time} ${level.toUpperCase().padEnd(5)} ${name}`;
     for (const [k, v] of Object.entries(fields)) {
       if (v === undefined) continue;
-      const text = String(v);
-      line += ` ${k}=${/[\s"=]/.test(text) || text === "" ? JSON.stringify(text) : text}`;
+      const text = escapeControls(String(v));
+      line += ` ${escapeControls(k)}=${/[\s"=]/.test(text) || text === "" ? JSON.stringify(text) : text}`;
     }
     this.#write(`${line}\n`);
   }

@@ -22,7 +22,10 @@ if (!dir) {
 const settings: Partial<ServerSettings> = { host: "127.0.0.1", port: 0, ...JSON.parse(json) };
 const key = await loadServerKey(dir);
 const store = openStore(dir);
-const log = new StructuredLogger({ level: settings.log_level ?? "info" });
+const log = new StructuredLogger({
+  level: settings.log_level ?? "info",
+  format: settings.log_format ?? "text",
+});
 const server = await BackboneServer.start({ key, store, settings, log });
 process.stdout.write(`listening on ${server.hostname}:${server.port}\n`);
 
