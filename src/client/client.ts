@@ -184,10 +184,16 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       link.stop("client closed");
       return;
     }
+    try {
+      this.#applyConfig(config);
+    } catch (cause) {
+      // Settings out of range (docs/PROTOCOL.md § Connection settings): a protocol error.
+      link.stop("protocol error");
+      throw new HandshakeError("config", "BAD_CONFIG", (cause as Error).message, { cause });
+    }
     this.#link = link;
     this.#storedSeen = 0;
     this.#attempt = 0;
-    this.#applyConfig(config);
     this.#startTimer();
     const buffered = this.#buffer;
     this.#buffer = [];
@@ -338,13 +344,21 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     }
     if (msg.format !== Format.CONTROL) return;
     switch (msg.type) {
-      case ControlType.CONFIG:
+      case ControlType.CONFIG: {
+        let json: Record<string, unknown>;
         try {
-          this.#applyConfig(decodeJson(msg.body));
+          json = decodeJson(msg.body);
         } catch {
-          // an unreadable CONFIG changes nothing
+          return; // an unreadable CONFIG changes nothing
+        }
+        try {
+          this.#applyConfig(json);
+        } catch {
+          // A setting out of range: STOP `protocol error` (docs/PROTOCOL.md § Connection settings).
+          this.#link?.stop("protocol error");
         }
         return;
+      }
       case ControlType.NOTICE:
         try {
           this.emit("notice", decodeJson(msg.body) as unknown as Notice);

@@ -10,7 +10,11 @@ import {
   MAX_C2C_DATA,
   MIN_CHALLENGE_SIZE,
 } from "../wire/constants.ts";
-import type { ConnectionSettings } from "../wire/settings.ts";
+import {
+  CONNECTION_SETTING_RANGES,
+  type ConnectionSettings,
+  settingProblem,
+} from "../wire/settings.ts";
 
 export interface ServerSettings extends ConnectionSettings {
   host: string;
@@ -136,6 +140,11 @@ export function mergeSettings(
     throw bad(`max_message_size must be at most ${MAX_C2C_DATA}`);
   if (s.heartbeat_timeout <= s.heartbeat_interval) {
     throw bad("heartbeat_timeout must be longer than heartbeat_interval");
+  }
+  // What clients accept (docs/PROTOCOL.md § Connection settings): beyond, they would refuse CONFIG.
+  for (const key of Object.keys(CONNECTION_SETTING_RANGES) as (keyof ConnectionSettings)[]) {
+    const problem = settingProblem(key, s[key]);
+    if (problem) throw bad(problem);
   }
   if (!["text", "json"].includes(s.log_format)) throw bad('log_format must be "text" or "json"');
   if (!["debug", "info", "warn", "error"].includes(s.log_level)) {
