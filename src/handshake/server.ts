@@ -47,10 +47,25 @@ export interface ServerHandshakeOptions {
   challengeRandom?: Uint8Array;
 }
 
-/** Finds a client's public key; `null` for an unknown or revoked ID. */
+/**
+ * The answer of a lookup for an unknown or revoked ID that wants the signature checked
+ * against a key of its own choosing (one that no one holds, used for the first time
+ * just as a client's key is on its first login), so that refusing an unknown ID costs
+ * what refusing a registered one does. docs/SECURITY.md § Timing.
+ */
+export class StandIn {
+  constructor(readonly key: RsaPublicKey) {}
+}
+
+/**
+ * Finds a client's public key; `null` or a {@link StandIn} for an unknown or revoked
+ * ID. `signatureBytes` is the size of the signature the response carries (so that a
+ * lookup can spend on an unknown ID what it spends on a known one of that size).
+ */
 export type KeyLookup = (
   clientId: Uint8Array,
-) => RsaPublicKey | null | Promise<RsaPublicKey | null>;
+  signatureBytes?: number,
+) => RsaPublicKey | StandIn | null | Promise<RsaPublicKey | StandIn | null>;
 
 /** What a verified response yields. The caller seals CONFIG with `session.sealer` (counter 0). */
 export interface Accepted {
@@ -151,12 +166,17 @@ export class ServerHandshake {
         err.clientId = idToText(clientId); // any 16 bytes format as UUID text
         return err;
       };
-      const clientKey = await lookup(clientId);
-      // An unknown ID is checked against a dummy key of the same size, so timing does not tell.
+      const found = await lookup(clientId, signature.length);
+      const clientKey = found instanceof StandIn ? null : found;
+      const standIn = found instanceof StandIn ? found.key : null;
+      // An unknown ID is checked against a stand-in (or dummy) key of the same size, so
+      // timing does not tell.
       const checkKey =
         clientKey && clientKey.modulusBytes === signature.length
           ? clientKey
-          : await dummyKey(signature.length);
+          : standIn && standIn.modulusBytes === signature.length
+            ? standIn
+            : await dummyKey(signature.length);
       const valid = await checkKey.verify(authMessage(th, clientId), signature);
       if (!clientKey) throw refuse("UNKNOWN_CLIENT", "unknown or revoked client");
       if (!valid || checkKey !== clientKey)

@@ -11,7 +11,7 @@
 import type { Socket } from "bun";
 import type { Opener } from "../crypto/channel.ts";
 import { HandshakeError, type WireError } from "../errors.ts";
-import { ServerHandshake } from "../handshake/server.ts";
+import { ServerHandshake, StandIn } from "../handshake/server.ts";
 import { idKey, idToText } from "../ids.ts";
 import { CONTROL, LIVE, Outbox, type OutboxOwner } from "../net/outbox.ts";
 import { COUNTER_LIMIT, MAX_FRAME_PAYLOAD, MAX_RESPONSE_PAYLOAD } from "../wire/constants.ts";
@@ -244,8 +244,9 @@ export class Connection implements OutboxOwner {
       const accepted = await ctx.rsa.run(() =>
         this.phase !== "verifying"
           ? Promise.reject(new Error("closed while waiting"))
-          : hs.verify(response, async (id) => {
-              const found = await ctx.lookupClient(id);
+          : hs.verify(response, async (id, signatureBytes) => {
+              const found = await ctx.lookupClient(id, signatureBytes);
+              if (found instanceof StandIn) return found;
               name = found?.record.name ?? "";
               return found?.key ?? null;
             }),

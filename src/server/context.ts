@@ -1,5 +1,7 @@
 /** What a connection needs of its server: settings, store, router, limits, logs. */
+
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
+import type { StandIn } from "../handshake/server.ts";
 import type { Logger } from "../log.ts";
 import type { ClientRecord, Store } from "../store/store.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
@@ -51,8 +53,14 @@ export interface ServerContext {
   /** Unix ms the server started. */
   readonly startedAt: number;
   connectionSettings(): Readonly<ConnectionSettings>;
-  /** A registered, unrevoked client and its imported key; null otherwise. */
-  lookupClient(id: Uint8Array): Promise<{ record: ClientRecord; key: RsaPublicKey } | null>;
+  /**
+   * A registered, unrevoked client and its imported key; otherwise a `StandIn` key to
+   * check the signature with (or null), so that timing does not tell (key-cache.ts).
+   */
+  lookupClient(
+    id: Uint8Array,
+    signatureBytes?: number,
+  ): Promise<{ record: ClientRecord; key: RsaPublicKey } | StandIn | null>;
   /** A handshake finished (`ok`) or its connection closed before it did. */
   handshakeEnded(conn: Connection, ok: boolean): void;
   /** Handles one decrypted message from `conn`; a promise when it needs the store. */

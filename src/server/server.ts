@@ -7,9 +7,10 @@
  * console.log(`listening on ${server.hostname}:${server.port}`);
  */
 import type { Socket, TCPSocketListener } from "bun";
-import { type RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
+import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { UsageError } from "../errors.ts";
 import { warmDummyKeys } from "../handshake/dummy-keys.ts";
+import { StandIn } from "../handshake/server.ts";
 import { idToText } from "../ids.ts";
 import { type Logger, StructuredLogger, silentLogger } from "../log.ts";
 import type { ClientRecord, Store } from "../store/store.ts";
@@ -18,6 +19,7 @@ import type { ConnectionSettings } from "../wire/settings.ts";
 import { Connection } from "./connection.ts";
 import { newStats, type ServerContext, type Stats } from "./context.ts";
 import { handleMessage } from "./handler.ts";
+import { ClientKeyCache } from "./key-cache.ts";
 import { addressPrefix, RateLimiter, Semaphore } from "./limits.ts";
 import { Router } from "./router.ts";
 import {
@@ -42,7 +44,7 @@ export interface ServerOptions {
 const REGISTRY_POLL_MS = 250;
 /** How often expired offline messages are purged. */
 const EXPIRE_EVERY_MS = 60_000;
-/** Most imported client keys kept in memory. */
+/** Most client IDs whose keys (or absence) are kept in memory. */
 const KEY_CACHE = 10_000;
 
 export class BackboneServer implements ServerContext, AsyncDisposable {
@@ -62,7 +64,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   #pendingPerPrefix = new Map<string, number>();
   #dirty = new Set<Connection>();
   #flushScheduled = false;
-  #keys = new Map<string, RsaPublicKey>();
+  #keys = new ClientKeyCache(KEY_CACHE);
   #timers: ReturnType<typeof setInterval>[] = [];
   #registryVersion = -1;
   #closing: Promise<void> | null = null;
@@ -193,16 +195,19 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     return connectionSettings(this.settings);
   }
 
-  async lookupClient(id: Uint8Array): Promise<{ record: ClientRecord; key: RsaPublicKey } | null> {
-    const record = await this.store.getClient(idToText(id));
-    if (!record || record.revokedAt !== null) return null;
-    let key = this.#keys.get(record.fingerprint);
-    if (!key) {
-      key = await RsaPublicKey.fromSpki(record.publicKey);
-      if (this.#keys.size >= KEY_CACHE) this.#keys.clear();
-      this.#keys.set(record.fingerprint, key);
-    }
-    return { record, key };
+  /**
+   * The registry record and parsed key of a live client, or a `StandIn` (unknown, revoked).
+   * Costs the same for every kind of ID (see `ClientKeyCache`); `signatureBytes` picks
+   * the dummy key imported for an unknown ID (default 384).
+   */
+  async lookupClient(
+    id: Uint8Array,
+    signatureBytes = 384,
+  ): Promise<{ record: ClientRecord; key: RsaPublicKey } | StandIn> {
+    const text = idToText(id);
+    const record = await this.store.getClient(text);
+    const key = await this.#keys.resolve(text, record, signatureBytes);
+    return key instanceof StandIn || !record ? (key as StandIn) : { record, key };
   }
 
   handshakeEnded(conn: Connection, ok: boolean): void {
@@ -274,7 +279,6 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       const version = await this.store.version();
       if (version === this.#registryVersion) return;
       this.#registryVersion = version;
-      this.#keys.clear();
       for (const conn of [...this.router.online.values()]) {
         const record = await this.store.getClient(conn.idText);
         if (!record || record.revokedAt !== null) this.#cutOff(conn);
