@@ -5,14 +5,19 @@
  *   DIR/server.pub    SPKI PEM public key (what clients pin)
  *   DIR/backbone.db   registry and offline queue (SQLite, WAL)
  *   DIR/config.toml   optional settings, read by `serve` when present
+ *   DIR/serve.pid     the running server's process ID
+ *
+ * The directory must belong to this user and not be writable by group or others;
+ * files are written without following symbolic links (src/store/files.ts).
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { readSecretFile, writeSecretFile } from "../crypto/keyfile.ts";
 import { fromPem, toPem } from "../crypto/pem.ts";
 import { generateRsaKeyPair, RsaPrivateKey } from "../crypto/rsa.ts";
 import { UsageError } from "../errors.ts";
+import { checkDataDir, writeFileNoFollow } from "../store/files.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 
 export interface DataPaths {
@@ -58,6 +63,7 @@ export async function loadOrCreateServerKey(
 ): Promise<{ key: RsaPrivateKey; created: boolean; paths: DataPaths }> {
   const paths = dataPaths(dir);
   if (existsSync(paths.key)) {
+    checkDataDir(dir);
     const key = await RsaPrivateKey.fromPkcs8(fromPem(readSecretFile(paths.key), "PRIVATE KEY"));
     return { key, created: false, paths };
   }
@@ -70,10 +76,11 @@ export async function loadOrCreateServerKey(
       { cause },
     );
   }
+  checkDataDir(dir);
   opts.onCreate?.();
   const pair = await generateRsaKeyPair(opts.bits);
   writeSecretFile(paths.key, toPem("PRIVATE KEY", pair.privatePkcs8));
-  writeFileSync(paths.pub, toPem("PUBLIC KEY", pair.publicSpki), { mode: 0o644 });
+  writeFileNoFollow(paths.pub, toPem("PUBLIC KEY", pair.publicSpki), 0o644);
   return { key: await RsaPrivateKey.fromPkcs8(pair.privatePkcs8), created: true, paths };
 }
 
@@ -86,10 +93,15 @@ export async function loadServerKey(dir: string): Promise<RsaPrivateKey> {
       `no server in ${dir} (run "backbone serve" or "backbone keygen" there first)`,
     );
   }
+  checkDataDir(dir);
   return RsaPrivateKey.fromPkcs8(fromPem(readSecretFile(paths.key), "PRIVATE KEY"));
 }
 
-/** Opens the store of a data directory. */
+/**
+ * Opens the store of a data directory (files 0600, never through a symbolic link).
+ * Throws `UsageError` `DATA_DIR_UNSAFE` for a directory another user could change.
+ */
 export function openStore(dir: string): SqliteStore {
+  checkDataDir(dir);
   return new SqliteStore(dataPaths(dir).db);
 }

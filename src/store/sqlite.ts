@@ -7,9 +7,11 @@
  * the process (`kill -9`) at once, and a power loss once the WAL is checkpointed;
  * `durable: "full"` fsyncs every commit instead.
  */
+
 import { Database } from "bun:sqlite";
 import { StoreError } from "../errors.ts";
 import { isUuid, nameKey } from "../ids.ts";
+import { prepareDatabaseFiles } from "./files.ts";
 import type {
   ClientRecord,
   EnqueueResult,
@@ -105,6 +107,8 @@ export class SqliteStore implements Store {
   /** Opens (creating when missing) the store at `path`. Throws `StoreError` `STORE_OPEN`. */
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     this.path = path;
+    // Private (0600) and never through a symbolic link: the store holds messages.
+    if (!opts.readonly && path !== ":memory:" && path !== "") prepareDatabaseFiles(path);
     try {
       this.#db = new Database(path, {
         create: !opts.readonly,

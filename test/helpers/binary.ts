@@ -93,7 +93,18 @@ export interface RunResult {
   stderr: string;
 }
 
+/**
+ * The command line that runs the binary with `args`: with `shell` (e.g. `"ulimit -n 64"`
+ * or `"umask 000"`), through bash, which runs it first and then execs the binary in
+ * its place (same PID).
+ */
+export function commandLine(args: string[], shell?: string): string[] {
+  return shell ? ["bash", "-c", `${shell}; exec "$0" "$@"`, BINARY, ...args] : [BINARY, ...args];
+}
+
 export interface SpawnOptions {
+  /** Shell commands run before the binary, in the same process (see `commandLine`). */
+  shell?: string;
   /** Added to (or, as `undefined`, removed from) the sandbox's environment. */
   env?: Record<string, string | undefined>;
   cwd?: string;
@@ -117,9 +128,9 @@ export class Running {
   /** Both output streams read to their end. */
   #drained = false;
 
-  constructor(args: string[], opts: { env: Record<string, string>; cwd: string }) {
+  constructor(args: string[], opts: { env: Record<string, string>; cwd: string; shell?: string }) {
     this.args = args;
-    this.proc = Bun.spawn([BINARY, ...args], {
+    this.proc = Bun.spawn(commandLine(args, opts.shell), {
       cwd: opts.cwd,
       env: opts.env,
       stdin: "pipe",
@@ -305,7 +316,7 @@ export class Sandbox implements AsyncDisposable {
 
   /** Runs a command to its end. */
   async run(args: string[], opts: RunOptions = {}): Promise<RunResult> {
-    const proc = Bun.spawn([BINARY, ...args], {
+    const proc = Bun.spawn(commandLine(args, opts.shell), {
       ...this.#spawnOpts(opts),
       stdin:
         opts.stdin === undefined
@@ -333,7 +344,7 @@ export class Sandbox implements AsyncDisposable {
 
   /** Starts a long-running command (serve, chat, listen). */
   start(args: string[], opts: SpawnOptions = {}): Running {
-    const p = new Running(args, this.#spawnOpts(opts));
+    const p = new Running(args, { ...this.#spawnOpts(opts), shell: opts.shell });
     this.#procs.add(p);
     return p;
   }

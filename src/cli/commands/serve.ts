@@ -1,8 +1,8 @@
 /** `backbone serve`: run the server on the embedded store. */
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { defineCommand } from "citty";
 import { formatHostPort } from "../../client/address.ts";
-import { describeErrno, UsageError } from "../../errors.ts";
+import { UsageError } from "../../errors.ts";
 import { StructuredLogger } from "../../log.ts";
 import {
   dataPaths,
@@ -17,6 +17,7 @@ import {
   readSettingsFile,
   type ServerSettings,
 } from "../../server/settings.ts";
+import { writeFileNoFollow } from "../../store/files.ts";
 import { CliError, EXIT } from "../common.ts";
 
 export const serve = defineCommand({
@@ -135,9 +136,9 @@ function claimPidFile(path: string, dir: string): void {
     }
   }
   try {
-    writeFileSync(path, `${process.pid}\n`);
+    writeFileNoFollow(path, `${process.pid}\n`, 0o644); // a planted symlink is replaced, never followed
   } catch (cause) {
-    throw new CliError(`cannot write ${path}: ${describeErrno(cause)}`, EXIT.USAGE);
+    throw new CliError((cause as Error).message, EXIT.USAGE);
   }
 }
 
