@@ -1,8 +1,10 @@
 /**
  * Client IDs (UUIDv4, 16 bytes on the wire) and client names.
  */
+
 import { v4 } from "uuid";
 import { UsageError } from "./errors.ts";
+import { mixedScripts } from "./text/confusables.ts";
 import { ID_BYTES } from "./wire/constants.ts";
 
 /** Canonical text of the broadcast address. */
@@ -77,7 +79,8 @@ const NAME_RE = /^[\p{L}\p{N}][\p{L}\p{N}._-]{0,63}$/u;
 
 /**
  * Checks a client name: 1–64 letters, digits, `.`, `_` or `-`, starting with a letter
- * or digit, and not a UUID (a UUID in a lookup is always an ID). Throws `UsageError`.
+ * or digit, not a UUID (a UUID in a lookup is always an ID), and not mixing scripts
+ * (UTS #39 "Highly Restrictive", src/text/confusables.ts). Throws `UsageError`.
  */
 export function checkName(name: string): string {
   const n = name.normalize("NFKC");
@@ -88,5 +91,12 @@ export function checkName(name: string): string {
     );
   }
   if (isUuid(n)) throw new UsageError("BAD_NAME", "a name may not be a UUID");
+  const mixed = mixedScripts(n);
+  if (mixed) {
+    throw new UsageError(
+      "BAD_NAME",
+      `invalid name ${JSON.stringify(name)}: it mixes scripts (${mixed.join(", ")}); use the letters of one script (Unicode TR39)`,
+    );
+  }
   return n;
 }

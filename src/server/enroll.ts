@@ -6,8 +6,9 @@ import { formatIdentity } from "../client/identity.ts";
 import { fingerprint } from "../crypto/primitives.ts";
 import { generateRsaKeyPair, type RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { StoreError } from "../errors.ts";
-import { checkName, newClientId } from "../ids.ts";
+import { checkName, nameKey, newClientId } from "../ids.ts";
 import type { ClientRecord, Store } from "../store/store.ts";
+import { confusable, nonAscii } from "../text/confusables.ts";
 
 export interface EnrollOptions {
   /** Client name (unique); defaults to the new ID. */
@@ -34,6 +35,8 @@ export interface Enrolled {
  */
 export async function enrollClient(store: Store, opts: EnrollOptions): Promise<Enrolled> {
   const id = newClientId();
+  // A look-alike of an existing name is named as such, before any other complaint.
+  if (opts.name !== undefined) await refuseLookAlike(store, opts.name.normalize("NFKC"));
   const name = opts.name === undefined ? id : checkName(opts.name);
   if (opts.name !== undefined && (await store.findClient(name))) {
     // Checked before the slow key generation; the store's unique index is the real guard.
@@ -65,4 +68,20 @@ export async function enrollClient(store: Store, opts: EnrollOptions): Promise<E
     ...(privatePkcs8 ? { privatePkcs8 } : {}),
   });
   return { record, identityText };
+}
+
+/**
+ * Refuses a name that looks like an existing client's (revoked ones included): equal
+ * UTS #39 skeletons, as written or lowercased. Throws `StoreError` `NAME_CONFUSABLE`.
+ */
+async function refuseLookAlike(store: Store, name: string): Promise<void> {
+  for (const other of await store.listClients()) {
+    if (other.name === other.id || nameKey(other.name) === nameKey(name)) continue; // taken: said later
+    if (!confusable(name, other.name)) continue;
+    const odd = nonAscii(name);
+    throw new StoreError(
+      "NAME_CONFUSABLE",
+      `the name "${name}" looks like the existing name "${other.name}"${odd.length ? ` (it has ${odd.join(", ")})` : ""}; choose another`,
+    );
+  }
 }
