@@ -18,6 +18,7 @@ import { encodeS2S, S2SType } from "../wire/message.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
 import { Connection } from "./connection.ts";
 import { newStats, type ServerContext, type Stats } from "./context.ts";
+import { type FdLimit, openDescriptors, RESERVE, raiseFdLimit } from "./fd-limit.ts";
 import { handleMessage } from "./handler.ts";
 import { ClientKeyCache } from "./key-cache.ts";
 import { addressPrefix, RateLimiter, Semaphore } from "./limits.ts";
@@ -67,6 +68,12 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   #keys = new ClientKeyCache(KEY_CACHE);
   #timers: ReturnType<typeof setInterval>[] = [];
   #registryVersion = -1;
+  /** The port bound (the real one when started with port 0), to listen again on. */
+  #boundPort: number | null = null;
+  /** The soft descriptor limit, and descriptors open besides connections (fd-limit.ts). */
+  #fdLimit: number | null = null;
+  #fdBase = 0;
+  #acceptPaused = false;
   #closing: Promise<void> | null = null;
 
   private constructor(opts: ServerOptions) {
@@ -95,7 +102,9 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       server.log.error("presence reset failed", { error: String(err) });
     }
     server.#registryVersion = await server.store.version();
-    server.#listen();
+    const fds = raiseFdLimit();
+    server.#listen(server.settings.port);
+    server.#watchDescriptors(fds);
     server.#startTimers();
     return server;
   }
@@ -107,14 +116,14 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
 
   /** The port the server listens on (the real one when started with port 0). */
   get port(): number {
-    return this.#listener?.port ?? this.settings.port;
+    return this.#listener?.port ?? this.#boundPort ?? this.settings.port;
   }
 
-  #listen(): void {
+  #listen(port: number): void {
     try {
       this.#listener = Bun.listen<Connection>({
         hostname: this.settings.host,
-        port: this.settings.port,
+        port,
         socket: {
           open: (socket) => this.#guard(socket, () => this.#onOpen(socket)),
           data: (socket, chunk) => this.#guard(socket, () => socket.data?.onData(chunk)),
@@ -129,9 +138,58 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       const code = (cause as { code?: string }).code ?? (cause as Error).message;
       throw new UsageError(
         "LISTEN_FAILED",
-        `cannot listen on ${this.settings.host}:${this.settings.port}: ${code}`,
+        `cannot listen on ${this.settings.host}:${port}: ${code}`,
         { cause },
       );
+    }
+    this.#boundPort = this.#listener.port;
+  }
+
+  // ---- file descriptors (fd-limit.ts) -----------------------------------------------
+
+  /** Notes the descriptor limit and how many are open besides connections; logs the figure. */
+  #watchDescriptors(fds: FdLimit | null): void {
+    const open = openDescriptors();
+    if (fds && Number.isFinite(fds.soft) && open !== null) {
+      this.#fdLimit = fds.soft;
+      this.#fdBase = open - this.#all.size;
+    }
+    this.log.info("file descriptor limit", {
+      soft: fds?.soft ?? "unknown",
+      hard: fds?.hard ?? "unknown",
+      raised_from: fds?.raisedFrom,
+      open: open ?? undefined,
+    });
+  }
+
+  /**
+   * Stops listening when the connections would leave fewer than RESERVE descriptors
+   * free (accept() would fail with EMFILE in a busy loop), and listens again once one
+   * has closed. Logs each change once.
+   */
+  #checkDescriptors(): void {
+    if (this.#fdLimit === null || this.#closing) return;
+    const open = this.#fdBase + this.#all.size;
+    const room = this.#fdLimit - RESERVE;
+    if (!this.#acceptPaused && open >= room) {
+      this.#acceptPaused = true;
+      this.#listener?.stop(false); // existing connections stay
+      this.#listener = null;
+      this.log.warn("out of file descriptors: not accepting connections until one closes", {
+        open,
+        limit: this.#fdLimit,
+        reserve: RESERVE,
+        connections: this.#all.size,
+      });
+    } else if (this.#acceptPaused && open < room) {
+      try {
+        this.#listen(this.#boundPort ?? this.settings.port);
+      } catch (err) {
+        this.log.error("cannot listen again", { error: (err as Error).message });
+        return; // tried again at the next close or sweep
+      }
+      this.#acceptPaused = false;
+      this.log.info("accepting connections again", { open, limit: this.#fdLimit });
     }
   }
 
@@ -156,8 +214,15 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
 
   #onOpen(socket: Socket<Connection>): void {
     const s = this.settings;
+    const addr = socket.remoteAddress;
+    if (!addr) {
+      // Reset by the peer before it was accepted: there is no one to talk to.
+      this.log.debug("connection gone before it was accepted");
+      socket.terminate();
+      return;
+    }
     this.stats.connections++;
-    const prefix = addressPrefix(socket.remoteAddress);
+    const prefix = addressPrefix(addr);
     const fromPrefix = this.#pendingPerPrefix.get(prefix) ?? 0;
     if (fromPrefix >= s.max_pending_per_prefix) {
       // The newcomer is refused: only the crowding prefix pays.
@@ -179,6 +244,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.#all.add(conn);
     this.#pending.add(conn);
     this.#pendingPerPrefix.set(prefix, fromPrefix + 1);
+    this.#checkDescriptors();
   }
 
   #onClose(socket: Socket<Connection>): void {
@@ -187,6 +253,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     conn.onClose();
     this.#all.delete(conn);
     this.#dirty.delete(conn);
+    this.#checkDescriptors();
   }
 
   // ---- ServerContext ----------------------------------------------------------------
@@ -269,6 +336,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     for (const conn of this.router.online.values()) {
       if (now - conn.lastSeen > silentLimit) conn.stop("heartbeat timeout");
     }
+    this.#checkDescriptors(); // in case listening again failed at the last close
     this.handshakeRate.sweep(now);
     this.router.broadcasts.sweep(now);
   }
