@@ -155,3 +155,37 @@ test("the CLI against a hostile server: one line, a non-zero exit, no TimeoutOve
   );
   expect(server.stops).toEqual(["protocol error"]);
 });
+
+test("the Python client written from PROTOCOL.md bounds CONFIG too", async () => {
+  const python = process.env.BACKBONE_PYTHON ?? "python3";
+  const has = Bun.spawnSync([python, "-c", "import cryptography"]).exitCode === 0;
+  if (!has) return; // test/interop.test.ts reports the missing package
+  await using sb = await sandbox();
+  const { server, identity } = await fake(HUGE);
+  await using _ = server;
+  const file = join(sb.dir, "py.identity");
+  writeFileSync(
+    file,
+    formatIdentity({
+      id: identity.id,
+      name: identity.name,
+      server: server.address,
+      serverSpki: serverKey.publicKey.spki,
+      serverFingerprint: serverKey.publicKey.fingerprint,
+      clientFingerprint: fingerprint(clientKey.publicKey.spki),
+      privatePkcs8: clientPkcs8,
+    }),
+    { mode: 0o600 },
+  );
+  const client = join(import.meta.dir, "..", "interop", "backbone_client.py");
+  const run = Bun.spawn([python, client, file], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [code, out] = await Promise.all([run.exited, new Response(run.stdout).text()]);
+  expect(code).not.toBe(0);
+  expect(out).toMatch(/^ERROR protocol error: CONFIG heartbeat_interval 10000000000/m);
+  await until(() => server.stops.length > 0, 5000, "the Python client's STOP");
+  expect(server.stops).toEqual(["protocol error"]);
+});

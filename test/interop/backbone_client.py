@@ -79,6 +79,13 @@ HEARTBEAT, CONFIG, SERVER_STATUS, CLIENT_STATUS, NOTICE, ACK, STOP = (
     0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x1F,
 )
 
+# key: (lowest, highest, integer) — PROTOCOL.md § Connection settings.
+SETTING_RANGES = {
+    "heartbeat_interval": (0.05, 3600, False),
+    "heartbeat_timeout": (0.1, 10800, False),
+    "connection_timeout": (0.05, 3600, False),
+    "max_message_size": (1, MAX_C2C_DATA, True),
+}
 DEFAULT_SETTINGS = {
     "heartbeat_interval": 15.0,
     "heartbeat_timeout": 45.0,
@@ -430,12 +437,31 @@ class Session:
             values = None
         if not isinstance(values, dict):
             raise Fatal("CONFIG body is not a JSON object")
-        for key in DEFAULT_SETTINGS:
-            v = values.get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
-                self.settings[key] = float(v)
-        self.settings["max_message_size"] = min(int(self.settings["max_message_size"]), MAX_C2C_DATA)
+        # PROTOCOL.md § Connection settings: every value is bounded by the client; out of
+        # range is STOP `protocol error` (the first CONFIG then fails the handshake).
+        new = dict(self.settings)
+        for key, (low, high, integer) in SETTING_RANGES.items():
+            if key not in values:
+                continue
+            v = values[key]
+            ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                  and low <= v <= high and (not integer or float(v).is_integer()))
+            if not ok:
+                self.protocol_error(f"CONFIG {key} {v!r} is outside {low}..{high}")
+            new[key] = float(v)
+        if new["heartbeat_timeout"] <= new["heartbeat_interval"]:
+            self.protocol_error("CONFIG heartbeat_timeout is not longer than heartbeat_interval")
+        new["max_message_size"] = int(new["max_message_size"])
+        self.settings = new
         self.emit("CONFIG " + compact(values))
+
+    def protocol_error(self, why: str) -> None:
+        """Sends STOP `protocol error` and ends (Fatal)."""
+        try:
+            self.send(control(STOP, b"protocol error"))
+        except Exception:  # noqa: BLE001 - the connection may already be gone
+            pass
+        raise Fatal(f"protocol error: {why}")
 
     # receiving
 
