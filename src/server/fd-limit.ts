@@ -16,6 +16,7 @@
  * this makes it explicit, and reports the figure either way).
  */
 import { readdirSync, readFileSync } from "node:fs";
+import type { Logger } from "../log.ts";
 
 /** Descriptors kept free for everything but connections. */
 export const RESERVE = 16;
@@ -105,4 +106,73 @@ export function openDescriptors(): number | null {
     }
   }
   return null;
+}
+
+/**
+ * Decides when a server stops and resumes listening, from its connection count (see
+ * the module docs), and logs each change once.
+ *
+ * @example
+ * const guard = new DescriptorGuard(raiseFdLimit(), 0, log);
+ * // after each open and close:
+ * const act = guard.check(connections); // "pause" | "resume" | null
+ */
+export class DescriptorGuard {
+  readonly #log: Logger;
+  /** The soft limit; `null` when unknown (then the guard never acts). */
+  readonly #limit: number | null = null;
+  /** Descriptors open besides connections. */
+  readonly #base: number = 0;
+  #paused = false;
+
+  /** Notes the limit and the descriptors open now besides `connections`; logs the figure. */
+  constructor(fds: FdLimit | null, connections: number, log: Logger) {
+    this.#log = log;
+    const open = openDescriptors();
+    if (fds && Number.isFinite(fds.soft) && open !== null) {
+      this.#limit = fds.soft;
+      this.#base = open - connections;
+    }
+    log.info("file descriptor limit", {
+      soft: fds?.soft ?? "unknown",
+      hard: fds?.hard ?? "unknown",
+      raised_from: fds?.raisedFrom,
+      open: open ?? undefined,
+    });
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * With `connections` open: "pause" when fewer than RESERVE descriptors would be left
+   * (the caller stops listening), "resume" when paused and one has freed (the caller
+   * listens again, then calls `resumed()`), else null.
+   */
+  check(connections: number): "pause" | "resume" | null {
+    if (this.#limit === null) return null;
+    const open = this.#base + connections;
+    const room = this.#limit - RESERVE;
+    if (!this.#paused && open >= room) {
+      this.#paused = true;
+      this.#log.warn("out of file descriptors: not accepting connections until one closes", {
+        open,
+        limit: this.#limit,
+        reserve: RESERVE,
+        connections,
+      });
+      return "pause";
+    }
+    return this.#paused && open < room ? "resume" : null;
+  }
+
+  /** The caller listens again. */
+  resumed(connections: number): void {
+    this.#paused = false;
+    this.#log.info("accepting connections again", {
+      open: this.#base + connections,
+      limit: this.#limit ?? undefined,
+    });
+  }
 }

@@ -18,7 +18,7 @@ import { encodeS2S, S2SType } from "../wire/message.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
 import { Connection } from "./connection.ts";
 import { newStats, type ServerContext, type Stats } from "./context.ts";
-import { type FdLimit, openDescriptors, RESERVE, raiseFdLimit } from "./fd-limit.ts";
+import { DescriptorGuard, raiseFdLimit } from "./fd-limit.ts";
 import { handleMessage } from "./handler.ts";
 import { ClientKeyCache } from "./key-cache.ts";
 import { addressPrefix, RateLimiter, Semaphore } from "./limits.ts";
@@ -70,10 +70,8 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   #registryVersion = -1;
   /** The port bound (the real one when started with port 0), to listen again on. */
   #boundPort: number | null = null;
-  /** The soft descriptor limit, and descriptors open besides connections (fd-limit.ts). */
-  #fdLimit: number | null = null;
-  #fdBase = 0;
-  #acceptPaused = false;
+  /** When to stop and resume listening for want of descriptors (fd-limit.ts). */
+  #fds: DescriptorGuard | null = null;
   #closing: Promise<void> | null = null;
 
   private constructor(opts: ServerOptions) {
@@ -104,7 +102,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     server.#registryVersion = await server.store.version();
     const fds = raiseFdLimit();
     server.#listen(server.settings.port);
-    server.#watchDescriptors(fds);
+    server.#fds = new DescriptorGuard(fds, server.#all.size, server.log);
     server.#startTimers();
     return server;
   }
@@ -147,49 +145,24 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
 
   // ---- file descriptors (fd-limit.ts) -----------------------------------------------
 
-  /** Notes the descriptor limit and how many are open besides connections; logs the figure. */
-  #watchDescriptors(fds: FdLimit | null): void {
-    const open = openDescriptors();
-    if (fds && Number.isFinite(fds.soft) && open !== null) {
-      this.#fdLimit = fds.soft;
-      this.#fdBase = open - this.#all.size;
-    }
-    this.log.info("file descriptor limit", {
-      soft: fds?.soft ?? "unknown",
-      hard: fds?.hard ?? "unknown",
-      raised_from: fds?.raisedFrom,
-      open: open ?? undefined,
-    });
-  }
-
   /**
-   * Stops listening when the connections would leave fewer than RESERVE descriptors
-   * free (accept() would fail with EMFILE in a busy loop), and listens again once one
-   * has closed. Logs each change once.
+   * Stops listening when the connections would leave too few descriptors (accept()
+   * would fail with EMFILE in a busy loop), and listens again once one has closed.
    */
   #checkDescriptors(): void {
-    if (this.#fdLimit === null || this.#closing) return;
-    const open = this.#fdBase + this.#all.size;
-    const room = this.#fdLimit - RESERVE;
-    if (!this.#acceptPaused && open >= room) {
-      this.#acceptPaused = true;
+    if (!this.#fds || this.#closing) return;
+    const action = this.#fds.check(this.#all.size);
+    if (action === "pause") {
       this.#listener?.stop(false); // existing connections stay
       this.#listener = null;
-      this.log.warn("out of file descriptors: not accepting connections until one closes", {
-        open,
-        limit: this.#fdLimit,
-        reserve: RESERVE,
-        connections: this.#all.size,
-      });
-    } else if (this.#acceptPaused && open < room) {
+    } else if (action === "resume") {
       try {
         this.#listen(this.#boundPort ?? this.settings.port);
       } catch (err) {
         this.log.error("cannot listen again", { error: (err as Error).message });
         return; // tried again at the next close or sweep
       }
-      this.#acceptPaused = false;
-      this.log.info("accepting connections again", { open, limit: this.#fdLimit });
+      this.#fds.resumed(this.#all.size);
     }
   }
 
