@@ -17,7 +17,7 @@ import { readSecretFile, writeSecretFile } from "../crypto/keyfile.ts";
 import { fromPem, toPem } from "../crypto/pem.ts";
 import { generateRsaKeyPair, RsaPrivateKey } from "../crypto/rsa.ts";
 import { UsageError } from "../errors.ts";
-import { checkDataDir, writeFileNoFollow } from "../store/files.ts";
+import { checkDataDir, refuseSymlink, writeFileNoFollow } from "../store/files.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 
 export interface DataPaths {
@@ -77,6 +77,7 @@ export async function loadOrCreateServerKey(
     );
   }
   checkDataDir(dir);
+  refuseSymlink(paths.key); // a dangling link: the key "is missing", but nothing is written through it
   opts.onCreate?.();
   const pair = await generateRsaKeyPair(opts.bits);
   writeSecretFile(paths.key, toPem("PRIVATE KEY", pair.privatePkcs8));

@@ -96,6 +96,22 @@ export function writeFileNoFollow(path: string, data: string, mode: number): voi
   }
 }
 
+/** Throws `UsageError` `SYMLINK` when `path` is a symbolic link (dangling or not). */
+export function refuseSymlink(path: string): void {
+  let link = false;
+  try {
+    link = lstatSync(path).isSymbolicLink();
+  } catch {
+    // missing: fine
+  }
+  if (link) {
+    throw new UsageError(
+      "SYMLINK",
+      `${path} is a symbolic link; refusing to open it (remove the link, or put the real file there)`,
+    );
+  }
+}
+
 /**
  * Makes a SQLite database at `path` private before SQLite opens it: refuses it (and
  * its `-wal`/`-shm`) when a symbolic link, creates it empty with mode 0600 when

@@ -116,6 +116,22 @@ describe("no file is written through a symbolic link", () => {
     );
   });
 
+  test("a planted server.key link (dangling, so the key looks missing) is refused, nothing written through it", async () => {
+    await using sb = await sandbox({ fresh: true });
+    mkdirSync(sb.data, { mode: 0o700 });
+    const target = join(sb.dir, "stolen.key");
+    symlinkSync(target, join(sb.data, "server.key"));
+    const r = await sb.run(["serve", "--port", "0"]);
+    expectError(
+      r,
+      EXIT.USAGE,
+      new RegExp(
+        `^backbone: ${join(sb.data, "server.key")} is a symbolic link; refusing to open it`,
+      ),
+    );
+    expect(() => statSync(target)).toThrow(); // no key was written through the link
+  });
+
   test("a database (or -wal) that is a link is refused, and its target left alone", async () => {
     for (const f of ["backbone.db", "backbone.db-wal"]) {
       await using sb = await sandbox();
