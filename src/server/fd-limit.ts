@@ -15,7 +15,7 @@
  * setrlimit(2) from libc via bun:ffi (Bun itself raises it at start too, when it can;
  * this makes it explicit, and reports the figure either way).
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import type { Logger } from "../log.ts";
 
 /** Descriptors kept free for everything but connections. */
@@ -146,25 +146,28 @@ export class DescriptorGuard {
   }
 
   /**
-   * With `connections` open: "pause" when fewer than RESERVE descriptors would be left
-   * (the caller stops listening), "resume" when paused and one has freed (the caller
-   * listens again, then calls `resumed()`), else null.
+   * With `connections` open: "pause" when fewer than RESERVE descriptors would be left,
+   * or when none can be opened at all (EMFILE from descriptors not counted here, or
+   * ENFILE: the whole system is out) — the caller stops listening; "resume" when
+   * paused and there is room again (the caller listens again, then calls `resumed()`);
+   * else null. Cheap: one open/close of /dev/null.
    */
   check(connections: number): "pause" | "resume" | null {
-    if (this.#limit === null) return null;
-    const open = this.#base + connections;
-    const room = this.#limit - RESERVE;
-    if (!this.#paused && open >= room) {
+    const counted = this.#limit === null ? null : this.#base + connections;
+    const full = counted !== null && this.#limit !== null && counted >= this.#limit - RESERVE;
+    const exhausted = canOpen();
+    if (!this.#paused && (full || exhausted !== true)) {
       this.#paused = true;
       this.#log.warn("out of file descriptors: not accepting connections until one closes", {
-        open,
-        limit: this.#limit,
+        open: counted ?? undefined,
+        limit: this.#limit ?? undefined,
         reserve: RESERVE,
         connections,
+        error: exhausted === true ? undefined : exhausted,
       });
       return "pause";
     }
-    return this.#paused && open < room ? "resume" : null;
+    return this.#paused && !full && exhausted === true ? "resume" : null;
   }
 
   /** The caller listens again. */
@@ -175,4 +178,17 @@ export class DescriptorGuard {
       limit: this.#limit ?? undefined,
     });
   }
+}
+
+/** Whether a descriptor can be opened now: `true`, or the error code (EMFILE, ENFILE). */
+function canOpen(): true | string {
+  let fd: number;
+  try {
+    fd = openSync("/dev/null", "r");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "error";
+    return code === "EMFILE" || code === "ENFILE" ? code : true; // no /dev/null (Windows): count only
+  }
+  closeSync(fd);
+  return true;
 }

@@ -9,6 +9,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Socket } from "bun";
 import { cleanupAll, EXIT, sandbox } from "../helpers/binary.ts";
 import { until } from "../helpers/cluster.ts";
@@ -112,5 +113,34 @@ for _ in range(20):
     await until(() => server.proc.lines.stderr.length > linesBefore, 5000, "the login logged");
     const after = server.proc.lines.stderr.slice(linesBefore);
     expect(after.filter((l) => /\b(WARN|ERROR)\b/.test(l))).toEqual([]);
+  },
+);
+
+test.skipIf(process.platform !== "linux")(
+  "descriptors the server does not count (EMFILE with no connection): it pauses too, once, and resumes",
+  async () => {
+    const script = join(import.meta.dir, "..", "helpers", "fd-exhaust.ts");
+    const proc = Bun.spawn([process.execPath, script], { stdout: "pipe", stderr: "pipe" });
+    const [code, out, err] = await Promise.all([
+      proc.exited,
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+    ]);
+    expect({ code, err }).toEqual({ code: 0, err: "" });
+    const r = JSON.parse(out);
+    expect(r).toMatchObject({
+      before: null,
+      out: "pause",
+      stillOut: null,
+      after: "resume",
+      paused: false,
+    });
+    const events = r.log.map((l: { event: string }) => l.event);
+    expect(events).toEqual([
+      "file descriptor limit",
+      "out of file descriptors: not accepting connections until one closes",
+      "accepting connections again",
+    ]);
+    expect(r.log[1]).toMatchObject({ level: "warn", error: "EMFILE" });
   },
 );
