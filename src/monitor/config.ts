@@ -8,6 +8,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readSecretFile } from "../crypto/keyfile.ts";
+import { formatHostPort } from "../client/address.ts";
 import { UsageError } from "../errors.ts";
 
 /** A token shorter than this is refused: it would be guessable over the network. */
@@ -70,7 +71,7 @@ export function monitorConfig(address: string, tokenFile: string | undefined): M
   if (!token && !isLoopback(host)) {
     throw new UsageError(
       "MONITOR_NO_TOKEN",
-      `refusing to serve the monitor on non-loopback ${host}:${port} without a token (set --monitor-token-file, or use 127.0.0.1)`,
+      `refusing to serve the monitor on non-loopback ${formatHostPort(host, port)} without a token (set --monitor-token-file, or use 127.0.0.1)`,
     );
   }
   return { host, port, token };

@@ -96,17 +96,22 @@ export class Probe {
     return this.#queue;
   }
 
-  /** Descriptors open and the soft limit (NaN where /proc is missing). */
-  descriptors(): { open: number; max: number } {
+  /**
+   * Descriptors open and the soft limit (NaN where /proc is missing); `exhausted` when
+   * there was none left even to read /proc.
+   */
+  descriptors(): { open: number; max: number; exhausted: boolean } {
     try {
-      const open = readdirSync("/proc/self/fd").length;
       const line = /^Max open files\s+(\d+|unlimited)/m.exec(
         readFileSync("/proc/self/limits", "utf8"),
       );
       const max = line?.[1] === "unlimited" ? Infinity : Number(line?.[1]);
-      return { open, max };
-    } catch {
-      return { open: Number.NaN, max: Number.NaN };
+      // The listing's own descriptor is counted in it: not one the server holds.
+      const open = readdirSync("/proc/self/fd").length - 1;
+      return { open, max, exhausted: false };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "";
+      return { open: Number.NaN, max: Number.NaN, exhausted: code === "EMFILE" || code === "ENFILE" };
     }
   }
 
@@ -125,6 +130,7 @@ export class Probe {
     if (!t) return { ok: false, reason: "starting" };
     if (t.closing) return { ok: false, reason: "shutting down" };
     const fd = this.descriptors();
+    if (fd.exhausted) return { ok: false, reason: "out of descriptors (none left)" };
     if (fd.max - fd.open < FD_RESERVE) {
       return { ok: false, reason: `out of descriptors (${fd.open} of ${fd.max} in use)` };
     }
