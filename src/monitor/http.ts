@@ -79,7 +79,7 @@ export function serveHttp(parts: HttpParts): Server<undefined> {
           ...SECURITY_HEADERS,
           "content-type": "text/html; charset=utf-8",
           // Nothing but this page's own script and style, and its own event stream.
-          "content-security-policy": `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+          "content-security-policy": `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
         },
       });
     },

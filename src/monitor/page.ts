@@ -14,6 +14,7 @@ export function statusPage(nonce: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>backbone monitor</title>
+<link rel="icon" href="data:,">
 <style nonce="${nonce}">
   :root { --bg:#0f1419; --panel:#182029; --line:#2a3642; --text:#d8e0e8; --dim:#8a99a8;
           --in:#4fb3ff; --out:#7ddc8b; --bad:#ff6b6b; --ok:#7ddc8b; }
@@ -31,6 +32,7 @@ export function statusPage(nonce: string): string {
   .card { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
   .card .label { color:var(--dim); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
   .card .value { font-size:28px; font-weight:600; font-variant-numeric:tabular-nums; }
+  .card .value.small { font-size:18px; line-height:42px; white-space:nowrap; }
   .wide { grid-column:span 6; }
   .half { grid-column:span 3; }
   h2 { font-size:13px; margin:0 0 8px; color:var(--dim); text-transform:uppercase; letter-spacing:.04em; }
@@ -61,7 +63,7 @@ export function statusPage(nonce: string): string {
   <div class="card"><div class="label">Messages in / s</div><div class="value" id="rate-in">–</div></div>
   <div class="card"><div class="label">Messages out / s</div><div class="value" id="rate-out">–</div></div>
   <div class="card"><div class="label">Offline queue</div><div class="value" id="queue">–</div></div>
-  <div class="card"><div class="label">Traffic in / out</div><div class="value" id="bytes">–</div></div>
+  <div class="card"><div class="label">Traffic in / out</div><div class="value small" id="bytes">–</div></div>
   <div class="card wide">
     <h2>Messages per second, last <span id="span">5 minutes</span></h2>
     <div class="legend"><span><i class="k-in"></i>sent by clients</span><span><i class="k-out"></i>delivered to clients</span></div>
