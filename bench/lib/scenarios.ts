@@ -435,7 +435,14 @@ export async function connectionsScenario(p: Profile, dir: string): Promise<Row[
 export async function monitorScenario(p: Profile, dir: string): Promise<Row[]> {
   const pairs = p.pairs.includes(10) ? 10 : (p.pairs[0] as number);
   const window = Math.max(...p.windows);
-  const config = { pairs, size: 256, window, mode: "throughput", seconds: p.seconds, warmup: p.warmup };
+  const config = {
+    pairs,
+    size: 256,
+    window,
+    mode: "throughput",
+    seconds: p.seconds,
+    warmup: p.warmup,
+  };
   const off = await startBackbone(join(dir, "off"), 2 * pairs);
   const on = await startBackbone(join(dir, "on"), 2 * pairs, 2048, ["--monitor", "127.0.0.1:0"]);
   const values = { off: [] as number[], on: [] as number[] };
@@ -444,7 +451,10 @@ export async function monitorScenario(p: Profile, dir: string): Promise<Row[]> {
   let scrapes = 0;
   try {
     for (let run = 0; run < p.runs; run++) {
-      for (const [name, bb] of [["off", off], ["on", on]] as const) {
+      for (const [name, bb] of [
+        ["off", off],
+        ["on", on],
+      ] as const) {
         log(`monitor ${name}: relay N=${pairs} W=${window} 256 B (run ${run + 1}) …`);
         const scraper =
           bb.monitorUrl &&

@@ -7,8 +7,8 @@
  * § Monitoring port).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { readSecretFile } from "../crypto/keyfile.ts";
 import { formatHostPort } from "../client/address.ts";
+import { readSecretFile } from "../crypto/keyfile.ts";
 import { UsageError } from "../errors.ts";
 
 /** A token shorter than this is refused: it would be guessable over the network. */

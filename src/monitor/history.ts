@@ -100,8 +100,7 @@ export class History {
     const seconds = Math.max(0.001, (now - this.#lastAt) / 1000);
     this.#last = cur;
     this.#lastAt = now;
-    const rate = (k: string) =>
-      Math.round(((cur[k] ?? 0) - (prev[k] ?? 0)) / seconds);
+    const rate = (k: string) => Math.round(((cur[k] ?? 0) - (prev[k] ?? 0)) / seconds);
     const t = Date.now();
     const sample: Sample = {
       t,

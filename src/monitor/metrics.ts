@@ -86,8 +86,16 @@ export class Metrics implements StoreTimer {
     gauge("backbone_up", "1 while /healthz answers 200, else 0.", async () =>
       (await probe.check()).ok ? 1 : 0,
     );
-    gauge("backbone_start_time_seconds", "Unix time the server started.", (m) => m.startedAt / 1000);
-    gauge("backbone_connections", "TCP connections open now, authenticated or not.", (m) => m.connectionCount);
+    gauge(
+      "backbone_start_time_seconds",
+      "Unix time the server started.",
+      (m) => m.startedAt / 1000,
+    );
+    gauge(
+      "backbone_connections",
+      "TCP connections open now, authenticated or not.",
+      (m) => m.connectionCount,
+    );
     gauge("backbone_sessions", "Authenticated clients online now.", (m) => m.router.online.size);
     gauge("backbone_handshakes_pending", "Handshakes in flight.", (m) => m.pendingHandshakes);
     counter("backbone_connections_total", "TCP connections accepted.", (m) => m.stats.connections);
@@ -129,7 +137,11 @@ export class Metrics implements StoreTimer {
       }),
       "kind",
     );
-    counter("backbone_messages_stored_total", "Direct messages held for offline recipients.", (m) => m.stats.stored);
+    counter(
+      "backbone_messages_stored_total",
+      "Direct messages held for offline recipients.",
+      (m) => m.stats.stored,
+    );
     counter(
       "backbone_messages_rejected_total",
       "Messages not delivered nor stored, by reason.",
@@ -142,8 +154,16 @@ export class Metrics implements StoreTimer {
       (m) => ({ broadcast: m.stats.notices.rate_limited ?? 0, handshake: m.stats.refusedRate }),
       "limit",
     );
-    counter("backbone_slow_consumers_total", "Clients stopped for not reading (max_outbound_bytes).", (m) => m.stats.slowConsumers);
-    counter("backbone_protocol_errors_total", "Connections stopped for breaking the protocol.", (m) => m.stats.protocolErrors);
+    counter(
+      "backbone_slow_consumers_total",
+      "Clients stopped for not reading (max_outbound_bytes).",
+      (m) => m.stats.slowConsumers,
+    );
+    counter(
+      "backbone_protocol_errors_total",
+      "Connections stopped for breaking the protocol.",
+      (m) => m.stats.protocolErrors,
+    );
     // Bytes and frames: one pass over the open connections per scrape, shared.
     let cached: { at: number; v: ReturnType<typeof traffic> } | null = null;
     const tr = (m: MonitorTarget) => {
@@ -151,15 +171,41 @@ export class Metrics implements StoreTimer {
       if (!cached || now - cached.at > 100) cached = { at: now, v: traffic(m) };
       return cached.v;
     };
-    counter("backbone_received_bytes_total", "Bytes read from client sockets.", (m) => tr(m).bytesIn);
+    counter(
+      "backbone_received_bytes_total",
+      "Bytes read from client sockets.",
+      (m) => tr(m).bytesIn,
+    );
     counter("backbone_sent_bytes_total", "Bytes written to client sockets.", (m) => tr(m).bytesOut);
-    counter("backbone_received_frames_total", "Frames read from clients (after the handshake).", (m) => tr(m).msgsIn);
+    counter(
+      "backbone_received_frames_total",
+      "Frames read from clients (after the handshake).",
+      (m) => tr(m).msgsIn,
+    );
     counter("backbone_sent_frames_total", "Frames sealed for clients.", (m) => tr(m).msgsOut);
-    gauge("backbone_pending_bytes", "Bytes queued for clients and not yet taken by their sockets.", (m) => tr(m).pendingBytes);
-    gauge("backbone_offline_queue_messages", "Messages held in the store for offline recipients.", () => probe.queueDepth());
-    gauge("backbone_event_loop_lag_seconds", "Largest delay of a 100 ms timer over the last second.", () => probe.lagSeconds);
-    gauge("process_resident_memory_bytes", "Resident memory size in bytes.", () => process.memoryUsage.rss());
-    gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", (m) => m.startedAt / 1000);
+    gauge(
+      "backbone_pending_bytes",
+      "Bytes queued for clients and not yet taken by their sockets.",
+      (m) => tr(m).pendingBytes,
+    );
+    gauge(
+      "backbone_offline_queue_messages",
+      "Messages held in the store for offline recipients.",
+      () => probe.queueDepth(),
+    );
+    gauge(
+      "backbone_event_loop_lag_seconds",
+      "Largest delay of a 100 ms timer over the last second.",
+      () => probe.lagSeconds,
+    );
+    gauge("process_resident_memory_bytes", "Resident memory size in bytes.", () =>
+      process.memoryUsage.rss(),
+    );
+    gauge(
+      "process_start_time_seconds",
+      "Start time of the process since unix epoch in seconds.",
+      (m) => m.startedAt / 1000,
+    );
     new Counter({
       name: "process_cpu_seconds_total",
       help: "Total user and system CPU time spent in seconds.",
@@ -171,7 +217,11 @@ export class Metrics implements StoreTimer {
       },
     });
     gauge("process_open_fds", "Number of open file descriptors.", () => probe.descriptors().open);
-    gauge("process_max_fds", "Maximum number of open file descriptors.", () => probe.descriptors().max);
+    gauge(
+      "process_max_fds",
+      "Maximum number of open file descriptors.",
+      () => probe.descriptors().max,
+    );
   }
 
   /** Starts reading `target`'s counters. */

@@ -111,7 +111,11 @@ export class Probe {
       return { open, max, exhausted: false };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "";
-      return { open: Number.NaN, max: Number.NaN, exhausted: code === "EMFILE" || code === "ENFILE" };
+      return {
+        open: Number.NaN,
+        max: Number.NaN,
+        exhausted: code === "EMFILE" || code === "ENFILE",
+      };
     }
   }
 

@@ -65,13 +65,18 @@ export function timedStore(inner: Store, timer: StoreTimer): TimedStore {
           const failed =
             op === "enqueue" &&
             (result as EnqueueResult[]).find((r) => !r.ok && r.failure === true);
-          if (failed && !failed.ok) failures.set(op, { op, message: failed.reason, at: Date.now() });
+          if (failed && !failed.ok)
+            failures.set(op, { op, message: failed.reason, at: Date.now() });
           else failures.delete(op);
         }
         return result;
       } catch (err) {
         if (writes.has(op))
-          failures.set(op, { op, message: err instanceof Error ? err.message : String(err), at: Date.now() });
+          failures.set(op, {
+            op,
+            message: err instanceof Error ? err.message : String(err),
+            at: Date.now(),
+          });
         throw err;
       } finally {
         timer.observe(op, (performance.now() - t0) / 1000);

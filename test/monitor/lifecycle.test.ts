@@ -21,7 +21,11 @@ let monitor: Monitor;
 let server: BackboneServer;
 
 async function start(settings: Partial<ServerSettings> = {}) {
-  monitor = createMonitor({ config: monitorConfig("127.0.0.1:0", undefined), dataDir: dir, node: "n1" });
+  monitor = createMonitor({
+    config: monitorConfig("127.0.0.1:0", undefined),
+    dataDir: dir,
+    node: "n1",
+  });
   server = await BackboneServer.start({
     key: await testServerKey(),
     store: monitor.wrapStore(store),
@@ -50,7 +54,10 @@ test("shutting down: 503 from the moment close begins", async () => {
   await start();
   expect(await get(`${monitor.url}healthz`)).toMatchObject({ status: 200, body: "ok\n" });
   const closing = server.close();
-  expect(await get(`${monitor.url}healthz`)).toMatchObject({ status: 503, body: "shutting down\n" });
+  expect(await get(`${monitor.url}healthz`)).toMatchObject({
+    status: 503,
+    body: "shutting down\n",
+  });
   await closing;
 });
 

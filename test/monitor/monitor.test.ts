@@ -5,7 +5,16 @@
  * contents anywhere. The compiled binary, real sockets, a real SQLite file.
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, closeSync, copyFileSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, connect } from "../../src/client/client.ts";
@@ -38,7 +47,9 @@ describe("metrics, varz and connz", () => {
     const ids = await enroll(sb, server.address, ["alice", "bob", "carol"]);
     const before = await scrape(server.url);
     expect(before.value("backbone_sessions")).toBe(0);
-    expect(before.samples.every((s) => typeof s.labels.node === "string" && s.labels.node !== "")).toBe(true);
+    expect(
+      before.samples.every((s) => typeof s.labels.node === "string" && s.labels.node !== ""),
+    ).toBe(true);
 
     const clients: Client[] = [];
     try {
@@ -53,7 +64,10 @@ describe("metrics, varz and connz", () => {
       for (let i = 0; i < 3; i++) alice.send(ids.carol as string, `${SECRET} stored ${i}`);
       alice.send("00000000-0000-4000-8000-000000000000", `${SECRET} to nobody`);
       alice.broadcast(`${SECRET} to all`);
-      await until(async () => (got.length >= 6 && notices.length >= 4 ? true : undefined), "delivery and notices");
+      await until(
+        async () => (got.length >= 6 && notices.length >= 4 ? true : undefined),
+        "delivery and notices",
+      );
       expect(notices.sort()).toEqual(["queued", "queued", "queued", "unknown"]);
 
       const after = await scrape(server.url);
@@ -90,7 +104,9 @@ describe("metrics, varz and connz", () => {
       expect(after.value("process_resident_memory_bytes")).toBeGreaterThan(1e6);
       expect(after.value("backbone_up")).toBe(1);
       // The store latency histogram saw the offline writes.
-      expect(after.value("backbone_store_latency_seconds_count", { op: "enqueue" })).toBeGreaterThanOrEqual(1);
+      expect(
+        after.value("backbone_store_latency_seconds_count", { op: "enqueue" }),
+      ).toBeGreaterThanOrEqual(1);
 
       // /varz: NATS-shaped server figures.
       const varz = JSON.parse((await get(`${server.url}varz`)).body);
@@ -110,13 +126,30 @@ describe("metrics, varz and connz", () => {
       const connz = JSON.parse((await get(`${server.url}connz?sort=msgs_from`)).body);
       expect(connz).toMatchObject({ total: 2, num_connections: 2, offset: 0, sort: "msgs_from" });
       expect(connz.connections.map((c: { name: string }) => c.name)).toEqual(["alice", "bob"]);
-      expect(connz.connections[0]).toMatchObject({ ip: "127.0.0.1", client_id: ids.alice, state: "open" });
-      for (const key of ["cid", "port", "start", "in_msgs", "out_msgs", "in_bytes", "out_bytes", "pending_bytes", "idle", "uptime"])
+      expect(connz.connections[0]).toMatchObject({
+        ip: "127.0.0.1",
+        client_id: ids.alice,
+        state: "open",
+      });
+      for (const key of [
+        "cid",
+        "port",
+        "start",
+        "in_msgs",
+        "out_msgs",
+        "in_bytes",
+        "out_bytes",
+        "pending_bytes",
+        "idle",
+        "uptime",
+      ])
         expect(connz.connections[0]).toHaveProperty(key);
       const byTo = JSON.parse((await get(`${server.url}connz?sort=msgs_to&limit=1`)).body);
       expect(byTo).toMatchObject({ total: 2, num_connections: 1, limit: 1 });
       expect(byTo.connections[0].name).toBe("bob"); // bob was sent the most
-      const second = JSON.parse((await get(`${server.url}connz?sort=msgs_to&limit=1&offset=1`)).body);
+      const second = JSON.parse(
+        (await get(`${server.url}connz?sort=msgs_to&limit=1&offset=1`)).body,
+      );
       expect(second.connections.map((c: { name: string }) => c.name)).toEqual(["alice"]);
       expect((await get(`${server.url}connz?sort=nonsense`)).status).toBe(400);
       expect((await get(`${server.url}connz?limit=-1`)).status).toBe(400);
@@ -146,7 +179,9 @@ describe("the token rule", () => {
       const r = await get(`${url}${path}`);
       expect({ path, status: r.status }).toEqual({ path, status: 401 });
       expect(r.body).not.toContain("backbone_");
-      expect((await get(`${url}${path}`, { authorization: "Bearer wrong-token-wrong-token" })).status).toBe(401);
+      expect(
+        (await get(`${url}${path}`, { authorization: "Bearer wrong-token-wrong-token" })).status,
+      ).toBe(401);
     }
     const bearer = await get(`${url}healthz`, { authorization: `Bearer ${token}` });
     expect(bearer).toMatchObject({ status: 200, body: "ok\n" });
@@ -175,14 +210,34 @@ describe("the token rule", () => {
     writeFileSync(loose, "0123456789abcdef0123456789abcdef\n", { mode: 0o644 });
     chmodSync(loose, 0o644);
     expectError(
-      await sb.run(["serve", "--port", "0", "--host", "127.0.0.1", "--monitor", "127.0.0.1:0", "--monitor-token-file", loose]),
+      await sb.run([
+        "serve",
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--monitor",
+        "127.0.0.1:0",
+        "--monitor-token-file",
+        loose,
+      ]),
       EXIT.USAGE,
       /permissions 0644 for '.*loose\.token' are too open/,
     );
     const short = join(sb.dir, "short.token");
     writeFileSync(short, "abc\n", { mode: 0o600 });
     expectError(
-      await sb.run(["serve", "--port", "0", "--host", "127.0.0.1", "--monitor", "127.0.0.1:0", "--monitor-token-file", short]),
+      await sb.run([
+        "serve",
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--monitor",
+        "127.0.0.1:0",
+        "--monitor-token-file",
+        short,
+      ]),
       EXIT.USAGE,
       /must be one word of at least 16 characters/,
     );
@@ -206,7 +261,8 @@ describe("the token rule", () => {
 const mountable = (() => {
   const dir = mkdtempSync(join(tmpdir(), "backbone-mount-probe-"));
   try {
-    const ok = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir]).exitCode === 0;
+    const ok =
+      Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir]).exitCode === 0;
     if (ok) Bun.spawnSync(["umount", dir]);
     return ok;
   } catch {
@@ -233,40 +289,53 @@ function fill(path: string): void {
 }
 
 describe("/healthz", () => {
-  test.skipIf(!mountable)("503 while the store's disk is full, 200 again once it has room", async () => {
-    await using sb = await sandbox();
-    const mnt = mkdtempSync(join(tmpdir(), "backbone-health-"));
-    expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt]).exitCode).toBe(0);
-    try {
-      for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(mnt, f));
-      chmodSync(join(mnt, "server.key"), 0o600);
-      const server = await serveMonitored(sb, ["--data", mnt, "--monitor", "127.0.0.1:0"]);
-      expect(await get(`${server.url}healthz`)).toMatchObject({ status: 200, body: "ok\n" });
-      fill(join(mnt, "filler"));
-      const sick = await until(async () => {
-        const r = await get(`${server.url}healthz`);
-        return r.status === 503 ? r : undefined;
-      }, "503");
-      expect(sick.body).toMatch(/^store unwritable: (disk full \(\d+ KiB free\)|.*full.*)\n$/);
-      const metrics = await scrape(server.url);
-      expect(metrics.value("backbone_up")).toBe(0);
-      rmSync(join(mnt, "filler"));
-      await until(async () => ((await get(`${server.url}healthz`)).status === 200 ? true : undefined), "200 again");
-      server.proc.kill("SIGTERM");
-      expect(await server.proc.exit()).toBe(EXIT.OK);
-    } finally {
-      sb.killAll();
-      if (Bun.spawnSync(["umount", mnt]).exitCode !== 0) Bun.spawnSync(["umount", "-l", mnt]);
-      rmSync(mnt, { recursive: true, force: true });
-    }
-  });
+  test.skipIf(!mountable)(
+    "503 while the store's disk is full, 200 again once it has room",
+    async () => {
+      await using sb = await sandbox();
+      const mnt = mkdtempSync(join(tmpdir(), "backbone-health-"));
+      expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt]).exitCode).toBe(
+        0,
+      );
+      try {
+        for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(mnt, f));
+        chmodSync(join(mnt, "server.key"), 0o600);
+        const server = await serveMonitored(sb, ["--data", mnt, "--monitor", "127.0.0.1:0"]);
+        expect(await get(`${server.url}healthz`)).toMatchObject({ status: 200, body: "ok\n" });
+        fill(join(mnt, "filler"));
+        const sick = await until(async () => {
+          const r = await get(`${server.url}healthz`);
+          return r.status === 503 ? r : undefined;
+        }, "503");
+        expect(sick.body).toMatch(/^store unwritable: (disk full \(\d+ KiB free\)|.*full.*)\n$/);
+        const metrics = await scrape(server.url);
+        expect(metrics.value("backbone_up")).toBe(0);
+        rmSync(join(mnt, "filler"));
+        await until(
+          async () => ((await get(`${server.url}healthz`)).status === 200 ? true : undefined),
+          "200 again",
+        );
+        server.proc.kill("SIGTERM");
+        expect(await server.proc.exit()).toBe(EXIT.OK);
+      } finally {
+        sb.killAll();
+        if (Bun.spawnSync(["umount", mnt]).exitCode !== 0) Bun.spawnSync(["umount", "-l", mnt]);
+        rmSync(mnt, { recursive: true, force: true });
+      }
+    },
+  );
 
   test("503 while out of descriptors, 200 again once connections close", async () => {
     await using sb = await sandbox();
     const binary = join(import.meta.dir, "../../dist/backbone");
     // A low descriptor limit for the server only.
     const shell = Bun.spawn(
-      ["sh", "-c", `ulimit -n 64 && exec "$0" serve --port 0 --host 127.0.0.1 --monitor 127.0.0.1:0`, binary],
+      [
+        "sh",
+        "-c",
+        `ulimit -n 64 && exec "$0" serve --port 0 --host 127.0.0.1 --monitor 127.0.0.1:0`,
+        binary,
+      ],
       { cwd: sb.dir, env: sb.env, stdout: "pipe", stderr: "pipe" },
     );
     try {
@@ -293,7 +362,10 @@ describe("/healthz", () => {
       } finally {
         for (const s of sockets) s.end();
       }
-      await until(async () => ((await get(`${url}healthz`)).status === 200 ? true : undefined), "200 again");
+      await until(
+        async () => ((await get(`${url}healthz`)).status === 200 ? true : undefined),
+        "200 again",
+      );
     } finally {
       shell.kill("SIGKILL");
       await shell.exited;
