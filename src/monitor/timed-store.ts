@@ -26,6 +26,9 @@ export interface StoreTimer {
   observe(op: StoreOp, seconds: number): void;
 }
 
+/** A failure seen in real traffic counts against health this long, unless the same call succeeds sooner. */
+export const FAILURE_WINDOW_MS = 30_000;
+
 export interface StoreFailure {
   op: string;
   message: string;
@@ -36,7 +39,10 @@ export interface StoreFailure {
 /** The wrapper and what it saw. */
 export interface TimedStore {
   store: Store;
-  /** The latest failed write among the kinds of write that have not succeeded since; null when none. */
+  /**
+   * The latest failed write of the last FAILURE_WINDOW_MS among the kinds of write that
+   * have not succeeded since; null when none.
+   */
   lastFailure(): StoreFailure | null;
 }
 
@@ -85,7 +91,8 @@ export function timedStore(inner: Store, timer: StoreTimer): TimedStore {
   }
   const lastFailure = () => {
     let last: StoreFailure | null = null;
-    for (const f of failures.values()) if (!last || f.at > last.at) last = f;
+    const since = Date.now() - FAILURE_WINDOW_MS;
+    for (const f of failures.values()) if (f.at >= since && (!last || f.at > last.at)) last = f;
     return last;
   };
   return { store: wrapper as unknown as Store, lastFailure };

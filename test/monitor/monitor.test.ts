@@ -242,6 +242,11 @@ describe("the token rule", () => {
       /must be one word of at least 16 characters/,
     );
     expectError(
+      await sb.run(["serve", "--port", "0", "--host", "127.0.0.1", "--monitor-token-file", short]),
+      EXIT.USAGE,
+      /a monitor token file is set but no monitor \(--monitor HOST:PORT\)$/,
+    );
+    expectError(
       await sb.run(["serve", "--port", "0", "--host", "127.0.0.1", "--monitor", "localhost"]),
       EXIT.USAGE,
       /invalid monitor address "localhost"/,

@@ -146,7 +146,10 @@ export const serve = defineCommand({
     process.on("SIGHUP", () => {
       try {
         const file = configFile();
-        server.reload(load(file), file ?? "flags");
+        const next = load(file);
+        if (next.monitor !== settings.monitor || next.monitor_token_file !== settings.monitor_token_file)
+          log.warn("monitor changes take effect at the next start");
+        server.reload(next, file ?? "flags");
       } catch (err) {
         log.error("reload failed; keeping the running settings", { error: (err as Error).message });
       }
@@ -165,7 +168,11 @@ export const serve = defineCommand({
  * non-loopback address without a token, or a bad token file.
  */
 async function prepareMonitor(settings: ServerSettings, dir: string) {
-  if (!settings.monitor) return null;
+  if (!settings.monitor) {
+    if (settings.monitor_token_file)
+      throw new UsageError("BAD_SETTING", "a monitor token file is set but no monitor (--monitor HOST:PORT)");
+    return null;
+  }
   const { createMonitor, monitorConfig } = await import("../../monitor/index.ts");
   const config = monitorConfig(settings.monitor, settings.monitor_token_file);
   return createMonitor({ config, dataDir: dir });
