@@ -28,7 +28,7 @@ export function statusPage(nonce: string): string {
   #health { margin-left:auto; padding:2px 10px; border-radius:10px; font-weight:600; }
   #health.ok { background:#1d3a26; color:var(--ok); }
   #health.bad { background:#3f1d1d; color:var(--bad); }
-  main { padding:16px 20px; display:grid; gap:16px; grid-template-columns:repeat(6, 1fr); }
+  main { padding:16px 20px; display:grid; gap:16px; grid-template-columns:repeat(6, minmax(0, 1fr)); }
   .card { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
   .card .label { color:var(--dim); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
   .card .value { font-size:28px; font-weight:600; font-variant-numeric:tabular-nums; }
@@ -46,7 +46,7 @@ export function statusPage(nonce: string): string {
   th { color:var(--dim); font-weight:500; font-size:12px; }
   .empty { color:var(--dim); }
   #stream { color:var(--dim); font-size:12px; }
-  @media (max-width:900px) { main { grid-template-columns:repeat(2, 1fr); } .wide, .half { grid-column:span 2; } }
+  @media (max-width:900px) { main { grid-template-columns:repeat(2, minmax(0, 1fr)); } .wide, .half { grid-column:span 2; } }
 </style>
 </head>
 <body>
@@ -119,9 +119,10 @@ function drawChart() {
     const t = now - m * 60000;
     c.append(svg("text", { x: x(t), y: H - 4, "text-anchor": m === 0 ? "end" : "middle" }, m === 0 ? "now" : "-" + m + "m"));
   }
-  for (const [key, colour] of [["inPerSec", "#4fb3ff"], ["outPerSec", "#7ddc8b"]]) {
+  // Sent under delivered, wider, so both show where they coincide.
+  for (const [key, colour, width] of [["inPerSec", "#4fb3ff", 4], ["outPerSec", "#7ddc8b", 1.5]]) {
     const pts = shown.map((s) => x(s.t).toFixed(1) + "," + y(s[key]).toFixed(1)).join(" ");
-    c.append(svg("polyline", { points: pts, fill: "none", stroke: colour, "stroke-width": 2, "vector-effect": "non-scaling-stroke" }));
+    c.append(svg("polyline", { points: pts, fill: "none", stroke: colour, "stroke-width": width, "stroke-linejoin": "round", "vector-effect": "non-scaling-stroke" }));
   }
 }
 function drawRefusals() {

@@ -147,7 +147,10 @@ export const serve = defineCommand({
       try {
         const file = configFile();
         const next = load(file);
-        if (next.monitor !== settings.monitor || next.monitor_token_file !== settings.monitor_token_file)
+        if (
+          next.monitor !== settings.monitor ||
+          next.monitor_token_file !== settings.monitor_token_file
+        )
           log.warn("monitor changes take effect at the next start");
         server.reload(next, file ?? "flags");
       } catch (err) {
@@ -170,7 +173,10 @@ export const serve = defineCommand({
 async function prepareMonitor(settings: ServerSettings, dir: string) {
   if (!settings.monitor) {
     if (settings.monitor_token_file)
-      throw new UsageError("BAD_SETTING", "a monitor token file is set but no monitor (--monitor HOST:PORT)");
+      throw new UsageError(
+        "BAD_SETTING",
+        "a monitor token file is set but no monitor (--monitor HOST:PORT)",
+      );
     return null;
   }
   const { createMonitor, monitorConfig } = await import("../../monitor/index.ts");
