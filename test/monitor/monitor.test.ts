@@ -154,6 +154,20 @@ describe("metrics, varz and connz", () => {
       expect((await get(`${server.url}connz?sort=nonsense`)).status).toBe(400);
       expect((await get(`${server.url}connz?limit=-1`)).status).toBe(400);
 
+      // A broadcast burst past broadcast_burst (200): refusals counted by reason and limit.
+      const limited = () => notices.filter((n) => n === "rate_limited").length;
+      for (let i = 0; i < 260; i++) alice.broadcast(`${SECRET} burst ${i}`);
+      await until(async () => (limited() >= 50 ? true : undefined), "rate_limited notices");
+      const burst = await until(async () => {
+        const m = await scrape(server.url);
+        return m.value("backbone_rate_limited_total", { limit: "broadcast" }) === limited()
+          ? m
+          : undefined;
+      }, "the refusals counted");
+      expect(burst.value("backbone_messages_rejected_total", { reason: "rate_limited" })).toBe(
+        limited(),
+      );
+
       // No endpoint shows what the messages said.
       for (const path of ["metrics", "varz", "connz", "healthz", ""]) {
         expect((await get(`${server.url}${path}`)).body).not.toContain("zebra-quartz");
