@@ -7,12 +7,13 @@ import { afterEach, beforeEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "../../src/client/client.ts";
 import { monitorConfig } from "../../src/monitor/config.ts";
 import { createMonitor, type Monitor } from "../../src/monitor/index.ts";
 import { BackboneServer } from "../../src/server/server.ts";
 import type { ServerSettings } from "../../src/server/settings.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
-import { testServerKey } from "../helpers/cluster.ts";
+import { enrollIdentity, testServerKey } from "../helpers/cluster.ts";
 import { get, scrape, until } from "./helpers.ts";
 
 let dir: string;
@@ -95,5 +96,38 @@ test("handshake refusals by reason: prefix_limit", async () => {
   } finally {
     a.end();
     b.end();
+  }
+});
+
+test("offline writes failing in real traffic (store_max_bytes reached): 503 naming the failed write", async () => {
+  await start({ store_max_bytes: 256 * 1024 });
+  const address = `127.0.0.1:${server.port}`;
+  const key = await testServerKey();
+  const alice = await connect({
+    identity: await enrollIdentity(store, key, address, "alice"),
+    reconnect: false,
+  });
+  const bob = await enrollIdentity(store, key, address, "bob");
+  try {
+    let refused = false;
+    alice.on("notice", (n) => {
+      if (n.status === "rejected") refused = true;
+    });
+    expect((await get(`${monitor.url}healthz`)).status).toBe(200);
+    // 1 KB messages for offline bob until the store refuses one (bounded: 1000).
+    for (let i = 0; i < 1000 && !refused; i++) {
+      alice.send(bob.id, new Uint8Array(1000));
+      await alice.ping();
+    }
+    expect(refused).toBe(true);
+    const r = await until(async () => {
+      const h = await get(`${monitor.url}healthz`);
+      return h.status === 503 ? h : undefined;
+    }, "503");
+    expect(r.body).toBe(
+      "store unwritable: enqueue failed: storage failure: database or disk is full\n",
+    );
+  } finally {
+    await alice.close();
   }
 });
