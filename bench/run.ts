@@ -3,7 +3,7 @@
  * 127.0.0.1, every process separate, every loop bounded. Prints a table and writes
  * bench/results/<date>.json.
  *
- *   bun bench/run.ts [--quick] [--smoke] [--runs N] [--only relay,latency,handshakes,connections,offline]
+ *   bun bench/run.ts [--quick] [--smoke] [--runs N] [--only relay,latency,handshakes,connections,offline,monitor]
  *                    [--no-nats] [--connections N]
  *
  * --quick: one run per row, short windows. --smoke: seconds-long sanity run (used by the
@@ -19,6 +19,7 @@ import {
   connectionsScenario,
   handshakeScenario,
   latencyScenario,
+  monitorScenario,
   offlineScenario,
   relayScenario,
 } from "./lib/scenarios.ts";
@@ -67,7 +68,9 @@ const profile: Profile = smoke
       offlineMessages: quick ? 20_000 : 100_000,
       handshakeSeconds: quick ? 3 : 8,
     };
-const only = new Set((value("only") ?? "relay,latency,handshakes,connections,offline").split(","));
+const only = new Set(
+  (value("only") ?? "relay,latency,handshakes,connections,offline,monitor").split(","),
+);
 const withNats = !flag("no-nats");
 
 const work = mkdtempSync("/tmp/backbone-bench-");
@@ -99,6 +102,7 @@ try {
     rows.push(...(await handshakeScenario(profile, join(work, "handshakes"))));
   if (only.has("connections"))
     rows.push(...(await connectionsScenario(profile, join(work, "connections"))));
+  if (only.has("monitor")) rows.push(...(await monitorScenario(profile, join(work, "monitor"))));
 
   const machine = {
     cpus: cpus().length,

@@ -9,6 +9,8 @@ export interface BackboneProcess {
   /** Identity texts whose server line is this server. */
   identities: string[];
   dir: string;
+  /** The monitor's URL, when started with `--monitor`. */
+  monitorUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -17,6 +19,7 @@ export async function startBackbone(
   dir: string,
   clients: number,
   clientBits = 2048,
+  extraArgs: string[] = [],
 ): Promise<BackboneProcess> {
   const data = await prepareData(dir, clients, clientBits);
   const config = writeBenchConfig(dir);
@@ -25,10 +28,15 @@ export async function startBackbone(
     join(import.meta.dir, "../../src/cli/main.ts"),
     "serve",
     ...["--data", dir, "--host", "127.0.0.1", "--port", "0", "--config", config],
+    ...extraArgs,
   ]);
   const m = await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
   const address = `127.0.0.1:${m[1]}`;
+  const monitorUrl = extraArgs.includes("--monitor")
+    ? (await server.waitFor(/^monitor on (http:\/\/\S+)$/))[1]
+    : undefined;
   return {
+    ...(monitorUrl ? { monitorUrl } : {}),
     address,
     pid: server.proc.pid,
     identities: data.identities.map((t) => t.replace(/^server: .*$/m, `server: ${address}`)),

@@ -426,3 +426,80 @@ export async function connectionsScenario(p: Profile, dir: string): Promise<Row[
     await bb.stop();
   }
 }
+
+/**
+ * 6. What the monitor costs on the message path: relay throughput of a server without
+ * `--monitor` and of one with it, scraped (/metrics and /varz) every second — harsher
+ * than Prometheus's usual 15 s — runs alternating so drift hits both alike.
+ */
+export async function monitorScenario(p: Profile, dir: string): Promise<Row[]> {
+  const pairs = p.pairs.includes(10) ? 10 : (p.pairs[0] as number);
+  const window = Math.max(...p.windows);
+  const config = {
+    pairs,
+    size: 256,
+    window,
+    mode: "throughput",
+    seconds: p.seconds,
+    warmup: p.warmup,
+  };
+  const off = await startBackbone(join(dir, "off"), 2 * pairs);
+  const on = await startBackbone(join(dir, "on"), 2 * pairs, 2048, ["--monitor", "127.0.0.1:0"]);
+  const values = { off: [] as number[], on: [] as number[] };
+  const cores = { off: [] as number[], on: [] as number[] };
+  const rss = { off: [] as number[], on: [] as number[] };
+  let scrapes = 0;
+  try {
+    for (let run = 0; run < p.runs; run++) {
+      for (const [name, bb] of [
+        ["off", off],
+        ["on", on],
+      ] as const) {
+        log(`monitor ${name}: relay N=${pairs} W=${window} 256 B (run ${run + 1}) …`);
+        const scraper =
+          bb.monitorUrl &&
+          setInterval(() => {
+            for (const path of ["metrics", "varz"])
+              void fetch(`${bb.monitorUrl}${path}`).then((r) => r.text().then(() => scrapes++));
+          }, 1000);
+        try {
+          const r = await runLoad(
+            "loadgen-backbone.ts",
+            { ...config, server: bb.address, identities: bb.identities.slice(0, 2 * pairs) },
+            bb.pid,
+            { dir, warmup: p.warmup, timeoutSeconds: 120 + p.seconds },
+          );
+          values[name].push(r.result.msgsPerSec as number);
+          cores[name].push(r.cores);
+          rss[name].push(r.rss);
+        } finally {
+          if (scraper) clearInterval(scraper);
+        }
+      }
+    }
+  } finally {
+    await off.stop();
+    await on.stop();
+  }
+  const label = `N=${pairs} W=${window} 256 B`;
+  const row = (name: "off" | "on", text: string): Row => ({
+    scenario: "monitor",
+    label: `${label}, ${text}`,
+    unit: "msgs/s",
+    better: "higher",
+    pairs,
+    size: 256,
+    window,
+    backbone: summarize(values[name]),
+    cores: summarize(cores[name]).median,
+    rssMiB: summarize(rss[name]).median / MiB,
+  });
+  const ratio = summarize(values.on).median / summarize(values.off).median;
+  return [
+    row("off", "no --monitor"),
+    {
+      ...row("on", "--monitor, scraped every 1 s"),
+      note: `${(ratio * 100).toFixed(1)}% of the throughput without (${scrapes} scrapes answered)`,
+    },
+  ];
+}

@@ -61,6 +61,9 @@ export class Outbox {
   #deliveredSeq = 0;
   #closed = false;
   readonly #owner: OutboxOwner | null;
+  /** Bytes handed to the socket, and frames sealed (read by the monitor). */
+  bytesOut = 0;
+  framesOut = 0;
 
   /** `owner` hears when the outbox goes idle or runs out of counters (no closures kept). */
   constructor(socket: Socket<unknown>, sealer: Sealer, owner: OutboxOwner | null = null) {
@@ -147,6 +150,8 @@ export class Outbox {
       ends[i] = at;
     }
     const written = this.#socket.write(out);
+    if (written > 0) this.bytesOut += written;
+    this.framesOut += count;
     this.#settle({ buffer: out, at: Math.max(0, written), ends, msgs, kinds });
     if (!this.#unsent) {
       if (this.#msgs !== null) this.flush();
@@ -159,6 +164,7 @@ export class Outbox {
     const u = this.#unsent;
     if (this.#closed || !u) return;
     const written = this.#socket.write(u.buffer.subarray(u.at));
+    if (written > 0) this.bytesOut += written;
     u.at += Math.max(0, written);
     this.#settle(u);
     if (!this.#unsent) this.flush();

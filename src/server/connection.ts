@@ -48,6 +48,13 @@ export class Connection implements OutboxOwner {
   outbox: Outbox | null = null;
   /** Why the connection ended, for the log. */
   endReason = "closed by peer";
+  /** Connection number (the server's count of connections when it opened); unix ms it opened. */
+  readonly cid: number;
+  readonly since = Date.now();
+  /** Traffic counters read by the monitor: bytes read, frames read, bytes written before the session. */
+  bytesIn = 0;
+  msgsIn = 0;
+  rawBytesOut = 0;
 
   #reader = new FrameReader(MAX_RESPONSE_PAYLOAD);
   #hs: ServerHandshake | null;
@@ -73,6 +80,7 @@ export class Connection implements OutboxOwner {
     this.socket = socket;
     this.address = socket.remoteAddress;
     this.prefix = prefix;
+    this.cid = ctx.stats.connections;
     this.#hs = new ServerHandshake({ key: ctx.key, challengeSize: ctx.settings.challenge_size });
     this.#writeRaw(encodeFrame(this.#hs.challenge));
   }
@@ -86,6 +94,7 @@ export class Connection implements OutboxOwner {
       return;
     }
     const n = this.socket.write(bytes);
+    if (n > 0) this.rawBytesOut += n;
     if (n >= 0 && n < bytes.length) this.#raw = bytes.subarray(n);
   }
 
@@ -100,6 +109,16 @@ export class Connection implements OutboxOwner {
     this.outbox?.drain();
   }
 
+  /** Bytes written to the socket (handshake and session). */
+  get bytesOut(): number {
+    return this.rawBytesOut + (this.outbox?.bytesOut ?? 0);
+  }
+
+  /** Frames sealed for this client. */
+  get msgsOut(): number {
+    return this.outbox?.framesOut ?? 0;
+  }
+
   /** True once the client holds CONFIG and may receive live messages. */
   get routable(): boolean {
     return this.phase === "open";
@@ -108,6 +127,7 @@ export class Connection implements OutboxOwner {
   // ---- bytes in -------------------------------------------------------------------
 
   onData(chunk: Uint8Array): void {
+    this.bytesIn += chunk.length;
     if (this.#stopped || (this.phase === "closed" && !this.#paused)) return;
     if (this.#paused) {
       this.#pausedBytes += chunk.length;
@@ -183,6 +203,7 @@ export class Connection implements OutboxOwner {
       return false;
     }
     this.lastSeen = performance.now();
+    this.msgsIn++;
     if (this.#opener.counter >= COUNTER_LIMIT) {
       this.stop("rekey required"); // the client used its last counter
       return false;
@@ -235,6 +256,7 @@ export class Connection implements OutboxOwner {
     this.phase = "verifying";
     if (!ctx.handshakeRate.take(this.prefix)) {
       ctx.stats.handshakesRefused++;
+      ctx.stats.refusedRate++;
       ctx.log.warn("handshake rate limited", { addr: this.address, prefix: this.prefix });
       this.abort("handshake rate limited");
       return;

@@ -23,6 +23,30 @@ export interface Stats {
   discarded: number;
   protocolErrors: number;
   slowConsumers: number;
+  // ---- read by the monitor (src/monitor/); the core only increments them ----
+  /** Handshakes that ended in a session. */
+  handshakesOk: number;
+  /** Handshakes refused: too many pending from one prefix; global capacity (oldest dropped); handshake_rate. */
+  refusedPrefix: number;
+  refusedCapacity: number;
+  refusedRate: number;
+  /** Handshakes dropped at connection_timeout. */
+  handshakeTimeouts: number;
+  /** C2C messages clients sent, by kind. */
+  receivedDirect: number;
+  receivedBroadcast: number;
+  /** Messages handed to recipients' connections live, by kind (held ones: deliveredStored). */
+  deliveredDirect: number;
+  deliveredBroadcast: number;
+  /** NOTICEs sent, by status (router.ts NoticeStatus). */
+  notices: Record<string, number>;
+  /** Offline writes that failed in the store (disk full, I/O error), not a bound. */
+  storeFailures: number;
+  /** Bytes and frames of connections already closed (open ones count on the Connection). */
+  closedBytesIn: number;
+  closedBytesOut: number;
+  closedMsgsIn: number;
+  closedMsgsOut: number;
 }
 
 export function newStats(): Stats {
@@ -38,7 +62,33 @@ export function newStats(): Stats {
     discarded: 0,
     protocolErrors: 0,
     slowConsumers: 0,
+    handshakesOk: 0,
+    refusedPrefix: 0,
+    refusedCapacity: 0,
+    refusedRate: 0,
+    handshakeTimeouts: 0,
+    receivedDirect: 0,
+    receivedBroadcast: 0,
+    deliveredDirect: 0,
+    deliveredBroadcast: 0,
+    notices: { queued: 0, unknown: 0, rejected: 0, too_large: 0, rate_limited: 0 },
+    storeFailures: 0,
+    closedBytesIn: 0,
+    closedBytesOut: 0,
+    closedMsgsIn: 0,
+    closedMsgsOut: 0,
   };
+}
+
+/** Adds a closed connection's traffic to the totals (its own counters go with it). */
+export function addClosed(
+  stats: Stats,
+  conn: { bytesIn: number; bytesOut: number; msgsIn: number; msgsOut: number },
+): void {
+  stats.closedBytesIn += conn.bytesIn;
+  stats.closedBytesOut += conn.bytesOut;
+  stats.closedMsgsIn += conn.msgsIn;
+  stats.closedMsgsOut += conn.msgsOut;
 }
 
 export interface ServerContext {

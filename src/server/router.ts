@@ -137,14 +137,17 @@ export class Router {
       return;
     }
     if (toBroadcast) {
+      stats.receivedBroadcast++;
       plain.set(from.id, 1); // the server writes the true sender
       return this.#broadcast(from, plain);
     }
+    stats.receivedDirect++;
     const to = this.online.get(toKey);
     if (to?.routable) {
       plain.set(from.id, 1);
       to.post(plain, LIVE);
       stats.routed++;
+      stats.deliveredDirect++;
       return;
     }
     const recipient = idToText(plain.subarray(1, C2C_HEADER_BYTES)); // before it is overwritten
@@ -167,6 +170,7 @@ export class Router {
     }
     this.#ctx.stats.broadcasts++;
     this.#ctx.stats.routed += n;
+    this.#ctx.stats.deliveredBroadcast += n;
   }
 
   /**
@@ -204,6 +208,7 @@ export class Router {
       if (to?.routable && items.every((it) => it.bounded)) {
         for (const it of items) to.post(it.plain, LIVE);
         stats.routed += items.length;
+        stats.deliveredDirect += items.length;
         return;
       }
       // Messages a closing connection never delivered were accepted already: no checks.
@@ -258,6 +263,7 @@ export class Router {
       return;
     }
     stats.rejected++;
+    if (result.failure) stats.storeFailures++;
     // A bound is policy; a failed write (disk full, I/O error) is the operator's business.
     if (result.failure) {
       log.error("store write failed", {
@@ -308,6 +314,7 @@ export class Router {
   /** Tells the sender what became of a message not delivered live; all but `queued` count as discarded. */
   notice(to: Connection, address: string, status: NoticeStatus, reason: string): void {
     if (status !== "queued") this.#ctx.stats.discarded++;
+    this.#ctx.stats.notices[status] = (this.#ctx.stats.notices[status] ?? 0) + 1;
     to.reply(encodeControl(ControlType.NOTICE, { address, status, reason }));
   }
 }

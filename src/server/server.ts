@@ -17,7 +17,7 @@ import type { ClientRecord, Store } from "../store/store.ts";
 import { encodeS2S, S2SType } from "../wire/message.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
 import { Connection } from "./connection.ts";
-import { newStats, type ServerContext, type Stats } from "./context.ts";
+import { addClosed, newStats, type ServerContext, type Stats } from "./context.ts";
 import { DescriptorGuard, raiseFdLimit } from "./fd-limit.ts";
 import { handleMessage } from "./handler.ts";
 import { ClientKeyCache } from "./key-cache.ts";
@@ -200,6 +200,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     if (fromPrefix >= s.max_pending_per_prefix) {
       // The newcomer is refused: only the crowding prefix pays.
       this.stats.handshakesRefused++;
+      this.stats.refusedPrefix++;
       this.log.warn("too many handshakes from one prefix", { addr: socket.remoteAddress, prefix });
       socket.terminate();
       return;
@@ -208,6 +209,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       // Globally full: the oldest is dropped, so a slow flood cannot lock everyone out.
       const oldest = this.#pending.values().next().value as Connection;
       this.stats.handshakesRefused++;
+      this.stats.refusedCapacity++;
       oldest.abort("handshake capacity reached (oldest dropped)");
       this.handshakeEnded(oldest, false);
     }
@@ -224,7 +226,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     const conn = socket.data;
     if (!conn) return;
     conn.onClose();
-    this.#all.delete(conn);
+    if (this.#all.delete(conn)) addClosed(this.stats, conn);
     this.#dirty.delete(conn);
     this.#checkDescriptors();
   }
@@ -255,7 +257,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     const n = (this.#pendingPerPrefix.get(conn.prefix) ?? 1) - 1;
     if (n > 0) this.#pendingPerPrefix.set(conn.prefix, n);
     else this.#pendingPerPrefix.delete(conn.prefix);
-    void ok;
+    if (ok) this.stats.handshakesOk++;
   }
 
   handle(conn: Connection, plain: Uint8Array): Promise<void> | undefined {
@@ -302,6 +304,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     const handshakeLimit = this.settings.connection_timeout * 1000;
     for (const conn of this.#pending) {
       if (now - conn.openedAt < handshakeLimit) break; // oldest first
+      this.stats.handshakeTimeouts++;
       conn.abort("connection timeout");
       this.handshakeEnded(conn, false);
     }
@@ -392,6 +395,21 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   /** Connections open now (authenticated or not). */
   get connectionCount(): number {
     return this.#all.size;
+  }
+
+  /** Every open connection, authenticated or not (for the monitor's /connz). */
+  connections(): IterableIterator<Connection> {
+    return this.#all.values();
+  }
+
+  /** Handshakes in flight. */
+  get pendingHandshakes(): number {
+    return this.#pending.size;
+  }
+
+  /** True once `close` has begun: no new logins are accepted. */
+  get closing(): boolean {
+    return this.#closing !== null;
   }
 
   /**

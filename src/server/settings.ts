@@ -43,6 +43,10 @@ export interface ServerSettings extends ConnectionSettings {
   broadcast_burst: number;
   log_format: "text" | "json";
   log_level: "debug" | "info" | "warn" | "error";
+  /** `serve`'s monitoring port, `HOST:PORT` (src/monitor/); none by default. */
+  monitor?: string;
+  /** File holding the monitor's bearer token (required off loopback). */
+  monitor_token_file?: string;
 }
 
 export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = Object.freeze({
@@ -112,6 +116,8 @@ const KINDS: Record<keyof ServerSettings, Kind> = {
   broadcast_burst: "integer",
   log_format: "string",
   log_level: "string",
+  monitor: "string",
+  monitor_token_file: "string",
 };
 
 /**

@@ -282,6 +282,11 @@ export class SqliteStore implements Store {
     return (this.#q.dataVersion.get() as { data_version: number }).data_version;
   }
 
+  /** One small committed write (meta row `health`): fails on a read-only, full or failing disk. */
+  async probe(): Promise<void> {
+    this.#q.health.run(String(Date.now()));
+  }
+
   async check(): Promise<string[]> {
     const rows = this.#db.query<{ integrity_check: string }, []>("PRAGMA integrity_check").all();
     return rows.map((r) => r.integrity_check).filter((r) => r !== "ok");
@@ -320,5 +325,6 @@ function prepare(db: Database) {
     expire: db.prepare("DELETE FROM queue WHERE queued_at < ?"),
     pending: db.prepare("SELECT COALESCE(SUM(count), 0) AS n FROM inbox"),
     dataVersion: db.prepare("PRAGMA data_version"),
+    health: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('health', ?)"),
   };
 }

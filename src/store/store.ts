@@ -108,6 +108,11 @@ export interface Store {
    * cannot bound themselves.
    */
   setMaxBytes?(bytes: number): void;
+  /**
+   * Proves the store answers and can commit a write (the monitor's /healthz); throws
+   * with the store's own error otherwise. Optional: without it, a read is the proof.
+   */
+  probe?(): Promise<void>;
   /** Checks the store's integrity; returns problems found (empty when sound). */
   check(): Promise<string[]>;
   close(): void;

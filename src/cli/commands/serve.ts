@@ -56,6 +56,17 @@ export const serve = defineCommand({
       options: ["debug", "info", "warn", "error"],
       description: "Least severe level logged (default info)",
     },
+    monitor: {
+      type: "string",
+      description:
+        "Serve health, metrics and a status page over HTTP on HOST:PORT (off by default; loopback unless a token is set)",
+      valueHint: "HOST:PORT",
+    },
+    "monitor-token-file": {
+      type: "string",
+      description: "File holding the monitor's bearer token (mode 0600; required off loopback)",
+      valueHint: "FILE",
+    },
   },
   async run({ args }) {
     const dir = args.data ?? defaultDataDir();
@@ -67,6 +78,8 @@ export const serve = defineCommand({
       port: args.port,
       log_format: args["log-format"],
       log_level: args["log-level"],
+      monitor: args.monitor,
+      monitor_token_file: args["monitor-token-file"],
     };
     const load = (file = configFile()): ServerSettings => {
       const fromFile = file ? readSettingsFile(file) : {};
@@ -75,6 +88,8 @@ export const serve = defineCommand({
     };
     const settings = load();
     const log = new StructuredLogger({ format: settings.log_format, level: settings.log_level });
+    // Checked before anything starts: a monitor refused is a one-line error, not a half-up server.
+    const monitor = await prepareMonitor(settings, dir);
 
     const { key, created } = await loadOrCreateServerKey(dir, {
       onCreate: () => log.info("creating server key", { dir }),
@@ -86,8 +101,21 @@ export const serve = defineCommand({
     const store = openStore(dir);
     let server: BackboneServer;
     try {
-      server = await BackboneServer.start({ key, store, settings, log });
+      server = await BackboneServer.start({
+        key,
+        store: monitor ? monitor.wrapStore(store) : store,
+        settings,
+        log,
+      });
     } catch (err) {
+      store.close();
+      rmSync(pidFile, { force: true });
+      throw err;
+    }
+    try {
+      await monitor?.start(server);
+    } catch (err) {
+      await server.close("server shutting down");
       store.close();
       rmSync(pidFile, { force: true });
       throw err;
@@ -101,6 +129,10 @@ export const serve = defineCommand({
       data: dir,
       config: configFile(),
     });
+    if (monitor) {
+      process.stdout.write(`monitor on ${monitor.url}\n`);
+      log.info("monitor listening", { url: monitor.url, token: monitor.config.token !== null });
+    }
 
     const done = Promise.withResolvers<void>();
     const shutdown = (signal: string) => {
@@ -115,17 +147,43 @@ export const serve = defineCommand({
     process.on("SIGHUP", () => {
       try {
         const file = configFile();
-        server.reload(load(file), file ?? "flags");
+        const next = load(file);
+        if (
+          next.monitor !== settings.monitor ||
+          next.monitor_token_file !== settings.monitor_token_file
+        )
+          log.warn("monitor changes take effect at the next start");
+        server.reload(next, file ?? "flags");
       } catch (err) {
         log.error("reload failed; keeping the running settings", { error: (err as Error).message });
       }
     });
     await done.promise;
+    await monitor?.stop();
     store.close();
     rmSync(pidFile, { force: true });
     return EXIT.OK;
   },
 });
+
+/**
+ * The monitor of `--monitor` / `monitor = "HOST:PORT"`, loaded only then (prom-client
+ * and the page cost nothing otherwise). Throws `UsageError` for a bad address, a
+ * non-loopback address without a token, or a bad token file.
+ */
+async function prepareMonitor(settings: ServerSettings, dir: string) {
+  if (!settings.monitor) {
+    if (settings.monitor_token_file)
+      throw new UsageError(
+        "BAD_SETTING",
+        "a monitor token file is set but no monitor (--monitor HOST:PORT)",
+      );
+    return null;
+  }
+  const { createMonitor, monitorConfig } = await import("../../monitor/index.ts");
+  const config = monitorConfig(settings.monitor, settings.monitor_token_file);
+  return createMonitor({ config, dataDir: dir });
+}
 
 /** Refuses to run two servers on one data directory. */
 function claimPidFile(path: string, dir: string): void {
