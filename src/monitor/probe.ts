@@ -135,6 +135,12 @@ export class Probe {
     if (t.closing) return { ok: false, reason: "shutting down" };
     const fd = this.descriptors();
     if (fd.exhausted) return { ok: false, reason: "out of descriptors (none left)" };
+    if (t.acceptPaused) {
+      return {
+        ok: false,
+        reason: `out of descriptors (${fd.open} of ${fd.max} in use; not accepting)`,
+      };
+    }
     if (fd.max - fd.open < FD_RESERVE) {
       return { ok: false, reason: `out of descriptors (${fd.open} of ${fd.max} in use)` };
     }

@@ -32,6 +32,8 @@ export interface MonitorTarget {
   readonly connectionCount: number;
   readonly pendingHandshakes: number;
   readonly closing: boolean;
+  /** True while the server has stopped accepting because it is short of descriptors. */
+  readonly acceptPaused?: boolean;
   readonly key: { publicKey: { fingerprint: string } };
   connections(): IterableIterator<Connection>;
   /** The cluster's nodes, when the server runs as one node of several. */

@@ -408,6 +408,11 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   }
 
   /** True once `close` has begun: no new logins are accepted. */
+  /** True while the descriptor guard keeps the listener closed (see fd-limit.ts). */
+  get acceptPaused(): boolean {
+    return this.#fds?.paused ?? false;
+  }
+
   get closing(): boolean {
     return this.#closing !== null;
   }

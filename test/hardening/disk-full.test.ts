@@ -118,7 +118,10 @@ function run(...argv: string[]): { ok: boolean; err: string } {
 /** Runs `fn` on a fresh 2 MiB tmpfs; always unmounts (lazily if something still holds it). */
 async function onTmpfs(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "backbone-tmpfs-"));
-  expect(run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir)).toEqual({ ok: true, err: "" });
+  expect(run("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", dir)).toEqual({
+    ok: true,
+    err: "",
+  });
   try {
     await fn(dir);
   } finally {
