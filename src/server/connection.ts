@@ -54,10 +54,8 @@ export class Connection implements OutboxOwner {
   #opener: Opener | null = null;
   #paused: Uint8Array[] | null = null;
   #pausedBytes = 0;
-  /** Live messages held back while stored ones are delivered (kinds alongside). */
-  #held: Uint8Array[] | null = null;
-  #heldKinds: number[] = [];
-  #heldBytes = 0;
+  /** Live messages are deferred (in the outbox) while stored ones are delivered. */
+  #holding = false;
   #idleWaiters: (() => void)[] | null = null;
   /**
    * Set once the server closes the connection (STOP sent or queued, abort) or the client
@@ -258,11 +256,16 @@ export class Connection implements OutboxOwner {
       this.name = name;
       this.#opener = accepted.session.opener;
       this.#reader.max = MAX_FRAME_PAYLOAD;
-      this.outbox = new Outbox(this.socket as Socket<unknown>, accepted.session.sealer, this);
+      this.outbox = new Outbox(
+        this.socket as Socket<unknown>,
+        accepted.session.sealer,
+        this,
+        ctx.settings.max_outbound_bytes,
+      );
       // CONFIG takes s2c counter 0: it is queued before the client becomes routable,
       // so nothing can be sealed ahead of it.
       this.outbox.push(encodeControl(ControlType.CONFIG, ctx.connectionSettings()), CONTROL);
-      this.#held = [];
+      this.#holding = true;
       this.phase = "open";
       ctx.handshakeEnded(this, true);
       this.inherit(ctx.router.register(this));
@@ -325,17 +328,10 @@ export class Connection implements OutboxOwner {
 
   #deliver(message: Uint8Array, kind: number): void {
     if (this.phase !== "open" || !this.outbox) return;
-    if (this.#held) {
-      this.#held.push(message);
-      this.#heldKinds.push(kind);
-      this.#heldBytes += message.length;
-    } else {
+    if (this.#holding) this.outbox.defer(message, kind);
+    else {
       this.outbox.push(message, kind);
       this.ctx.schedule(this);
-    }
-    if (this.outbox.pendingBytes + this.#heldBytes > this.ctx.settings.max_outbound_bytes) {
-      this.ctx.stats.slowConsumers++;
-      this.stop("slow consumer");
     }
   }
 
@@ -348,13 +344,10 @@ export class Connection implements OutboxOwner {
 
   /** Ends the hold on live messages once stored ones have been queued. */
   releaseHeld(): void {
-    const held = this.#held;
-    this.#held = null;
-    if (!held || !this.outbox || this.phase !== "open") return;
-    for (let i = 0; i < held.length; i++)
-      this.outbox.push(held[i] as Uint8Array, this.#heldKinds[i] as number);
-    this.#heldKinds = [];
-    this.#heldBytes = 0;
+    const holding = this.#holding;
+    this.#holding = false;
+    if (!holding || !this.outbox || this.phase !== "open") return;
+    this.outbox.release();
     this.ctx.schedule(this);
   }
 
@@ -404,6 +397,22 @@ export class Connection implements OutboxOwner {
     });
   }
 
+  /**
+   * @internal OutboxOwner: the backlog toward this client — whatever queued it: replies,
+   * NOTICEs, live or stored messages — passed `max_outbound_bytes`.
+   */
+  outboxOverflow(pending: number): void {
+    if (this.phase !== "open") return;
+    this.ctx.stats.slowConsumers++;
+    this.ctx.log.warn("slow consumer", {
+      id: this.idText,
+      addr: this.address,
+      pending,
+      limit: this.outbox?.limit,
+    });
+    this.stop("slow consumer");
+  }
+
   /** @internal OutboxOwner: the counter space is used up. */
   outboxExhausted(): void {
     this.stop("rekey required");
@@ -426,11 +435,7 @@ export class Connection implements OutboxOwner {
    * be stored or given to a replacing connection.
    */
   takeUndelivered(): Uint8Array[] {
-    const live = (this.#held ?? []).filter((_, i) => this.#heldKinds[i] === LIVE);
-    this.#held = this.#held ? [] : null;
-    this.#heldKinds = [];
-    this.#heldBytes = 0;
-    return [...live, ...(this.outbox?.takeUndelivered(this.phase === "closed") ?? [])];
+    return this.outbox?.takeUndelivered(this.phase === "closed") ?? [];
   }
 
   /** Takes over messages a replaced connection had not delivered; they go after stored ones. */

@@ -6,6 +6,7 @@
  * full; a connection that drops mid-way leaves the rest stored, in order, for next time.
  */
 import { idToBytes } from "../ids.ts";
+import type { Outbox } from "../net/outbox.ts";
 import { encodeStored, unixNow } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
@@ -35,7 +36,15 @@ export async function deliverStored(conn: Connection): Promise<void> {
       let queued = 0;
       for (const m of batch) {
         if (m.queuedAt >= oldest) {
-          conn.outbox.push(encodeStored(idToBytes(m.sender), m.queuedAt, m.data), m.seq);
+          // Paced by the client's reading: stored messages take at most half the backlog
+          // bound, the rest is left for replies and NOTICEs (docs/PROTOCOL.md § Limits).
+          const outbox: Outbox = conn.outbox;
+          if (!outbox.idle && outbox.sendingBytes + m.data.length > outbox.limit / 2) {
+            ctx.schedule(conn);
+            await conn.whenIdle();
+            if (conn.phase !== "open") break;
+          }
+          outbox.push(encodeStored(idToBytes(m.sender), m.queuedAt, m.data), m.seq);
           queued++;
           sent++;
         } // else expired: dropped with the batch

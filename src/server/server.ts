@@ -321,6 +321,8 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.router.broadcasts.rate = next.broadcast_rate;
     this.router.broadcasts.burst = next.broadcast_burst;
     this.rsa.limit = next.handshake_concurrency;
+    for (const conn of this.router.online.values())
+      if (conn.outbox) conn.outbox.limit = next.max_outbound_bytes;
     this.store.setMaxBytes?.(next.store_max_bytes);
     if (this.log instanceof StructuredLogger) {
       this.log.format = next.log_format;
