@@ -187,6 +187,10 @@ export class Outbox {
 
   #check(): void {
     if (this.#overflowed || this.pendingBytes <= this.limit) return;
+    // A burst queued in one go (a NOTICE for each of thousands of refused messages) is
+    // a backlog only if the socket cannot take it: write what it takes, then judge.
+    this.flush();
+    if (this.#overflowed || this.pendingBytes <= this.limit) return;
     this.#overflowed = true;
     this.#owner?.outboxOverflow?.(this.pendingBytes);
   }

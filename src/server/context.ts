@@ -17,6 +17,8 @@ export interface Stats {
   broadcasts: number;
   stored: number;
   rejected: number;
+  /** Accepted for live delivery, then neither delivered nor stored (see Router.storeUndelivered). */
+  dropped: number;
   deliveredStored: number;
   discarded: number;
   protocolErrors: number;
@@ -32,6 +34,7 @@ export function newStats(): Stats {
     broadcasts: 0,
     stored: 0,
     rejected: 0,
+    dropped: 0,
     deliveredStored: 0,
     discarded: 0,
     protocolErrors: 0,

@@ -30,6 +30,7 @@ export async function serverStatus(ctx: ServerContext): Promise<Record<string, u
     messages_queued: queued,
     messages_stored: ctx.stats.stored,
     messages_rejected: ctx.stats.rejected,
+    messages_dropped: ctx.stats.dropped,
     messages_discarded: ctx.stats.discarded,
     connections: ctx.stats.connections,
     auth_failures: ctx.stats.authFailures,
