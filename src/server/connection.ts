@@ -26,6 +26,17 @@ export type Phase = "handshake" | "verifying" | "open" | "closing" | "closed";
 const MAX_PAUSED_BYTES = 4 * 1024 * 1024;
 /** Frames with work in flight (store writes …) before reading pauses mid-input. */
 const MAX_INFLIGHT = 1024;
+/**
+ * Input is handled in slices: after this many frames, or this many units of work
+ * (WorkBudget units: store lookups, broadcast copies), the connection yields to the
+ * event loop — its socket paused, so TCP holds the rest — and reads on in the next
+ * turn, after every other connection's input and the timers. One client's burst then
+ * costs the others at most a slice (≈ 1–2 ms here), not the whole burst.
+ */
+const SLICE_FRAMES = 512;
+const SLICE_WORK = 512;
+/** `#pauseUntil`: read on as soon as the work in flight is done (same turn). */
+const AT_ONCE = -1;
 /** How long a stopping connection may take to flush its STOP before it is cut. */
 const STOP_GRACE_MS = 2000;
 
@@ -120,6 +131,9 @@ export class Connection implements OutboxOwner {
       this.#paused.push(new Uint8Array(chunk));
       return;
     }
+    // Input straight from the event loop: a new slice begins.
+    this.#sliceFrames = 0;
+    this.#sliceWork = 0;
     this.#feed(chunk);
   }
 
@@ -139,18 +153,45 @@ export class Connection implements OutboxOwner {
     }
     // Work still in flight for this batch of input (store writes, status queries):
     // read on once it is done, so replies keep the order of the requests.
-    if (this.#inflight && !this.#paused) this.#settleInflight();
+    if (this.#inflight && !this.#paused) this.#pauseUntil(this.#takeInflight(), AT_ONCE);
   }
 
   /** Promises of this connection's frames not settled yet, chained in frame order. */
   #inflight: Promise<void> | null = null;
   #inflightCount = 0;
+  /** Frames handled and work charged in the current slice of input. */
+  #sliceFrames = 0;
+  #sliceWork = 0;
+  /** Milliseconds the work budget says to wait before more input is read. */
+  #budgetWait = 0;
+  /** When the server paused this connection's input (performance.now()); 0 when reading. */
+  #pausedAt = 0;
+  #socketPaused = false;
 
-  #settleInflight(): void {
-    const task = this.#inflight as Promise<void>;
+  #takeInflight(): Promise<void> | null {
+    const task = this.#inflight;
     this.#inflight = null;
     this.#inflightCount = 0;
-    this.#pauseUntil(task);
+    return task;
+  }
+
+  /**
+   * Charges `units` of server-side work (WorkBudget units) to this client: to the
+   * current slice, and to its budget (`work_rate`, docs/PROTOCOL.md § Limits). Past the
+   * budget, the request is still served; the client's next frames are read later.
+   */
+  charge(units: number): void {
+    this.#sliceWork += units;
+    const wait = this.ctx.work.charge(this.key, units);
+    if (wait > this.#budgetWait) this.#budgetWait = wait;
+  }
+
+  /**
+   * True while the server holds this connection's input (store work in flight, a slice
+   * yielding, the work budget): the client is not silent then, the server is not reading.
+   */
+  get inputPaused(): boolean {
+    return this.#paused !== null && this.phase === "open";
   }
 
   /**
@@ -192,26 +233,71 @@ export class Connection implements OutboxOwner {
       this.#inflight = this.#inflight
         ? Promise.all([this.#inflight, pending]).then(() => undefined)
         : pending;
-      if (++this.#inflightCount >= MAX_INFLIGHT) {
-        this.#settleInflight();
-        return false;
-      }
+      this.#inflightCount++;
     }
-    return this.phase === "open" || this.phase === "closed" ? undefined : false;
+    if (this.phase !== "open" && this.phase !== "closed") return false;
+    if (
+      ++this.#sliceFrames >= SLICE_FRAMES ||
+      this.#sliceWork >= SLICE_WORK ||
+      this.#budgetWait > 0 ||
+      this.#inflightCount >= MAX_INFLIGHT
+    ) {
+      // The slice is over: once its work is done, the event loop runs (other
+      // connections, timers), and reading goes on in its next turn — or when the work
+      // budget allows.
+      const wait = this.#budgetWait;
+      this.#budgetWait = 0;
+      this.#pauseUntil(this.#takeInflight(), wait);
+      return false;
+    }
+    return undefined;
   };
 
-  #pauseUntil(task: Promise<void>): void {
+  /**
+   * Holds this connection's input (its socket paused: TCP keeps the rest) until `task`
+   * (if any) is done; then reads on — `AT_ONCE`, or after a turn of the event loop
+   * (`after` = 0), or after `after` milliseconds.
+   */
+  #pauseUntil(task: Promise<void> | null, after: number): void {
     this.#paused ??= [];
-    task.then(
-      () => this.#resume(),
-      (err) => {
-        this.ctx.log.error("handler failed", { id: this.idText, error: String(err) });
-        this.stop("internal error");
-      },
-    );
+    if (this.phase === "open" && !this.#socketPaused) {
+      this.#socketPaused = true;
+      this.#pausedAt = performance.now();
+      this.socket.pause();
+    }
+    const next =
+      after === AT_ONCE
+        ? () => this.#resume()
+        : () => {
+            const go = () => this.#resume(true);
+            if (after > 0) setTimeout(go, after);
+            else setImmediate(go);
+          };
+    if (!task) {
+      next();
+      return;
+    }
+    task.then(next, (err) => {
+      this.ctx.log.error("handler failed", { id: this.idText, error: String(err) });
+      this.stop("internal error");
+    });
   }
 
-  #resume(): void {
+  /** Reads on: the input held while paused; `fresh`: after a turn of the event loop. */
+  #resume(fresh = false): void {
+    if (fresh) {
+      this.#sliceFrames = 0;
+      this.#sliceWork = 0;
+    }
+    if (this.#socketPaused) {
+      this.#socketPaused = false;
+      // The client was not silent while the server did not read: that time is not
+      // counted toward heartbeat_timeout.
+      const now = performance.now();
+      this.lastSeen = Math.min(now, this.lastSeen + (now - this.#pausedAt));
+      this.#pausedAt = 0;
+      if (this.phase !== "closed") this.socket.resume();
+    }
     const chunks = this.#paused ?? [];
     this.#paused = null;
     this.#pausedBytes = 0;

@@ -4,7 +4,7 @@ import type { Logger } from "../log.ts";
 import type { ClientRecord, Store } from "../store/store.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
 import type { Connection } from "./connection.ts";
-import type { RateLimiter, Semaphore } from "./limits.ts";
+import type { RateLimiter, Semaphore, WorkBudget } from "./limits.ts";
 import type { Router } from "./router.ts";
 import type { ServerSettings } from "./settings.ts";
 
@@ -51,6 +51,8 @@ export interface ServerContext {
   readonly stats: Stats;
   readonly handshakeRate: RateLimiter;
   readonly rsa: Semaphore;
+  /** Per-client budgets of server-side work (`work_rate`, `work_burst`). */
+  readonly work: WorkBudget;
   /** Unix ms the server started. */
   readonly startedAt: number;
   connectionSettings(): Readonly<ConnectionSettings>;

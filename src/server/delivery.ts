@@ -25,7 +25,10 @@ export async function deliverStored(conn: Connection): Promise<void> {
     let after = ctx.router.deliveredThrough.get(conn.idText) ?? 0;
     if (after > 0) await removeDelivered(ctx, conn.idText, after);
     let sent = 0; // stored messages queued on this connection so far
-    for (;;) {
+    for (let first = true; ; first = false) {
+      // One batch per turn of the event loop: a long backlog read from the store does
+      // not hold up other connections (docs/PROTOCOL.md § Limits).
+      if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
       if (conn.phase !== "open" || !conn.outbox) return;
       const batch = await ctx.store.peek(conn.idText, BATCH, after);
       if (batch.length === 0) return;

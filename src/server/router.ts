@@ -162,6 +162,7 @@ export class Router {
         n++;
       }
     }
+    from.charge(n); // one work unit per copy (docs/PROTOCOL.md § Limits)
     this.#ctx.stats.broadcasts++;
     this.#ctx.stats.routed += n;
   }

@@ -18,7 +18,7 @@ import type { ConnectionSettings } from "../wire/settings.ts";
 import { Connection } from "./connection.ts";
 import { newStats, type ServerContext, type Stats } from "./context.ts";
 import { handleMessage } from "./handler.ts";
-import { addressPrefix, RateLimiter, Semaphore } from "./limits.ts";
+import { addressPrefix, RateLimiter, Semaphore, WorkBudget } from "./limits.ts";
 import { Router } from "./router.ts";
 import {
   connectionSettings,
@@ -54,6 +54,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   readonly stats: Stats = newStats();
   readonly handshakeRate: RateLimiter;
   readonly rsa: Semaphore;
+  readonly work: WorkBudget;
   readonly startedAt = Date.now();
 
   #listener: TCPSocketListener<Connection> | null = null;
@@ -77,6 +78,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       this.settings.handshake_burst,
     );
     this.rsa = new Semaphore(this.settings.handshake_concurrency);
+    this.work = new WorkBudget(this.settings.work_rate, this.settings.work_burst);
     this.router = new Router(this);
   }
 
@@ -262,10 +264,13 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     }
     const silentLimit = this.settings.heartbeat_timeout * 1000;
     for (const conn of this.router.online.values()) {
-      if (now - conn.lastSeen > silentLimit) conn.stop("heartbeat timeout");
+      // A connection whose input the server holds (its work budget, a slice) is not
+      // silent: the server is not reading it.
+      if (now - conn.lastSeen > silentLimit && !conn.inputPaused) conn.stop("heartbeat timeout");
     }
     this.handshakeRate.sweep(now);
     this.router.broadcasts.sweep(now);
+    this.work.sweep(now);
   }
 
   /** Notices registry changes made by other processes: revoked clients are cut off at once. */
@@ -320,6 +325,8 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.handshakeRate.burst = next.handshake_burst;
     this.router.broadcasts.rate = next.broadcast_rate;
     this.router.broadcasts.burst = next.broadcast_burst;
+    this.work.rate = next.work_rate;
+    this.work.burst = next.work_burst;
     this.rsa.limit = next.handshake_concurrency;
     for (const conn of this.router.online.values())
       if (conn.outbox) conn.outbox.limit = next.max_outbound_bytes;

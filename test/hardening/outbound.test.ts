@@ -115,6 +115,10 @@ describe("a client that sends requests and never reads", () => {
         max_outbound_bytes: LIMIT,
         heartbeat_timeout: 60,
         heartbeat_interval: 30,
+        // The work budget would only slow the requests down (fairness.test.ts): lifted,
+        // so that the replies pile up as fast as the client can ask.
+        work_rate: 1e9,
+        work_burst: 1e9,
         ...kind.settings,
       });
       const raw = await c.raw("greedy");
