@@ -3,7 +3,8 @@
  * 127.0.0.1, every process separate, every loop bounded. Prints a table and writes
  * bench/results/<date>.json.
  *
- *   bun bench/run.ts [--quick] [--smoke] [--runs N] [--only relay,latency,handshakes,connections,offline]
+ *   bun bench/run.ts [--quick] [--smoke] [--runs N]
+ *                    [--only relay,latency,handshakes,connections,offline,fairness]
  *                    [--no-nats] [--connections N]
  *
  * --quick: one run per row, short windows. --smoke: seconds-long sanity run (used by the
@@ -13,6 +14,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { startBackbone } from "./lib/backbone.ts";
+import { fairnessScenario } from "./lib/fairness.ts";
 import { natsServerBinary } from "./lib/nats.ts";
 import { type Row, renderTable } from "./lib/report.ts";
 import {
@@ -67,7 +69,9 @@ const profile: Profile = smoke
       offlineMessages: quick ? 20_000 : 100_000,
       handshakeSeconds: quick ? 3 : 8,
     };
-const only = new Set((value("only") ?? "relay,latency,handshakes,connections,offline").split(","));
+const only = new Set(
+  (value("only") ?? "relay,latency,handshakes,connections,offline,fairness").split(","),
+);
 const withNats = !flag("no-nats");
 
 const work = mkdtempSync("/tmp/backbone-bench-");
@@ -99,6 +103,7 @@ try {
     rows.push(...(await handshakeScenario(profile, join(work, "handshakes"))));
   if (only.has("connections"))
     rows.push(...(await connectionsScenario(profile, join(work, "connections"))));
+  if (only.has("fairness")) rows.push(...(await fairnessScenario(profile, join(work, "fairness"))));
 
   const machine = {
     cpus: cpus().length,

@@ -12,14 +12,18 @@ export interface BackboneProcess {
   stop(): Promise<void>;
 }
 
-/** Starts a server on a fresh data directory with `clients` registered clients. */
+/**
+ * Starts a server on a fresh data directory with `clients` registered clients;
+ * `extraConfig`: more TOML lines for its config file.
+ */
 export async function startBackbone(
   dir: string,
   clients: number,
   clientBits = 2048,
+  extraConfig: string[] = [],
 ): Promise<BackboneProcess> {
   const data = await prepareData(dir, clients, clientBits);
-  const config = writeBenchConfig(dir);
+  const config = writeBenchConfig(dir, extraConfig);
   const server: Spawned = spawn([
     process.execPath,
     join(import.meta.dir, "../../src/cli/main.ts"),
