@@ -128,7 +128,7 @@ describe("a client that sends requests and never reads", () => {
       expect(most).toBeLessThanOrEqual(LIMIT + SLACK);
       expect(c.server.router.online.size).toBe(1);
       // Gone (cut after its grace for the STOP: checked once), and others are still served.
-      if (kind.name === "HEARTBEAT")
+      if (kind.name === "NOTICE too_large")
         await until(() => c.server.connectionCount === 1, 5000, "the greedy client to be cut");
       expect(await bystander.ping()).toBeGreaterThanOrEqual(0);
       console.log(`${kind.name}: most backlog ${most} B (bound ${LIMIT})`);
