@@ -53,8 +53,18 @@ export async function fairnessScenario(p: Profile, dir: string): Promise<Row[]> 
       await bb.stop();
     }
     const base = { scenario: "fairness", better: "lower" as const, cores: summarize(cores).median };
-    rows.push({ ...base, label: `victim ping p50, ${k.label}`, unit: "ms", backbone: summarize(p50) });
-    rows.push({ ...base, label: `victim ping p99, ${k.label}`, unit: "ms", backbone: summarize(p99) });
+    rows.push({
+      ...base,
+      label: `victim ping p50, ${k.label}`,
+      unit: "ms",
+      backbone: summarize(p50),
+    });
+    rows.push({
+      ...base,
+      label: `victim ping p99, ${k.label}`,
+      unit: "ms",
+      backbone: summarize(p99),
+    });
     if (k.flood)
       rows.push({
         ...base,

@@ -6,7 +6,9 @@
  * Frames of one connection are handled strictly in order: when a frame needs the
  * store (an offline message, a status query), reading pauses until it is done, and
  * the bytes that arrive meanwhile wait. So replies and NOTICEs come in request order,
- * and a HEARTBEAT answer proves every earlier frame was handled.
+ * and a HEARTBEAT answer proves every earlier frame was handled. Input is also handled
+ * in slices (SLICE_FRAMES, SLICE_WORK) and at the client's work budget: in between,
+ * the socket is paused and the event loop serves everyone else (§ Limits).
  */
 import type { Socket } from "bun";
 import type { Opener } from "../crypto/channel.ts";
@@ -551,9 +553,11 @@ export class Connection implements OutboxOwner {
     this.endReason = reason;
     this.ctx.router.unregister(this);
     this.ctx.router.storeUndelivered(this.idText, this.takeUndelivered());
-    this.outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
+    // Closing before the STOP is queued: a backlog it pushes past the bound (after a
+    // reload lowered it) must not start a second stop.
     this.phase = "closing";
     this.#stopped = true;
+    this.outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
     this.outbox.flush();
     if (this.outbox.idle) this.socket.end();
     setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
