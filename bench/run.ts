@@ -3,7 +3,8 @@
  * 127.0.0.1, every process separate, every loop bounded. Prints a table and writes
  * bench/results/<date>.json.
  *
- *   bun bench/run.ts [--quick] [--smoke] [--runs N] [--only relay,latency,handshakes,connections,offline,monitor]
+ *   bun bench/run.ts [--quick] [--smoke] [--runs N]
+ *                    [--only relay,latency,handshakes,connections,offline,monitor,fairness]
  *                    [--no-nats] [--connections N]
  *
  * --quick: one run per row, short windows. --smoke: seconds-long sanity run (used by the
@@ -13,6 +14,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { startBackbone } from "./lib/backbone.ts";
+import { fairnessScenario } from "./lib/fairness.ts";
 import { natsServerBinary } from "./lib/nats.ts";
 import { type Row, renderTable } from "./lib/report.ts";
 import {
@@ -69,7 +71,7 @@ const profile: Profile = smoke
       handshakeSeconds: quick ? 3 : 8,
     };
 const only = new Set(
-  (value("only") ?? "relay,latency,handshakes,connections,offline,monitor").split(","),
+  (value("only") ?? "relay,latency,handshakes,connections,offline,monitor,fairness").split(","),
 );
 const withNats = !flag("no-nats");
 
@@ -103,6 +105,7 @@ try {
   if (only.has("connections"))
     rows.push(...(await connectionsScenario(profile, join(work, "connections"))));
   if (only.has("monitor")) rows.push(...(await monitorScenario(profile, join(work, "monitor"))));
+  if (only.has("fairness")) rows.push(...(await fairnessScenario(profile, join(work, "fairness"))));
 
   const machine = {
     cpus: cpus().length,

@@ -22,10 +22,13 @@ test("bench/run.ts --smoke runs every scenario end to end", async () => {
   expect({ code, err: code === 0 ? "" : err.slice(-2000) }).toEqual({ code: 0, err: "" });
   const rows = out
     .split("\n")
-    .filter((l) => /^\| (relay|latency|offline|handshakes|connections|monitor) \|/.test(l));
+    .filter((l) =>
+      /^\| (relay|latency|offline|handshakes|connections|monitor|fairness) \|/.test(l),
+    );
   const scenarios = new Set(rows.map((l) => l.split("|")[1]?.trim()));
   expect([...scenarios].sort()).toEqual([
     "connections",
+    "fairness",
     "handshakes",
     "latency",
     "monitor",

@@ -14,15 +14,19 @@ export interface BackboneProcess {
   stop(): Promise<void>;
 }
 
-/** Starts a server on a fresh data directory with `clients` registered clients. */
+/**
+ * Starts a server on a fresh data directory with `clients` registered clients;
+ * `extraConfig`: more TOML lines for its config file; `extraArgs`: more `serve` arguments.
+ */
 export async function startBackbone(
   dir: string,
   clients: number,
   clientBits = 2048,
+  extraConfig: string[] = [],
   extraArgs: string[] = [],
 ): Promise<BackboneProcess> {
   const data = await prepareData(dir, clients, clientBits);
-  const config = writeBenchConfig(dir);
+  const config = writeBenchConfig(dir, extraConfig);
   const server: Spawned = spawn([
     process.execPath,
     join(import.meta.dir, "../../src/cli/main.ts"),

@@ -444,7 +444,13 @@ export async function monitorScenario(p: Profile, dir: string): Promise<Row[]> {
     warmup: p.warmup,
   };
   const off = await startBackbone(join(dir, "off"), 2 * pairs);
-  const on = await startBackbone(join(dir, "on"), 2 * pairs, 2048, ["--monitor", "127.0.0.1:0"]);
+  const on = await startBackbone(
+    join(dir, "on"),
+    2 * pairs,
+    2048,
+    [],
+    ["--monitor", "127.0.0.1:0"],
+  );
   const values = { off: [] as number[], on: [] as number[] };
   const cores = { off: [] as number[], on: [] as number[] };
   const rss = { off: [] as number[], on: [] as number[] };

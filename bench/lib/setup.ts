@@ -54,8 +54,11 @@ export async function prepareData(
   return { dir, identities };
 }
 
-/** Settings for a benchmark server: limits that would throttle a load test lifted. */
-export function writeBenchConfig(dir: string): string {
+/**
+ * Settings for a benchmark server: limits that would throttle a load test lifted
+ * (not the work budget: the fairness scenario measures it), then `extra` TOML lines.
+ */
+export function writeBenchConfig(dir: string, extra: string[] = []): string {
   const path = join(dir, "bench.toml");
   writeFileSync(
     path,
@@ -72,6 +75,7 @@ export function writeBenchConfig(dir: string): string {
       "heartbeat_timeout = 60",
       "connection_timeout = 30",
       'log_level = "warn"',
+      ...extra,
       "",
     ].join("\n"),
   );

@@ -11,6 +11,12 @@
  * Each entry remembers what it is, so that when the connection ends, the direct C2C
  * messages that never reached the socket can be stored for later, and held messages
  * can be removed from the store once they have been handed to TCP in full.
+ *
+ * The outbox is also the one place the client's backlog is bounded
+ * (`max_outbound_bytes`, docs/PROTOCOL.md § Limits): every message queued toward the
+ * client — replies, NOTICEs, CONFIG, live and stored C2C, and live messages deferred
+ * while stored ones go out — counts, whoever queued it. Past `limit`, the owner hears
+ * `outboxOverflow` once (the connection stops the client as a slow consumer).
  */
 import type { Socket } from "bun";
 import { frameLength, type Sealer } from "../crypto/channel.ts";
@@ -27,6 +33,17 @@ const STOP_BYTE = 0x1f;
 
 /** Most bytes sealed into one write; the rest waits for the next flush. */
 const MAX_BATCH = 256 * 1024;
+/**
+ * What one queued message is counted as besides its sealed frame: the bookkeeping of
+ * an entry (the array view, its slot and kind). Without it, a flood of 1-byte replies
+ * (HEARTBEAT) would hold many times the bound in memory before it was reached.
+ */
+export const ENTRY_BYTES = 64;
+
+/** Bytes one message counts for in the backlog: its frame on the wire plus bookkeeping. */
+function cost(message: Uint8Array): number {
+  return frameLength(message) + ENTRY_BYTES;
+}
 
 /** What an outbox tells its connection. */
 export interface OutboxOwner {
@@ -37,6 +54,11 @@ export interface OutboxOwner {
    * (docs/PROTOCOL.md § Encrypted frames); nothing else is sealed.
    */
   outboxExhausted(): void;
+  /**
+   * The backlog passed `limit` (told once per outbox). The message that passed it is
+   * queued all the same: the owner decides (a connection stops the client).
+   */
+  outboxOverflow?(pending: number): void;
 }
 
 /** Sealed bytes the socket has not taken yet, and the messages they hold. */
@@ -57,6 +79,11 @@ export class Outbox {
   #msgs: Uint8Array[] | null = null;
   #kinds: number[] | null = null;
   #bytes = 0;
+  /** Live messages deferred until `release()` (while stored ones are delivered). */
+  #deferred: Uint8Array[] | null = null;
+  #deferredKinds: number[] = [];
+  #deferredBytes = 0;
+  #overflowed = false;
   #unsent: Unsent | null = null;
   #deliveredSeq = 0;
   #closed = false;
@@ -65,15 +92,35 @@ export class Outbox {
   bytesOut = 0;
   framesOut = 0;
 
-  /** `owner` hears when the outbox goes idle or runs out of counters (no closures kept). */
-  constructor(socket: Socket<unknown>, sealer: Sealer, owner: OutboxOwner | null = null) {
+  /** Most bytes the backlog may hold (`pendingBytes`) before the owner is told. */
+  limit: number;
+
+  /**
+   * `owner` hears when the outbox goes idle, runs out of counters or passes `limit`
+   * bytes of backlog (no closures kept).
+   */
+  constructor(
+    socket: Socket<unknown>,
+    sealer: Sealer,
+    owner: OutboxOwner | null = null,
+    limit = Number.POSITIVE_INFINITY,
+  ) {
     this.#socket = socket;
     this.#sealer = sealer;
     this.#owner = owner;
+    this.limit = limit;
   }
 
-  /** Bytes waiting: queued plaintext plus sealed bytes the socket has not taken. */
+  /**
+   * The backlog in bytes: every message queued or deferred (its frame plus
+   * ENTRY_BYTES) and the sealed bytes the socket has not taken yet.
+   */
   get pendingBytes(): number {
+    return this.sendingBytes + this.#deferredBytes;
+  }
+
+  /** The part of the backlog on its way to the socket (queued and unsent; not deferred). */
+  get sendingBytes(): number {
     const u = this.#unsent;
     return this.#bytes + (u ? u.buffer.length - u.at : 0);
   }
@@ -102,7 +149,53 @@ export class Outbox {
       this.#msgs.push(message);
       this.#kinds.push(kind);
     }
-    this.#bytes += message.length;
+    this.#bytes += cost(message);
+    this.#check();
+  }
+
+  /**
+   * Keeps a message aside until `release()` (live messages that arrive while stored ones
+   * are delivered go after them); it counts toward the backlog meanwhile.
+   */
+  defer(message: Uint8Array, kind: number): void {
+    if (this.#closed) return;
+    this.#deferred ??= [];
+    this.#deferred.push(message);
+    this.#deferredKinds.push(kind);
+    this.#deferredBytes += cost(message);
+    this.#check();
+  }
+
+  /** Queues the deferred messages, in order, behind what is queued. */
+  release(): void {
+    const deferred = this.#deferred;
+    const kinds = this.#deferredKinds;
+    this.#deferred = null;
+    this.#deferredKinds = [];
+    this.#deferredBytes = 0;
+    if (!deferred || this.#closed) return;
+    for (let i = 0; i < deferred.length; i++) {
+      const m = deferred[i] as Uint8Array;
+      const kind = kinds[i] as number;
+      if (this.#msgs === null || this.#kinds === null) {
+        this.#msgs = [m];
+        this.#kinds = [kind];
+      } else {
+        this.#msgs.push(m);
+        this.#kinds.push(kind);
+      }
+      this.#bytes += cost(m);
+    }
+  }
+
+  #check(): void {
+    if (this.#overflowed || this.pendingBytes <= this.limit) return;
+    // A burst queued in one go (a NOTICE for each of thousands of refused messages) is
+    // a backlog only if the socket cannot take it: write what it takes, then judge.
+    this.flush();
+    if (this.#overflowed || this.pendingBytes <= this.limit) return;
+    this.#overflowed = true;
+    this.#owner?.outboxOverflow?.(this.pendingBytes);
   }
 
   /** Seals and writes what is queued, unless earlier bytes still wait for `drain`. */
@@ -121,7 +214,7 @@ export class Outbox {
       // Only the STOP can still go out; nothing queued before it could be sealed anyway.
       msgs = msgs.slice(stop, stop + 1);
       kinds = kinds.slice(stop, stop + 1);
-      this.#bytes = (msgs[0] as Uint8Array).length;
+      this.#bytes = cost(msgs[0] as Uint8Array);
       room = 1;
     }
     let count = 0;
@@ -145,7 +238,7 @@ export class Outbox {
     let at = 0;
     for (let i = 0; i < count; i++) {
       const m = msgs[i] as Uint8Array;
-      this.#bytes -= m.length;
+      this.#bytes -= cost(m);
       at = this.#sealer.sealInto(m, out, at);
       ends[i] = at;
     }
@@ -192,11 +285,11 @@ export class Outbox {
   }
 
   /**
-   * Takes the live direct messages that have not been sealed yet out of the queue,
-   * so they can be stored or handed to a replacing connection. Control messages stay
-   * queued (a NOTICE or reply must still go out before a STOP) — unless `unsent`
-   * (only once the socket is gone), which also takes those sealed but not written in
-   * full and drops everything else.
+   * Takes the live direct messages that have not been sealed yet out of the queue, then
+   * the deferred ones (which would have gone out after it), so they can be stored or
+   * handed to a replacing connection. Control messages stay queued (a NOTICE or reply must still go
+   * out before a STOP) — unless `unsent` (only once the socket is gone), which also
+   * takes those sealed but not written in full and drops everything else.
    */
   takeUndelivered(unsent = false): Uint8Array[] {
     const live: Uint8Array[] = [];
@@ -224,7 +317,13 @@ export class Outbox {
     this.#msgs = keptMsgs.length > 0 ? keptMsgs : null;
     this.#kinds = keptMsgs.length > 0 ? keptKinds : null;
     this.#bytes = 0;
-    for (const m of keptMsgs) this.#bytes += m.length;
+    for (const m of keptMsgs) this.#bytes += cost(m);
+    const deferred = this.#deferred ?? [];
+    for (let i = 0; i < deferred.length; i++)
+      if (this.#deferredKinds[i] === LIVE) live.push(deferred[i] as Uint8Array);
+    if (this.#deferred) this.#deferred = [];
+    this.#deferredKinds = [];
+    this.#deferredBytes = 0;
     return live;
   }
 

@@ -6,7 +6,9 @@
  * Frames of one connection are handled strictly in order: when a frame needs the
  * store (an offline message, a status query), reading pauses until it is done, and
  * the bytes that arrive meanwhile wait. So replies and NOTICEs come in request order,
- * and a HEARTBEAT answer proves every earlier frame was handled.
+ * and a HEARTBEAT answer proves every earlier frame was handled. Input is also handled
+ * in slices (SLICE_FRAMES, SLICE_WORK) and at the client's work budget: in between,
+ * the socket is paused and the event loop serves everyone else (§ Limits).
  */
 import type { Socket } from "bun";
 import type { Opener } from "../crypto/channel.ts";
@@ -26,6 +28,17 @@ export type Phase = "handshake" | "verifying" | "open" | "closing" | "closed";
 const MAX_PAUSED_BYTES = 4 * 1024 * 1024;
 /** Frames with work in flight (store writes …) before reading pauses mid-input. */
 const MAX_INFLIGHT = 1024;
+/**
+ * Input is handled in slices: after this many frames, or this many units of work
+ * (WorkBudget units: store lookups, broadcast copies), the connection yields to the
+ * event loop — its socket paused, so TCP holds the rest — and reads on in the next
+ * turn, after every other connection's input and the timers. One client's burst then
+ * costs the others at most a slice (≈ 1–2 ms here), not the whole burst.
+ */
+const SLICE_FRAMES = 512;
+const SLICE_WORK = 512;
+/** `#pauseUntil`: read on as soon as the work in flight is done (same turn). */
+const AT_ONCE = -1;
 /** How long a stopping connection may take to flush its STOP before it is cut. */
 const STOP_GRACE_MS = 2000;
 
@@ -61,10 +74,8 @@ export class Connection implements OutboxOwner {
   #opener: Opener | null = null;
   #paused: Uint8Array[] | null = null;
   #pausedBytes = 0;
-  /** Live messages held back while stored ones are delivered (kinds alongside). */
-  #held: Uint8Array[] | null = null;
-  #heldKinds: number[] = [];
-  #heldBytes = 0;
+  /** Live messages are deferred (in the outbox) while stored ones are delivered. */
+  #holding = false;
   #idleWaiters: (() => void)[] | null = null;
   /**
    * Set once the server closes the connection (STOP sent or queued, abort) or the client
@@ -142,6 +153,9 @@ export class Connection implements OutboxOwner {
       this.#paused.push(new Uint8Array(chunk));
       return;
     }
+    // Input straight from the event loop: a new slice begins.
+    this.#sliceFrames = 0;
+    this.#sliceWork = 0;
     this.#feed(chunk);
   }
 
@@ -161,18 +175,45 @@ export class Connection implements OutboxOwner {
     }
     // Work still in flight for this batch of input (store writes, status queries):
     // read on once it is done, so replies keep the order of the requests.
-    if (this.#inflight && !this.#paused) this.#settleInflight();
+    if (this.#inflight && !this.#paused) this.#pauseUntil(this.#takeInflight(), AT_ONCE);
   }
 
   /** Promises of this connection's frames not settled yet, chained in frame order. */
   #inflight: Promise<void> | null = null;
   #inflightCount = 0;
+  /** Frames handled and work charged in the current slice of input. */
+  #sliceFrames = 0;
+  #sliceWork = 0;
+  /** Milliseconds the work budget says to wait before more input is read. */
+  #budgetWait = 0;
+  /** When the server paused this connection's input (performance.now()); 0 when reading. */
+  #pausedAt = 0;
+  #socketPaused = false;
 
-  #settleInflight(): void {
-    const task = this.#inflight as Promise<void>;
+  #takeInflight(): Promise<void> | null {
+    const task = this.#inflight;
     this.#inflight = null;
     this.#inflightCount = 0;
-    this.#pauseUntil(task);
+    return task;
+  }
+
+  /**
+   * Charges `units` of server-side work (WorkBudget units) to this client: to the
+   * current slice, and to its budget (`work_rate`, docs/PROTOCOL.md § Limits). Past the
+   * budget, the request is still served; the client's next frames are read later.
+   */
+  charge(units: number): void {
+    this.#sliceWork += units;
+    const wait = this.ctx.work.charge(this.key, units);
+    if (wait > this.#budgetWait) this.#budgetWait = wait;
+  }
+
+  /**
+   * True while the server holds this connection's input (store work in flight, a slice
+   * yielding, the work budget): the client is not silent then, the server is not reading.
+   */
+  get inputPaused(): boolean {
+    return this.#paused !== null && this.phase === "open";
   }
 
   /**
@@ -215,26 +256,71 @@ export class Connection implements OutboxOwner {
       this.#inflight = this.#inflight
         ? Promise.all([this.#inflight, pending]).then(() => undefined)
         : pending;
-      if (++this.#inflightCount >= MAX_INFLIGHT) {
-        this.#settleInflight();
-        return false;
-      }
+      this.#inflightCount++;
     }
-    return this.phase === "open" || this.phase === "closed" ? undefined : false;
+    if (this.phase !== "open" && this.phase !== "closed") return false;
+    if (
+      ++this.#sliceFrames >= SLICE_FRAMES ||
+      this.#sliceWork >= SLICE_WORK ||
+      this.#budgetWait > 0 ||
+      this.#inflightCount >= MAX_INFLIGHT
+    ) {
+      // The slice is over: once its work is done, the event loop runs (other
+      // connections, timers), and reading goes on in its next turn — or when the work
+      // budget allows.
+      const wait = this.#budgetWait;
+      this.#budgetWait = 0;
+      this.#pauseUntil(this.#takeInflight(), wait);
+      return false;
+    }
+    return undefined;
   };
 
-  #pauseUntil(task: Promise<void>): void {
+  /**
+   * Holds this connection's input (its socket paused: TCP keeps the rest) until `task`
+   * (if any) is done; then reads on — `AT_ONCE`, or after a turn of the event loop
+   * (`after` = 0), or after `after` milliseconds.
+   */
+  #pauseUntil(task: Promise<void> | null, after: number): void {
     this.#paused ??= [];
-    task.then(
-      () => this.#resume(),
-      (err) => {
-        this.ctx.log.error("handler failed", { id: this.idText, error: String(err) });
-        this.stop("internal error");
-      },
-    );
+    if (this.phase === "open" && !this.#socketPaused) {
+      this.#socketPaused = true;
+      this.#pausedAt = performance.now();
+      this.socket.pause();
+    }
+    const next =
+      after === AT_ONCE
+        ? () => this.#resume()
+        : () => {
+            const go = () => this.#resume(true);
+            if (after > 0) setTimeout(go, after);
+            else setImmediate(go);
+          };
+    if (!task) {
+      next();
+      return;
+    }
+    task.then(next, (err) => {
+      this.ctx.log.error("handler failed", { id: this.idText, error: String(err) });
+      this.stop("internal error");
+    });
   }
 
-  #resume(): void {
+  /** Reads on: the input held while paused; `fresh`: after a turn of the event loop. */
+  #resume(fresh = false): void {
+    if (fresh) {
+      this.#sliceFrames = 0;
+      this.#sliceWork = 0;
+    }
+    if (this.#socketPaused) {
+      this.#socketPaused = false;
+      // The client was not silent while the server did not read: that time is not
+      // counted toward heartbeat_timeout.
+      const now = performance.now();
+      this.lastSeen = Math.min(now, this.lastSeen + (now - this.#pausedAt));
+      this.#pausedAt = 0;
+      if (this.phase !== "closed") this.socket.resume();
+    }
     const chunks = this.#paused ?? [];
     this.#paused = null;
     this.#pausedBytes = 0;
@@ -281,11 +367,16 @@ export class Connection implements OutboxOwner {
       this.name = name;
       this.#opener = accepted.session.opener;
       this.#reader.max = MAX_FRAME_PAYLOAD;
-      this.outbox = new Outbox(this.socket as Socket<unknown>, accepted.session.sealer, this);
+      this.outbox = new Outbox(
+        this.socket as Socket<unknown>,
+        accepted.session.sealer,
+        this,
+        ctx.settings.max_outbound_bytes,
+      );
       // CONFIG takes s2c counter 0: it is queued before the client becomes routable,
       // so nothing can be sealed ahead of it.
       this.outbox.push(encodeControl(ControlType.CONFIG, ctx.connectionSettings()), CONTROL);
-      this.#held = [];
+      this.#holding = true;
       this.phase = "open";
       ctx.handshakeEnded(this, true);
       this.inherit(ctx.router.register(this));
@@ -348,17 +439,10 @@ export class Connection implements OutboxOwner {
 
   #deliver(message: Uint8Array, kind: number): void {
     if (this.phase !== "open" || !this.outbox) return;
-    if (this.#held) {
-      this.#held.push(message);
-      this.#heldKinds.push(kind);
-      this.#heldBytes += message.length;
-    } else {
+    if (this.#holding) this.outbox.defer(message, kind);
+    else {
       this.outbox.push(message, kind);
       this.ctx.schedule(this);
-    }
-    if (this.outbox.pendingBytes + this.#heldBytes > this.ctx.settings.max_outbound_bytes) {
-      this.ctx.stats.slowConsumers++;
-      this.stop("slow consumer");
     }
   }
 
@@ -371,13 +455,10 @@ export class Connection implements OutboxOwner {
 
   /** Ends the hold on live messages once stored ones have been queued. */
   releaseHeld(): void {
-    const held = this.#held;
-    this.#held = null;
-    if (!held || !this.outbox || this.phase !== "open") return;
-    for (let i = 0; i < held.length; i++)
-      this.outbox.push(held[i] as Uint8Array, this.#heldKinds[i] as number);
-    this.#heldKinds = [];
-    this.#heldBytes = 0;
+    const holding = this.#holding;
+    this.#holding = false;
+    if (!holding || !this.outbox || this.phase !== "open") return;
+    this.outbox.release();
     this.ctx.schedule(this);
   }
 
@@ -427,6 +508,22 @@ export class Connection implements OutboxOwner {
     });
   }
 
+  /**
+   * @internal OutboxOwner: the backlog toward this client — whatever queued it: replies,
+   * NOTICEs, live or stored messages — passed `max_outbound_bytes`.
+   */
+  outboxOverflow(pending: number): void {
+    if (this.phase !== "open") return;
+    this.ctx.stats.slowConsumers++;
+    this.ctx.log.warn("slow consumer", {
+      id: this.idText,
+      addr: this.address,
+      pending,
+      limit: this.outbox?.limit,
+    });
+    this.stop("slow consumer");
+  }
+
   /** @internal OutboxOwner: the counter space is used up. */
   outboxExhausted(): void {
     this.stop("rekey required");
@@ -449,11 +546,7 @@ export class Connection implements OutboxOwner {
    * be stored or given to a replacing connection.
    */
   takeUndelivered(): Uint8Array[] {
-    const live = (this.#held ?? []).filter((_, i) => this.#heldKinds[i] === LIVE);
-    this.#held = this.#held ? [] : null;
-    this.#heldKinds = [];
-    this.#heldBytes = 0;
-    return [...live, ...(this.outbox?.takeUndelivered(this.phase === "closed") ?? [])];
+    return this.outbox?.takeUndelivered(this.phase === "closed") ?? [];
   }
 
   /** Takes over messages a replaced connection had not delivered; they go after stored ones. */
@@ -483,9 +576,11 @@ export class Connection implements OutboxOwner {
     this.endReason = reason;
     this.ctx.router.unregister(this);
     this.ctx.router.storeUndelivered(this.idText, this.takeUndelivered());
-    this.outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
+    // Closing before the STOP is queued: a backlog it pushes past the bound (after a
+    // reload lowered it) must not start a second stop.
     this.phase = "closing";
     this.#stopped = true;
+    this.outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
     this.outbox.flush();
     if (this.outbox.idle) this.socket.end();
     setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();

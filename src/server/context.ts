@@ -6,7 +6,7 @@ import type { Logger } from "../log.ts";
 import type { ClientRecord, Store } from "../store/store.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
 import type { Connection } from "./connection.ts";
-import type { RateLimiter, Semaphore } from "./limits.ts";
+import type { RateLimiter, Semaphore, WorkBudget } from "./limits.ts";
 import type { Router } from "./router.ts";
 import type { ServerSettings } from "./settings.ts";
 
@@ -19,6 +19,8 @@ export interface Stats {
   broadcasts: number;
   stored: number;
   rejected: number;
+  /** Accepted for live delivery, then neither delivered nor stored (see Router.storeUndelivered). */
+  dropped: number;
   deliveredStored: number;
   discarded: number;
   protocolErrors: number;
@@ -58,6 +60,7 @@ export function newStats(): Stats {
     broadcasts: 0,
     stored: 0,
     rejected: 0,
+    dropped: 0,
     deliveredStored: 0,
     discarded: 0,
     protocolErrors: 0,
@@ -100,6 +103,8 @@ export interface ServerContext {
   readonly stats: Stats;
   readonly handshakeRate: RateLimiter;
   readonly rsa: Semaphore;
+  /** Per-client budgets of server-side work (`work_rate`, `work_burst`). */
+  readonly work: WorkBudget;
   /** Unix ms the server started. */
   readonly startedAt: number;
   connectionSettings(): Readonly<ConnectionSettings>;

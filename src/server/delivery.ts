@@ -6,6 +6,7 @@
  * full; a connection that drops mid-way leaves the rest stored, in order, for next time.
  */
 import { idToBytes } from "../ids.ts";
+import type { Outbox } from "../net/outbox.ts";
 import { encodeStored, unixNow } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
@@ -24,7 +25,10 @@ export async function deliverStored(conn: Connection): Promise<void> {
     let after = ctx.router.deliveredThrough.get(conn.idText) ?? 0;
     if (after > 0) await removeDelivered(ctx, conn.idText, after);
     let sent = 0; // stored messages queued on this connection so far
-    for (;;) {
+    for (let first = true; ; first = false) {
+      // One batch per turn of the event loop: a long backlog read from the store does
+      // not hold up other connections (docs/PROTOCOL.md § Limits).
+      if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
       if (conn.phase !== "open" || !conn.outbox) return;
       const batch = await ctx.store.peek(conn.idText, BATCH, after);
       if (batch.length === 0) return;
@@ -35,7 +39,15 @@ export async function deliverStored(conn: Connection): Promise<void> {
       let queued = 0;
       for (const m of batch) {
         if (m.queuedAt >= oldest) {
-          conn.outbox.push(encodeStored(idToBytes(m.sender), m.queuedAt, m.data), m.seq);
+          // Paced by the client's reading: stored messages take at most half the backlog
+          // bound, the rest is left for replies and NOTICEs (docs/PROTOCOL.md § Limits).
+          const outbox: Outbox = conn.outbox;
+          if (!outbox.idle && outbox.sendingBytes + m.data.length > outbox.limit / 2) {
+            ctx.schedule(conn);
+            await conn.whenIdle();
+            if (conn.phase !== "open") break;
+          }
+          outbox.push(encodeStored(idToBytes(m.sender), m.queuedAt, m.data), m.seq);
           queued++;
           sent++;
         } // else expired: dropped with the batch

@@ -16,7 +16,7 @@ import {
 } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
-import { clientStatus, serverStatus } from "./status.ts";
+import { clientStatus, SERVER_STATUS_COST, serverStatus, statusQueries } from "./status.ts";
 
 export function handleMessage(
   ctx: ServerContext,
@@ -43,16 +43,19 @@ export function handleMessage(
     // Replies follow whatever the connection's earlier frames still have in flight.
     case ControlType.HEARTBEAT:
       return conn.inOrder(() => conn.reply(encodeControl(ControlType.HEARTBEAT)));
+    // Requests with a cost on the server are charged to the client's work budget.
     case ControlType.SERVER_STATUS:
+      conn.charge(SERVER_STATUS_COST);
       return conn.inOrder(() =>
         serverStatus(ctx).then((body) =>
           conn.reply(encodeControl(ControlType.SERVER_STATUS, body)),
         ),
       );
     case ControlType.CLIENT_STATUS: {
-      const body = msg.body;
+      const queries = statusQueries(msg.body);
+      conn.charge(Math.max(1, queries?.length ?? 0));
       return conn.inOrder(() =>
-        clientStatus(ctx, body).then((reply) =>
+        clientStatus(ctx, queries).then((reply) =>
           conn.reply(encodeControl(ControlType.CLIENT_STATUS, reply)),
         ),
       );

@@ -86,3 +86,46 @@ export class Semaphore {
     return this.#waiting.length;
   }
 }
+
+/**
+ * Per-client budgets of server-side work (docs/PROTOCOL.md § Limits): a token bucket
+ * of `rate` units per second holding at most `burst`, that may go into debt. A
+ * request is always served once the balance is not negative — so a request dearer
+ * than the burst (a broadcast to many) still goes through — and its cost is taken
+ * afterwards; `charge` then says how long the client must wait before its next
+ * request is read (delayed service: the connection's input waits, nothing is refused).
+ */
+export class WorkBudget {
+  rate: number;
+  burst: number;
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(rate: number, burst: number) {
+    this.rate = rate;
+    this.burst = burst;
+  }
+
+  /** Takes `units` from `key`'s bucket; returns the ms until its balance is back at zero. */
+  charge(key: string, units: number, now = performance.now()): number {
+    let b = this.#buckets.get(key);
+    if (!b) {
+      b = { tokens: this.burst, at: now };
+      this.#buckets.set(key, b);
+    }
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
+    b.at = now;
+    b.tokens -= units;
+    return b.tokens >= 0 ? 0 : (-b.tokens / this.rate) * 1000;
+  }
+
+  /** Forgets buckets that have refilled, so memory follows active clients only. */
+  sweep(now = performance.now()): void {
+    for (const [key, b] of this.#buckets) {
+      if (b.tokens + ((now - b.at) / 1000) * this.rate >= this.burst) this.#buckets.delete(key);
+    }
+  }
+
+  get size(): number {
+    return this.#buckets.size;
+  }
+}

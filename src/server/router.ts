@@ -27,17 +27,14 @@ interface Held {
   from: Connection | null;
   toKey: string;
   plain: Uint8Array;
-  /** Whether the store's bounds apply (not to messages already accepted for delivery). */
-  bounded: boolean;
+  /**
+   * A message accepted for live delivery that the recipient's connection never
+   * delivered (it was stopped or ended): stored, not re-routed, and — like any other —
+   * only within the store's bounds.
+   */
+  undelivered: boolean;
   resolve: () => void;
 }
-
-const UNBOUNDED = {
-  maxMessages: Infinity,
-  maxBytes: Infinity,
-  maxAge: Infinity,
-  maxPerSender: Infinity,
-};
 
 export class Router {
   /** Authenticated, routable connections by ID key. */
@@ -168,6 +165,7 @@ export class Router {
         n++;
       }
     }
+    from.charge(n); // one work unit per copy (docs/PROTOCOL.md § Limits)
     this.#ctx.stats.broadcasts++;
     this.#ctx.stats.routed += n;
     this.#ctx.stats.deliveredBroadcast += n;
@@ -181,7 +179,7 @@ export class Router {
    */
   #offline(from: Connection, recipient: string, toKey: string, plain: Uint8Array): Promise<void> {
     return new Promise((resolve) =>
-      this.#hold(recipient, { from, toKey, plain, bounded: true, resolve }),
+      this.#hold(recipient, { from, toKey, plain, undelivered: false, resolve }),
     );
   }
 
@@ -199,57 +197,59 @@ export class Router {
     await null; // the rest of this batch of input joins the write
     const items = this.#held.get(recipient) ?? [];
     this.#held.delete(recipient);
-    const { store, stats, log } = this.#ctx;
+    const { store, log } = this.#ctx;
+    const drops = new Drops();
     try {
       // Re-checked in turn: a recipient that logged in meanwhile gets them live — but
       // not what a closing connection left: that goes to the store, so the delivery at
       // login (which waits for this write) keeps it ahead of newer live messages.
       const to = this.online.get((items[0] as Held).toKey);
-      if (to?.routable && items.every((it) => it.bounded)) {
+      if (to?.routable && items.every((it) => !it.undelivered)) {
         for (const it of items) to.post(it.plain, LIVE);
-        stats.routed += items.length;
-        stats.deliveredDirect += items.length;
+        this.#ctx.stats.routed += items.length;
+        this.#ctx.stats.deliveredDirect += items.length;
         return;
       }
-      // Messages a closing connection never delivered were accepted already: no checks.
-      if (items.some((it) => it.bounded)) {
-        const record = await store.getClient(recipient);
-        if (!record || record.revokedAt !== null) {
-          for (const it of items)
-            if (it.from) this.notice(it.from, recipient, "unknown", "no such client");
-          return;
+      const record = await store.getClient(recipient);
+      if (!record || record.revokedAt !== null) {
+        for (const it of items) {
+          if (it.from) this.notice(it.from, recipient, "unknown", "no such client");
+          else this.#dropUndelivered(recipient, it, "unknown", "no such client", drops);
         }
+        return;
       }
-      // Runs of bounded and unbounded messages, in order (usually one run).
+      // The store's bounds hold for every message, whatever route it took here: one
+      // accepted for live delivery whose recipient then went (stopped as a slow
+      // consumer, say) is checked like any other, and refused if it does not fit.
       const at = Math.floor(Date.now() / 1000);
-      for (let i = 0; i < items.length; ) {
-        let j = i + 1;
-        while (j < items.length && (items[j] as Held).bounded === (items[i] as Held).bounded) j++;
-        const run = items.slice(i, j);
-        const results = await store.enqueue(
-          recipient,
-          run.map((it) => ({
-            sender: idToText(it.plain.subarray(1, C2C_HEADER_BYTES)),
-            at,
-            data: it.plain.subarray(C2C_HEADER_BYTES),
-          })),
-          (items[i] as Held).bounded ? this.#limits() : UNBOUNDED,
-        );
-        for (let k = 0; k < run.length; k++) {
-          this.#settleHeld(recipient, run[k] as Held, results[k] as EnqueueResult);
-        }
-        i = j;
+      const results = await store.enqueue(
+        recipient,
+        items.map((it) => ({
+          sender: idToText(it.plain.subarray(1, C2C_HEADER_BYTES)),
+          at,
+          data: it.plain.subarray(C2C_HEADER_BYTES),
+        })),
+        this.#limits(),
+      );
+      for (let k = 0; k < items.length; k++) {
+        this.#settleHeld(recipient, items[k] as Held, results[k] as EnqueueResult, drops);
       }
     } catch (err) {
       log.error("store write failed", { to: recipient, reason: String(err) });
       for (const it of items)
-        this.#settleHeld(recipient, it, { ok: false, reason: "storage failure", failure: true });
+        this.#settleHeld(
+          recipient,
+          it,
+          { ok: false, reason: "storage failure", failure: true },
+          drops,
+        );
     } finally {
+      drops.log(log, recipient);
       for (const it of items) it.resolve();
     }
   }
 
-  #settleHeld(recipient: string, it: Held, result: EnqueueResult): void {
+  #settleHeld(recipient: string, it: Held, result: EnqueueResult, drops: Drops): void {
     const { stats, log } = this.#ctx;
     if (result.ok) {
       stats.stored++;
@@ -271,12 +271,28 @@ export class Router {
         to: recipient,
         reason: result.reason,
       });
-    } else if (!it.from) {
-      log.warn("undelivered message dropped", { to: recipient, reason: result.reason });
     }
-    // A message from a closing connection: its sender, if still here, hears of a refusal.
-    const sender = it.from ?? this.online.get(idKeyAt(it.plain, 1));
-    if (sender) this.notice(sender, recipient, "rejected", result.reason);
+    if (it.from) this.notice(it.from, recipient, "rejected", result.reason);
+    else this.#dropUndelivered(recipient, it, "rejected", result.reason, drops);
+  }
+
+  /**
+   * A message accepted for live delivery that was neither delivered nor stored: counted
+   * (`messages_dropped`), its sender — if still connected — told with a NOTICE, and the
+   * drop logged (one line per store write, see `Drops`).
+   */
+  #dropUndelivered(
+    recipient: string,
+    it: Held,
+    status: NoticeStatus,
+    reason: string,
+    drops: Drops,
+  ): void {
+    this.#ctx.stats.dropped++;
+    const sender = this.online.get(idKeyAt(it.plain, 1));
+    const why = `the recipient's connection ended before delivery, and ${reason}`;
+    if (sender) this.notice(sender, recipient, status, why);
+    drops.add(reason, sender !== undefined);
   }
 
   #limits(): QueueLimits {
@@ -291,14 +307,13 @@ export class Router {
 
   /**
    * Stores the live messages a closing connection never delivered (each carries its
-   * sender in the address field). A sender still online hears of any refusal.
+   * sender in the address field), within the store's bounds. What does not fit is
+   * dropped: counted, logged, and its sender — if still online — gets NOTICE `rejected`.
    */
   storeUndelivered(recipient: string, messages: Uint8Array[]): void {
     const toKey = idKey(idToBytes(recipient));
-    for (const plain of messages) {
-      // Already accepted for live delivery: the store's bounds do not apply again.
-      this.#hold(recipient, { from: null, toKey, plain, bounded: false, resolve: () => {} });
-    }
+    for (const plain of messages)
+      this.#hold(recipient, { from: null, toKey, plain, undelivered: true, resolve: () => {} });
   }
 
   /** Resolves once no store write for `recipient` is queued any more (see `register`). */
@@ -316,5 +331,27 @@ export class Router {
     if (status !== "queued") this.#ctx.stats.discarded++;
     this.#ctx.stats.notices[status] = (this.#ctx.stats.notices[status] ?? 0) + 1;
     to.reply(encodeControl(ControlType.NOTICE, { address, status, reason }));
+  }
+}
+
+/** Undelivered messages dropped in one store write, gathered for one log line per reason. */
+class Drops {
+  readonly #byReason = new Map<string, { count: number; notified: number }>();
+
+  add(reason: string, notified: boolean): void {
+    const d = this.#byReason.get(reason) ?? { count: 0, notified: 0 };
+    d.count++;
+    if (notified) d.notified++;
+    this.#byReason.set(reason, d);
+  }
+
+  log(log: ServerContext["log"], recipient: string): void {
+    for (const [reason, d] of this.#byReason)
+      log.warn("undelivered messages dropped", {
+        to: recipient,
+        count: d.count,
+        senders_told: d.notified,
+        reason,
+      });
   }
 }

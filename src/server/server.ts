@@ -21,7 +21,7 @@ import { addClosed, newStats, type ServerContext, type Stats } from "./context.t
 import { DescriptorGuard, raiseFdLimit } from "./fd-limit.ts";
 import { handleMessage } from "./handler.ts";
 import { ClientKeyCache } from "./key-cache.ts";
-import { addressPrefix, RateLimiter, Semaphore } from "./limits.ts";
+import { addressPrefix, RateLimiter, Semaphore, WorkBudget } from "./limits.ts";
 import { Router } from "./router.ts";
 import {
   connectionSettings,
@@ -57,6 +57,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   readonly stats: Stats = newStats();
   readonly handshakeRate: RateLimiter;
   readonly rsa: Semaphore;
+  readonly work: WorkBudget;
   readonly startedAt = Date.now();
 
   #listener: TCPSocketListener<Connection> | null = null;
@@ -84,6 +85,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       this.settings.handshake_burst,
     );
     this.rsa = new Semaphore(this.settings.handshake_concurrency);
+    this.work = new WorkBudget(this.settings.work_rate, this.settings.work_burst);
     this.router = new Router(this);
   }
 
@@ -310,11 +312,14 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     }
     const silentLimit = this.settings.heartbeat_timeout * 1000;
     for (const conn of this.router.online.values()) {
-      if (now - conn.lastSeen > silentLimit) conn.stop("heartbeat timeout");
+      // A connection whose input the server holds (its work budget, a slice) is not
+      // silent: the server is not reading it.
+      if (now - conn.lastSeen > silentLimit && !conn.inputPaused) conn.stop("heartbeat timeout");
     }
     this.#checkDescriptors(); // in case listening again failed at the last close
     this.handshakeRate.sweep(now);
     this.router.broadcasts.sweep(now);
+    this.work.sweep(now);
   }
 
   /** Notices registry changes made by other processes: revoked clients are cut off at once. */
@@ -368,7 +373,11 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.handshakeRate.burst = next.handshake_burst;
     this.router.broadcasts.rate = next.broadcast_rate;
     this.router.broadcasts.burst = next.broadcast_burst;
+    this.work.rate = next.work_rate;
+    this.work.burst = next.work_burst;
     this.rsa.limit = next.handshake_concurrency;
+    for (const conn of this.router.online.values())
+      if (conn.outbox) conn.outbox.limit = next.max_outbound_bytes;
     this.store.setMaxBytes?.(next.store_max_bytes);
     if (this.log instanceof StructuredLogger) {
       this.log.format = next.log_format;

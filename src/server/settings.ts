@@ -41,6 +41,14 @@ export interface ServerSettings extends ConnectionSettings {
   /** Broadcasts one client may send per second, and the burst. */
   broadcast_rate: number;
   broadcast_burst: number;
+  /**
+   * Server-side work one client's requests may cost per second, and the burst, in units
+   * of one store lookup: a CLIENT_STATUS costs one per entry, a SERVER_STATUS
+   * SERVER_STATUS_COST, a broadcast one per recipient. Past it, the client's input is
+   * read later (docs/PROTOCOL.md § Limits).
+   */
+  work_rate: number;
+  work_burst: number;
   log_format: "text" | "json";
   log_level: "debug" | "info" | "warn" | "error";
   /** `serve`'s monitoring port, `HOST:PORT` (src/monitor/); none by default. */
@@ -88,6 +96,12 @@ export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   store_max_bytes: 0,
   broadcast_rate: 100,
   broadcast_burst: 200,
+  // One unit is one store lookup or one broadcast copy, ≈ 3–5 µs here: 2048 units/s
+  // (8 CLIENT_STATUS of 256 entries, or a broadcast to 2048 clients, each second) keep
+  // one client under ~1% of a core; the burst covers a program asking about 4096
+  // clients at once. Measured: bench `fairness` row, docs/BENCHMARKS.md.
+  work_rate: 2048,
+  work_burst: 4096,
   log_format: "text",
   log_level: "info",
 });
@@ -114,6 +128,8 @@ const KINDS: Record<keyof ServerSettings, Kind> = {
   store_max_bytes: "integer",
   broadcast_rate: "number",
   broadcast_burst: "integer",
+  work_rate: "number",
+  work_burst: "integer",
   log_format: "string",
   log_level: "string",
   monitor: "string",
@@ -152,6 +168,7 @@ export function mergeSettings(
     const problem = settingProblem(key, s[key]);
     if (problem) throw bad(problem);
   }
+  if (s.work_burst < 1) throw bad("work_burst must be at least 1");
   if (!["text", "json"].includes(s.log_format)) throw bad('log_format must be "text" or "json"');
   if (!["debug", "info", "warn", "error"].includes(s.log_level)) {
     throw bad("log_level must be debug, info, warn or error");

@@ -30,16 +30,18 @@ export async function serverStatus(ctx: ServerContext): Promise<Record<string, u
     messages_queued: queued,
     messages_stored: ctx.stats.stored,
     messages_rejected: ctx.stats.rejected,
+    messages_dropped: ctx.stats.dropped,
     messages_discarded: ctx.stats.discarded,
     connections: ctx.stats.connections,
     auth_failures: ctx.stats.authFailures,
   };
 }
 
-export async function clientStatus(
-  ctx: ServerContext,
-  body: Uint8Array,
-): Promise<Record<string, unknown>> {
+/** What a SERVER_STATUS costs in work units (two counts over the store). */
+export const SERVER_STATUS_COST = 64;
+
+/** The lookups a CLIENT_STATUS body asks for; null when it is malformed (§ CLIENT_STATUS). */
+export function statusQueries(body: Uint8Array): string[] | null {
   let queries: unknown;
   try {
     queries = decodeJson(body).clients;
@@ -51,11 +53,20 @@ export async function clientStatus(
     queries.length > MAX_STATUS_QUERY ||
     !queries.every((q) => typeof q === "string")
   ) {
-    return { clients: [], error: "bad request" };
+    return null;
   }
+  return queries as string[];
+}
+
+/** The CLIENT_STATUS reply to `queries` (from `statusQueries`; null: malformed). */
+export async function clientStatus(
+  ctx: ServerContext,
+  queries: string[] | null,
+): Promise<Record<string, unknown>> {
+  if (queries === null) return { clients: [], error: "bad request" };
   const now = Math.floor(Date.now() / 1000);
   const clients = await Promise.all(
-    (queries as string[]).map(async (query) => {
+    queries.map(async (query) => {
       const record = await ctx.store.findClient(query);
       if (!record || record.revokedAt !== null) return { query, error: "unknown" };
       const online = ctx.router.online.get(idKey(idToBytes(record.id)))?.routable ?? false;
