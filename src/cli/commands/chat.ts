@@ -7,6 +7,8 @@ import { createInterface } from "node:readline";
 import { defineCommand } from "citty";
 import type { Client } from "../../client/client.ts";
 import type { IncomingMessage, Notice } from "../../client/types.ts";
+import { UsageError } from "../../errors.ts";
+import { escapeControls } from "../../text/escape.ts";
 import {
   ago,
   CLIENT_ARGS,
@@ -19,6 +21,7 @@ import {
   note,
 } from "../common.ts";
 import { NameCache } from "../names.ts";
+import { reportEnd, sessionEnd } from "../session.ts";
 
 /** How often the peer's presence is checked (CLIENT_STATUS) on a terminal. */
 const PRESENCE_EVERY_MS = 2000;
@@ -98,23 +101,35 @@ async function piped(
   names: NameCache,
   incoming: AsyncIterable<IncomingMessage>,
 ): Promise<number> {
+  // One message, one line: the name and the text with every control made visible.
   void (async () => {
     for await (const m of incoming)
-      process.stdout.write(`${await names.get(m.from)}: ${displayText(m.data)}\n`);
+      process.stdout.write(`${escapeControls(await names.get(m.from))}: ${displayText(m.data)}\n`);
   })();
   client.on("notice", async (n) => note(describeNotice(n, await names.get(n.address))));
   let ending = false;
   const cutOff = Promise.withResolvers<number>();
   client.on("disconnect", ({ reason, willReconnect }) => {
-    if (ending) return;
-    note(`connection lost (${reason})${willReconnect ? "; reconnecting" : ""}`);
-    if (!willReconnect) cutOff.resolve(finalCode(reason));
+    if (!ending && willReconnect) note(`connection lost (${reason}); reconnecting`);
   });
+  // Revoked, or refused when reconnecting: say why, and exit as a one-shot would.
+  void sessionEnd(client).then((end) => cutOff.resolve(reportEnd(end)));
   client.on("connect", () => note("reconnected"));
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
+  let lineNo = 0;
+  let refused = 0;
   const input = (async () => {
     for await (const line of lines) {
-      if (line.length > 0 && !ending) client.send(peer.id, line);
+      lineNo++;
+      if (line.length === 0 || ending) continue;
+      try {
+        client.send(peer.id, line);
+      } catch (err) {
+        // One line too long for the server is reported and skipped; the rest still go.
+        if (!(err instanceof UsageError && err.code === "TOO_LARGE")) throw err;
+        refused++;
+        note(`backbone: line ${lineNo} not sent: ${err.message}`);
+      }
     }
     return -1;
   })();
@@ -126,7 +141,7 @@ async function piped(
   }
   if (client.connected) await client.ping().catch(() => {});
   await client.close("end of input");
-  return EXIT.OK;
+  return refused > 0 ? EXIT.UNDELIVERABLE : EXIT.OK;
 }
 
 /** A terminal: prompt line, messages above it. */
