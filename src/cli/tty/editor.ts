@@ -10,9 +10,9 @@
  * one input line. So this small editor, with widths from `string-width`.
  *
  * Drawing: the "area" (status line, then the input rows) is redrawn as a whole: the
- * cursor goes back to the area's first row (`CR`, `CUU n`), erases to the end of the
- * screen (`ED 0`), writes lines printed meanwhile, then the area again, with rows
- * broken explicitly (see ./layout.ts). The area is kept to the screen's height.
+ * cursor goes back to the area's first row (`CR`, `CUU n`), erases each of its rows
+ * (`EL 2`), writes lines printed meanwhile, then the area again, with rows broken
+ * explicitly (see ./layout.ts). The area is kept to the screen's height.
  */
 
 import { type Key, KeyParser } from "./keys.ts";
@@ -48,6 +48,8 @@ export class LineEditor {
   #draft: string[] = [];
   /** Row of the cursor within the area as last drawn, counted from its first row. */
   #drawnCursorRow = 0;
+  /** Rows of the area as last drawn. */
+  #drawnRows = 0;
   #active = false;
   readonly #onData = (chunk: Uint8Array) =>
     this.#keys.push(this.#decoder.decode(chunk, { stream: true }));
@@ -219,6 +221,7 @@ export class LineEditor {
       case "redraw":
         this.#out.write("\x1b[H\x1b[2J");
         this.#drawnCursorRow = 0;
+        this.#drawnRows = 0;
         return;
     }
   }
@@ -239,6 +242,19 @@ export class LineEditor {
     this.#pasted = pasted && at === this.#history.length;
   }
 
+  /**
+   * Erases the area as last drawn, row by row (EL), leaving the cursor at its first
+   * row. Not ED: tmux (scroll-on-clear) moves the whole screen into the scrollback when
+   * ED runs from the top-left corner, which would leave stale copies of the area there.
+   */
+  #erase(): string {
+    const up = this.#drawnCursorRow;
+    let out = `\r${up > 0 ? `\x1b[${up}A` : ""}`;
+    for (let i = 0; i < this.#drawnRows; i++) out += i === 0 ? "\x1b[2K" : "\x1b[1B\x1b[2K";
+    if (this.#drawnRows > 1) out += `\x1b[${this.#drawnRows - 1}A`;
+    return out;
+  }
+
   /** Erases the area, writes `above`, draws the area again. Returns the input's layout. */
   #redraw(above: string): Layout {
     const cols = this.columns;
@@ -249,12 +265,12 @@ export class LineEditor {
     const first = Math.max(0, Math.min(layout.cursorRow - room + 1, layout.rows.length - room));
     const rows = [...status, ...layout.rows.slice(first, first + room)];
     const cursorRow = status.length + layout.cursorRow - first;
-    const up = this.#drawnCursorRow;
-    let out = `\r${up > 0 ? `\x1b[${up}A` : ""}\x1b[J${above}${rows.join("\r\n")}`;
+    let out = `${this.#erase()}${above}${rows.join("\r\n")}`;
     const back = rows.length - 1 - cursorRow;
     out += `${back > 0 ? `\x1b[${back}A` : ""}\r${layout.cursorCol > 0 ? `\x1b[${layout.cursorCol}C` : ""}`;
     this.#out.write(out);
     this.#drawnCursorRow = cursorRow;
+    this.#drawnRows = rows.length;
     return { rows, cursorRow, cursorCol: layout.cursorCol };
   }
 }
