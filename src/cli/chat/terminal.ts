@@ -206,7 +206,8 @@ class TerminalChat {
     const end = Date.now() + delayMs;
     const show = () => {
       const left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
-      this.editor.setStatus(`* ${escapeControls(why)}; retrying in ${left} s`);
+      // The countdown first: on a narrow screen the reason is what gets cut.
+      this.editor.setStatus(`* retrying in ${left} s: ${escapeControls(why)}`);
     };
     show();
     this.#countdown = setInterval(show, 1000);
