@@ -138,4 +138,23 @@ for (const columns of [40, 120]) {
   });
 }
 
+describe.skipIf(!TMUX)("send on a terminal, server unreachable", () => {
+  test("counts down while it waits, then one error line of its own (exit 3)", async () => {
+    await using sb = await sandbox();
+    const port = freePort();
+    await enroll(sb, port);
+    using term = new Terminal(
+      sb,
+      ["send", "bob", "hi", "--wait", "3", "--identity", "alice.identity"],
+      {
+        columns: 120,
+      },
+    );
+    await term.waitFor(/^cannot connect to 127\.0\.0\.1:\d+: .*; retrying in \d+ s$/);
+    expect(await term.exitStatus(10_000)).toBe(EXIT.UNREACHABLE);
+    const lines = term.screen(true).filter((l) => l !== "" && !l.startsWith("Pane is dead"));
+    expect(lines).toEqual([expect.stringMatching(/^backbone: cannot connect to 127\.0\.0\.1:\d+/)]);
+  });
+});
+
 if (!TMUX) test.skip("terminal chat, server away: needs tmux (CI installs it)", () => {});

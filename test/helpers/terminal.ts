@@ -4,7 +4,7 @@
  * `send-keys`, pastes with `paste-buffer -p` (bracketed when the program asked for
  * it, as a terminal does), the screen comes back with `capture-pane`.
  */
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BINARY, type Sandbox, WAIT_MS } from "./binary.ts";
 
@@ -20,6 +20,8 @@ export class Terminal implements Disposable {
   readonly socket: string;
   readonly #conf: string;
   readonly #env: Record<string, string>;
+  /** Where the shell around the command writes its exit status. */
+  readonly #status: string;
 
   constructor(sb: Sandbox, command: string[], opts: TerminalOptions = {}) {
     this.socket = join(sb.dir, `tmux-${++sessions}.sock`);
@@ -33,9 +35,13 @@ export class Terminal implements Disposable {
     const { TMUX: _outer, ...env } = sb.env;
     this.#env = env;
     const quoted = [BINARY, ...command].map((w) => `'${w}'`).join(" ");
+    // The exit status through a file: tmux 3.3 can leave a dead pane's process
+    // unreaped (a zombie, no #{pane_dead_status}) for seconds on a busy machine.
+    this.#status = join(sb.dir, `tmux-${sessions}.status`);
     const cols = String(opts.columns ?? 120);
     const rows = String(opts.rows ?? 30);
-    this.#tmux("new-session", "-d", "-x", cols, "-y", rows, "-c", sb.dir, `exec ${quoted}`);
+    const run = `${quoted}; echo $? > '${this.#status}.tmp' && mv '${this.#status}.tmp' '${this.#status}'`;
+    this.#tmux("new-session", "-d", "-x", cols, "-y", rows, "-c", sb.dir, run);
   }
 
   #tmux(...args: string[]): string {
@@ -113,28 +119,13 @@ export class Terminal implements Disposable {
 
   /** Whether the command has ended. */
   dead(): boolean {
-    return this.#tmux("list-panes", "-F", "#{pane_dead}").trim() === "1";
+    return existsSync(this.#status);
   }
 
   /** The exit status once the command has ended. */
-  async exitStatus(timeoutMs = WAIT_MS): Promise<number> {
-    let status = "";
-    await this.until(
-      () => {
-        const [dead = "", code = ""] = this.#tmux(
-          "list-panes",
-          "-F",
-          "#{pane_dead} #{pane_dead_status}",
-        )
-          .trim()
-          .split(" ");
-        status = code;
-        return dead === "1";
-      },
-      "the command to exit",
-      timeoutMs,
-    );
-    return Number(status);
+  async exitStatus(timeoutMs = 15_000): Promise<number> {
+    await this.until(() => this.dead(), "the command to exit", timeoutMs);
+    return Number(readFileSync(this.#status, "utf8").trim());
   }
 
   [Symbol.dispose](): void {
