@@ -138,6 +138,22 @@ for (const columns of [40, 120]) {
   });
 }
 
+describe.skipIf(!TMUX)("terminal chat, revoked while running", () => {
+  test("says why on its own line and exits 4", async () => {
+    await using sb = await sandbox();
+    const server = await sb.serve();
+    for (const name of ["alice", "bob"]) await sb.keygen(name, server.address);
+    using term = new Terminal(sb, ["chat", "bob", "--identity", "alice.identity"], { columns: 40 });
+    await term.waitFor(/^connected to /);
+    term.typeText("half typed");
+    expect((await sb.run(["revoke", "alice"])).code).toBe(EXIT.OK);
+    expect(await term.exitStatus()).toBe(EXIT.AUTH);
+    const text = term.screen(true).join("").replace(/\s+/g, "");
+    expect(text).toContain("bob>halftyped");
+    expect(text).toContain("backbone:theserverendedthesession:thisclienthasbeenrevoked");
+  });
+});
+
 describe.skipIf(!TMUX)("send on a terminal, server unreachable", () => {
   test("counts down while it waits, then one error line of its own (exit 3)", async () => {
     await using sb = await sandbox();

@@ -23,6 +23,9 @@ import { describeNotice } from "./notices.ts";
 /** How often the peer's presence is checked (CLIENT_STATUS). */
 const PRESENCE_EVERY_MS = 2000;
 
+/** How long leaving waits for a command still in flight (its lines after it then count as unsent). */
+const LEAVE_WAIT_MS = 3000;
+
 /** Width of "[12:00:00] ": continuation rows of a message start under the sender. */
 const MESSAGE_INDENT = 11;
 
@@ -75,6 +78,9 @@ class TerminalChat {
   /** Lines entered, handled one after the other. */
   #chain: Promise<void> = Promise.resolve();
   #waiting = 0;
+  /** Leaving has begun (set at once, so a second Ctrl-C does not start it again). */
+  #quitting = false;
+  /** Past the point where lines are still handled. */
   #leaving = false;
   #online: boolean | null = null;
   #countdown: ReturnType<typeof setInterval> | null = null;
@@ -117,11 +123,11 @@ class TerminalChat {
     const entry = await client.clientStatus([this.#query]).then(
       ([e]) => e,
       (err) => {
-        if (this.#leaving) return null; // the user left meanwhile
+        if (this.#quitting) return null; // the user left meanwhile
         throw err;
       },
     );
-    if (this.#leaving) return this.#done.promise;
+    if (this.#quitting) return this.#done.promise;
     if (!entry || !("id" in entry)) {
       await client.close("unknown peer");
       throw new CliError(`no client "${this.#query}"`, EXIT.UNDELIVERABLE);
@@ -170,8 +176,9 @@ class TerminalChat {
       this.#say("* reconnected");
     });
     client.on("close", ({ error }) => {
-      if (!error || this.#leaving) return;
+      if (!error || this.#quitting) return;
       // Revoked, refused on a reconnect, the server's key changed: say why, exit.
+      this.#quitting = true;
       this.#leaving = true;
       this.#stopCountdown();
       this.editor.stop();
@@ -221,7 +228,7 @@ class TerminalChat {
   // ---- input ----------------------------------------------------------------------
 
   #enter(text: string, pasted: boolean): void {
-    if (!text.trim() || this.#leaving) return; // empty lines are not messages
+    if (!text.trim() || this.#quitting) return; // empty lines are not messages
     const held = !this.#isReady;
     if (held) {
       this.#record(text);
@@ -318,27 +325,32 @@ class TerminalChat {
   }
 
   /**
-   * Leaves (Ctrl-C or Ctrl-D on an empty line, /quit, a signal): lines already entered
-   * are sent first when connected. Exit 0, or 3 when some never reached the server.
+   * Leaves (Ctrl-C or Ctrl-D on an empty line, /quit, a signal). Lines already entered
+   * are sent first when connected — waiting at most {@link LEAVE_WAIT_MS} for a
+   * command still in flight. Exit 0, or 3 (with a line on stderr) when some lines
+   * never reached the server.
    */
   async #leave(fromCommand: boolean): Promise<void> {
-    if (this.#leaving) return;
+    if (this.#quitting) return;
+    this.#quitting = true;
     const client = this.#client;
-    if (client?.connected && !fromCommand) await this.#chain;
+    if (client?.connected && !fromCommand)
+      await Promise.race([this.#chain, Bun.sleep(LEAVE_WAIT_MS)]);
     this.#leaving = true;
     this.#stopCountdown();
-    const unsent = this.#isReady
-      ? client?.connected
-        ? 0
-        : (client?.pendingBytes ?? 0)
-      : this.#waiting;
+    // Lines still queued behind a command (the /quit being handled is not one of them),
+    // and what the client holds while disconnected.
+    const queued = this.#waiting - (fromCommand ? 1 : 0);
+    const buffered = this.#isReady && client && !client.connected ? client.pendingBytes : 0;
     this.editor.stop();
     if (client) await client.close("bye").catch(() => {});
-    if (unsent > 0) {
+    if (queued > 0 || buffered > 0) {
       process.stderr.write(
-        this.#isReady
-          ? "backbone: left while disconnected: what was typed since the connection was lost was not sent\n"
-          : `backbone: left before the server was reached: ${this.#waiting} line(s) not sent\n`,
+        !this.#isReady
+          ? `backbone: left before the server was reached: ${queued} line(s) not sent\n`
+          : queued > 0
+            ? `backbone: left with ${queued} line(s) not sent yet\n`
+            : "backbone: left while disconnected: what was sent since the connection was lost did not reach the server\n",
       );
       this.#done.resolve(EXIT.UNREACHABLE);
     } else {
