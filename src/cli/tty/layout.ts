@@ -132,7 +132,9 @@ export function wrapBlock(head: string, lines: string[], indent: number, cols: n
       const fits = sum(row.slice(at)) + sum(pad) + x.width <= c;
       const carried = at > fixed && x.text !== " " && fits ? row.splice(at) : [];
       flush();
-      start(pad);
+      // A cluster wider than the room beside the indent (only on a very narrow
+      // screen) starts its row unindented: it cannot be taken for a message header.
+      start(x.width + sum(pad) > c ? [] : pad);
       for (const y of carried) {
         row.push(y);
         col += y.width;
@@ -142,8 +144,8 @@ export function wrapBlock(head: string, lines: string[], indent: number, cols: n
     row.push(x);
     col += x.width;
   };
-  start(cellsOf(head));
-  fixed = 0; // a head longer than a row may wrap like text
+  start([]);
+  for (const x of cellsOf(head)) put(x); // a head longer than a row wraps like text
   lines.forEach((line, n) => {
     if (n > 0) {
       flush();
