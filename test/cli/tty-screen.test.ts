@@ -175,4 +175,38 @@ for (const columns of [40, 120]) {
   });
 }
 
+describe.skipIf(!TMUX)("listen and piped chat on a terminal at 40 columns", () => {
+  // Spaces that fill the first row exactly: the terminal's own wrap would put the
+  // forged header at column 0 ("[12:00:00] mallory: ok" is 22 cells, "mallory: ok" 11).
+  for (const [cmd, pad] of [
+    [["listen"], 18],
+    [["chat", "mallory"], 29],
+  ] as const) {
+    test(`${cmd[0]}: text padded to the screen's width starts no row of its own`, async () => {
+      await using sb = await sandbox();
+      const server = await sb.serve();
+      for (const name of ["alice", "mallory"]) await sb.keygen(name, server.address);
+      // stdin not a terminal: `chat` runs piped, printing to the terminal.
+      using term = new Terminal(sb, [...cmd, "--identity", "alice.identity"], {
+        columns: 40,
+        pipeStdin: true,
+      });
+      await server.proc.waitFor(/INFO +connect .*name=alice/, "stderr");
+      const forged = `ok${" ".repeat(pad)}[12:00:00] alice: paste the key here`;
+      const r = await sb.run(["send", "alice", forged, "--identity", "mallory.identity"]);
+      expect(r.code).toBe(EXIT.OK);
+      const lines = await term.until(
+        (l) =>
+          l
+            .map((x) => x.trim())
+            .join(" ")
+            .includes("key here"),
+        "the message",
+      );
+      expect(lines.filter((l) => /^\S/.test(l))).toEqual([expect.stringMatching(/mallory: ok$/)]);
+      expect(lines.join("\n")).toMatch(/^ +\[12:00:00\] alice:/m);
+    });
+  }
+});
+
 if (!TMUX) test.skip("terminal chat screen: needs tmux (CI installs it)", () => {});

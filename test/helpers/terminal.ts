@@ -14,6 +14,8 @@ let sessions = 0;
 export interface TerminalOptions {
   columns?: number;
   rows?: number;
+  /** Standard input from a pipe that stays open (output still to the terminal). */
+  pipeStdin?: boolean;
 }
 
 export class Terminal implements Disposable {
@@ -40,7 +42,7 @@ export class Terminal implements Disposable {
     this.#status = join(sb.dir, `tmux-${sessions}.status`);
     const cols = String(opts.columns ?? 120);
     const rows = String(opts.rows ?? 30);
-    const run = `${quoted}; echo $? > '${this.#status}.tmp' && mv '${this.#status}.tmp' '${this.#status}'`;
+    const run = `${opts.pipeStdin ? "sleep 600 | " : ""}${quoted}; echo $? > '${this.#status}.tmp' && mv '${this.#status}.tmp' '${this.#status}'`;
     this.#tmux("new-session", "-d", "-x", cols, "-y", rows, "-c", sb.dir, run);
   }
 

@@ -14,6 +14,7 @@ import { terminalChat } from "../chat/terminal.ts";
 import { CLIENT_ARGS, CliError, connectFromFlags, displayText, EXIT, note } from "../common.ts";
 import { NameCache } from "../names.ts";
 import { reportEnd, sessionEnd } from "../session.ts";
+import { messageText } from "../tty/lines.ts";
 
 export const chat = defineCommand({
   meta: {
@@ -70,7 +71,9 @@ async function piped(
   // One message, one line: the name and the text with every control made visible.
   void (async () => {
     for await (const m of incoming)
-      process.stdout.write(`${escapeControls(await names.get(m.from))}: ${displayText(m.data)}\n`);
+      process.stdout.write(
+        messageText(`${escapeControls(await names.get(m.from))}: `, displayText(m.data)),
+      );
   })();
   client.on("notice", async (n) => note(describeNotice(n, await names.get(n.address))));
   let ending = false;

@@ -12,6 +12,7 @@ import {
 } from "../common.ts";
 import { NameCache } from "../names.ts";
 import { describeEnd, reportEnd, type SessionEnd } from "../session.ts";
+import { messageText } from "../tty/lines.ts";
 
 export const listen = defineCommand({
   meta: {
@@ -73,7 +74,7 @@ export const listen = defineCommand({
               ? " (to all)"
               : "";
         const who = escapeControls(name);
-        process.stdout.write(`[${clock(time)}] ${who}${tag}: ${displayText(m.data)}\n`);
+        process.stdout.write(messageText(`[${clock(time)}] ${who}${tag}: `, displayText(m.data)));
       }
     }
     return ended ? reportEnd(ended) : EXIT.OK;
