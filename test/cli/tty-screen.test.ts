@@ -175,6 +175,29 @@ for (const columns of [40, 120]) {
   });
 }
 
+describe.skipIf(!TMUX)("terminal chat, resized", () => {
+  test("narrower then wider: the input line redrawn once, nothing stale", async () => {
+    await using sb = await sandbox();
+    const { term } = await setup(sb, 60);
+    using _ = term;
+    const typed = "word ".repeat(20).trim();
+    term.typeText(typed);
+    const input = (l: string[]) => l.slice(l.findIndex((x) => x.startsWith("bob> ")));
+    await term.until((l) => input(l).join(" ").replace(/ +/g, " ") === `bob> ${typed}`, "typed");
+    for (const cols of [30, 80, 25]) {
+      term.resize(cols);
+      const screen = await term.until(
+        (l) =>
+          input(l).join(" ").replace(/ +/g, " ") === `bob> ${typed}` &&
+          input(l).every((x) => x.length <= cols),
+        `the input line at ${cols} columns`,
+      );
+      expect(screen.filter((l) => l.startsWith("bob>"))).toHaveLength(1);
+      expect(screen.filter((l) => /^word/.test(l)).length).toBe(input(screen).length - 1);
+    }
+  });
+});
+
 describe.skipIf(!TMUX)("listen and piped chat on a terminal at 40 columns", () => {
   // Spaces that fill the first row exactly: the terminal's own wrap would put the
   // forged header at column 0 ("[12:00:00] mallory: ok" is 22 cells, "mallory: ok" 11).

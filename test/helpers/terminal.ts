@@ -78,6 +78,11 @@ export class Terminal implements Disposable {
     this.#tmux("paste-buffer", "-p", "-d", "-b", "test-paste");
   }
 
+  /** Resizes the terminal (the program gets SIGWINCH). */
+  resize(columns: number, rows?: number): void {
+    this.#tmux("resize-window", "-x", String(columns), ...(rows ? ["-y", String(rows)] : []));
+  }
+
   /** A tmux format for the pane, e.g. "#{pane_title}". */
   format(fmt: string): string {
     return this.#tmux("display-message", "-p", fmt).trimEnd();

@@ -53,7 +53,13 @@ export class LineEditor {
   #active = false;
   readonly #onData = (chunk: Uint8Array) =>
     this.#keys.push(this.#decoder.decode(chunk, { stream: true }));
-  readonly #onResize = () => this.#redraw("");
+  /** Widths of the rows as last drawn, and the cursor's column then. */
+  #drawnWidths: number[] = [];
+  #drawnCursorCol = 0;
+  readonly #onResize = () => {
+    this.#reflowed(this.columns);
+    this.#redraw("");
+  };
 
   constructor(input: NodeJS.ReadStream, output: NodeJS.WriteStream, on: EditorEvents) {
     this.#in = input as Input;
@@ -255,6 +261,20 @@ export class LineEditor {
     return out;
   }
 
+  /**
+   * Where the area drawn is after the screen became `cols` wide. Terminals that reflow
+   * (tmux, VTE, iTerm2, kitty, Windows Terminal) split each row wider than the new
+   * width; rows that fit stay as they are (ours end in hard line breaks).
+   */
+  #reflowed(cols: number): void {
+    const rowsOf = (w: number) => Math.max(1, Math.ceil(w / Math.max(cols, 1)));
+    const before = this.#drawnWidths.slice(0, this.#drawnCursorRow);
+    this.#drawnCursorRow =
+      before.reduce((n, w) => n + rowsOf(w), 0) +
+      Math.floor(this.#drawnCursorCol / Math.max(cols, 1));
+    this.#drawnRows = this.#drawnWidths.reduce((n, w) => n + rowsOf(w), 0);
+  }
+
   /** Erases the area, writes `above`, draws the area again. Returns the input's layout. */
   #redraw(above: string): Layout {
     const cols = this.columns;
@@ -271,6 +291,8 @@ export class LineEditor {
     this.#out.write(out);
     this.#drawnCursorRow = cursorRow;
     this.#drawnRows = rows.length;
+    this.#drawnWidths = rows.map(width);
+    this.#drawnCursorCol = layout.cursorCol;
     return { rows, cursorRow, cursorCol: layout.cursorCol };
   }
 }
