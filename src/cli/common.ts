@@ -15,6 +15,7 @@ import {
   StoreError,
   UsageError,
 } from "../errors.ts";
+import { escapeBytes, escapeControls } from "../text/escape.ts";
 
 /** Exit codes, stable for scripts (documented in the README). */
 export const EXIT = {
@@ -49,8 +50,15 @@ export function exitCodeOf(err: unknown): number {
   return EXIT.FAILURE;
 }
 
-/** The one line printed for an error (no stack trace). */
+/**
+ * The one line printed for an error (no stack trace). Its text may quote a server
+ * (a STOP or NOTICE reason) or a file: every line is made terminal-safe.
+ */
 export function describeError(err: unknown): string[] {
+  return describeErrorRaw(err).map((line) => escapeControls(line));
+}
+
+function describeErrorRaw(err: unknown): string[] {
   if (err instanceof PinningError) {
     return [
       "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
@@ -96,9 +104,9 @@ export function findIdentityFile(
   );
 }
 
-/** Writes a line to stderr. */
+/** Writes a line to stderr, as one line with nothing in it that drives the terminal. */
 export function note(text: string): void {
-  process.stderr.write(`${text}\n`);
+  process.stderr.write(`${escapeControls(text)}\n`);
 }
 
 /**
@@ -150,7 +158,7 @@ export interface ConnectFlags {
 
 /**
  * Loads the identity and connects. `waitSeconds`: how long to keep retrying an
- * unreachable server (Infinity for `chat`), with a visible countdown on stderr.
+ * unreachable server (Infinity for `chat`); `countdown` shows each wait on stderr.
  */
 export async function connectFromFlags(
   flags: ConnectFlags,
@@ -158,39 +166,58 @@ export async function connectFromFlags(
 ): Promise<Client> {
   const identity = await loadIdentity(findIdentityFile(flags.identity));
   const server = flags.server ?? identity.server;
+  let shown: (() => void) | undefined;
   const clientPromise = connect({
     identity,
     server,
     waitForServer: opts.waitSeconds * 1000,
     ...(opts.countdown
-      ? { onRetry: ({ delayMs, error }) => countdown(error.message, delayMs) }
+      ? {
+          onRetry: ({ delayMs, error }) => {
+            shown?.();
+            shown = countdown(error.message, delayMs);
+          },
+        }
       : {}),
   });
-  return withProgress(`connecting to ${server}`, clientPromise);
+  try {
+    return await withProgress(`connecting to ${server}`, clientPromise);
+  } finally {
+    // A countdown still on screen would run into the error line or the first output.
+    shown?.();
+  }
 }
 
-/** Shows "…; retrying in N s", counting down each second (one updating line on a terminal). */
-export function countdown(why: string, delayMs: number): void {
+/**
+ * Shows "…; retrying in N s" on stderr, counting down each second (one updating line
+ * on a terminal, one line per wait elsewhere). Returns a function that clears it.
+ */
+export function countdown(why: string, delayMs: number): () => void {
   const tty = process.stderr.isTTY;
   const end = Date.now() + delayMs;
+  const text = escapeControls(why);
   const show = () => {
     const left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
-    process.stderr.write(`${tty ? "\r\x1b[K" : ""}${why}; retrying in ${left} s${tty ? "" : "\n"}`);
+    process.stderr.write(
+      `${tty ? "\r\x1b[K" : ""}${text}; retrying in ${left} s${tty ? "" : "\n"}`,
+    );
   };
   show();
-  if (!tty) return;
+  if (!tty) return () => {};
+  let on = true;
+  const stop = () => {
+    if (!on) return;
+    on = false;
+    clearInterval(timer);
+    process.stderr.write("\r\x1b[K");
+  };
   const timer = setInterval(() => {
-    if (Date.now() >= end) {
-      clearInterval(timer);
-      process.stderr.write("\r\x1b[K");
-    } else show();
+    if (Date.now() >= end) stop();
+    else show();
   }, 1000);
   timer.unref();
+  return stop;
 }
-
-/** C0 controls but tab, and DEL: a message must not move the cursor or clear the screen. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const CONTROL_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
 
 /**
  * For commands that are not there to receive (send, status): the server hands a client
@@ -204,11 +231,23 @@ export function showStrayMessages(client: Client): void {
   });
 }
 
-/** Text of message data for display: UTF-8, control characters made visible. */
+/**
+ * Message data as one line of text for display: UTF-8, invalid bytes as `\xNN`, and
+ * every control, separator and bidi control as a visible escape (src/text/escape.ts).
+ */
 export function displayText(data: Uint8Array): string {
-  return new TextDecoder()
-    .decode(data)
-    .replace(CONTROL_CHARS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return escapeBytes(data);
+}
+
+/**
+ * `JSON.stringify` as one line that is also safe on a terminal: the code points JSON
+ * leaves raw (DEL, C1, U+2028/2029, bidi controls) written as `\uXXXX`, still valid JSON.
+ */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** HH:MM:SS of a date, local time. */

@@ -28,7 +28,9 @@ describe("revoke", () => {
     });
     // Cut off at once, although its input is still open.
     expect(await chat.exit()).toBe(EXIT.AUTH);
-    expect(chat.text("stderr")).toMatch(/^connection lost \(revoked\)$/m);
+    expect(chat.text("stderr")).toMatch(
+      /^backbone: the server ended the session: this client has been revoked$/m,
+    );
 
     expectError(
       await sb.run(["send", "alice", "hi", "--identity", "bob.identity"]),

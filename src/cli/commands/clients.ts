@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
 import { dataPaths, defaultDataDir } from "../../server/datadir.ts";
 import { SqliteStore } from "../../store/sqlite.ts";
-import { ago, CliError, EXIT } from "../common.ts";
+import { escapeControls } from "../../text/escape.ts";
+import { ago, CliError, EXIT, safeJson } from "../common.ts";
 
 export const clients = defineCommand({
   meta: {
@@ -32,7 +33,7 @@ export const clients = defineCommand({
             created: c.createdAt,
             revoked: c.revokedAt,
           };
-          process.stdout.write(`${JSON.stringify(row)}\n`);
+          process.stdout.write(`${safeJson(row)}\n`);
         }
         return EXIT.OK;
       }
@@ -42,7 +43,7 @@ export const clients = defineCommand({
       }
       const rows = list.map((c) => [
         c.id,
-        c.name,
+        escapeControls(c.name),
         c.fingerprint,
         c.revokedAt !== null ? "revoked" : c.online ? "online" : "offline",
         c.online ? "now" : c.lastSeen === null ? "never" : `${ago(now - c.lastSeen)} ago`,

@@ -1,7 +1,18 @@
 /** `backbone listen`: print every incoming message, one line each. */
 import { defineCommand } from "citty";
-import { CLIENT_ARGS, clock, connectFromFlags, displayText, EXIT, note } from "../common.ts";
+import { escapeControls } from "../../text/escape.ts";
+import {
+  CLIENT_ARGS,
+  clock,
+  connectFromFlags,
+  displayText,
+  EXIT,
+  note,
+  safeJson,
+} from "../common.ts";
 import { NameCache } from "../names.ts";
+import { describeEnd, reportEnd, type SessionEnd } from "../session.ts";
+import { messageText } from "../tty/lines.ts";
 
 export const listen = defineCommand({
   meta: {
@@ -21,6 +32,11 @@ export const listen = defineCommand({
       countdown: true,
     });
     const names = new NameCache(client);
+    // Revoked, or refused on a reconnect: say so and exit as a one-shot command would.
+    let ended: SessionEnd | undefined;
+    client.on("close", ({ error }) => {
+      if (error) ended = describeEnd(error);
+    });
     const decoder = new TextDecoder("utf-8", { fatal: true });
     client.on("disconnect", ({ reason, willReconnect }) => {
       if (willReconnect) note(`connection lost (${reason}); reconnecting…`);
@@ -49,7 +65,7 @@ export const listen = defineCommand({
           data,
           ...(encoding ? { encoding } : {}),
         };
-        process.stdout.write(`${JSON.stringify(row)}\n`);
+        process.stdout.write(`${safeJson(row)}\n`);
       } else {
         const tag =
           m.kind === "stored"
@@ -57,9 +73,10 @@ export const listen = defineCommand({
             : m.kind === "broadcast"
               ? " (to all)"
               : "";
-        process.stdout.write(`[${clock(time)}] ${name}${tag}: ${displayText(m.data)}\n`);
+        const who = escapeControls(name);
+        process.stdout.write(messageText(`[${clock(time)}] ${who}${tag}: `, displayText(m.data)));
       }
     }
-    return EXIT.OK;
+    return ended ? reportEnd(ended) : EXIT.OK;
   },
 });

@@ -1,6 +1,7 @@
 /** `backbone revoke`: revoke a client; a running server cuts it off at once. */
 import { defineCommand } from "citty";
 import { defaultDataDir, openStore } from "../../server/datadir.ts";
+import { escapeControls } from "../../text/escape.ts";
 import { CliError, EXIT } from "../common.ts";
 
 export const revoke = defineCommand({
@@ -23,11 +24,13 @@ export const revoke = defineCommand({
       const record = await store.findClient(args.client);
       if (!record) throw new CliError(`no client "${args.client}"`, EXIT.USAGE);
       if (record.revokedAt !== null) {
-        process.stdout.write(`client "${record.name}" (${record.id}) was already revoked\n`);
+        process.stdout.write(
+          `client "${escapeControls(record.name)}" (${record.id}) was already revoked\n`,
+        );
         return EXIT.OK;
       }
       await store.revokeClient(record.id, Math.floor(Date.now() / 1000));
-      process.stdout.write(`revoked client "${record.name}" (${record.id})\n`);
+      process.stdout.write(`revoked client "${escapeControls(record.name)}" (${record.id})\n`);
       return EXIT.OK;
     } finally {
       store.close();

@@ -1,6 +1,7 @@
 /** `backbone send`: send one message and exit once the server has taken it. */
 import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
+import { UsageError } from "../../errors.ts";
 import {
   CLIENT_ARGS,
   CliError,
@@ -38,10 +39,17 @@ export const send = defineCommand({
   async run({ args }) {
     const words = args._.slice(1);
     const text = words.length > 0 ? words.join(" ") : await readStdin();
+    if (text.length === 0)
+      throw new CliError("empty message: nothing to send (give text or pipe some in)", EXIT.USAGE);
     const wait = args.wait === undefined ? 10 : Number(args.wait);
     if (!Number.isFinite(wait) || wait < 0)
       throw new CliError("--wait must be a number of seconds", EXIT.USAGE);
-    const client = await connectFromFlags(args, { waitSeconds: wait });
+    // On a terminal the wait for an unreachable server counts down, rather than
+    // leaving the user with --wait silent seconds.
+    const client = await connectFromFlags(args, {
+      waitSeconds: wait,
+      countdown: Boolean(process.stderr.isTTY),
+    });
     showStrayMessages(client);
     try {
       const to = await client.resolve(args.to).catch(() => {
@@ -49,7 +57,15 @@ export const send = defineCommand({
       });
       const notices: Notice[] = [];
       client.on("notice", (n) => notices.push(n));
-      client.send(to, text);
+      try {
+        client.send(to, text);
+      } catch (err) {
+        // Over the server's size limit: the server would refuse it (exit 6, as a NOTICE
+        // too_large would), not a mistake in how the command was called.
+        if (err instanceof UsageError && err.code === "TOO_LARGE")
+          throw new CliError(`not sent: ${err.message}`, EXIT.UNDELIVERABLE);
+        throw err;
+      }
       await client.ping(); // the server has handled the message once this returns
       const notice = notices.find((n) => n.address === to);
       if (!notice) return EXIT.OK;

@@ -1,6 +1,14 @@
 /** `backbone status`: the server's status, asked over the protocol. */
 import { defineCommand } from "citty";
-import { ago, CLIENT_ARGS, connectFromFlags, EXIT, showStrayMessages } from "../common.ts";
+import { escapeControls } from "../../text/escape.ts";
+import {
+  ago,
+  CLIENT_ARGS,
+  connectFromFlags,
+  EXIT,
+  safeJson,
+  showStrayMessages,
+} from "../common.ts";
 
 export const status = defineCommand({
   meta: { name: "status", description: "Show the server's status" },
@@ -14,7 +22,7 @@ export const status = defineCommand({
     try {
       const s = await client.serverStatus();
       if (args.json) {
-        process.stdout.write(`${JSON.stringify(s)}\n`);
+        process.stdout.write(`${safeJson(s)}\n`);
         return EXIT.OK;
       }
       const rows: [string, unknown][] = [
@@ -30,7 +38,9 @@ export const status = defineCommand({
         ["messages discarded", s.messages_discarded],
         ["connections", `${s.connections} since start`],
       ];
-      for (const [k, v] of rows) process.stdout.write(`${`${k}:`.padEnd(20)}${String(v)}\n`);
+      // Every field is the server's word: shown, never obeyed by the terminal.
+      for (const [k, v] of rows)
+        process.stdout.write(`${`${k}:`.padEnd(20)}${escapeControls(String(v))}\n`);
       return EXIT.OK;
     } finally {
       await client.close("done");

@@ -1,0 +1,360 @@
+/**
+ * `backbone chat` on a terminal: the input line at the bottom (../tty/editor.ts), a
+ * status line above it while the server is out of reach, and above both every message
+ * and note as a block whose continuation rows are indented — nothing a peer or the
+ * server sends can pass for another line, or drive the terminal.
+ *
+ * Lines are handled one at a time, in the order entered: a command typed by hand has
+ * taken effect before the next line is sent (`/to carol`, then a line: it goes to
+ * carol). A bracketed paste is one message, never a command. Typed lines wait while
+ * the server is unreachable and go out once it is back.
+ */
+import { type Client, connect } from "../../client/client.ts";
+import { loadIdentity } from "../../client/identity.ts";
+import type { IncomingMessage } from "../../client/types.ts";
+import { escapeBytes, escapeControls } from "../../text/escape.ts";
+import { ago, CliError, clock, EXIT, findIdentityFile } from "../common.ts";
+import { NameCache } from "../names.ts";
+import { describeEnd, reportEnd } from "../session.ts";
+import { LineEditor } from "../tty/editor.ts";
+import { width, wrapBlock } from "../tty/layout.ts";
+import { describeNotice } from "./notices.ts";
+
+/** How often the peer's presence is checked (CLIENT_STATUS). */
+const PRESENCE_EVERY_MS = 2000;
+
+/** How long leaving waits for a command still in flight (its lines after it then count as unsent). */
+const LEAVE_WAIT_MS = 3000;
+
+/** Width of "[12:00:00] ": continuation rows of a message start under the sender. */
+const MESSAGE_INDENT = 11;
+
+export const HELP = [
+  "/to ID|NAME   talk to someone else",
+  "/who          who you are and whether your peer is online",
+  "/status       the server's status",
+  "/help         this list",
+  "/quit         leave (Ctrl-D on an empty line, Ctrl-C too)",
+  "//text        send a line that starts with / (as /text)",
+  "keys: Enter sends; a paste is one message (never commands), sent with Enter;",
+  "  Ctrl-C clears the line; ←/→ Home/End Ctrl-A/E move; Ctrl-W/U/K delete;",
+  "  ↑/↓ recall earlier lines; Ctrl-L redraws",
+];
+
+interface Peer {
+  id: string;
+  name: string;
+}
+
+export interface ChatArgs {
+  peer: string;
+  identity?: string | undefined;
+  server?: string | undefined;
+}
+
+/** Runs the chat until the user leaves or the server ends the session; returns the exit code. */
+export async function terminalChat(args: ChatArgs): Promise<number> {
+  const identity = await loadIdentity(findIdentityFile(args.identity));
+  const server = args.server ?? identity.server;
+  const chat = new TerminalChat(args.peer, server);
+  try {
+    return await chat.run(identity);
+  } finally {
+    chat.editor.stop();
+  }
+}
+
+class TerminalChat {
+  readonly editor: LineEditor;
+  readonly #server: string;
+  readonly #query: string;
+  readonly #done = Promise.withResolvers<number>();
+  #client: Client | null = null;
+  #names: NameCache | null = null;
+  #peer: Peer;
+  /** Resolves once connected and the peer is known: lines wait for it. */
+  readonly #ready = Promise.withResolvers<void>();
+  #isReady = false;
+  /** Lines entered, handled one after the other. */
+  #chain: Promise<void> = Promise.resolve();
+  #waiting = 0;
+  /** Leaving has begun (set at once, so a second Ctrl-C does not start it again). */
+  #quitting = false;
+  /** Past the point where lines are still handled. */
+  #leaving = false;
+  #online: boolean | null = null;
+  #countdown: ReturnType<typeof setInterval> | null = null;
+  #heldNoteShown = false;
+
+  constructor(query: string, server: string) {
+    this.#query = query;
+    this.#server = server;
+    this.#peer = { id: "", name: escapeControls(query) };
+    this.editor = new LineEditor(process.stdin, process.stdout, {
+      line: (text, pasted) => this.#enter(text, pasted),
+      interrupt: () => void this.#leave(false),
+      eof: () => void this.#leave(false),
+    });
+  }
+
+  async run(identity: Awaited<ReturnType<typeof loadIdentity>>): Promise<number> {
+    const editor = this.editor;
+    editor.setPrompt(`${this.#peer.name}> `);
+    editor.start();
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const)
+      process.on(sig, () => void this.#leave(false));
+    editor.setStatus(`connecting to ${escapeControls(this.#server)}…`);
+    const connecting = connect({
+      identity,
+      server: this.#server,
+      waitForServer: Number.POSITIVE_INFINITY,
+      onRetry: ({ delayMs, error }) => this.#showCountdown(error.message, delayMs),
+    });
+    connecting.catch(() => {}); // when the user left first, nobody waits for it
+    const client = await Promise.race([connecting, this.#done.promise.then(() => null)]);
+    if (!client) return this.#done.promise;
+    this.#client = client;
+    this.#stopCountdown();
+    editor.setStatus("");
+    // Stored messages come right after connecting: queue them from now on.
+    const incoming = client.messages();
+    const names = new NameCache(client);
+    this.#names = names;
+    const entry = await client.clientStatus([this.#query]).then(
+      ([e]) => e,
+      (err) => {
+        if (this.#quitting) return null; // the user left meanwhile
+        throw err;
+      },
+    );
+    if (this.#quitting) return this.#done.promise;
+    if (!entry || !("id" in entry)) {
+      await client.close("unknown peer");
+      throw new CliError(`no client "${this.#query}"`, EXIT.UNDELIVERABLE);
+    }
+    this.#setPeer({ id: entry.id, name: entry.name });
+    this.#watch(client, incoming);
+    this.#say(
+      `connected to ${client.server} as ${client.name}; talking to ${entry.name} (/help for commands)`,
+    );
+    this.#isReady = true;
+    this.#ready.resolve();
+    void this.#checkPresence();
+    const presence = setInterval(() => void this.#checkPresence(), PRESENCE_EVERY_MS);
+    try {
+      return await this.#done.promise;
+    } finally {
+      clearInterval(presence);
+    }
+  }
+
+  #setPeer(p: Peer): void {
+    this.#peer = p;
+    this.#names?.set(p.id, p.name);
+    this.editor.setPrompt(`${escapeControls(p.name)}> `);
+  }
+
+  #watch(client: Client, incoming: AsyncIterable<IncomingMessage>): void {
+    void (async () => {
+      for await (const m of incoming)
+        this.#showMessage(m, await (this.#names as NameCache).get(m.from));
+    })();
+    client.on("notice", async (n) =>
+      this.#say(`* ${describeNotice(n, await (this.#names as NameCache).get(n.address))}`),
+    );
+    client.on("disconnect", ({ reason, willReconnect }) => {
+      if (this.#leaving || !willReconnect) return;
+      this.#heldNoteShown = false;
+      this.#say(`* connection lost (${reason}); reconnecting`);
+    });
+    client.on("reconnecting", ({ delayMs, error }) =>
+      this.#showCountdown(error?.message ?? "reconnecting", delayMs),
+    );
+    client.on("connect", () => {
+      this.#stopCountdown();
+      this.editor.setStatus("");
+      this.#say("* reconnected");
+    });
+    client.on("close", ({ error }) => {
+      if (!error || this.#quitting) return;
+      // Revoked, refused on a reconnect, the server's key changed: say why, exit.
+      this.#quitting = true;
+      this.#leaving = true;
+      this.#stopCountdown();
+      this.editor.stop();
+      this.#done.resolve(reportEnd(describeEnd(error)));
+    });
+  }
+
+  // ---- output ---------------------------------------------------------------------
+
+  /** A note: one block, escaped, wrapped with its continuation rows indented. */
+  #say(text: string): void {
+    this.editor.print(wrapBlock("", [escapeControls(text)], 2, this.editor.columns));
+  }
+
+  #showMessage(m: IncomingMessage, name: string): void {
+    const tag =
+      m.kind === "stored" ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
+    const head = `[${clock(m.queuedAt ?? m.receivedAt)}] ${escapeControls(name)}${tag}: `;
+    const lines = escapeBytes(m.data, { multiline: true }).split("\n");
+    this.editor.print(wrapBlock(head, lines, MESSAGE_INDENT, this.editor.columns));
+  }
+
+  /** The line as entered, under the prompt it was sent with. */
+  #record(text: string): void {
+    const prompt = `${escapeControls(this.#peer.name)}> `;
+    const lines = escapeControls(text, { multiline: true }).split("\n");
+    this.editor.print(wrapBlock(prompt, lines, width(prompt), this.editor.columns));
+  }
+
+  #showCountdown(why: string, delayMs: number): void {
+    this.#stopCountdown();
+    const end = Date.now() + delayMs;
+    const show = () => {
+      const left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
+      // The countdown first: on a narrow screen the reason is what gets cut.
+      this.editor.setStatus(`* retrying in ${left} s: ${escapeControls(why)}`);
+    };
+    show();
+    this.#countdown = setInterval(show, 1000);
+  }
+
+  #stopCountdown(): void {
+    if (this.#countdown) clearInterval(this.#countdown);
+    this.#countdown = null;
+  }
+
+  // ---- input ----------------------------------------------------------------------
+
+  #enter(text: string, pasted: boolean): void {
+    if (!text.trim() || this.#quitting) return; // empty lines are not messages
+    const held = !this.#isReady;
+    if (held) {
+      this.#record(text);
+      this.#say("* held: it goes out once connected");
+    }
+    this.#waiting++;
+    this.#chain = this.#chain
+      .then(() => this.#ready.promise)
+      .then(() => this.#handle(text, pasted, held))
+      .catch((err: Error) => this.#say(`* ${err.message}`))
+      .finally(() => this.#waiting--);
+  }
+
+  async #handle(text: string, pasted: boolean, recorded: boolean): Promise<void> {
+    if (this.#leaving) return;
+    const command = !pasted && text.startsWith("/") && !text.startsWith("//");
+    if (!recorded) this.#record(text);
+    if (command) return this.#command(text);
+    // `//text` sends `/text`, as in IRC clients; a paste goes as it is.
+    const body = (!pasted && text.startsWith("//") ? text.slice(1) : text).replace(/\n+$/, "");
+    const client = this.#client as Client;
+    try {
+      client.send(this.#peer.id, body);
+    } catch (err) {
+      this.#say(`* not sent: ${(err as Error).message}`);
+      return;
+    }
+    if (!client.connected && !this.#heldNoteShown) {
+      this.#heldNoteShown = true;
+      this.#say("* not connected: what you send goes out once the connection is back");
+    }
+  }
+
+  async #command(text: string): Promise<void> {
+    const [cmd = "", ...rest] = text.slice(1).trim().split(/\s+/);
+    const arg = rest.join(" ");
+    const client = this.#client as Client;
+    switch (cmd) {
+      case "help":
+        for (const line of HELP) this.#say(line);
+        return;
+      case "quit":
+        return this.#leave(true);
+      case "who": {
+        this.#say(`you are ${client.name} (${client.id})`);
+        const [e] = await client.clientStatus([this.#peer.id]);
+        if (!e || !("id" in e)) return this.#say(`${this.#peer.name} is no longer registered`);
+        const seen = e.online
+          ? "online"
+          : e.last_seen
+            ? `offline, last seen ${ago(Date.now() / 1000 - e.last_seen)} ago`
+            : "offline, never seen";
+        return this.#say(`talking to ${e.name} (${e.id}): ${seen}`);
+      }
+      case "status": {
+        const s = await client.serverStatus();
+        return this.#say(
+          `server ${client.server}: ${s.clients_online} of ${s.clients_registered} clients online, up ${ago(s.uptime)}, ${s.messages_routed} messages routed, ${s.messages_queued} queued`,
+        );
+      }
+      case "to": {
+        if (!arg) return this.#say("usage: /to ID|NAME");
+        const [e] = await client.clientStatus([arg]);
+        if (!e || !("id" in e)) return this.#say(`no client "${arg}"`);
+        this.#setPeer({ id: e.id, name: e.name });
+        this.#online = null;
+        this.#say(`* now talking to ${e.name}`);
+        void this.#checkPresence();
+        return;
+      }
+      default:
+        this.#say(
+          `unknown command /${cmd} (try /help; to send a line that starts with /, begin it with //)`,
+        );
+    }
+  }
+
+  async #checkPresence(): Promise<void> {
+    const client = this.#client;
+    if (!client?.connected || this.#leaving) return;
+    const peer = this.#peer;
+    try {
+      const [e] = await client.clientStatus([peer.id]);
+      if (peer !== this.#peer) return; // switched meanwhile
+      const now = Boolean(e && "online" in e && e.online);
+      if (this.#online === null && !now)
+        this.#say(`* ${peer.name} is offline: what you send is stored for them`);
+      if (this.#online !== null && now !== this.#online)
+        this.#say(`* ${peer.name} is ${now ? "now online" : "offline"}`);
+      this.#online = now;
+    } catch {
+      // asked again on the next tick
+    }
+  }
+
+  /**
+   * Leaves (Ctrl-C or Ctrl-D on an empty line, /quit, a signal). Lines already entered
+   * are sent first when connected — waiting at most {@link LEAVE_WAIT_MS} for a
+   * command still in flight. Exit 0, or 3 (with a line on stderr) when some lines
+   * never reached the server.
+   */
+  async #leave(fromCommand: boolean): Promise<void> {
+    if (this.#quitting) return;
+    this.#quitting = true;
+    const client = this.#client;
+    if (client?.connected && !fromCommand)
+      await Promise.race([this.#chain, Bun.sleep(LEAVE_WAIT_MS)]);
+    this.#leaving = true;
+    this.#stopCountdown();
+    // Lines still queued behind a command (the /quit being handled is not one of them),
+    // and what the client holds while disconnected.
+    const queued = this.#waiting - (fromCommand ? 1 : 0);
+    const buffered = this.#isReady && client && !client.connected ? client.pendingBytes : 0;
+    this.editor.stop();
+    if (client) await client.close("bye").catch(() => {});
+    if (queued > 0 || buffered > 0) {
+      process.stderr.write(
+        !this.#isReady
+          ? `backbone: left before the server was reached: ${queued} line(s) not sent\n`
+          : queued > 0
+            ? `backbone: left with ${queued} line(s) not sent yet\n`
+            : "backbone: left while disconnected: what was sent since the connection was lost did not reach the server\n",
+      );
+      this.#done.resolve(EXIT.UNREACHABLE);
+    } else {
+      this.#done.resolve(EXIT.OK);
+    }
+  }
+}
