@@ -1,7 +1,7 @@
 /** `backbone clients`: the registry, read from the server's data directory. */
 import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
-import { dataPaths, defaultDataDir } from "../../server/datadir.ts";
+import { checkDataDir, dataPaths, defaultDataDir } from "../../server/datadir.ts";
 import { SqliteStore } from "../../store/sqlite.ts";
 import { ago, CliError, EXIT } from "../common.ts";
 
@@ -16,6 +16,7 @@ export const clients = defineCommand({
   },
   async run({ args }) {
     const dir = args.data ?? defaultDataDir();
+    checkDataDir(dir);
     if (!existsSync(dataPaths(dir).db)) throw new CliError(`no server data in ${dir}`, EXIT.USAGE);
     const store = new SqliteStore(dataPaths(dir).db);
     try {

@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { findPem } from "../../crypto/pem.ts";
 import { fingerprint } from "../../crypto/primitives.ts";
 import { RsaPrivateKey, RsaPublicKey } from "../../crypto/rsa.ts";
-import { dataPaths, defaultDataDir } from "../../server/datadir.ts";
+import { checkDataDir, dataPaths, defaultDataDir } from "../../server/datadir.ts";
 import { CliError, EXIT, readUserFile } from "../common.ts";
 
 export const fingerprintCommand = defineCommand({
@@ -21,6 +21,7 @@ export const fingerprintCommand = defineCommand({
     data: { type: "string", description: "Server data directory (without FILE)", valueHint: "DIR" },
   },
   async run({ args }) {
+    if (args.file === undefined) checkDataDir(args.data ?? defaultDataDir());
     const path = args.file ?? dataPaths(args.data ?? defaultDataDir()).pub;
     const text = readUserFile(path);
     if (/^backbone-identity:/m.test(text)) {

@@ -1,9 +1,11 @@
 /** `backbone keygen`: enrol a new client on the server's machine and write its identity file. */
-import { existsSync } from "node:fs";
+import { existsSync, type Stats, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { defineCommand } from "citty";
 import { parseHostPort } from "../../client/address.ts";
 import { writeSecretFile } from "../../crypto/keyfile.ts";
 import { fromPem } from "../../crypto/pem.ts";
+import { describeErrno } from "../../errors.ts";
 import { defaultDataDir, loadOrCreateServerKey, openStore } from "../../server/datadir.ts";
 import { enrollClient } from "../../server/enroll.ts";
 import { DEFAULT_PORT, RSA_BITS } from "../../wire/constants.ts";
@@ -63,6 +65,7 @@ export const keygen = defineCommand({
     // and its name stays taken.
     const plannedOut =
       args.out ?? (args.name !== undefined ? `./${args.name}.identity` : undefined);
+    if (args.out !== undefined) checkOutPath(args.out);
     if (plannedOut !== undefined && !args.force && existsSync(plannedOut)) {
       throw new CliError(
         `${plannedOut} already exists; refusing to overwrite it (use ${args.out === undefined ? "--out or " : ""}--force)`,
@@ -117,6 +120,35 @@ export const keygen = defineCommand({
     }
   },
 });
+
+/** `--out` must name a file in a directory that exists (checked before enrolling). */
+function checkOutPath(out: string): void {
+  let st: Stats | undefined;
+  try {
+    st = statSync(out);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isDirectory()) {
+    throw new CliError(
+      `--out ${out} is a directory: give a file name, such as ${join(out, "NAME.identity")}`,
+      EXIT.USAGE,
+    );
+  }
+  const dir = dirname(out);
+  let dirSt: Stats;
+  try {
+    dirSt = statSync(dir);
+  } catch (cause) {
+    const missing = (cause as NodeJS.ErrnoException).code === "ENOENT";
+    throw new CliError(
+      `--out ${out}: ${missing ? `no such directory ${dir}` : `${dir}: ${describeErrno(cause)}`}`,
+      EXIT.USAGE,
+    );
+  }
+  if (!dirSt.isDirectory())
+    throw new CliError(`--out ${out}: ${dir} is not a directory`, EXIT.USAGE);
+}
 
 function readPublicKey(path: string): Uint8Array {
   const text = readUserFile(path);

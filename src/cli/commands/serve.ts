@@ -9,6 +9,7 @@ import {
   defaultDataDir,
   loadOrCreateServerKey,
   openStore,
+  undoCreate,
 } from "../../server/datadir.ts";
 import { BackboneServer } from "../../server/server.ts";
 import {
@@ -75,21 +76,28 @@ export const serve = defineCommand({
     const settings = load();
     const log = new StructuredLogger({ format: settings.log_format, level: settings.log_level });
 
-    const { key, created } = await loadOrCreateServerKey(dir, {
+    const { key, created, made } = await loadOrCreateServerKey(dir, {
       onCreate: () => log.info("creating server key", { dir }),
     });
     if (created)
       log.info("server key created", { fingerprint: key.publicKey.fingerprint, path: paths.key });
     const pidFile = `${paths.dir}/serve.pid`;
-    claimPidFile(pidFile, dir);
-    const store = openStore(dir);
     let server: BackboneServer;
+    let store: ReturnType<typeof openStore>;
     try {
-      server = await BackboneServer.start({ key, store, settings, log });
+      claimPidFile(pidFile, dir);
+      store = openStore(dir);
+      try {
+        server = await BackboneServer.start({ key, store, settings, log });
+      } catch (err) {
+        store.close();
+        rmSync(pidFile, { force: true });
+        throw err;
+      }
     } catch (err) {
-      store.close();
-      rmSync(pidFile, { force: true });
-      throw err;
+      // A first start that failed leaves nothing behind: no server key nobody ever used.
+      if (made) undoCreate(paths, made);
+      throw withListenHint(err);
     }
     process.stdout.write(
       `listening on ${formatHostPort(server.hostname, server.port)} (server key ${key.publicKey.fingerprint})\n`,
@@ -125,6 +133,18 @@ export const serve = defineCommand({
     return EXIT.OK;
   },
 });
+
+/** A port already taken: says how to choose another. */
+function withListenHint(err: unknown): unknown {
+  const code = ((err as Error).cause as { code?: string } | undefined)?.code;
+  if (err instanceof UsageError && err.code === "LISTEN_FAILED" && code === "EADDRINUSE") {
+    return new CliError(
+      `${err.message}; choose another with --port N (or port = N in config.toml)`,
+      EXIT.USAGE,
+    );
+  }
+  return err;
+}
 
 /** Refuses to run two servers on one data directory. */
 function claimPidFile(path: string, dir: string): void {
