@@ -185,7 +185,8 @@ async function presenceRecorded(sb: Sandbox, want: Record<string, boolean>): Pro
         .map((c) => [c.name, c.online]),
     );
     if (Object.entries(want).every(([name, on]) => online[name] === on)) return;
-    if (Date.now() > deadline) throw new Error(`presence never recorded as ${JSON.stringify(want)}:\n${seen}`);
+    if (Date.now() > deadline)
+      throw new Error(`presence never recorded as ${JSON.stringify(want)}:\n${seen}`);
   }
 }
 
