@@ -15,6 +15,7 @@ import {
   StoreError,
   UsageError,
 } from "../errors.ts";
+import { PASSPHRASE_ARG, passphraseSource } from "./passphrase.ts";
 
 /** Exit codes, stable for scripts (documented in the README). */
 export const EXIT = {
@@ -132,6 +133,7 @@ export const CLIENT_ARGS = {
     description: "Server address (default: the identity's)",
     valueHint: "HOST:PORT",
   },
+  ...PASSPHRASE_ARG,
 } as const;
 
 /** Reads a text file the user named; a missing or unreadable one is a one-line usage error. */
@@ -146,6 +148,7 @@ export function readUserFile(path: string): string {
 export interface ConnectFlags {
   identity?: string | undefined;
   server?: string | undefined;
+  "passphrase-file"?: string | undefined;
 }
 
 /**
@@ -156,7 +159,9 @@ export async function connectFromFlags(
   flags: ConnectFlags,
   opts: { waitSeconds: number; countdown?: boolean },
 ): Promise<Client> {
-  const identity = await loadIdentity(findIdentityFile(flags.identity));
+  const identity = await loadIdentity(findIdentityFile(flags.identity), {
+    passphrase: passphraseSource(flags["passphrase-file"]),
+  });
   const server = flags.server ?? identity.server;
   const clientPromise = connect({
     identity,

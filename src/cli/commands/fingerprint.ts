@@ -1,8 +1,9 @@
 /** `backbone fingerprint`: show key fingerprints, as OpenSSH prints them. */
 import { defineCommand } from "citty";
-import { findPem } from "../../crypto/pem.ts";
+import { hasPrivateKey, parsePrivateKey, parsePublicKey } from "../../crypto/keyformats.ts";
 import { fingerprint } from "../../crypto/primitives.ts";
 import { RsaPrivateKey, RsaPublicKey } from "../../crypto/rsa.ts";
+import { KeyError } from "../../errors.ts";
 import { checkDataDir, dataPaths, defaultDataDir } from "../../server/datadir.ts";
 import { CliError, EXIT, readUserFile } from "../common.ts";
 
@@ -32,18 +33,34 @@ export const fingerprintCommand = defineCommand({
       );
       return EXIT.OK;
     }
-    const pub = findPem(text, "PUBLIC KEY");
-    if (pub) {
-      const key = await RsaPublicKey.fromSpki(pub);
-      process.stdout.write(`${key.fingerprint} ${path} (RSA ${key.bits})\n`);
-      return EXIT.OK;
+    if (hasPrivateKey(text)) {
+      // Never asked for a passphrase: an encrypted key's fingerprint needs its public half.
+      const pkcs8 = await parsePrivateKey(text, path).catch((err) => {
+        if (err instanceof KeyError && err.code === "KEY_PASSPHRASE") {
+          throw new CliError(
+            `${path}: the private key is encrypted: give its public half (the .pub file) instead`,
+            EXIT.USAGE,
+          );
+        }
+        throw err;
+      });
+      if (pkcs8) {
+        const key = await RsaPrivateKey.fromPkcs8(pkcs8);
+        process.stdout.write(
+          `${fingerprint(key.publicKey.spki)} ${path} (RSA ${key.publicKey.bits}, private)\n`,
+        );
+        return EXIT.OK;
+      }
     }
-    const priv = findPem(text, "PRIVATE KEY");
-    if (priv) {
-      const key = await RsaPrivateKey.fromPkcs8(priv);
-      process.stdout.write(
-        `${fingerprint(key.publicKey.spki)} ${path} (RSA ${key.publicKey.bits}, private)\n`,
-      );
+    let spki: Uint8Array | undefined;
+    try {
+      spki = parsePublicKey(text, path);
+    } catch (err) {
+      if (!(err instanceof KeyError) || err.code !== "PEM_MISSING") throw err;
+    }
+    if (spki) {
+      const key = await RsaPublicKey.fromSpki(spki);
+      process.stdout.write(`${key.fingerprint} ${path} (RSA ${key.bits})\n`);
       return EXIT.OK;
     }
     throw new CliError(`${path}: no key or identity found`, EXIT.USAGE);

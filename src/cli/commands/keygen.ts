@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { defineCommand } from "citty";
 import { parseHostPort } from "../../client/address.ts";
 import { writeSecretFile } from "../../crypto/keyfile.ts";
-import { fromPem } from "../../crypto/pem.ts";
+import { parsePublicKey } from "../../crypto/keyformats.ts";
 import { describeErrno } from "../../errors.ts";
 import { defaultDataDir, loadOrCreateServerKey, openStore } from "../../server/datadir.ts";
 import { enrollClient } from "../../server/enroll.ts";
@@ -47,7 +47,7 @@ export const keygen = defineCommand({
     "public-key": {
       type: "string",
       description:
-        "Register this RSA public key (PEM) instead of generating one: the private key never leaves the client, whose owner appends it (PKCS#8 PEM) to the identity file: cat KEY >> NAME.identity",
+        'Register this RSA public key instead of generating one (an OpenSSH .pub line "ssh-rsa AAAA…", or PEM: PUBLIC KEY or RSA PUBLIC KEY): the private key never leaves the client, whose owner appends it to the identity file (PKCS#8, PKCS#1 or OpenSSH, passphrase allowed): cat KEY >> NAME.identity',
       valueHint: "FILE",
     },
     force: { type: "boolean", description: "Overwrite the identity file if it exists" },
@@ -150,11 +150,12 @@ function checkOutPath(out: string): void {
     throw new CliError(`--out ${out}: ${dir} is not a directory`, EXIT.USAGE);
 }
 
+/** `--public-key FILE`: an RSA public key in any format of crypto/keyformats.ts, as SPKI DER. */
 function readPublicKey(path: string): Uint8Array {
   const text = readUserFile(path);
   try {
-    return fromPem(text, "PUBLIC KEY");
+    return parsePublicKey(text, path);
   } catch (cause) {
-    throw new CliError(`${path}: ${(cause as Error).message}`, EXIT.USAGE);
+    throw new CliError((cause as Error).message, EXIT.USAGE);
   }
 }

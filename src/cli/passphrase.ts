@@ -1,0 +1,92 @@
+/**
+ * The passphrase of an encrypted private key, as OpenSSH gets it: asked on the
+ * controlling terminal (/dev/tty, so it works with stdin piped) without echo, or read
+ * from `--passphrase-file FILE`. Never from an argument, where `ps` and shell history
+ * would show it.
+ */
+import { closeSync, openSync, writeSync } from "node:fs";
+import { ReadStream } from "node:tty";
+import { readSecretFile } from "../crypto/keyfile.ts";
+import type { PassphraseSource } from "../crypto/keyformats.ts";
+
+/** The option every client command takes. */
+export const PASSPHRASE_ARG = {
+  "passphrase-file": {
+    type: "string",
+    description:
+      "File holding the passphrase of an encrypted private key (default: asked on the terminal)",
+    valueHint: "FILE",
+  },
+} as const;
+
+/**
+ * Where the passphrase comes from: `file` (read now, mode 0600 or stricter; its first
+ * line, without the line end; tried once), else the terminal (asked up to three times;
+ * nothing when there is no terminal).
+ */
+export function passphraseSource(file: string | undefined): PassphraseSource {
+  if (file !== undefined) {
+    const text = readSecretFile(file);
+    const line = text.split(/\r?\n/, 1)[0] ?? "";
+    let used = false;
+    return async () => {
+      if (used) return undefined;
+      used = true;
+      return line;
+    };
+  }
+  return askTerminal;
+}
+
+/**
+ * Asks on /dev/tty with echo off (raw mode); `undefined` when there is no terminal or
+ * on Ctrl-D. Ctrl-C ends the program (exit 130), as at a shell prompt.
+ */
+export async function askTerminal(prompt: string): Promise<string | undefined> {
+  let fd: number;
+  try {
+    fd = openSync("/dev/tty", "r+");
+  } catch {
+    return undefined;
+  }
+  const input = new ReadStream(fd);
+  try {
+    input.setRawMode(true);
+  } catch {
+    input.destroy();
+    return undefined;
+  }
+  writeSync(fd, prompt);
+  const answer = await new Promise<string | undefined>((resolve) => {
+    let typed = "";
+    const done = (value: string | undefined) => {
+      input.off("data", onData);
+      resolve(value);
+    };
+    const onData = (chunk: Buffer) => {
+      for (const ch of chunk.toString("utf8")) {
+        if (ch === "\r" || ch === "\n") return done(typed);
+        if (ch === "\x04") return done(typed.length > 0 ? typed : undefined);
+        if (ch === "\x03") {
+          input.setRawMode(false);
+          writeSync(fd, "\r\n");
+          process.exit(130);
+        }
+        if (ch === "\x7f" || ch === "\b") typed = [...typed].slice(0, -1).join("");
+        else if (ch === "\x15")
+          typed = ""; // Ctrl-U
+        else if (ch >= " ") typed += ch;
+      }
+    };
+    input.on("data", onData);
+  });
+  input.setRawMode(false);
+  writeSync(fd, "\r\n");
+  input.destroy();
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed with the stream
+  }
+  return answer;
+}
