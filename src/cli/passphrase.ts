@@ -4,7 +4,7 @@
  * from `--passphrase-file FILE`. Never from an argument, where `ps` and shell history
  * would show it.
  */
-import { closeSync, openSync, writeSync } from "node:fs";
+import { openSync, writeSync } from "node:fs";
 import { ReadStream } from "node:tty";
 import { readSecretFile } from "../crypto/keyfile.ts";
 import type { PassphraseSource } from "../crypto/keyformats.ts";
@@ -38,11 +38,12 @@ export function passphraseSource(file: string | undefined): PassphraseSource {
   return askTerminal;
 }
 
-/**
- * Asks on /dev/tty with echo off (raw mode); `undefined` when there is no terminal or
- * on Ctrl-D. Ctrl-C ends the program (exit 130), as at a shell prompt.
- */
-export async function askTerminal(prompt: string): Promise<string | undefined> {
+/** The controlling terminal while passphrases are asked (one stream for every prompt:
+ * raw mode belongs to the terminal, and closing a second stream would reset it). */
+let terminal: { fd: number; input: ReadStream } | undefined;
+
+function openTerminal(): { fd: number; input: ReadStream } | undefined {
+  if (terminal) return terminal;
   let fd: number;
   try {
     fd = openSync("/dev/tty", "r+");
@@ -50,10 +51,29 @@ export async function askTerminal(prompt: string): Promise<string | undefined> {
     return undefined;
   }
   const input = new ReadStream(fd);
+  terminal = { fd, input };
+  return terminal;
+}
+
+/** Closes the terminal opened to ask a passphrase, if any (after the key is unlocked). */
+export function closeTerminal(): void {
+  terminal?.input.destroy();
+  terminal = undefined;
+}
+
+/**
+ * Asks on /dev/tty with echo off (raw mode); `undefined` when there is no terminal or
+ * on Ctrl-D. Ctrl-C ends the program (exit 130), as at a shell prompt. Call
+ * `closeTerminal` when done asking.
+ */
+export async function askTerminal(prompt: string): Promise<string | undefined> {
+  const tty = openTerminal();
+  if (!tty) return undefined;
+  const { fd, input } = tty;
   try {
     input.setRawMode(true);
   } catch {
-    input.destroy();
+    closeTerminal();
     return undefined;
   }
   writeSync(fd, prompt);
@@ -61,6 +81,7 @@ export async function askTerminal(prompt: string): Promise<string | undefined> {
     let typed = "";
     const done = (value: string | undefined) => {
       input.off("data", onData);
+      input.pause();
       resolve(value);
     };
     const onData = (chunk: Buffer) => {
@@ -79,14 +100,9 @@ export async function askTerminal(prompt: string): Promise<string | undefined> {
       }
     };
     input.on("data", onData);
+    input.resume();
   });
   input.setRawMode(false);
   writeSync(fd, "\r\n");
-  input.destroy();
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed with the stream
-  }
   return answer;
 }
