@@ -18,6 +18,7 @@
  * Ed25519, ECDSA and DSA keys are refused with one line saying that RSA is required
  * and how to make an RSA key.
  */
+/// <reference path="./ssh2-keyparser.d.ts" />
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { parseKey as parseSshKey } from "ssh2/lib/protocol/keyParser.js";
 import { KeyError } from "../errors.ts";
