@@ -75,6 +75,8 @@ export interface CreatedData {
   dir?: string;
   /** The key files it wrote. */
   files: string[];
+  /** Whether the store existed before (else a failed first start removes it too). */
+  storeExisted: boolean;
 }
 
 /**
@@ -98,7 +100,7 @@ export async function loadOrCreateServerKey(
     const key = await RsaPrivateKey.fromPkcs8(fromPem(readSecretFile(paths.key), "PRIVATE KEY"));
     return { key, created: false, paths };
   }
-  const made: CreatedData = { files: [] };
+  const made: CreatedData = { files: [], storeExisted: existsSync(paths.db) };
   try {
     const top = mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (top !== undefined) made.dir = top;
@@ -119,15 +121,18 @@ export async function loadOrCreateServerKey(
 }
 
 /**
- * Undoes a first start that failed: removes the key files `loadOrCreateServerKey` wrote
- * and, when it created the data directory, the store files and the directories (only
- * if nothing else is in them).
+ * Undoes a first start that failed: removes the key files `loadOrCreateServerKey` wrote,
+ * the store if it did not exist before, and the directories it created (only if nothing
+ * else is in them).
  */
 export function undoCreate(paths: DataPaths, made: CreatedData): void {
   for (const f of made.files) rmSync(f, { force: true });
+  if (!made.storeExisted) {
+    for (const suffix of ["", "-wal", "-shm", "-journal"]) {
+      rmSync(`${paths.db}${suffix}`, { force: true });
+    }
+  }
   if (made.dir === undefined) return;
-  for (const suffix of ["", "-wal", "-shm", "-journal"])
-    rmSync(`${paths.db}${suffix}`, { force: true });
   // Up from the data directory to the outermost one created; rmdir refuses a non-empty one.
   const top = resolve(made.dir);
   let d = resolve(paths.dir);

@@ -86,7 +86,12 @@ export const serve = defineCommand({
     let store: ReturnType<typeof openStore>;
     try {
       claimPidFile(pidFile, dir);
-      store = openStore(dir);
+      try {
+        store = openStore(dir);
+      } catch (err) {
+        rmSync(pidFile, { force: true });
+        throw err;
+      }
       try {
         server = await BackboneServer.start({ key, store, settings, log });
       } catch (err) {
