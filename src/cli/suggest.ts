@@ -49,10 +49,12 @@ function tolerance(length: number): number {
  */
 export function suggest(typed: string, known: readonly string[]): string[] {
   if (typed.length === 0) return [];
-  let best = tolerance(typed.length) + 1;
+  const most = tolerance(typed.length);
+  let best = most + 1;
   let found: string[] = [];
   for (const word of known) {
     const dist = editDistance(typed, word);
+    if (dist > most) continue;
     if (dist < best) {
       best = dist;
       found = [word];
