@@ -63,6 +63,38 @@ describe("serve on a port already taken", () => {
   });
 });
 
+describe("keygen that fails on a new data directory", () => {
+  test("leaves no directory or server key behind", async () => {
+    await using sb = await sandbox({ fresh: true });
+    const ssh = Bun.spawnSync(
+      ["ssh-keygen", "-q", "-t", "rsa", "-b", "1024", "-N", "", "-f", "small"],
+      {
+        cwd: sb.dir,
+      },
+    );
+    expect(ssh.exitCode).toBe(0);
+    expectError(
+      await sb.run(["keygen", "--name", "bad name!", "--data", "new/data"]),
+      EXIT.USAGE,
+      /^backbone: invalid name "bad name!"/,
+    );
+    expectError(
+      await sb.run([
+        "keygen",
+        "--name",
+        "small",
+        "--public-key",
+        "small.pub",
+        "--data",
+        "new/data",
+      ]),
+      EXIT.USAGE,
+      /^backbone: small\.pub: RSA key size must be one of 2048, 3072, 4096 bits$/,
+    );
+    expect(existsSync(join(sb.dir, "new"))).toBe(false);
+  });
+});
+
 describe("--data naming a file", () => {
   test("every command that takes --data says it is a file", async () => {
     await using sb = await sandbox();

@@ -5,8 +5,15 @@ import { defineCommand } from "citty";
 import { parseHostPort } from "../../client/address.ts";
 import { writeSecretFile } from "../../crypto/keyfile.ts";
 import { parsePublicKey } from "../../crypto/keyformats.ts";
+import { RsaPublicKey } from "../../crypto/rsa.ts";
 import { describeErrno } from "../../errors.ts";
-import { defaultDataDir, loadOrCreateServerKey, openStore } from "../../server/datadir.ts";
+import { checkName } from "../../ids.ts";
+import {
+  defaultDataDir,
+  loadOrCreateServerKey,
+  openStore,
+  undoCreate,
+} from "../../server/datadir.ts";
 import { enrollClient } from "../../server/enroll.ts";
 import { DEFAULT_PORT, RSA_BITS } from "../../wire/constants.ts";
 import { CliError, EXIT, note, readUserFile, withProgress } from "../common.ts";
@@ -60,7 +67,8 @@ export const keygen = defineCommand({
     }
     const server = args.server ?? `127.0.0.1:${configuredPort(dir) ?? DEFAULT_PORT}`;
     parseHostPort(server);
-    const publicKey = args["public-key"] ? readPublicKey(args["public-key"]) : undefined;
+    if (args.name !== undefined) checkName(args.name); // before anything is created
+    const publicKey = args["public-key"] ? await readPublicKey(args["public-key"]) : undefined;
     // Checked before enrolling: a registration whose file cannot be written is revoked,
     // and its name stays taken.
     const plannedOut =
@@ -77,12 +85,14 @@ export const keygen = defineCommand({
       key: serverKey,
       created,
       paths,
+      made,
     } = await loadOrCreateServerKey(dir, {
       onCreate: () => note(`creating server data directory ${dir}`),
     });
     if (created) note(`server key: ${serverKey.publicKey.fingerprint} (new; in ${paths.key})`);
 
     const store = openStore(dir);
+    let done = false;
     try {
       const enrolled = await withProgress(
         publicKey ? "registering key" : `generating ${bits ?? 3072}-bit RSA key`,
@@ -111,12 +121,15 @@ export const keygen = defineCommand({
         `  identity:  ${out}${publicKey ? " (no private key: append yours — see backbone keygen --help)" : " (keep it private; give it to its user)"}`,
       ];
       process.stdout.write(`${lines.join("\n")}\n`);
+      done = true;
       if (!args.server)
         note(
           `note: clients on other machines need --server HOST:PORT at keygen, or --server when they connect`,
         );
     } finally {
       store.close();
+      // A data directory made for a registration that failed is not left behind.
+      if (!done && made) undoCreate(paths, made);
     }
   },
 });
@@ -151,11 +164,14 @@ function checkOutPath(out: string): void {
 }
 
 /** `--public-key FILE`: an RSA public key in any format of crypto/keyformats.ts, as SPKI DER. */
-function readPublicKey(path: string): Uint8Array {
+async function readPublicKey(path: string): Promise<Uint8Array> {
   const text = readUserFile(path);
   try {
-    return parsePublicKey(text, path);
+    const spki = parsePublicKey(text, path);
+    await RsaPublicKey.fromSpki(spki); // size and exponent, before anything is created
+    return spki;
   } catch (cause) {
-    throw new CliError((cause as Error).message, EXIT.USAGE);
+    const message = (cause as Error).message;
+    throw new CliError(message.startsWith(path) ? message : `${path}: ${message}`, EXIT.USAGE);
   }
 }
