@@ -4,7 +4,7 @@
  * from `--passphrase-file FILE`. Never from an argument, where `ps` and shell history
  * would show it.
  */
-import { openSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { ReadStream } from "node:tty";
 import { readSecretFile } from "../crypto/keyfile.ts";
 import type { PassphraseSource } from "../crypto/keyformats.ts";
@@ -38,11 +38,23 @@ export function passphraseSource(file: string | undefined): PassphraseSource {
   return askTerminal;
 }
 
-/** The controlling terminal while passphrases are asked (one stream for every prompt:
- * raw mode belongs to the terminal, and closing a second stream would reset it). */
-let terminal: { fd: number; input: ReadStream } | undefined;
+/**
+ * The controlling terminal while passphrases are asked: prompts are written to
+ * /dev/tty; answers are read from stdin when it is that terminal (the one reader the
+ * command goes on using: a second stream on the terminal would swallow the next line
+ * typed, and closing it would reset the terminal's mode), else from /dev/tty (stdin
+ * piped, as in `echo hi | backbone send bob`).
+ */
+interface Terminal {
+  /** /dev/tty, for the prompts. */
+  fd: number;
+  input: NodeJS.ReadStream | ReadStream;
+  /** Whether `input` is our own stream on /dev/tty (closed when done), not stdin. */
+  own: boolean;
+}
+let terminal: Terminal | undefined;
 
-function openTerminal(): { fd: number; input: ReadStream } | undefined {
+function openTerminal(): Terminal | undefined {
   if (terminal) return terminal;
   let fd: number;
   try {
@@ -50,14 +62,23 @@ function openTerminal(): { fd: number; input: ReadStream } | undefined {
   } catch {
     return undefined;
   }
-  const input = new ReadStream(fd);
-  terminal = { fd, input };
+  if (process.stdin.isTTY) {
+    terminal = { fd, input: process.stdin, own: false };
+  } else {
+    terminal = { fd, input: new ReadStream(fd), own: true };
+  }
   return terminal;
 }
 
-/** Closes the terminal opened to ask a passphrase, if any (after the key is unlocked). */
+/** Releases the terminal used to ask a passphrase, if any (after the key is unlocked). */
 export function closeTerminal(): void {
-  terminal?.input.destroy();
+  if (!terminal) return;
+  if (terminal.own) {
+    terminal.input.destroy(); // closes fd
+  } else {
+    terminal.input.pause();
+    closeSync(terminal.fd);
+  }
   terminal = undefined;
 }
 

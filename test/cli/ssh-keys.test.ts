@@ -295,26 +295,32 @@ describe("Ed25519 and ECDSA keys", () => {
   });
 });
 
-describe.skipIf(!TMUX)("the passphrase on a terminal", () => {
-  test("is asked without echo, again after a wrong one, and the message goes", async () => {
-    await using sb = await sandbox();
-    const { server, bob } = await serverAndBob(sb);
-    await register(sb, server, VARIANTS[1] as Variant); // OpenSSH, encrypted
-    const socket = join(sb.dir, "tmux.sock");
-    const conf = join(sb.dir, "tmux.conf");
-    writeFileSync(conf, "set -g remain-on-exit on\n");
-    const { TMUX: _outer, ...env } = sb.env;
-    const tmux = (...args: string[]) => {
-      const r = Bun.spawnSync([TMUX as string, "-S", socket, "-f", conf, ...args], {
-        env,
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      if (r.exitCode !== 0) throw new Error(`tmux ${args[0]}: ${r.stderr.toString()}`);
-      return r.stdout.toString();
-    };
-    const screen = () => tmux("capture-pane", "-p");
-    const until = async (test: (s: string) => boolean, what: string) => {
+/** A tmux server on its own socket in the sandbox, running one command in a 100×20 pane. */
+function terminal(sb: Sandbox, command: string) {
+  const socket = join(sb.dir, `tmux-${Math.random().toString(36).slice(2)}.sock`);
+  const conf = join(sb.dir, "tmux.conf");
+  writeFileSync(conf, "set -g remain-on-exit on\n");
+  const { TMUX: _outer, ...env } = sb.env;
+  const tmux = (...args: string[]) => {
+    const r = Bun.spawnSync([TMUX as string, "-S", socket, "-f", conf, ...args], {
+      env,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    if (r.exitCode !== 0) throw new Error(`tmux ${args[0]}: ${r.stderr.toString()}`);
+    return r.stdout.toString();
+  };
+  tmux("new-session", "-d", "-x", "100", "-y", "20", "-c", sb.dir, command);
+  const screen = () => tmux("capture-pane", "-p");
+  return {
+    screen,
+    type(text: string) {
+      tmux("send-keys", "-l", text);
+      tmux("send-keys", "Enter");
+    },
+    keys: (...keys: string[]) => tmux("send-keys", ...keys),
+    /** Waits (polling: a terminal has no line events) until `test` holds for the screen. */
+    async until(test: (s: string) => boolean, what: string): Promise<string> {
       const deadline = Date.now() + WAIT_MS * 2;
       for (;;) {
         const s = screen();
@@ -322,39 +328,68 @@ describe.skipIf(!TMUX)("the passphrase on a terminal", () => {
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; screen:\n${s}`);
         await Bun.sleep(50);
       }
-    };
-    try {
-      // stdin is a pipe, as in `echo … | backbone send`: the prompt still reaches the
-      // terminal, like ssh's.
-      const cmd = `echo 'piped text' | '${BINARY}' send bob --identity osshpass.identity`;
-      tmux("new-session", "-d", "-x", "100", "-y", "20", "-c", sb.dir, cmd);
-      await until((s) => s.includes("passphrase for osshpass.identity:"), "the prompt");
-      tmux("send-keys", "-l", "wrong guess");
-      tmux("send-keys", "Enter");
-      await until(
-        (s) => s.includes("wrong passphrase. passphrase for osshpass.identity:"),
-        "a second prompt",
-      );
-      tmux("send-keys", "-l", PASS);
-      tmux("send-keys", "Enter");
-      await until(
-        (s) => tmux("display", "-p", "#{pane_dead}").trim() === "1" && s.length > 0,
-        "the exit",
-      );
-      expect(tmux("display", "-p", "#{pane_dead_status}").trim()).toBe(String(EXIT.OK));
-      const final = screen();
-      expect(final).not.toContain("wrong guess");
-      expect(final).not.toContain(PASS);
-      await bob.until(
-        () => (bob.lines.stdout.some((l) => l.endsWith("osshpass: piped text")) ? true : undefined),
-        "bob receives the piped message",
-      );
-    } finally {
+    },
+    /** The exit status, once the command has ended. */
+    async exited(): Promise<number> {
+      await this.until(() => tmux("display", "-p", "#{pane_dead}").trim() === "1", "the exit");
+      return Number(tmux("display", "-p", "#{pane_dead_status}").trim());
+    },
+    [Symbol.dispose]() {
       try {
         tmux("kill-server");
       } catch {
         // already gone
       }
-    }
+    },
+  };
+}
+
+describe.skipIf(!TMUX)("the passphrase on a terminal", () => {
+  test("is asked without echo, again after a wrong one, and the message goes", async () => {
+    await using sb = await sandbox();
+    const { server, bob } = await serverAndBob(sb);
+    await register(sb, server, VARIANTS[1] as Variant); // OpenSSH, encrypted
+    // stdin is a pipe, as in `echo … | backbone send`: the prompt still reaches the
+    // terminal, like ssh's.
+    using term = terminal(
+      sb,
+      `echo 'piped text' | '${BINARY}' send bob --identity osshpass.identity`,
+    );
+    await term.until((s) => s.includes("passphrase for osshpass.identity:"), "the prompt");
+    term.type("wrong guess");
+    await term.until(
+      (s) => s.includes("wrong passphrase. passphrase for osshpass.identity:"),
+      "a second prompt",
+    );
+    term.type(PASS);
+    expect(await term.exited()).toBe(EXIT.OK);
+    const final = term.screen();
+    expect(final).not.toContain("wrong guess");
+    expect(final).not.toContain(PASS);
+    await bob.until(
+      () => (bob.lines.stdout.some((l) => l.endsWith("osshpass: piped text")) ? true : undefined),
+      "bob receives the piped message",
+    );
+  });
+
+  test("chat: after the passphrase, the terminal is chat's: the next line typed is sent", async () => {
+    await using sb = await sandbox();
+    const { server, bob } = await serverAndBob(sb);
+    await register(sb, server, VARIANTS[3] as Variant); // PKCS#1, encrypted
+    using term = terminal(sb, `'${BINARY}' chat bob --identity pkcs1pass.identity`);
+    await term.until((s) => s.includes("passphrase for pkcs1pass.identity:"), "the prompt");
+    term.type(PASS);
+    X
+    term.type("typed after unlocking");
+    await bob.until(
+      () =>
+        bob.lines.stdout.some((l) => l.endsWith("pkcs1pass: typed after unlocking"))
+          ? true
+          : undefined,
+      "bob receives the typed line",
+    );
+    term.keys("C-d");
+    expect(await term.exited()).toBe(EXIT.OK);
+    expect(term.screen()).not.toContain(PASS);
   });
 });
