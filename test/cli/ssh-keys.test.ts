@@ -379,7 +379,7 @@ describe.skipIf(!TMUX)("the passphrase on a terminal", () => {
     using term = terminal(sb, `'${BINARY}' chat bob --identity pkcs1pass.identity`);
     await term.until((s) => s.includes("passphrase for pkcs1pass.identity:"), "the prompt");
     term.type(PASS);
-    X
+    await term.until((s) => /connected to|talking to bob|^bob>/m.test(s), "chat's start");
     term.type("typed after unlocking");
     await bob.until(
       () =>
