@@ -15,7 +15,12 @@ import {
   StoreError,
   UsageError,
 } from "../errors.ts";
-import { closeTerminal, PASSPHRASE_ARG, passphraseSource } from "./passphrase.ts";
+import {
+  closeTerminal,
+  PASSPHRASE_ARG,
+  passphraseSource,
+  withPassphraseHint,
+} from "./passphrase.ts";
 
 /** Exit codes, stable for scripts (documented in the README). */
 export const EXIT = {
@@ -161,7 +166,11 @@ export async function connectFromFlags(
 ): Promise<Client> {
   const identity = await loadIdentity(findIdentityFile(flags.identity), {
     passphrase: passphraseSource(flags["passphrase-file"]),
-  }).finally(closeTerminal);
+  })
+    .catch((err) => {
+      throw withPassphraseHint(err);
+    })
+    .finally(closeTerminal);
   const server = flags.server ?? identity.server;
   const clientPromise = connect({
     identity,

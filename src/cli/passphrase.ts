@@ -8,6 +8,7 @@ import { closeSync, openSync, writeSync } from "node:fs";
 import { ReadStream } from "node:tty";
 import { readSecretFile } from "../crypto/keyfile.ts";
 import type { PassphraseSource } from "../crypto/keyformats.ts";
+import { KeyError } from "../errors.ts";
 
 /** The option every client command takes. */
 export const PASSPHRASE_ARG = {
@@ -126,4 +127,15 @@ export async function askTerminal(prompt: string): Promise<string | undefined> {
   input.setRawMode(false);
   writeSync(fd, "\r\n");
   return answer;
+}
+
+/** An encrypted key and no passphrase: the CLI's one line says how to give one. */
+export function withPassphraseHint(err: unknown): unknown {
+  if (err instanceof KeyError && err.code === "KEY_ENCRYPTED") {
+    return new KeyError(
+      err.code,
+      `${err.message}: run on a terminal to be asked for it, or give --passphrase-file FILE`,
+    );
+  }
+  return err;
 }

@@ -109,8 +109,8 @@ export function parsePublicKey(text: string, where: string): Uint8Array {
  * The RSA private key in `text` as PKCS#8 DER, or `null` when `text` has no private
  * key block. An encrypted key asks `passphrase` (up to `tries` times while it answers);
  * `where` names the source in errors. Throws `KeyError`: `KEY_TYPE` (not RSA),
- * `KEY_PASSPHRASE` (encrypted and no passphrase could be had, or a wrong one),
- * `KEY_INVALID` (damaged).
+ * `KEY_ENCRYPTED` (encrypted and no passphrase could be had), `KEY_PASSPHRASE` (a
+ * wrong one, `tries` times), `KEY_INVALID` (damaged).
  */
 export async function parsePrivateKey(
   text: string,
@@ -139,10 +139,7 @@ export async function parsePrivateKey(
       if (result === "wrong-passphrase") {
         throw new KeyError("KEY_PASSPHRASE", `${where}: wrong passphrase for the private key`);
       }
-      throw new KeyError(
-        "KEY_PASSPHRASE",
-        `${where}: the private key is protected by a passphrase: run on a terminal to be asked for it, or give --passphrase-file FILE`,
-      );
+      throw new KeyError("KEY_ENCRYPTED", `${where}: the private key is protected by a passphrase`);
     }
     attempt++;
   }

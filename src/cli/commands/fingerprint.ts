@@ -36,7 +36,7 @@ export const fingerprintCommand = defineCommand({
     if (hasPrivateKey(text)) {
       // Never asked for a passphrase: an encrypted key's fingerprint needs its public half.
       const pkcs8 = await parsePrivateKey(text, path).catch((err) => {
-        if (err instanceof KeyError && err.code === "KEY_PASSPHRASE") {
+        if (err instanceof KeyError && err.code === "KEY_ENCRYPTED") {
           throw new CliError(
             `${path}: the private key is encrypted: give its public half (the .pub file) instead`,
             EXIT.USAGE,
