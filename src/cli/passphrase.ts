@@ -27,7 +27,7 @@ export const PASSPHRASE_ARG = {
  */
 export function passphraseSource(file: string | undefined): PassphraseSource {
   if (file !== undefined) {
-    const text = readSecretFile(file);
+    const text = readSecretFile(file, "a passphrase file");
     const line = text.split(/\r?\n/, 1)[0] ?? "";
     let used = false;
     return async () => {

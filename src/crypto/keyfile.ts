@@ -21,11 +21,12 @@ import { describeErrno, KeyError } from "../errors.ts";
 const CHECK_MODES = process.platform !== "win32";
 
 /**
- * Reads a file that holds a private key. Throws `KeyError` `KEY_PERMISSIONS` when the
+ * Reads a file that holds a private key (or another secret: `what` names it in the
+ * error). Throws `KeyError` `KEY_PERMISSIONS` when the
  * file is readable or writable by group or others (with the `chmod 600` fix), and
  * `KEY_UNREADABLE` when it cannot be read.
  */
-export function readSecretFile(path: string): string {
+export function readSecretFile(path: string, what = "a private key"): string {
   let fd: number;
   try {
     fd = openSync(path, "r");
@@ -43,7 +44,7 @@ export function readSecretFile(path: string): string {
       const octal = (mode & 0o777).toString(8).padStart(4, "0");
       throw new KeyError(
         "KEY_PERMISSIONS",
-        `permissions ${octal} for '${path}' are too open: a private key must not be accessible by others (fix: chmod 600 '${path}')`,
+        `permissions ${octal} for '${path}' are too open: ${what} must not be accessible by others (fix: chmod 600 '${path}')`,
       );
     }
     return readFileSync(fd, "utf8");

@@ -224,7 +224,7 @@ describe("RSA keys made by ssh-keygen", () => {
     expectError(
       await sb.run(["status", "--identity", "osshpass.identity", "--passphrase-file", "open.pass"]),
       EXIT.USAGE,
-      /^backbone: permissions 0644 for 'open\.pass' are too open/,
+      /^backbone: permissions 0644 for 'open\.pass' are too open: a passphrase file must not be accessible by others \(fix: chmod 600 'open\.pass'\)$/,
     );
     expectError(
       await sb.run(["status", "--identity", "osshpass.identity", "--passphrase-file", "none.pass"]),
