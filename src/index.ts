@@ -11,7 +11,13 @@
  */
 export { formatHostPort, parseHostPort } from "./client/address.ts";
 export { Client, connect } from "./client/client.ts";
-export { formatIdentity, type Identity, loadIdentity, parseIdentity } from "./client/identity.ts";
+export {
+  formatIdentity,
+  type Identity,
+  type IdentityOptions,
+  loadIdentity,
+  parseIdentity,
+} from "./client/identity.ts";
 export type {
   ClientEvents,
   ClientStatusEntry,
@@ -20,6 +26,11 @@ export type {
   Notice,
   ServerStatus,
 } from "./client/types.ts";
+export {
+  type PassphraseSource,
+  parsePrivateKey,
+  parsePublicKey,
+} from "./crypto/keyformats.ts";
 export { fromPem, toPem } from "./crypto/pem.ts";
 export { fingerprint } from "./crypto/primitives.ts";
 export { generateRsaKeyPair, RsaPrivateKey, RsaPublicKey } from "./crypto/rsa.ts";

@@ -4,7 +4,9 @@
  * any careful CLI.
  */
 import type { ArgDef, CommandDef } from "citty";
+import { escapeControls } from "../text/escape.ts";
 import { CliError, EXIT } from "./common.ts";
+import { didYouMean } from "./suggest.ts";
 
 /** Commands whose last positional takes every remaining word (`send ID words…`). */
 const VARIADIC = new Set(["send"]);
@@ -35,11 +37,14 @@ export async function checkArgs(cmd: CommandDef<any>, raw: string[], name: strin
     if (arg.startsWith("-") && arg !== "-") {
       const [flag = "", value] = arg.replace(/^--?/, "").split(/=(.*)/s, 2);
       const def = flags.get(flag);
-      if (!def)
+      if (!def) {
+        const known = [...flags.keys()].filter((f) => f.length > 1 && !f.startsWith("no-"));
+        const hint = didYouMean(flag, [...known, "help"], "--");
         throw new CliError(
-          `${name}: unknown option ${arg.split("=")[0]} (see \`backbone ${name} --help\`)`,
+          `${name}: unknown option ${escapeControls(arg.split("=")[0] ?? "")}${hint ? `; ${hint}` : ""} (see \`backbone ${name} --help\`)`,
           EXIT.USAGE,
         );
+      }
       if (def.type === "string" || def.type === "enum") {
         const v = value ?? raw[++i];
         if (v === undefined)

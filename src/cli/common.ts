@@ -16,6 +16,12 @@ import {
   UsageError,
 } from "../errors.ts";
 import { escapeBytes, escapeControls } from "../text/escape.ts";
+import {
+  closeTerminal,
+  PASSPHRASE_ARG,
+  passphraseSource,
+  withPassphraseHint,
+} from "./passphrase.ts";
 
 /** Exit codes, stable for scripts (documented in the README). */
 export const EXIT = {
@@ -140,6 +146,7 @@ export const CLIENT_ARGS = {
     description: "Server address (default: the identity's)",
     valueHint: "HOST:PORT",
   },
+  ...PASSPHRASE_ARG,
 } as const;
 
 /** Reads a text file the user named; a missing or unreadable one is a one-line usage error. */
@@ -154,6 +161,7 @@ export function readUserFile(path: string): string {
 export interface ConnectFlags {
   identity?: string | undefined;
   server?: string | undefined;
+  "passphrase-file"?: string | undefined;
 }
 
 /**
@@ -164,7 +172,13 @@ export async function connectFromFlags(
   flags: ConnectFlags,
   opts: { waitSeconds: number; countdown?: boolean },
 ): Promise<Client> {
-  const identity = await loadIdentity(findIdentityFile(flags.identity));
+  const identity = await loadIdentity(findIdentityFile(flags.identity), {
+    passphrase: passphraseSource(flags["passphrase-file"]),
+  })
+    .catch((err) => {
+      throw withPassphraseHint(err);
+    })
+    .finally(closeTerminal);
   const server = flags.server ?? identity.server;
   let shown: (() => void) | undefined;
   const clientPromise = connect({

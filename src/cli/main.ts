@@ -4,6 +4,7 @@
  * layer over the library. Errors end as one line on stderr and a non-zero exit code.
  */
 import { type CommandDef, renderUsage, runCommand } from "citty";
+import { escapeControls } from "../text/escape.ts";
 import { VERSION } from "../version.ts";
 import { PROTOCOL } from "../wire/constants.ts";
 import { checkArgs } from "./args.ts";
@@ -17,6 +18,7 @@ import { send } from "./commands/send.ts";
 import { serve } from "./commands/serve.ts";
 import { status } from "./commands/status.ts";
 import { CliError, describeError, EXIT, exitCodeOf } from "./common.ts";
+import { didYouMean } from "./suggest.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: citty's command table is heterogeneous
 const COMMANDS: Record<string, CommandDef<any>> = {
@@ -62,11 +64,20 @@ async function usage(name?: string): Promise<string> {
     return lines.join("\n");
   }
   const cmd = COMMANDS[name];
-  if (!cmd) throw new CliError(`unknown command "${name}" (see \`backbone help\`)`, EXIT.USAGE);
+  if (!cmd) throw unknownCommand(name);
   const text = await renderUsage(cmd, main);
   // citty colours its usage whatever the output is: keep escapes off pipes and files.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: removing terminal escapes
   return process.stdout.isTTY ? text : text.replace(/\x1b\[[0-9;]*m/g, "").replace(/ +$/gm, "");
+}
+
+/** `unknown command "sned"; did you mean send?` — for every command, and help/version. */
+function unknownCommand(name: string): CliError {
+  const hint = didYouMean(name, [...Object.keys(COMMANDS), "help", "version"]);
+  return new CliError(
+    `unknown command "${escapeControls(name)}"${hint ? `; ${hint}` : ""} (see \`backbone help\`)`,
+    EXIT.USAGE,
+  );
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -80,7 +91,7 @@ async function run(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   const cmd = COMMANDS[first];
-  if (!cmd) throw new CliError(`unknown command "${first}" (see \`backbone help\`)`, EXIT.USAGE);
+  if (!cmd) throw unknownCommand(first);
   if (rest.includes("--help") || rest.includes("-h")) {
     process.stdout.write(`${await usage(first)}\n`);
     return EXIT.OK;

@@ -32,7 +32,7 @@ import {
   DEFAULT_CONNECTION_SETTINGS,
 } from "../wire/settings.ts";
 import { parseHostPort } from "./address.ts";
-import { type Identity, loadIdentity } from "./identity.ts";
+import { type Identity, type IdentityOptions, loadIdentity } from "./identity.ts";
 import { Incoming } from "./incoming.ts";
 import { Link, type LinkEnd } from "./link.ts";
 import { Requests } from "./requests.ts";
@@ -63,10 +63,24 @@ export async function connect(options: ConnectOptions): Promise<Client> {
   return client;
 }
 
+/** `connect({ passphrase })` as `loadIdentity` takes it: a string is tried once. */
+function passphraseOption(p: ConnectOptions["passphrase"]): IdentityOptions {
+  if (p === undefined) return {};
+  if (typeof p !== "string") return { passphrase: p };
+  let given = false;
+  return {
+    passphrase: async () => {
+      if (given) return undefined;
+      given = true;
+      return p;
+    },
+  };
+}
+
 async function resolveIdentity(o: ConnectOptions): Promise<Identity> {
   const base =
     typeof o.identity === "string"
-      ? await loadIdentity(o.identity)
+      ? await loadIdentity(o.identity, passphraseOption(o.passphrase))
       : o.identity
         ? { ...o.identity }
         : null;

@@ -10,11 +10,14 @@
  *   server-key: SHA256:…            fingerprint of the pinned server key below
  *   key: SHA256:…                   fingerprint of this client's public key
  *   -----BEGIN PUBLIC KEY-----      the server's key (pinned)
- *   -----BEGIN PRIVATE KEY-----     this client's key (PKCS#8); absent until the
- *                                   client appends its own (keygen --public-key)
+ *   -----BEGIN PRIVATE KEY-----     this client's key (PKCS#8 as keygen writes it; an
+ *                                   appended one may be PKCS#1 or OpenSSH, encrypted
+ *                                   or not); absent until the client appends its own
+ *                                   (keygen --public-key)
  */
 import { readSecretFile } from "../crypto/keyfile.ts";
-import { findPem, fromPem, toPem } from "../crypto/pem.ts";
+import { type PassphraseSource, parsePrivateKey } from "../crypto/keyformats.ts";
+import { fromPem, toPem } from "../crypto/pem.ts";
 import { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { KeyError, UsageError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
@@ -63,8 +66,9 @@ export function formatIdentity(f: IdentityFields): string {
     lines.push("# This client's private key.", toPem("PRIVATE KEY", f.privatePkcs8).trimEnd());
   } else {
     lines.push(
-      "# No private key yet: append this client's PKCS#8 key (the one whose public half was",
-      "# registered), e.g. `cat alice.key >> alice.identity`.",
+      "# No private key yet: append this client's private key (the one whose public half was",
+      "# registered; PKCS#8, PKCS#1 or OpenSSH format, may have a passphrase), e.g.",
+      "# `cat ~/.ssh/id_rsa >> alice.identity`.",
     );
   }
   return `${lines.join("\n")}\n`;
@@ -76,8 +80,22 @@ function field(text: string, name: string, where: string): string {
   return m[1];
 }
 
-/** Parses an identity file's text. Throws `UsageError` `BAD_IDENTITY` or `KeyError`. */
-export async function parseIdentity(text: string, where = "identity"): Promise<Identity> {
+/** How to unlock an identity whose private key is protected by a passphrase. */
+export interface IdentityOptions {
+  /** Asked for the passphrase of an encrypted private key (see crypto/keyformats.ts). */
+  passphrase?: PassphraseSource;
+}
+
+/**
+ * Parses an identity file's text. The private key may be PKCS#8, PKCS#1 or OpenSSH,
+ * plain or encrypted (crypto/keyformats.ts). Throws `UsageError` `BAD_IDENTITY` or
+ * `KeyError` (`KEY_MISSING`, `KEY_MISMATCH`, `KEY_TYPE`, `KEY_PASSPHRASE` …).
+ */
+export async function parseIdentity(
+  text: string,
+  where = "identity",
+  opts: IdentityOptions = {},
+): Promise<Identity> {
   const version = field(text, "backbone-identity", where);
   if (version !== String(IDENTITY_VERSION)) {
     throw new UsageError("BAD_IDENTITY", `${where}: unsupported identity version ${version}`);
@@ -95,11 +113,11 @@ export async function parseIdentity(text: string, where = "identity"): Promise<I
       `${where}: the server key block (${serverKey.fingerprint}) does not match server-key ${pinned}`,
     );
   }
-  const pkcs8 = findPem(text, "PRIVATE KEY");
+  const pkcs8 = await parsePrivateKey(text, where, opts.passphrase);
   if (!pkcs8) {
     throw new KeyError(
       "KEY_MISSING",
-      `${where} has no private key yet: append this client's PKCS#8 private key to it (see "backbone help keygen")`,
+      `${where} has no private key yet: append this client's private key to it (see "backbone help keygen")`,
     );
   }
   const key = await RsaPrivateKey.fromPkcs8(pkcs8);
@@ -117,8 +135,8 @@ export async function parseIdentity(text: string, where = "identity"): Promise<I
  * Reads an identity file, refusing one that group or others can read (as OpenSSH
  * does with private keys). Throws `KeyError` or `UsageError`.
  */
-export async function loadIdentity(path: string): Promise<Identity> {
-  const identity = await parseIdentity(readSecretFile(path), path);
+export async function loadIdentity(path: string, opts: IdentityOptions = {}): Promise<Identity> {
+  const identity = await parseIdentity(readSecretFile(path), path, opts);
   identity.path = path;
   return identity;
 }

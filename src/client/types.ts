@@ -1,4 +1,5 @@
 /** Public types of the client library. */
+import type { PassphraseSource } from "../crypto/keyformats.ts";
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
 import type { Identity } from "./identity.ts";
@@ -6,6 +7,11 @@ import type { Identity } from "./identity.ts";
 export interface ConnectOptions {
   /** An identity, or the path of an identity file. */
   identity?: Identity | string;
+  /**
+   * The passphrase of an identity file's encrypted private key, or a function asked
+   * for it (given a prompt; `undefined` gives up). Only with `identity` as a path.
+   */
+  passphrase?: string | PassphraseSource;
   /** Without an identity: this client's ID, key, the pinned server key and `host:port`. */
   id?: string;
   name?: string;

@@ -21,11 +21,12 @@ import { describeErrno, KeyError } from "../errors.ts";
 const CHECK_MODES = process.platform !== "win32";
 
 /**
- * Reads a file that holds a private key. Throws `KeyError` `KEY_PERMISSIONS` when the
+ * Reads a file that holds a private key (or another secret: `what` names it in the
+ * error). Throws `KeyError` `KEY_PERMISSIONS` when the
  * file is readable or writable by group or others (with the `chmod 600` fix), and
  * `KEY_UNREADABLE` when it cannot be read.
  */
-export function readSecretFile(path: string): string {
+export function readSecretFile(path: string, what = "a private key"): string {
   let fd: number;
   try {
     fd = openSync(path, "r");
@@ -34,12 +35,16 @@ export function readSecretFile(path: string): string {
   }
   try {
     // Mode checked on the open file, so it cannot change between the check and the read.
-    const mode = fstatSync(fd).mode;
+    const st = fstatSync(fd);
+    if (st.isDirectory()) {
+      throw new KeyError("KEY_UNREADABLE", `cannot read ${path}: is a directory, not a file`);
+    }
+    const mode = st.mode;
     if (CHECK_MODES && (mode & 0o077) !== 0) {
       const octal = (mode & 0o777).toString(8).padStart(4, "0");
       throw new KeyError(
         "KEY_PERMISSIONS",
-        `permissions ${octal} for '${path}' are too open: a private key must not be accessible by others (fix: chmod 600 '${path}')`,
+        `permissions ${octal} for '${path}' are too open: ${what} must not be accessible by others (fix: chmod 600 '${path}')`,
       );
     }
     return readFileSync(fd, "utf8");
@@ -61,15 +66,16 @@ function unreadable(path: string, cause: unknown): KeyError {
  * with `KeyError` `FILE_EXISTS` instead of replaced.
  */
 export function writeSecretFile(path: string, text: string, { exclusive = true } = {}): void {
+  if (isDirectory(path)) {
+    throw new KeyError("KEY_UNWRITABLE", `cannot write ${path}: is a directory, not a file`);
+  }
   if (exclusive && exists(path)) throw existsError(path);
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   let fd: number;
   try {
     fd = openSync(tmp, "wx", 0o600);
   } catch (cause) {
-    throw new KeyError("KEY_UNWRITABLE", `cannot write ${path}: ${(cause as Error).message}`, {
-      cause,
-    });
+    throw unwritable(path, cause);
   }
   try {
     try {
@@ -89,14 +95,37 @@ export function writeSecretFile(path: string, text: string, { exclusive = true }
   } catch (cause) {
     rmSync(tmp, { force: true });
     if ((cause as NodeJS.ErrnoException).code === "EEXIST") throw existsError(path);
-    throw new KeyError("KEY_UNWRITABLE", `cannot write ${path}: ${(cause as Error).message}`, {
-      cause,
-    });
+    throw unwritable(path, cause);
   }
+}
+
+/** `cannot write PATH: …` in a few words, naming the directory when it is the problem. */
+function unwritable(path: string, cause: unknown): KeyError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  const dir = dirname(path);
+  const why =
+    code === "EISDIR"
+      ? "is a directory, not a file"
+      : code === "ENOENT"
+        ? `no such directory ${dir}`
+        : code === "ENOTDIR"
+          ? `a part of ${dir} is not a directory`
+          : code === "EACCES"
+            ? `permission denied (directory ${dir})`
+            : describeErrno(cause);
+  return new KeyError("KEY_UNWRITABLE", `cannot write ${path}: ${why}`, { cause });
 }
 
 function existsError(path: string): KeyError {
   return new KeyError("FILE_EXISTS", `${path} already exists; refusing to overwrite it`);
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function exists(path: string): boolean {

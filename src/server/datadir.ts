@@ -10,13 +10,13 @@
  * The directory must belong to this user and not be writable by group or others;
  * files are written without following symbolic links (src/store/files.ts).
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { readSecretFile, writeSecretFile } from "../crypto/keyfile.ts";
 import { fromPem, toPem } from "../crypto/pem.ts";
 import { generateRsaKeyPair, RsaPrivateKey } from "../crypto/rsa.ts";
-import { UsageError } from "../errors.ts";
+import { describeErrno, UsageError } from "../errors.ts";
 import { checkDataDir, refuseSymlink, writeFileNoFollow } from "../store/files.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 
@@ -54,25 +54,67 @@ export function defaultDataDir(env: Record<string, string | undefined> = process
 }
 
 /**
+ * Throws `UsageError` `DATA_DIR` when `dir` exists but is not a directory (a file given
+ * to `--data`), or cannot be looked at. A missing `dir` passes. (Whether an existing
+ * directory is safe to use is `checkDataDir`'s question, src/store/files.ts.)
+ */
+export function checkDataDirPath(dir: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return;
+    if (code === "ENOTDIR") {
+      throw new UsageError("DATA_DIR", `data directory ${dir}: a part of the path is a file`);
+    }
+    throw new UsageError("DATA_DIR", `data directory ${dir}: ${describeErrno(cause)}`, { cause });
+  }
+  if (!isDir) {
+    throw new UsageError("DATA_DIR", `data directory ${dir} is a file, not a directory`);
+  }
+}
+
+/** What `loadOrCreateServerKey` created, so that a failed first start can undo it. */
+export interface CreatedData {
+  /** The outermost directory it created (with `mkdir -p`), if any. */
+  dir?: string;
+  /** The key files it wrote. */
+  files: string[];
+  /** Whether the store existed before (else a failed first start removes it too). */
+  storeExisted: boolean;
+}
+
+/**
  * Loads the server key from `dir`, creating the directory (0700) and a new key pair
  * of `bits` when there is none. `onCreate` runs before the (slow) key generation.
+ * `created` says what was made (`undoCreate` removes it). Throws `UsageError`
+ * `DATA_DIR` when `dir` is not a usable directory.
  */
 export async function loadOrCreateServerKey(
   dir: string,
   opts: { bits?: number; onCreate?: () => void } = {},
-): Promise<{ key: RsaPrivateKey; created: boolean; paths: DataPaths }> {
+): Promise<{
+  key: RsaPrivateKey;
+  created: boolean;
+  paths: DataPaths;
+  made?: CreatedData;
+}> {
   const paths = dataPaths(dir);
+  checkDataDirPath(dir);
   if (existsSync(paths.key)) {
     checkDataDir(dir);
     const key = await RsaPrivateKey.fromPkcs8(fromPem(readSecretFile(paths.key), "PRIVATE KEY"));
     return { key, created: false, paths };
   }
+  const made: CreatedData = { files: [], storeExisted: existsSync(paths.db) };
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const top = mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (top !== undefined) made.dir = top;
   } catch (cause) {
     throw new UsageError(
       "DATA_DIR",
-      `cannot create data directory ${dir}: ${(cause as Error).message}`,
+      `cannot create data directory ${dir}: ${describeErrno(cause)}`,
       { cause },
     );
   }
@@ -81,13 +123,43 @@ export async function loadOrCreateServerKey(
   opts.onCreate?.();
   const pair = await generateRsaKeyPair(opts.bits);
   writeSecretFile(paths.key, toPem("PRIVATE KEY", pair.privatePkcs8));
+  made.files.push(paths.key);
   writeFileNoFollow(paths.pub, toPem("PUBLIC KEY", pair.publicSpki), 0o644);
-  return { key: await RsaPrivateKey.fromPkcs8(pair.privatePkcs8), created: true, paths };
+  made.files.push(paths.pub);
+  return { key: await RsaPrivateKey.fromPkcs8(pair.privatePkcs8), created: true, paths, made };
+}
+
+/**
+ * Undoes a first start that failed: removes the key files `loadOrCreateServerKey` wrote,
+ * the store if it did not exist before, and the directories it created (only if nothing
+ * else is in them).
+ */
+export function undoCreate(paths: DataPaths, made: CreatedData): void {
+  for (const f of made.files) rmSync(f, { force: true });
+  if (!made.storeExisted) {
+    for (const suffix of ["", "-wal", "-shm", "-journal"]) {
+      rmSync(`${paths.db}${suffix}`, { force: true });
+    }
+  }
+  if (made.dir === undefined) return;
+  // Up from the data directory to the outermost one created; rmdir refuses a non-empty one.
+  const top = resolve(made.dir);
+  let d = resolve(paths.dir);
+  for (;;) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+    if (d === top || dirname(d) === d) return;
+    d = dirname(d);
+  }
 }
 
 /** Loads the server key of an existing data directory. Throws `UsageError` `NO_SERVER`. */
 export async function loadServerKey(dir: string): Promise<RsaPrivateKey> {
   const paths = dataPaths(dir);
+  checkDataDirPath(dir);
   if (!existsSync(paths.key)) {
     throw new UsageError(
       "NO_SERVER",
@@ -100,9 +172,17 @@ export async function loadServerKey(dir: string): Promise<RsaPrivateKey> {
 
 /**
  * Opens the store of a data directory (files 0600, never through a symbolic link).
- * Throws `UsageError` `DATA_DIR_UNSAFE` for a directory another user could change.
+ * Throws `UsageError` `DATA_DIR` when `dir` is not a directory, `NO_SERVER` when it does
+ * not exist, `DATA_DIR_UNSAFE` when another user could change it.
  */
 export function openStore(dir: string): SqliteStore {
+  checkDataDirPath(dir);
+  if (!existsSync(dir)) {
+    throw new UsageError(
+      "NO_SERVER",
+      `no server in ${dir} (run "backbone serve" or "backbone keygen" there first)`,
+    );
+  }
   checkDataDir(dir);
   return new SqliteStore(dataPaths(dir).db);
 }

@@ -6,7 +6,9 @@
  * await using server = await BackboneServer.start({ key, store, settings: { port: 0 } });
  * console.log(`listening on ${server.hostname}:${server.port}`);
  */
+import { isIP } from "node:net";
 import type { Socket, TCPSocketListener } from "bun";
+import { formatHostPort } from "../client/address.ts";
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { UsageError } from "../errors.ts";
 import { warmDummyKeys } from "../handshake/dummy-keys.ts";
@@ -135,12 +137,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
         },
       });
     } catch (cause) {
-      const code = (cause as { code?: string }).code ?? (cause as Error).message;
-      throw new UsageError(
-        "LISTEN_FAILED",
-        `cannot listen on ${this.settings.host}:${port}: ${code}`,
-        { cause },
-      );
+      throw listenError(this.settings.host, port, cause);
     }
     this.#boundPort = this.#listener.port;
   }
@@ -454,4 +451,25 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * The one-line `UsageError` `LISTEN_FAILED` for a failed bind(2): the port taken
+ * (EADDRINUSE), a privileged port (EACCES), an address not on this machine
+ * (EADDRNOTAVAIL) or a host name that does not resolve. The errno code stays on `cause`.
+ */
+export function listenError(host: string, port: number, cause: unknown): UsageError {
+  const code = (cause as { code?: string }).code;
+  const where = `cannot listen on ${formatHostPort(host, port)}`;
+  const why =
+    code === "EADDRINUSE"
+      ? `port ${port} is already in use (another backbone server or another program holds it)`
+      : code === "EACCES"
+        ? `permission denied (ports below 1024 need privileges)`
+        : code === "EADDRNOTAVAIL"
+          ? `${host} is not an address of this machine`
+          : code === undefined && isIP(host) === 0
+            ? `${host} does not resolve to an address of this machine`
+            : (code ?? (cause as Error)?.message ?? String(cause));
+  return new UsageError("LISTEN_FAILED", `${where}: ${why}`, { cause });
 }

@@ -90,7 +90,7 @@ describe("usage errors: exit 2 and one line on stderr", () => {
     expectError(
       await sb.run(["keygen", "--nmae", "alice"]),
       EXIT.USAGE,
-      /^backbone: keygen: unknown option --nmae \(see `backbone keygen --help`\)$/,
+      /^backbone: keygen: unknown option --nmae; did you mean --name\? \(see `backbone keygen --help`\)$/,
     );
     expectError(await sb.run(["send", "bob", "-x", "hi"]), EXIT.USAGE, /send: unknown option -x/);
   });

@@ -190,7 +190,7 @@ describe("keygen", () => {
     expectError(
       await sb.run(["status", "--identity", "dave.identity"]),
       EXIT.USAGE,
-      /dave\.identity has no private key yet: append this client's PKCS#8 private key/,
+      /dave\.identity has no private key yet: append this client's private key/,
     );
     // … until its owner appends the private key (`cat dave.key >> dave.identity`).
     writeFileSync(join(sb.dir, "dave.identity"), readFileSync(join(sb.dir, "dave.key")), {
@@ -206,7 +206,7 @@ describe("keygen", () => {
     expectError(
       await sb.run(["keygen", "--name", "erin", "--public-key", "dave.key"]),
       EXIT.USAGE,
-      /dave\.key: no "PUBLIC KEY" PEM block/,
+      /^backbone: dave\.key holds a private key \(PRIVATE KEY\): give its public half instead/,
     );
     expectError(
       await sb.run(["keygen", "--name", "erin", "--public-key", "missing.pub"]),

@@ -1,6 +1,13 @@
 /** Messages between processes: chat through pipes, send, listen, and the status commands. */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { cleanupAll, EXIT, expectError, type Sandbox, sandbox } from "../helpers/binary.ts";
+import {
+  cleanupAll,
+  EXIT,
+  expectError,
+  type Sandbox,
+  sandbox,
+  WAIT_MS,
+} from "../helpers/binary.ts";
 
 afterEach(cleanupAll);
 setDefaultTimeout(20_000);
@@ -159,6 +166,30 @@ describe("send and listen", () => {
   });
 });
 
+/**
+ * Waits until `clients --json` shows each named client online (true) or offline
+ * (false): presence reaches the store up to 50 ms after the server logs it.
+ */
+async function presenceRecorded(sb: Sandbox, want: Record<string, boolean>): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  let seen = "";
+  for (;;) {
+    const r = await sb.run(["clients", "--json"]);
+    seen = r.stdout;
+    const online = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { name: string; online: boolean })
+        .map((c) => [c.name, c.online]),
+    );
+    if (Object.entries(want).every(([name, on]) => online[name] === on)) return;
+    if (Date.now() > deadline)
+      throw new Error(`presence never recorded as ${JSON.stringify(want)}:\n${seen}`);
+  }
+}
+
 describe("clients and status", () => {
   test("clients shows who is online and when the others were last seen", async () => {
     await using sb = await sandbox();
@@ -166,7 +197,12 @@ describe("clients and status", () => {
     await sb.keygen("carol", server.address);
     await sb.run(["status", "--identity", "bob.identity"]); // bob was here, and left
     const alice = sb.start(["listen", "--identity", "alice.identity"]);
+    // The server logs a login or logout at once but records presence in the store in
+    // batches (every 50 ms, src/server/router.ts), and `clients` reads the store: wait
+    // for both log lines, then for the store to show them, before reading the table.
+    await server.proc.waitFor(/INFO +disconnect .*name=bob/, "stderr");
     await server.proc.waitFor(/INFO +connect .*name=alice/, "stderr");
+    await presenceRecorded(sb, { alice: true, bob: false });
 
     const table = await sb.run(["clients"]);
     expect({ code: table.code, stderr: table.stderr }).toEqual({ code: EXIT.OK, stderr: "" });

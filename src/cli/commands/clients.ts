@@ -1,7 +1,7 @@
 /** `backbone clients`: the registry, read from the server's data directory. */
 import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
-import { dataPaths, defaultDataDir } from "../../server/datadir.ts";
+import { checkDataDirPath, dataPaths, defaultDataDir } from "../../server/datadir.ts";
 import { SqliteStore } from "../../store/sqlite.ts";
 import { escapeControls } from "../../text/escape.ts";
 import { ago, CliError, EXIT, safeJson } from "../common.ts";
@@ -17,6 +17,7 @@ export const clients = defineCommand({
   },
   async run({ args }) {
     const dir = args.data ?? defaultDataDir();
+    checkDataDirPath(dir);
     if (!existsSync(dataPaths(dir).db)) throw new CliError(`no server data in ${dir}`, EXIT.USAGE);
     const store = new SqliteStore(dataPaths(dir).db);
     try {

@@ -1,9 +1,10 @@
 /** `backbone fingerprint`: show key fingerprints, as OpenSSH prints them. */
 import { defineCommand } from "citty";
-import { findPem } from "../../crypto/pem.ts";
+import { hasPrivateKey, parsePrivateKey, parsePublicKey } from "../../crypto/keyformats.ts";
 import { fingerprint } from "../../crypto/primitives.ts";
 import { RsaPrivateKey, RsaPublicKey } from "../../crypto/rsa.ts";
-import { dataPaths, defaultDataDir } from "../../server/datadir.ts";
+import { KeyError } from "../../errors.ts";
+import { checkDataDirPath, dataPaths, defaultDataDir } from "../../server/datadir.ts";
 import { CliError, EXIT, readUserFile } from "../common.ts";
 
 export const fingerprintCommand = defineCommand({
@@ -21,6 +22,7 @@ export const fingerprintCommand = defineCommand({
     data: { type: "string", description: "Server data directory (without FILE)", valueHint: "DIR" },
   },
   async run({ args }) {
+    if (args.file === undefined) checkDataDirPath(args.data ?? defaultDataDir());
     const path = args.file ?? dataPaths(args.data ?? defaultDataDir()).pub;
     const text = readUserFile(path);
     if (/^backbone-identity:/m.test(text)) {
@@ -31,18 +33,34 @@ export const fingerprintCommand = defineCommand({
       );
       return EXIT.OK;
     }
-    const pub = findPem(text, "PUBLIC KEY");
-    if (pub) {
-      const key = await RsaPublicKey.fromSpki(pub);
-      process.stdout.write(`${key.fingerprint} ${path} (RSA ${key.bits})\n`);
-      return EXIT.OK;
+    if (hasPrivateKey(text)) {
+      // Never asked for a passphrase: an encrypted key's fingerprint needs its public half.
+      const pkcs8 = await parsePrivateKey(text, path).catch((err) => {
+        if (err instanceof KeyError && err.code === "KEY_ENCRYPTED") {
+          throw new CliError(
+            `${path}: the private key is encrypted: give its public half (the .pub file) instead`,
+            EXIT.USAGE,
+          );
+        }
+        throw err;
+      });
+      if (pkcs8) {
+        const key = await RsaPrivateKey.fromPkcs8(pkcs8);
+        process.stdout.write(
+          `${fingerprint(key.publicKey.spki)} ${path} (RSA ${key.publicKey.bits}, private)\n`,
+        );
+        return EXIT.OK;
+      }
     }
-    const priv = findPem(text, "PRIVATE KEY");
-    if (priv) {
-      const key = await RsaPrivateKey.fromPkcs8(priv);
-      process.stdout.write(
-        `${fingerprint(key.publicKey.spki)} ${path} (RSA ${key.publicKey.bits}, private)\n`,
-      );
+    let spki: Uint8Array | undefined;
+    try {
+      spki = parsePublicKey(text, path);
+    } catch (err) {
+      if (!(err instanceof KeyError) || err.code !== "PEM_MISSING") throw err;
+    }
+    if (spki) {
+      const key = await RsaPublicKey.fromSpki(spki);
+      process.stdout.write(`${key.fingerprint} ${path} (RSA ${key.bits})\n`);
       return EXIT.OK;
     }
     throw new CliError(`${path}: no key or identity found`, EXIT.USAGE);

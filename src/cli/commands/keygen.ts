@@ -1,10 +1,19 @@
 /** `backbone keygen`: enrol a new client on the server's machine and write its identity file. */
-import { existsSync } from "node:fs";
+import { existsSync, type Stats, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { defineCommand } from "citty";
 import { parseHostPort } from "../../client/address.ts";
 import { writeSecretFile } from "../../crypto/keyfile.ts";
-import { fromPem } from "../../crypto/pem.ts";
-import { defaultDataDir, loadOrCreateServerKey, openStore } from "../../server/datadir.ts";
+import { parsePublicKey } from "../../crypto/keyformats.ts";
+import { RsaPublicKey } from "../../crypto/rsa.ts";
+import { describeErrno } from "../../errors.ts";
+import { checkName } from "../../ids.ts";
+import {
+  defaultDataDir,
+  loadOrCreateServerKey,
+  openStore,
+  undoCreate,
+} from "../../server/datadir.ts";
 import { enrollClient } from "../../server/enroll.ts";
 import { DEFAULT_PORT, RSA_BITS } from "../../wire/constants.ts";
 import { CliError, EXIT, note, readUserFile, withProgress } from "../common.ts";
@@ -45,7 +54,7 @@ export const keygen = defineCommand({
     "public-key": {
       type: "string",
       description:
-        "Register this RSA public key (PEM) instead of generating one: the private key never leaves the client, whose owner appends it (PKCS#8 PEM) to the identity file: cat KEY >> NAME.identity",
+        'Register this RSA public key instead of generating one (an OpenSSH .pub line "ssh-rsa AAAA…", or PEM: PUBLIC KEY or RSA PUBLIC KEY): the private key never leaves the client, whose owner appends it to the identity file (PKCS#8, PKCS#1 or OpenSSH, passphrase allowed): cat KEY >> NAME.identity',
       valueHint: "FILE",
     },
     force: { type: "boolean", description: "Overwrite the identity file if it exists" },
@@ -58,11 +67,13 @@ export const keygen = defineCommand({
     }
     const server = args.server ?? `127.0.0.1:${configuredPort(dir) ?? DEFAULT_PORT}`;
     parseHostPort(server);
-    const publicKey = args["public-key"] ? readPublicKey(args["public-key"]) : undefined;
+    if (args.name !== undefined) checkName(args.name); // before anything is created
+    const publicKey = args["public-key"] ? await readPublicKey(args["public-key"]) : undefined;
     // Checked before enrolling: a registration whose file cannot be written is revoked,
     // and its name stays taken.
     const plannedOut =
       args.out ?? (args.name !== undefined ? `./${args.name}.identity` : undefined);
+    if (args.out !== undefined) checkOutPath(args.out);
     if (plannedOut !== undefined && !args.force && existsSync(plannedOut)) {
       throw new CliError(
         `${plannedOut} already exists; refusing to overwrite it (use ${args.out === undefined ? "--out or " : ""}--force)`,
@@ -74,12 +85,14 @@ export const keygen = defineCommand({
       key: serverKey,
       created,
       paths,
+      made,
     } = await loadOrCreateServerKey(dir, {
       onCreate: () => note(`creating server data directory ${dir}`),
     });
     if (created) note(`server key: ${serverKey.publicKey.fingerprint} (new; in ${paths.key})`);
 
     const store = openStore(dir);
+    let done = false;
     try {
       const enrolled = await withProgress(
         publicKey ? "registering key" : `generating ${bits ?? 3072}-bit RSA key`,
@@ -108,21 +121,57 @@ export const keygen = defineCommand({
         `  identity:  ${out}${publicKey ? " (no private key: append yours — see backbone keygen --help)" : " (keep it private; give it to its user)"}`,
       ];
       process.stdout.write(`${lines.join("\n")}\n`);
+      done = true;
       if (!args.server)
         note(
           `note: clients on other machines need --server HOST:PORT at keygen, or --server when they connect`,
         );
     } finally {
       store.close();
+      // A data directory made for a registration that failed is not left behind.
+      if (!done && made) undoCreate(paths, made);
     }
   },
 });
 
-function readPublicKey(path: string): Uint8Array {
+/** `--out` must name a file in a directory that exists (checked before enrolling). */
+function checkOutPath(out: string): void {
+  let st: Stats | undefined;
+  try {
+    st = statSync(out);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isDirectory()) {
+    throw new CliError(
+      `--out ${out} is a directory: give a file name, such as ${join(out, "NAME.identity")}`,
+      EXIT.USAGE,
+    );
+  }
+  const dir = dirname(out);
+  let dirSt: Stats;
+  try {
+    dirSt = statSync(dir);
+  } catch (cause) {
+    const missing = (cause as NodeJS.ErrnoException).code === "ENOENT";
+    throw new CliError(
+      `--out ${out}: ${missing ? `no such directory ${dir}` : `${dir}: ${describeErrno(cause)}`}`,
+      EXIT.USAGE,
+    );
+  }
+  if (!dirSt.isDirectory())
+    throw new CliError(`--out ${out}: ${dir} is not a directory`, EXIT.USAGE);
+}
+
+/** `--public-key FILE`: an RSA public key in any format of crypto/keyformats.ts, as SPKI DER. */
+async function readPublicKey(path: string): Promise<Uint8Array> {
   const text = readUserFile(path);
   try {
-    return fromPem(text, "PUBLIC KEY");
+    const spki = parsePublicKey(text, path);
+    await RsaPublicKey.fromSpki(spki); // size and exponent, before anything is created
+    return spki;
   } catch (cause) {
-    throw new CliError(`${path}: ${(cause as Error).message}`, EXIT.USAGE);
+    const message = (cause as Error).message;
+    throw new CliError(message.startsWith(path) ? message : `${path}: ${message}`, EXIT.USAGE);
   }
 }

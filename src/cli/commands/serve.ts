@@ -9,6 +9,7 @@ import {
   defaultDataDir,
   loadOrCreateServerKey,
   openStore,
+  undoCreate,
 } from "../../server/datadir.ts";
 import { BackboneServer } from "../../server/server.ts";
 import {
@@ -91,26 +92,38 @@ export const serve = defineCommand({
     // Checked before anything starts: a monitor refused is a one-line error, not a half-up server.
     const monitor = await prepareMonitor(settings, dir);
 
-    const { key, created } = await loadOrCreateServerKey(dir, {
+    const { key, created, made } = await loadOrCreateServerKey(dir, {
       onCreate: () => log.info("creating server key", { dir }),
     });
     if (created)
       log.info("server key created", { fingerprint: key.publicKey.fingerprint, path: paths.key });
     const pidFile = `${paths.dir}/serve.pid`;
-    claimPidFile(pidFile, dir);
-    const store = openStore(dir);
     let server: BackboneServer;
+    let store: ReturnType<typeof openStore>;
     try {
-      server = await BackboneServer.start({
-        key,
-        store: monitor ? monitor.wrapStore(store) : store,
-        settings,
-        log,
-      });
+      claimPidFile(pidFile, dir);
+      try {
+        store = openStore(dir);
+      } catch (err) {
+        rmSync(pidFile, { force: true });
+        throw err;
+      }
+      try {
+        server = await BackboneServer.start({
+          key,
+          store: monitor ? monitor.wrapStore(store) : store,
+          settings,
+          log,
+        });
+      } catch (err) {
+        store.close();
+        rmSync(pidFile, { force: true });
+        throw err;
+      }
     } catch (err) {
-      store.close();
-      rmSync(pidFile, { force: true });
-      throw err;
+      // A first start that failed leaves nothing behind: no server key nobody ever used.
+      if (made) undoCreate(paths, made);
+      throw withListenHint(err);
     }
     try {
       await monitor?.start(server);
@@ -183,6 +196,18 @@ async function prepareMonitor(settings: ServerSettings, dir: string) {
   const { createMonitor, monitorConfig } = await import("../../monitor/index.ts");
   const config = monitorConfig(settings.monitor, settings.monitor_token_file);
   return createMonitor({ config, dataDir: dir });
+}
+
+/** A port already taken: says how to choose another. */
+function withListenHint(err: unknown): unknown {
+  const code = ((err as Error).cause as { code?: string } | undefined)?.code;
+  if (err instanceof UsageError && err.code === "LISTEN_FAILED" && code === "EADDRINUSE") {
+    return new CliError(
+      `${err.message}; choose another with --port N (or port = N in config.toml)`,
+      EXIT.USAGE,
+    );
+  }
+  return err;
 }
 
 /** Refuses to run two servers on one data directory. */
