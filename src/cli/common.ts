@@ -168,17 +168,25 @@ export interface ConnectFlags {
  * Loads the identity and connects. `waitSeconds`: how long to keep retrying an
  * unreachable server (Infinity for `chat`); `countdown` shows each wait on stderr.
  */
-export async function connectFromFlags(
-  flags: ConnectFlags,
-  opts: { waitSeconds: number; countdown?: boolean },
-): Promise<Client> {
-  const identity = await loadIdentity(findIdentityFile(flags.identity), {
+/**
+ * The identity of `--identity` (or the default one), its private key unlocked with the
+ * passphrase from `--passphrase-file` or asked on the terminal when it has one.
+ */
+export function loadIdentityFromFlags(flags: ConnectFlags): ReturnType<typeof loadIdentity> {
+  return loadIdentity(findIdentityFile(flags.identity), {
     passphrase: passphraseSource(flags["passphrase-file"]),
   })
     .catch((err) => {
       throw withPassphraseHint(err);
     })
     .finally(closeTerminal);
+}
+
+export async function connectFromFlags(
+  flags: ConnectFlags,
+  opts: { waitSeconds: number; countdown?: boolean },
+): Promise<Client> {
+  const identity = await loadIdentityFromFlags(flags);
   const server = flags.server ?? identity.server;
   let shown: (() => void) | undefined;
   const clientPromise = connect({

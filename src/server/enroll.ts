@@ -74,7 +74,7 @@ export async function enrollClient(store: Store, opts: EnrollOptions): Promise<E
  * Refuses a name that looks like an existing client's (revoked ones included): equal
  * UTS #39 skeletons, as written or lowercased. Throws `StoreError` `NAME_CONFUSABLE`.
  */
-async function refuseLookAlike(store: Store, name: string): Promise<void> {
+export async function refuseLookAlike(store: Store, name: string): Promise<void> {
   for (const other of await store.listClients()) {
     if (other.name === other.id || nameKey(other.name) === nameKey(name)) continue; // taken: said later
     if (!confusable(name, other.name)) continue;

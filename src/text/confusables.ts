@@ -15,6 +15,7 @@
  *   Hangul (Korean). So Japanese names mixing kanji and kana are allowed.
  */
 
+/// <reference path="../types/unicode-data.d.ts" />
 import unhomoglyph from "unhomoglyph";
 import propertyValues from "unicode-match-property-value-ecmascript/data/mappings.js";
 

@@ -10,10 +10,10 @@
  * the server is unreachable and go out once it is back.
  */
 import { type Client, connect } from "../../client/client.ts";
-import { loadIdentity } from "../../client/identity.ts";
+import type { loadIdentity } from "../../client/identity.ts";
 import type { IncomingMessage } from "../../client/types.ts";
 import { escapeBytes, escapeControls } from "../../text/escape.ts";
-import { ago, CliError, clock, EXIT, findIdentityFile } from "../common.ts";
+import { ago, CliError, clock, EXIT, loadIdentityFromFlags } from "../common.ts";
 import { NameCache } from "../names.ts";
 import { describeEnd, reportEnd } from "../session.ts";
 import { LineEditor } from "../tty/editor.ts";
@@ -50,11 +50,12 @@ export interface ChatArgs {
   peer: string;
   identity?: string | undefined;
   server?: string | undefined;
+  "passphrase-file"?: string | undefined;
 }
 
 /** Runs the chat until the user leaves or the server ends the session; returns the exit code. */
 export async function terminalChat(args: ChatArgs): Promise<number> {
-  const identity = await loadIdentity(findIdentityFile(args.identity));
+  const identity = await loadIdentityFromFlags(args);
   const server = args.server ?? identity.server;
   const chat = new TerminalChat(args.peer, server);
   try {

@@ -9,12 +9,13 @@ import { RsaPublicKey } from "../../crypto/rsa.ts";
 import { describeErrno } from "../../errors.ts";
 import { checkName } from "../../ids.ts";
 import {
+  dataPaths,
   defaultDataDir,
   loadOrCreateServerKey,
   openStore,
   undoCreate,
 } from "../../server/datadir.ts";
-import { enrollClient } from "../../server/enroll.ts";
+import { enrollClient, refuseLookAlike } from "../../server/enroll.ts";
 import { DEFAULT_PORT, RSA_BITS } from "../../wire/constants.ts";
 import { CliError, EXIT, note, readUserFile, withProgress } from "../common.ts";
 import { configuredPort } from "./serve.ts";
@@ -67,7 +68,18 @@ export const keygen = defineCommand({
     }
     const server = args.server ?? `127.0.0.1:${configuredPort(dir) ?? DEFAULT_PORT}`;
     parseHostPort(server);
-    if (args.name !== undefined) checkName(args.name); // before anything is created
+    if (args.name !== undefined) {
+      // Before anything is created; a look-alike of an existing name is named first.
+      if (existsSync(dataPaths(dir).db)) {
+        const existing = openStore(dir);
+        try {
+          await refuseLookAlike(existing, args.name.normalize("NFKC"));
+        } finally {
+          existing.close();
+        }
+      }
+      checkName(args.name);
+    }
     const publicKey = args["public-key"] ? await readPublicKey(args["public-key"]) : undefined;
     // Checked before enrolling: a registration whose file cannot be written is revoked,
     // and its name stays taken.
