@@ -6,6 +6,7 @@
  */
 import type { WireError } from "../errors.ts";
 import { C2C_HEADER_BYTES } from "../wire/constants.ts";
+import { SESSION_BYTE } from "../wire/session.ts";
 import {
   ControlType,
   decodeAckBody,
@@ -27,6 +28,8 @@ export function handleMessage(
   const b0 = plain[0];
   if ((b0 === 0x00 || b0 === 0x01) && plain.length >= C2C_HEADER_BYTES)
     return ctx.router.route(conn, plain);
+  // SESSION counts only as the first frame after the response (session-login.ts).
+  if (b0 === SESSION_BYTE) return discard(ctx, conn, "SESSION after the first frame");
   let msg: ReturnType<typeof decodeMessage>;
   try {
     msg = decodeMessage(plain);

@@ -261,7 +261,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       this.handshakeEnded(conn, false);
     }
     const silentLimit = this.settings.heartbeat_timeout * 1000;
-    for (const conn of this.router.online.values()) {
+    for (const conn of [...this.router.online.values()]) {
       if (now - conn.lastSeen > silentLimit) conn.stop("heartbeat timeout");
     }
     this.handshakeRate.sweep(now);

@@ -135,8 +135,9 @@ describe("CLIENT_STATUS", () => {
       name: "Bob.Builder",
       online: true,
       last_seen: expect.any(Number),
+      sessions: 1,
     };
-    const carolEntry = { id: carol.id, name: "carol", online: false, last_seen: null };
+    const carolEntry = { id: carol.id, name: "carol", online: false, last_seen: null, sessions: 0 };
     expect(entries).toEqual([
       bobEntry,
       bobEntry,
@@ -149,7 +150,7 @@ describe("CLIENT_STATUS", () => {
       { query: stranger, error: "unknown" },
       { query: dave.id, error: "unknown" },
       { query: "dave", error: "unknown" },
-      { id: alice.id, name: "alice", online: true, last_seen: expect.any(Number) },
+      { id: alice.id, name: "alice", online: true, last_seen: expect.any(Number), sessions: 1 },
       bobEntry,
     ]);
   });
@@ -217,7 +218,7 @@ describe("CLIENT_STATUS", () => {
     }
     expect(replies.slice(0, -1)).toEqual(bodies.map(() => BAD_REQUEST));
     expect(replies.at(-1)).toEqual({
-      clients: [{ id: bob.id, name: "bob", online: false, last_seen: null }],
+      clients: [{ id: bob.id, name: "bob", online: false, last_seen: null, sessions: 0 }],
     });
     expect(await raw.heartbeat()).toEqual([]); // still connected
   });
@@ -231,7 +232,7 @@ describe("CLIENT_STATUS", () => {
       clients: [
         { query: "", error: "unknown" },
         { query: long, error: "unknown" },
-        { id: raw.id, name: "raw", online: true, last_seen: expect.any(Number) },
+        { id: raw.id, name: "raw", online: true, last_seen: expect.any(Number), sessions: 1 },
       ],
     });
   });
