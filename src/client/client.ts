@@ -36,6 +36,7 @@ import { type Identity, loadIdentity } from "./identity.ts";
 import { Incoming } from "./incoming.ts";
 import { Link, type LinkEnd } from "./link.ts";
 import { Requests } from "./requests.ts";
+import { ClientSession } from "./session.ts";
 import type {
   ClientEvents,
   ClientStatusEntry,
@@ -100,6 +101,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
 
   readonly #identity: Identity;
   readonly #opts: ConnectOptions;
+  /** This client's session tag and receive choices. */
+  readonly session: ClientSession;
   #link: Link | null = null;
   #requests = new Requests();
   #buffer: Uint8Array[] = [];
@@ -124,6 +127,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.id = identity.id;
     this.name = identity.name;
     this.server = identity.server;
+    this.session = new ClientSession(options.session);
   }
 
   /** True while a session is open. */
@@ -171,7 +175,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
         if (opened) this.#onEnd(opened, how);
         else endedEarly = how;
       },
-    });
+    }, this.session.message());
     opened = link;
     if (endedEarly) {
       const how = endedEarly as LinkEnd;
@@ -326,6 +330,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       const type = b0 & 0x0f;
       const header = type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES;
       if (type > C2CType.STORED || plain.length < header) return; // reserved or malformed
+      if (!this.session.wants(type === C2CType.STORED)) return; // not taken, not acknowledged
       this.emit("message", new Incoming(plain, type));
       if (type === C2CType.STORED) this.#acknowledge();
       return;
@@ -566,6 +571,7 @@ function checkId(text: string): string {
 
 /** Failures worth retrying: the network, not the server's judgement or the key. */
 function retryable(err: unknown): boolean {
-  if (err instanceof HandshakeError) return err.code === "CLOSED_DURING_HANDSHAKE";
+  if (err instanceof HandshakeError)
+    return err.code === "CLOSED_DURING_HANDSHAKE" || err.code === "TOO_MANY_SESSIONS";
   return err instanceof ConnectionError;
 }
