@@ -19,6 +19,7 @@ export const listen = defineCommand({
     const client = await connectFromFlags(args, {
       waitSeconds: Number.POSITIVE_INFINITY,
       countdown: true,
+      receive: "all",
     });
     const names = new NameCache(client);
     const decoder = new TextDecoder("utf-8", { fatal: true });

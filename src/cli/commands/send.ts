@@ -7,7 +7,6 @@ import {
   connectFromFlags,
   EXIT,
   note,
-  showStrayMessages,
 } from "../common.ts";
 
 export const send = defineCommand({
@@ -41,8 +40,7 @@ export const send = defineCommand({
     const wait = args.wait === undefined ? 10 : Number(args.wait);
     if (!Number.isFinite(wait) || wait < 0)
       throw new CliError("--wait must be a number of seconds", EXIT.USAGE);
-    const client = await connectFromFlags(args, { waitSeconds: wait });
-    showStrayMessages(client);
+    const client = await connectFromFlags(args, { waitSeconds: wait, receive: "none" });
     try {
       const to = await client.resolve(args.to).catch(() => {
         throw new CliError(`no client "${args.to}"`, EXIT.UNDELIVERABLE);
