@@ -10,7 +10,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import { type RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { UsageError } from "../errors.ts";
 import { warmDummyKeys } from "../handshake/dummy-keys.ts";
-import { idToText } from "../ids.ts";
+import { idKey, idToBytes, idToText } from "../ids.ts";
 import { type Logger, StructuredLogger, silentLogger } from "../log.ts";
 import type { ClientRecord, Store } from "../store/store.ts";
 import { encodeS2S, S2SType } from "../wire/message.ts";
@@ -339,8 +339,8 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   /** Revokes a client in the registry and cuts off its connection at once. */
   async revoke(id: string): Promise<boolean> {
     const done = await this.store.revokeClient(id, Math.floor(Date.now() / 1000));
-    const conn = [...this.router.online.values()].find((c) => c.idText === id.toLowerCase());
-    if (conn) this.#cutOff(conn);
+    const key = idKey(idToBytes(id));
+    for (const conn of [...this.router.online.sessionsOf(key)]) this.#cutOff(conn);
     return done;
   }
 
