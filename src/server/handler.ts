@@ -55,7 +55,7 @@ export function handleMessage(
     case ControlType.CLIENT_STATUS: {
       const body = msg.body;
       return conn.inOrder(() =>
-        clientStatus(ctx, body).then((reply) =>
+        clientStatus(ctx, body, conn.session.tag !== null).then((reply) =>
           conn.reply(encodeControl(ControlType.CLIENT_STATUS, reply)),
         ),
       );

@@ -24,7 +24,6 @@ export async function serverStatus(ctx: ServerContext): Promise<Record<string, u
     time: Math.floor(now / 1000),
     uptime: Math.floor((now - ctx.startedAt) / 1000),
     clients_online: ctx.router.online.receivingClients(),
-    sessions: ctx.router.online.sessionCount,
     clients_registered: registered,
     messages_routed: ctx.stats.routed,
     messages_broadcast: ctx.stats.broadcasts,
@@ -37,9 +36,14 @@ export async function serverStatus(ctx: ServerContext): Promise<Record<string, u
   };
 }
 
+/**
+ * `withSessions`: add each client's session count (`sessions`) — for a connection that
+ * sent SESSION; an untagged one gets the reply exactly as before sessions existed.
+ */
 export async function clientStatus(
   ctx: ServerContext,
   body: Uint8Array,
+  withSessions = false,
 ): Promise<Record<string, unknown>> {
   let queries: unknown;
   try {
@@ -66,7 +70,7 @@ export async function clientStatus(
         name: record.name,
         online,
         last_seen: online ? now : (ctx.router.pendingLastSeen(record.id) ?? record.lastSeen),
-        sessions: ctx.router.online.sessionsOf(key).length,
+        ...(withSessions ? { sessions: ctx.router.online.sessionsOf(key).length } : {}),
       };
     }),
   );
