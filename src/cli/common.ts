@@ -5,7 +5,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { type Client, connect } from "../client/client.ts";
 import { loadIdentity } from "../client/identity.ts";
-import type { Receive } from "../wire/session.ts";
 import {
   BackboneError,
   ConnectionError,
@@ -16,6 +15,7 @@ import {
   StoreError,
   UsageError,
 } from "../errors.ts";
+import type { Receive } from "../wire/session.ts";
 
 /** Exit codes, stable for scripts (documented in the README). */
 export const EXIT = {

@@ -168,14 +168,21 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     const timeoutMs = (this.#opts.connectTimeout ?? this.settings.connection_timeout) * 1000;
     let opened: Link | null = null;
     let endedEarly: LinkEnd | null = null;
-    const { link, config } = await Link.open(this.#identity, host, port, timeoutMs, {
-      message: (plain) => this.#onMessage(plain),
-      // The link can end between CONFIG and this continuation: remember it, then fail.
-      end: (how) => {
-        if (opened) this.#onEnd(opened, how);
-        else endedEarly = how;
+    const { link, config } = await Link.open(
+      this.#identity,
+      host,
+      port,
+      timeoutMs,
+      {
+        message: (plain) => this.#onMessage(plain),
+        // The link can end between CONFIG and this continuation: remember it, then fail.
+        end: (how) => {
+          if (opened) this.#onEnd(opened, how);
+          else endedEarly = how;
+        },
       },
-    }, this.session.message());
+      this.session.message(),
+    );
     opened = link;
     if (endedEarly) {
       const how = endedEarly as LinkEnd;

@@ -239,6 +239,8 @@ export class Link implements OutboxOwner {
       } catch {
         this.#stopReason = "stopped";
       }
+      // Nothing more is sent on this link: what is queued from now on waits for the next.
+      if (this.#state === "open") this.#state = "stopping";
       this.#socket?.end();
       return false;
     }

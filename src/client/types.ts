@@ -1,7 +1,7 @@
 /** Public types of the client library. */
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
-import type { ConnectionSettings } from "../wire/settings.ts";
 import type { Receive } from "../wire/session.ts";
+import type { ConnectionSettings } from "../wire/settings.ts";
 import type { Identity } from "./identity.ts";
 
 export interface ConnectOptions {

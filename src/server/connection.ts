@@ -18,8 +18,8 @@ import { COUNTER_LIMIT, MAX_FRAME_PAYLOAD, MAX_RESPONSE_PAYLOAD } from "../wire/
 import { encodeFrame, FrameReader } from "../wire/frame.ts";
 import { ControlType, encodeControl, Format, S2SType } from "../wire/message.ts";
 import type { ServerContext } from "./context.ts";
-import { LEGACY_SESSION, type SessionInfo } from "./sessions.ts";
 import { readSessionFrame } from "./session-login.ts";
+import { LEGACY_SESSION, type SessionInfo } from "./sessions.ts";
 
 export type Phase = "handshake" | "verifying" | "open" | "closing" | "closed";
 
@@ -212,7 +212,7 @@ export class Connection implements OutboxOwner {
         return false;
       }
     }
-    return this.phase === "open" || this.phase === "closed" ? undefined : false;
+    return this.phase === "open" || this.phase === "closed" || this.#draining ? undefined : false;
   }
 
   #pauseUntil(task: Promise<void>): void {
@@ -519,10 +519,34 @@ export class Connection implements OutboxOwner {
     this.ctx.router.storeUndelivered(this, this.takeUndelivered());
     this.outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
     this.phase = "closing";
-    this.#stopped = true;
+    this.#stopped = !this.#draining;
     this.outbox.flush();
     if (this.outbox.idle) this.socket.end();
     setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
+  }
+
+  /** Set by `shutdown`: frames still arriving after the STOP are handled until the client closes. */
+  #draining = false;
+
+  /**
+   * The server is stopping (docs/PROTOCOL.md § STOP `server shutting down`): every frame
+   * already received is handled and answered first, then STOP; frames the client sent
+   * before it saw the STOP are still handled (routed or stored) until it closes, so
+   * nothing that reached the socket is lost.
+   */
+  shutdown(reason: string): void {
+    if (this.phase !== "open") {
+      this.stop(reason);
+      return;
+    }
+    this.#draining = true;
+    const deadline = performance.now() + STOP_GRACE_MS;
+    const attempt = () => {
+      if (this.phase !== "open") return;
+      if (this.#paused !== null && performance.now() < deadline) setTimeout(attempt, 2);
+      else this.stop(reason);
+    };
+    attempt();
   }
 
   /** The client said STOP: close without answering. */
@@ -536,6 +560,8 @@ export class Connection implements OutboxOwner {
 
   /** The client broke the protocol: STOP `protocol error`. */
   protocolError(detail: string): void {
+    this.#draining = false;
+    this.#stopped = true;
     this.ctx.stats.protocolErrors++;
     this.ctx.log.warn("protocol error", {
       id: this.idText || undefined,

@@ -6,7 +6,6 @@
  */
 import type { WireError } from "../errors.ts";
 import { C2C_HEADER_BYTES } from "../wire/constants.ts";
-import { SESSION_BYTE } from "../wire/session.ts";
 import {
   ControlType,
   decodeAckBody,
@@ -15,6 +14,7 @@ import {
   encodeControl,
   Format,
 } from "../wire/message.ts";
+import { SESSION_BYTE } from "../wire/session.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { clientStatus, serverStatus } from "./status.ts";

@@ -6,15 +6,15 @@
  * overwrites the address with the true sender and posts the same bytes on the
  * recipient's client queue (no copy).
  */
-import { BROADCAST, idKey, idKeyAt, idToBytes, idToText } from "../ids.ts";
+import { BROADCAST, idKey, idKeyAt, idToText } from "../ids.ts";
 import { CONTROL, LIVE } from "../net/outbox.ts";
 import type { EnqueueResult, PresenceChange, QueueLimits } from "../store/store.ts";
 import { BROADCAST_ID, C2C_HEADER_BYTES } from "../wire/constants.ts";
 import { C2CType, ControlType, encodeControl, Format } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
-import { RateLimiter } from "./limits.ts";
 import { startDelivery, storedArrived } from "./delivery.ts";
+import { RateLimiter } from "./limits.ts";
 import { KeyedSerial } from "./serial.ts";
 import { SessionRegistry } from "./sessions.ts";
 

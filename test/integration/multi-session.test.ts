@@ -8,8 +8,8 @@ import { HandshakeError } from "../../src/errors.ts";
 import { idKey, idToBytes } from "../../src/ids.ts";
 import { ControlType, encodeControl, Format } from "../../src/wire/message.ts";
 import { encodeSessionBody, type Receive } from "../../src/wire/session.ts";
-import { expectError, rejected } from "../helpers/errors.ts";
 import { inbox, startCluster, until } from "../helpers/cluster.ts";
+import { expectError, rejected } from "../helpers/errors.ts";
 import { RawSession } from "../helpers/raw.ts";
 
 const session = (receive: Receive, tag = crypto.getRandomValues(new Uint8Array(16))) =>

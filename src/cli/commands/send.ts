@@ -1,13 +1,7 @@
 /** `backbone send`: send one message and exit once the server has taken it. */
 import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
-import {
-  CLIENT_ARGS,
-  CliError,
-  connectFromFlags,
-  EXIT,
-  note,
-} from "../common.ts";
+import { CLIENT_ARGS, CliError, connectFromFlags, EXIT, note } from "../common.ts";
 
 export const send = defineCommand({
   meta: {
