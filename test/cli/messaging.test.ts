@@ -167,6 +167,13 @@ describe("clients and status", () => {
     await sb.run(["status", "--identity", "bob.identity"]); // bob was here, and left
     const alice = sb.start(["listen", "--identity", "alice.identity"]);
     await server.proc.waitFor(/INFO +connect .*name=alice/, "stderr");
+    // Presence is written in batches (up to 50 ms after the login).
+    for (
+      let i = 0;
+      i < 50 && !(await sb.run(["clients", "--json"])).stdout.includes('"online":true');
+      i++
+    )
+      await Bun.sleep(20);
 
     const table = await sb.run(["clients"]);
     expect({ code: table.code, stderr: table.stderr }).toEqual({ code: EXIT.OK, stderr: "" });
