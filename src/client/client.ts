@@ -116,6 +116,10 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #lastHeartbeat = 0;
   /** Stored messages received on the current connection, and whether an ACK is due. */
   #storedSeen = 0;
+  /** Stored messages of this connection still waiting in a `messages()` iterator (not acknowledged yet). */
+  #storedUnfinished = 0;
+  /** Counts connections, so an iterator knows whose stored messages it holds. */
+  #generation = 0;
   #ackScheduled = false;
   #addresses = new Map<string, Uint8Array>();
 
@@ -197,6 +201,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     }
     this.#link = link;
     this.#storedSeen = 0;
+    this.#storedUnfinished = 0;
+    this.#generation++;
     this.#attempt = 0;
     this.#applyConfig(config);
     this.#startTimer();
@@ -377,14 +383,15 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * count once the current batch of input is handled: the server keeps stored
    * messages until acknowledged (docs/PROTOCOL.md § ACK).
    */
-  #acknowledge(): void {
-    this.#storedSeen++;
+  #acknowledge(count = 1): void {
+    this.#storedSeen += count;
     if (this.#ackScheduled) return;
     this.#ackScheduled = true;
     queueMicrotask(() => {
       this.#ackScheduled = false;
       if (this.#link?.open) {
-        this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(this.#storedSeen)));
+        const done = this.#storedSeen - this.#storedUnfinished;
+        this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(done)));
       }
     });
   }
@@ -397,7 +404,22 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     const queue: IncomingMessage[] = [];
     let wake: (() => void) | null = null;
     let done = false;
+    // A stored message is acknowledged once the loop body has handled it (it asks for
+    // the next), not when it is queued here: a process killed meanwhile gets it again.
+    const gens = new WeakMap<IncomingMessage, number>();
+    let current: IncomingMessage | undefined;
+    const finish = () => {
+      if (current && gens.get(current) === this.#generation && this.#storedUnfinished > 0) {
+        this.#storedUnfinished--;
+        this.#acknowledge(0);
+      }
+      current = undefined;
+    };
     const onMessage = (m: IncomingMessage) => {
+      if (m.kind === "stored") {
+        this.#storedUnfinished++;
+        gens.set(m, this.#generation);
+      }
       queue.push(m);
       wake?.();
     };
@@ -414,9 +436,11 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     };
     const iterator: AsyncIterableIterator<IncomingMessage> = {
       next: async () => {
+        finish();
         while (queue.length === 0 && !done) await new Promise<void>((r) => (wake = r));
         wake = null;
         const value = queue.shift();
+        current = value;
         return value ? { value, done: false } : { value: undefined, done: true };
       },
       return: async () => {
