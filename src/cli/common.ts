@@ -64,6 +64,9 @@ export function describeError(err: unknown): string[] {
       "Refusing to connect. If the change is legitimate, get a new identity file from the server's admin.",
     ];
   }
+  if (err instanceof HandshakeError && err.code === "TOO_MANY_SESSIONS") {
+    return ["too many sessions of this identity at once (the server's max_sessions_per_client)"];
+  }
   if (err instanceof HandshakeError && err.stage === "authentication") {
     return ["authentication failed (unknown or revoked client, or wrong key)"];
   }
