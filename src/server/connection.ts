@@ -475,7 +475,7 @@ export class Connection implements OutboxOwner {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = null;
     if (waiters) for (const w of waiters) w();
-    if (this.phase === "closing") this.socket.end();
+    if (this.phase === "closing") this.#endOutput();
   }
 
   /**
@@ -521,12 +521,18 @@ export class Connection implements OutboxOwner {
     this.phase = "closing";
     this.#stopped = !this.#draining;
     this.outbox.flush();
-    if (this.outbox.idle) this.socket.end();
+    if (this.outbox.idle) this.#endOutput();
     setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
   }
 
   /** Set by `shutdown`: frames still arriving after the STOP are handled until the client closes. */
   #draining = false;
+
+  /** Closes after the STOP: draining, only the sending side (FIN), reading on until the client closes. */
+  #endOutput(): void {
+    if (this.#draining) this.socket.shutdown();
+    else this.socket.end();
+  }
 
   /**
    * The server is stopping (docs/PROTOCOL.md § STOP `server shutting down`): every frame
