@@ -31,6 +31,7 @@ import {
   type ConnectionSettings,
   DEFAULT_CONNECTION_SETTINGS,
 } from "../wire/settings.ts";
+import { StoredAcks } from "./acks.ts";
 import { parseHostPort } from "./address.ts";
 import { type Identity, loadIdentity } from "./identity.ts";
 import { Incoming } from "./incoming.ts";
@@ -114,13 +115,10 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   #attempt = 0;
   #lastHeartbeat = 0;
-  /** Stored messages received on the current connection, and whether an ACK is due. */
-  #storedSeen = 0;
-  /** Stored messages of this connection still waiting in a `messages()` iterator (not acknowledged yet). */
-  #storedUnfinished = 0;
-  /** Counts connections, so an iterator knows whose stored messages it holds. */
-  #generation = 0;
-  #ackScheduled = false;
+  /** Stored messages received on the current connection, acknowledged once handled. */
+  readonly #acks = new StoredAcks((count) => {
+    if (this.#link?.open) this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(count)));
+  });
   #addresses = new Map<string, Uint8Array>();
 
   /** Use `connect()`. */
@@ -200,9 +198,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       return;
     }
     this.#link = link;
-    this.#storedSeen = 0;
-    this.#storedUnfinished = 0;
-    this.#generation++;
+    this.#acks.reset();
     this.#attempt = 0;
     this.#applyConfig(config);
     this.#startTimer();
@@ -345,7 +341,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       if (type > C2CType.STORED || plain.length < header) return; // reserved or malformed
       if (!this.session.wants(type === C2CType.STORED)) return; // not taken, not acknowledged
       this.emit("message", new Incoming(plain, type));
-      if (type === C2CType.STORED) this.#acknowledge();
+      if (type === C2CType.STORED) this.#acks.received();
       return;
     }
     let msg: Message;
@@ -379,24 +375,6 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   }
 
   /**
-   * Counts a stored message as received (its listeners have run) and acknowledges the
-   * count once the current batch of input is handled: the server keeps stored
-   * messages until acknowledged (docs/PROTOCOL.md § ACK).
-   */
-  #acknowledge(count = 1): void {
-    this.#storedSeen += count;
-    if (this.#ackScheduled) return;
-    this.#ackScheduled = true;
-    queueMicrotask(() => {
-      this.#ackScheduled = false;
-      if (this.#link?.open) {
-        const done = this.#storedSeen - this.#storedUnfinished;
-        this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(done)));
-      }
-    });
-  }
-
-  /**
    * Async iterator over incoming messages, from now until the client closes.
    * @example for await (const m of client.messages()) console.log(m.from, m.data);
    */
@@ -406,20 +384,15 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     let done = false;
     // A stored message is acknowledged once the loop body has handled it (it asks for
     // the next), not when it is queued here: a process killed meanwhile gets it again.
-    const gens = new WeakMap<IncomingMessage, number>();
+    const held = new WeakMap<IncomingMessage, number>();
     let current: IncomingMessage | undefined;
     const finish = () => {
-      if (current && gens.get(current) === this.#generation && this.#storedUnfinished > 0) {
-        this.#storedUnfinished--;
-        this.#acknowledge(0);
-      }
+      const token = current && held.get(current);
+      if (token !== undefined) this.#acks.release(token);
       current = undefined;
     };
     const onMessage = (m: IncomingMessage) => {
-      if (m.kind === "stored") {
-        this.#storedUnfinished++;
-        gens.set(m, this.#generation);
-      }
+      if (m.kind === "stored") held.set(m, this.#acks.hold());
       queue.push(m);
       wake?.();
     };
