@@ -29,6 +29,7 @@ export async function readSessionFrame(
     }
     if (frame === "partial") {
       // The client wrote it with its response; the rest is on its way.
+      conn.ctx.log.debug("first frame incomplete; waiting for the rest", { addr: conn.address });
       const more = await new Promise<Uint8Array[] | null>((resolve) => {
         conn.morePaused = () => resolve(conn.phase === "verifying" ? takePaused(conn) : null);
       });

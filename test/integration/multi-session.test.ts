@@ -5,11 +5,13 @@
  */
 import { describe, expect, test } from "bun:test";
 import { HandshakeError } from "../../src/errors.ts";
+import { ClientHandshake } from "../../src/handshake/client.ts";
 import { idKey, idToBytes } from "../../src/ids.ts";
 import { ControlType, encodeControl, Format } from "../../src/wire/message.ts";
 import { encodeSessionBody, type Receive } from "../../src/wire/session.ts";
-import { inbox, startCluster, until } from "../helpers/cluster.ts";
+import { inbox, MemoryLog, startCluster, until } from "../helpers/cluster.ts";
 import { expectError, rejected } from "../helpers/errors.ts";
+import { FramedSocket } from "../helpers/framed.ts";
 import { RawSession } from "../helpers/raw.ts";
 
 const session = (receive: Receive, tag = crypto.getRandomValues(new Uint8Array(16))) =>
@@ -129,6 +131,30 @@ describe("several sessions of one client", () => {
     expect(await other.heartbeat()).toEqual([]);
     expect(await again.heartbeat()).toEqual([]);
     expect(c.server.router.online.sessionsOf(idKey(idToBytes(alice.id)))).toHaveLength(2);
+  });
+
+  test("a SESSION split across TCP segments is awaited: the session is tagged, not untagged", async () => {
+    const log = new MemoryLog();
+    await using c = await startCluster({}, log);
+    const alice = await c.enroll("alice");
+    const untagged = await c.raw(alice);
+    const sock = await FramedSocket.dial(c.server.port);
+    const hs = new ClientHandshake({
+      id: idToBytes(alice.id),
+      key: alice.key,
+      pinnedServerKey: alice.serverKey,
+    });
+    sock.writeFrame(await hs.respond(await sock.nextFrame()));
+    const frame = hs.sealEarly(session("all"));
+    sock.write(frame.subarray(0, 5)); // the rest is late: the response is verified meanwhile
+    const waiting = () => log.find("first frame incomplete; waiting for the rest").length > 0;
+    await until(waiting, 3000, "the server to verify the response and wait for the rest");
+    sock.write(frame.subarray(5));
+    hs.finish(await sock.nextFrame()); // CONFIG: logged in
+    // Tagged, so the untagged session was not replaced…
+    expect(await untagged.heartbeat()).toEqual([]);
+    expect(c.server.router.online.sessionsOf(idKey(idToBytes(alice.id)))).toHaveLength(2);
+    sock.destroy();
   });
 
   test("untagged (legacy) logins replace each other as before, and leave tagged sessions alone", async () => {
