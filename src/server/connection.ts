@@ -53,6 +53,8 @@ export class Connection implements OutboxOwner {
   session: SessionInfo = LEGACY_SESSION;
   /** The first frame after the response when it was not SESSION: handled first. */
   firstPlain: Uint8Array | null = null;
+  /** Why the first frame after the response is unacceptable (see session-login.ts). */
+  firstError: string | null = null;
   /** Wakes a login waiting for the rest of its first frame. */
   morePaused: (() => void) | null = null;
 
@@ -286,6 +288,17 @@ export class Connection implements OutboxOwner {
       if (this.phase !== "verifying") return;
       this.#paused = rest;
       ctx.handshakeEnded(this, true);
+      if (this.firstError !== null) {
+        // Keys are shared, so the client hears why: CONFIG, then STOP (as on any frame).
+        ctx.stats.protocolErrors++;
+        ctx.log.warn("protocol error", {
+          id: this.idText,
+          addr: this.address,
+          detail: this.firstError,
+        });
+        this.#refuse("protocol error", true);
+        return;
+      }
       const admitted = ctx.router.register(this);
       if (!admitted) {
         this.#refuse("too many sessions");
@@ -331,10 +344,16 @@ export class Connection implements OutboxOwner {
     }
   }
 
-  /** Refuses an authenticated login with STOP `reason` as its first frame (s2c 0). */
-  #refuse(reason: string): void {
-    this.ctx.log.warn("login refused", { id: this.idText, name: this.name, reason });
+  /**
+   * Refuses an authenticated login with STOP `reason` as its first frame (s2c 0) — or
+   * after CONFIG (`afterConfig`), for a first frame the client got wrong.
+   */
+  #refuse(reason: string, afterConfig = false): void {
+    if (!afterConfig)
+      this.ctx.log.warn("login refused", { id: this.idText, name: this.name, reason });
     this.endReason = reason;
+    if (afterConfig)
+      this.outbox?.push(encodeControl(ControlType.CONFIG, this.ctx.connectionSettings()), CONTROL);
     this.outbox?.push(encodeControl(ControlType.STOP, reason), CONTROL);
     this.phase = "closing";
     this.#stopped = true;

@@ -12,8 +12,9 @@ import { LEGACY_SESSION } from "./sessions.ts";
 /**
  * Reads the first frame from the bytes received after the response (`paused`), waiting
  * for the rest of one that has only partly arrived. Sets `conn.session` (and
- * `conn.firstPlain` when that frame was not SESSION); returns the bytes after it.
- * Closes the connection on a frame that does not open or a malformed SESSION.
+ * `conn.firstPlain` when that frame was not SESSION); returns the bytes after it. A
+ * frame that does not open (or of size 0) or a malformed SESSION sets
+ * `conn.firstError`: the login ends with CONFIG and STOP `protocol error`.
  */
 export async function readSessionFrame(
   conn: Connection,
@@ -42,7 +43,7 @@ export async function readSessionFrame(
     try {
       plain = opener.open(frame.payload);
     } catch {
-      conn.abort("first frame does not open");
+      conn.firstError = "the first frame failed authentication";
       return [];
     }
     const rest = frame.rest.length > 0 ? [new Uint8Array(frame.rest)] : [];
@@ -56,7 +57,7 @@ export async function readSessionFrame(
         ? decodeSessionBody(plain.subarray(CONTROL_HEADER_BYTES))
         : null;
     if (!session) {
-      conn.abort("malformed SESSION");
+      conn.firstError = "malformed SESSION";
       return [];
     }
     conn.session = session;

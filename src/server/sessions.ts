@@ -26,8 +26,6 @@ export const LEGACY_SESSION: SessionInfo = { tag: null, live: true, stored: true
 /** One client's sessions, oldest first. */
 interface ClientSessions {
   conns: Connection[];
-  /** The session taking stored messages now, if any. */
-  taker: Connection | null;
   /** Live messages routed to this client so far (see `liveFrom`). */
   routed: number;
 }
@@ -41,6 +39,12 @@ export class SessionRegistry {
   readonly #routeSeq = new WeakMap<Uint8Array, number>();
   /** The route number at which each session started receiving live. */
   readonly #liveFrom = new WeakMap<Connection, number>();
+  /**
+   * The session taking each client's stored messages. It keeps the role until its
+   * delivery run has finished — also after its connection ended, also past the
+   * client's last session — so two runs never overlap.
+   */
+  readonly #takers = new Map<string, Connection>();
   #sessions = 0;
 
   /** Clients with at least one session. */
@@ -99,13 +103,12 @@ export class SessionRegistry {
     const others = (s?.conns.length ?? 0) - (replaced ? 1 : 0);
     if (others >= limit) return { ok: false, reason: "too many sessions" };
     if (!s) {
-      s = { conns: [], taker: null, routed: 0 };
+      s = { conns: [], routed: 0 };
       this.#byClient.set(conn.key, s);
     }
     if (replaced) {
       s.conns.splice(s.conns.indexOf(replaced), 1);
       this.#sessions--;
-      if (s.taker === replaced) s.taker = null;
     }
     s.conns.push(conn);
     this.#sessions++;
@@ -120,7 +123,6 @@ export class SessionRegistry {
     if (!s || i < 0) return false;
     s.conns.splice(i, 1);
     this.#sessions--;
-    if (s.taker === conn) s.taker = null;
     if (s.conns.length === 0) this.#byClient.delete(conn.key);
     return true;
   }
@@ -150,25 +152,23 @@ export class SessionRegistry {
 
   /** The session taking stored messages for `key`, if one is. */
   taker(key: string): Connection | null {
-    return this.#byClient.get(key)?.taker ?? null;
+    return this.#takers.get(key) ?? null;
   }
 
   /**
-   * Makes `conn` the taker of its client's stored messages if none is; returns whether
-   * it now is. One taker at a time: a stored message never goes to two sessions.
+   * Makes `conn` the taker of its client's stored messages if no session is; returns
+   * whether it became it. One taker at a time: a stored message never goes to two
+   * sessions. (Several nodes: a lease on the client ID in the shared store.)
    */
   claimTaker(conn: Connection): boolean {
-    const s = this.#byClient.get(conn.key);
-    if (!s || !conn.routable || !conn.session.stored) return false;
-    if (s.taker && s.taker !== conn && s.taker.routable) return false;
-    s.taker = conn;
+    if (!conn.routable || !conn.session.stored || this.#takers.has(conn.key)) return false;
+    this.#takers.set(conn.key, conn);
     return true;
   }
 
-  /** Gives up the taker role (delivery finished or the session ended). */
+  /** Gives up the taker role once its delivery run has finished. */
   releaseTaker(conn: Connection): void {
-    const s = this.#byClient.get(conn.key);
-    if (s?.taker === conn) s.taker = null;
+    if (this.#takers.get(conn.key) === conn) this.#takers.delete(conn.key);
   }
 
   /** The next open session that takes stored messages, to continue a delivery. */
