@@ -17,6 +17,7 @@ import { CONTROL, LIVE, Outbox, type OutboxOwner } from "../net/outbox.ts";
 import { COUNTER_LIMIT, MAX_FRAME_PAYLOAD, MAX_RESPONSE_PAYLOAD } from "../wire/constants.ts";
 import { encodeFrame, FrameReader } from "../wire/frame.ts";
 import { ControlType, encodeControl, Format, S2SType } from "../wire/message.ts";
+import { StoredAcks } from "./acks.ts";
 import type { ServerContext } from "./context.ts";
 import { readSessionFrame } from "./session-login.ts";
 import { LEGACY_SESSION, type SessionInfo } from "./sessions.ts";
@@ -434,42 +435,8 @@ export class Connection implements OutboxOwner {
     this.ctx.schedule(this);
   }
 
-  /** Set once the client sent ACK: stored messages are kept until it acknowledges them. */
-  acking = false;
-  #ackedStored = 0;
-  #ackWaiters: { count: number; resolve: () => void }[] | null = null;
-
-  /** Stored messages the client has acknowledged on this connection. */
-  get ackedStored(): number {
-    return this.#ackedStored;
-  }
-
-  /** ACK from the client: it has received `count` stored messages on this connection. */
-  onAck(count: number): void {
-    this.acking = true;
-    if (count <= this.#ackedStored) return;
-    this.#ackedStored = count;
-    this.#wakeAckWaiters();
-  }
-
-  /** Resolves once `count` stored messages are acknowledged, or the connection ended. */
-  whenAcked(count: number): Promise<void> {
-    if (this.#ackedStored >= count || this.phase === "closed") return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#ackWaiters ??= [];
-      this.#ackWaiters.push({ count, resolve });
-    });
-  }
-
-  /** Wakes the waiters whose count is acknowledged — all of them once the connection is gone. */
-  #wakeAckWaiters(): void {
-    const waiters = this.#ackWaiters;
-    if (!waiters) return;
-    const all = this.phase === "closed";
-    this.#ackWaiters = waiters.filter((w) => !all && w.count > this.#ackedStored);
-    for (const w of waiters) if (all || w.count <= this.#ackedStored) w.resolve();
-    if (this.#ackWaiters.length === 0) this.#ackWaiters = null;
-  }
+  /** Acknowledged delivery of stored messages (ACK) on this connection. */
+  readonly acks = new StoredAcks();
 
   /** Resolves when everything queued has been handed to the socket, or the connection ended. */
   whenIdle(): Promise<void> {
@@ -621,7 +588,7 @@ export class Connection implements OutboxOwner {
       });
     }
     this.#onIdle();
-    this.#wakeAckWaiters();
+    this.acks.end();
     this.#gone?.resolve();
     this.morePaused?.();
   }

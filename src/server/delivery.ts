@@ -81,10 +81,10 @@ export async function deliverStored(conn: Connection): Promise<boolean> {
       ctx.schedule(conn);
       await conn.whenIdle();
       let through: number;
-      if (conn.acking) {
+      if (conn.acks.acking) {
         // Removed only when acknowledged: what the client never confirmed stays stored.
-        await conn.whenAcked(sent);
-        const acked = conn.ackedStored;
+        await conn.acks.when(sent);
+        const acked = conn.acks.count;
         through = after;
         for (const mark of marks) if (mark.count <= acked) through = mark.seq;
       } else {

@@ -63,7 +63,7 @@ export function handleMessage(
     case ControlType.ACK: {
       const count = decodeAckBody(msg.body);
       if (count === null) return discard(ctx, conn, "ACK body is not 4 bytes");
-      conn.onAck(count);
+      conn.acks.onAck(count);
       return;
     }
     case ControlType.STOP: {
