@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { connect } from "../../src/client/client.ts";
 import type { Notice } from "../../src/client/types.ts";
 import { cleanupAll, EXIT, type Running, type Sandbox, sandbox } from "../helpers/binary.ts";
+import { TcpProxy } from "../helpers/proxy.ts";
 import { Terminal, TMUX } from "../helpers/tmux.ts";
 
 afterEach(cleanupAll);
@@ -141,6 +142,39 @@ describe("sessions of one identity (binary)", () => {
     }
     second.kill("SIGTERM");
     await second.exit();
+  });
+
+  test("a listener whose connection died reconnects with its tag and replaces its ghost at once", async () => {
+    await using sb = await sandbox();
+    const { server } = await setup(sb);
+    await using proxy = await TcpProxy.start(server.port);
+    const listen = sb.start([
+      "listen",
+      "--json",
+      "--server",
+      proxy.address,
+      "--identity",
+      "alice.identity",
+    ]);
+    await server.proc.waitFor(/INFO +connect .*name=alice/, "stderr");
+    // The link goes dead for the listener; the server's side stays open and silent: a ghost.
+    proxy.stall();
+    for (const link of proxy.links) link.client?.terminate();
+    // The listener reconnects (same process, same tag): the ghost goes at once, long
+    // before heartbeat_timeout (45 s).
+    await server.proc.waitFor(/INFO +connect .*name=alice/, "stderr", 10_000, 2);
+    await server.proc.waitFor(
+      /INFO +disconnect .*name=alice .*reason="replaced by a new connection"/,
+      "stderr",
+      2000,
+    );
+    await sb.run(["send", "alice", "after the reconnect", "--identity", "bob.identity"]);
+    await listen.until(
+      () => (printed(listen).includes("after the reconnect") ? true : undefined),
+      "the message on the reconnected listener",
+    );
+    listen.kill("SIGTERM");
+    expect(await listen.exit()).toBe(EXIT.OK);
   });
 
   test("revoke returns once every session is stopped and what the client queued is dropped", async () => {
