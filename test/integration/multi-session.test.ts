@@ -66,6 +66,25 @@ describe("several sessions of one client", () => {
     expect(got[0]).toMatchObject({ text: "while only a one-shot is there", kind: "stored" });
   });
 
+  test("a session that takes only stored messages gets each as it is stored, and no live ones", async () => {
+    await using c = await startCluster();
+    const alice = await c.enroll("alice");
+    const bob = await c.client("bob");
+    const archive = await c.client(alice, { session: { receive: "stored" } });
+    const got = inbox(archive);
+    expect((await bob.clientStatus([alice.id]))[0]).toMatchObject({ online: true });
+    bob.send(alice.id, "kept for the archive");
+    await until(() => got.length === 1, 3000, "the stored message");
+    expect(got[0]).toMatchObject({ text: "kept for the archive", kind: "stored" });
+    const live = await c.client(alice, { session: { receive: "live" } });
+    const gotLive = inbox(live);
+    bob.send(alice.id, "live now");
+    await until(() => gotLive.length === 1, 3000, "the live session");
+    await archive.ping();
+    expect(got).toHaveLength(1); // the live one is not stored while a session receives live
+    expect(await c.store.pendingCount()).toBe(0);
+  });
+
   test("a stored backlog goes to one session at a time: exactly once across two", async () => {
     await using c = await startCluster();
     const alice = await c.enroll("alice");
