@@ -16,7 +16,7 @@ import type { ServerContext } from "./context.ts";
 import { startDelivery, storedArrived } from "./delivery.ts";
 import { RateLimiter } from "./limits.ts";
 import { KeyedSerial } from "./serial.ts";
-import { SessionRegistry } from "./sessions.ts";
+import { SessionRegistry, type Sessions } from "./sessions.ts";
 
 export type NoticeStatus = "queued" | "unknown" | "rejected" | "too_large" | "rate_limited";
 
@@ -43,7 +43,7 @@ const UNBOUNDED = {
 
 export class Router {
   /** Authenticated connections, several per client ID (sessions.ts). */
-  readonly online = new SessionRegistry();
+  readonly online: Sessions = new SessionRegistry();
   readonly #ctx: ServerContext;
   readonly #serial = new KeyedSerial();
   /** Messages for each recipient waiting for the next store write. */

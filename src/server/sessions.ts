@@ -33,7 +33,34 @@ interface ClientSessions {
 /** Why a login was refused. */
 export type AddResult = { ok: true; replaced: Connection | null } | { ok: false; reason: string };
 
-export class SessionRegistry {
+/**
+ * What the server core needs of the session registry. One node keeps it in memory
+ * (`SessionRegistry`); several nodes on a shared store implement the same with the
+ * sessions of each client ID and its taker role as leases in the store, and live
+ * delivery fanned out to the nodes that hold a receiving session.
+ */
+export interface Sessions {
+  /** Clients with at least one session, and sessions in all. */
+  readonly size: number;
+  readonly sessionCount: number;
+  has(key: string): boolean;
+  get(key: string): Connection | undefined;
+  values(): IterableIterator<Connection>;
+  sessionsOf(key: string): readonly Connection[];
+  receiving(key: string): boolean;
+  receivingClients(): number;
+  liveReceivers(key: string): Connection[];
+  add(conn: Connection, limit: number): AddResult;
+  remove(conn: Connection): boolean;
+  noteRouted(key: string, message: Uint8Array): void;
+  notReceivedElsewhere(conn: Connection, messages: Uint8Array[]): Uint8Array[];
+  taker(key: string): Connection | null;
+  claimTaker(conn: Connection): boolean;
+  releaseTaker(conn: Connection): void;
+  nextTaker(key: string): Connection | null;
+}
+
+export class SessionRegistry implements Sessions {
   readonly #byClient = new Map<string, ClientSessions>();
   /** Route number of each live message (per recipient), to tell which sessions got it. */
   readonly #routeSeq = new WeakMap<Uint8Array, number>();
