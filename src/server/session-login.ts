@@ -22,8 +22,18 @@ export async function readSessionFrame(
   paused: Uint8Array[],
 ): Promise<Uint8Array[]> {
   let bytes = concat(paused);
+  let yielded = false;
   for (;;) {
     const frame = firstFrame(bytes);
+    if (frame === null && !yielded) {
+      // Nothing yet: input the event loop already holds (a SESSION in a segment just
+      // behind the response) is read first — one turn, nothing for a client that sent none.
+      yielded = true;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (conn.phase !== "verifying") return [];
+      bytes = concat(conn.takePaused());
+      continue;
+    }
     if (frame === null) {
       conn.session = LEGACY_SESSION;
       return [];
