@@ -42,6 +42,8 @@ export class CliError extends BackboneError {
 export function exitCodeOf(err: unknown): number {
   if (err instanceof CliError) return err.exitCode;
   if (err instanceof PinningError) return EXIT.SERVER_KEY;
+  // Not the identity's fault: the server is full of its sessions for now.
+  if (err instanceof HandshakeError && err.code === "TOO_MANY_SESSIONS") return EXIT.UNREACHABLE;
   if (err instanceof HandshakeError)
     return err.stage === "authentication" ? EXIT.AUTH : EXIT.UNREACHABLE;
   if (err instanceof ConnectionError) return EXIT.UNREACHABLE;

@@ -5,6 +5,7 @@
  * revocation, SIGTERM of the server while a client sends, `kill -9` of the server.
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "../../src/client/client.ts";
 import type { Notice } from "../../src/client/types.ts";
@@ -173,6 +174,26 @@ describe("sessions of one identity (binary)", () => {
       () => (printed(listen).includes("after the reconnect") ? true : undefined),
       "the message on the reconnected listener",
     );
+    listen.kill("SIGTERM");
+    expect(await listen.exit()).toBe(EXIT.OK);
+  });
+
+  test("past max_sessions_per_client a one-shot is refused with a clear line; the listener stays", async () => {
+    await using sb = await sandbox();
+    mkdirSync(sb.data, { recursive: true, mode: 0o700 });
+    writeFileSync(join(sb.data, "config.toml"), "max_sessions_per_client = 1\n");
+    const { server } = await setup(sb);
+    const listen = sb.start(["listen", "--json", "--identity", "alice.identity"]);
+    await server.proc.waitFor(/INFO +connect .*name=alice/, "stderr");
+    const r = await sb.run(["status", "--identity", "alice.identity"]);
+    expect(r).toEqual({
+      code: EXIT.UNREACHABLE,
+      stdout: "",
+      stderr:
+        "backbone: too many sessions of this identity at once (the server's max_sessions_per_client)\n",
+    });
+    await sb.run(["send", "alice", "still here", "--identity", "bob.identity"]);
+    await listen.until(() => (printed(listen).includes("still here") ? true : undefined), "it");
     listen.kill("SIGTERM");
     expect(await listen.exit()).toBe(EXIT.OK);
   });
