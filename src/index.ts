@@ -57,6 +57,12 @@ export { type Enrolled, type EnrollOptions, enrollClient } from "./server/enroll
 export { BackboneServer, type ServerOptions } from "./server/server.ts";
 export { DEFAULT_SERVER_SETTINGS, type ServerSettings } from "./server/settings.ts";
 export { SqliteStore } from "./store/sqlite.ts";
-export type { ClientRecord, Store } from "./store/store.ts";
+export type { ClientRecord, NodeLease, Store } from "./store/store.ts";
 export { VERSION } from "./version.ts";
+export {
+  decodeSessionBody,
+  encodeSessionBody,
+  type Receive,
+  SESSION_VERSION,
+} from "./wire/session.ts";
 export type { ConnectionSettings } from "./wire/settings.ts";

@@ -16,6 +16,7 @@ import {
   UsageError,
 } from "../errors.ts";
 import { escapeBytes, escapeControls } from "../text/escape.ts";
+import type { Receive } from "../wire/session.ts";
 import {
   closeTerminal,
   PASSPHRASE_ARG,
@@ -48,6 +49,8 @@ export class CliError extends BackboneError {
 export function exitCodeOf(err: unknown): number {
   if (err instanceof CliError) return err.exitCode;
   if (err instanceof PinningError) return EXIT.SERVER_KEY;
+  // Not the identity's fault: the server is full of its sessions for now.
+  if (err instanceof HandshakeError && err.code === "TOO_MANY_SESSIONS") return EXIT.UNREACHABLE;
   if (err instanceof HandshakeError)
     return err.stage === "authentication" ? EXIT.AUTH : EXIT.UNREACHABLE;
   if (err instanceof ConnectionError) return EXIT.UNREACHABLE;
@@ -76,6 +79,9 @@ function describeErrorRaw(err: unknown): string[] {
       `the server presented       ${err.received}`,
       "Refusing to connect. If the change is legitimate, get a new identity file from the server's admin.",
     ];
+  }
+  if (err instanceof HandshakeError && err.code === "TOO_MANY_SESSIONS") {
+    return ["too many sessions of this identity at once (the server's max_sessions_per_client)"];
   }
   if (err instanceof HandshakeError && err.stage === "authentication") {
     return ["authentication failed (unknown or revoked client, or wrong key)"];
@@ -184,7 +190,7 @@ export function loadIdentityFromFlags(flags: ConnectFlags): ReturnType<typeof lo
 
 export async function connectFromFlags(
   flags: ConnectFlags,
-  opts: { waitSeconds: number; countdown?: boolean },
+  opts: { waitSeconds: number; countdown?: boolean; receive: Receive },
 ): Promise<Client> {
   const identity = await loadIdentityFromFlags(flags);
   const server = flags.server ?? identity.server;
@@ -193,6 +199,8 @@ export async function connectFromFlags(
     identity,
     server,
     waitForServer: opts.waitSeconds * 1000,
+    // chat and listen receive; one-shot commands never see or take anyone's messages.
+    session: { receive: opts.receive },
     ...(opts.countdown
       ? {
           onRetry: ({ delayMs, error }) => {
@@ -239,18 +247,6 @@ export function countdown(why: string, delayMs: number): () => void {
   }, 1000);
   timer.unref();
   return stop;
-}
-
-/**
- * For commands that are not there to receive (send, status): the server hands a client
- * its stored messages at every login, so any that arrive are shown on stderr rather
- * than lost without a word.
- */
-export function showStrayMessages(client: Client): void {
-  client.on("message", (m) => {
-    const when = m.queuedAt ? ` (sent ${m.queuedAt.toISOString()})` : "";
-    note(`backbone: message for you from ${m.from}${when}: ${displayText(m.data)}`);
-  });
 }
 
 /**

@@ -31,11 +31,13 @@ import {
   type ConnectionSettings,
   DEFAULT_CONNECTION_SETTINGS,
 } from "../wire/settings.ts";
+import { StoredAcks } from "./acks.ts";
 import { parseHostPort } from "./address.ts";
 import { type Identity, type IdentityOptions, loadIdentity } from "./identity.ts";
 import { Incoming } from "./incoming.ts";
 import { Link, type LinkEnd } from "./link.ts";
 import { Requests } from "./requests.ts";
+import { ClientSession } from "./session.ts";
 import type {
   ClientEvents,
   ClientStatusEntry,
@@ -114,6 +116,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
 
   readonly #identity: Identity;
   readonly #opts: ConnectOptions;
+  /** This client's session tag and receive choices. */
+  readonly session: ClientSession;
   #link: Link | null = null;
   #requests = new Requests();
   #buffer: Uint8Array[] = [];
@@ -125,9 +129,10 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   #attempt = 0;
   #lastHeartbeat = 0;
-  /** Stored messages received on the current connection, and whether an ACK is due. */
-  #storedSeen = 0;
-  #ackScheduled = false;
+  /** Stored messages received on the current connection, acknowledged once handled. */
+  readonly #acks = new StoredAcks((count) => {
+    if (this.#link?.open) this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(count)));
+  });
   #addresses = new Map<string, Uint8Array>();
 
   /** Use `connect()`. */
@@ -138,6 +143,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.id = identity.id;
     this.name = identity.name;
     this.server = identity.server;
+    this.session = new ClientSession(options.session);
   }
 
   /** True while a session is open. */
@@ -178,14 +184,21 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     const timeoutMs = (this.#opts.connectTimeout ?? this.settings.connection_timeout) * 1000;
     let opened: Link | null = null;
     let endedEarly: LinkEnd | null = null;
-    const { link, config } = await Link.open(this.#identity, host, port, timeoutMs, {
-      message: (plain) => this.#onMessage(plain),
-      // The link can end between CONFIG and this continuation: remember it, then fail.
-      end: (how) => {
-        if (opened) this.#onEnd(opened, how);
-        else endedEarly = how;
+    const { link, config } = await Link.open(
+      this.#identity,
+      host,
+      port,
+      timeoutMs,
+      {
+        message: (plain) => this.#onMessage(plain),
+        // The link can end between CONFIG and this continuation: remember it, then fail.
+        end: (how) => {
+          if (opened) this.#onEnd(opened, how);
+          else endedEarly = how;
+        },
       },
-    });
+      this.session.message(),
+    );
     opened = link;
     if (endedEarly) {
       const how = endedEarly as LinkEnd;
@@ -206,7 +219,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       throw new HandshakeError("config", "BAD_CONFIG", (cause as Error).message, { cause });
     }
     this.#link = link;
-    this.#storedSeen = 0;
+    this.#acks.reset();
     this.#attempt = 0;
     this.#startTimer();
     const buffered = this.#buffer;
@@ -346,8 +359,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       const type = b0 & 0x0f;
       const header = type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES;
       if (type > C2CType.STORED || plain.length < header) return; // reserved or malformed
+      if (!this.session.wants(type === C2CType.STORED)) return; // not taken, not acknowledged
       this.emit("message", new Incoming(plain, type));
-      if (type === C2CType.STORED) this.#acknowledge();
+      if (type === C2CType.STORED) this.#acks.received();
       return;
     }
     let msg: Message;
@@ -389,23 +403,6 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   }
 
   /**
-   * Counts a stored message as received (its listeners have run) and acknowledges the
-   * count once the current batch of input is handled: the server keeps stored
-   * messages until acknowledged (docs/PROTOCOL.md § ACK).
-   */
-  #acknowledge(): void {
-    this.#storedSeen++;
-    if (this.#ackScheduled) return;
-    this.#ackScheduled = true;
-    queueMicrotask(() => {
-      this.#ackScheduled = false;
-      if (this.#link?.open) {
-        this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(this.#storedSeen)));
-      }
-    });
-  }
-
-  /**
    * Async iterator over incoming messages, from now until the client closes.
    * @example for await (const m of client.messages()) console.log(m.from, m.data);
    */
@@ -413,7 +410,17 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     const queue: IncomingMessage[] = [];
     let wake: (() => void) | null = null;
     let done = false;
+    // A stored message is acknowledged once the loop body has handled it (it asks for
+    // the next), not when it is queued here: a process killed meanwhile gets it again.
+    const held = new WeakMap<IncomingMessage, number>();
+    let current: IncomingMessage | undefined;
+    const finish = () => {
+      const token = current && held.get(current);
+      if (token !== undefined) this.#acks.release(token);
+      current = undefined;
+    };
     const onMessage = (m: IncomingMessage) => {
+      if (m.kind === "stored") held.set(m, this.#acks.hold());
       queue.push(m);
       wake?.();
     };
@@ -430,9 +437,11 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     };
     const iterator: AsyncIterableIterator<IncomingMessage> = {
       next: async () => {
+        finish();
         while (queue.length === 0 && !done) await new Promise<void>((r) => (wake = r));
         wake = null;
         const value = queue.shift();
+        current = value;
         return value ? { value, done: false } : { value: undefined, done: true };
       },
       return: async () => {
@@ -594,6 +603,7 @@ function checkId(text: string): string {
 
 /** Failures worth retrying: the network, not the server's judgement or the key. */
 function retryable(err: unknown): boolean {
-  if (err instanceof HandshakeError) return err.code === "CLOSED_DURING_HANDSHAKE";
+  if (err instanceof HandshakeError)
+    return err.code === "CLOSED_DURING_HANDSHAKE" || err.code === "TOO_MANY_SESSIONS";
   return err instanceof ConnectionError;
 }

@@ -19,8 +19,10 @@ import { CONTROL, LIVE, Outbox, type OutboxOwner } from "../net/outbox.ts";
 import { COUNTER_LIMIT, MAX_FRAME_PAYLOAD, MAX_RESPONSE_PAYLOAD } from "../wire/constants.ts";
 import { encodeFrame, FrameReader } from "../wire/frame.ts";
 import { ControlType, encodeControl, Format, S2SType } from "../wire/message.ts";
+import { StoredAcks } from "./acks.ts";
 import type { ServerContext } from "./context.ts";
-import { deliverStored } from "./delivery.ts";
+import { readSessionFrame } from "./session-login.ts";
+import { LEGACY_SESSION, type SessionInfo } from "./sessions.ts";
 
 export type Phase = "handshake" | "verifying" | "open" | "closing" | "closed";
 
@@ -68,6 +70,14 @@ export class Connection implements OutboxOwner {
   bytesIn = 0;
   msgsIn = 0;
   rawBytesOut = 0;
+  /** The session's tag and receive choices (from SESSION; legacy without one). */
+  session: SessionInfo = LEGACY_SESSION;
+  /** The first frame after the response when it was not SESSION: handled first. */
+  firstPlain: Uint8Array | null = null;
+  /** Why the first frame after the response is unacceptable (see session-login.ts). */
+  firstError: string | null = null;
+  /** Wakes a login waiting for the rest of its first frame. */
+  morePaused: (() => void) | null = null;
 
   #reader = new FrameReader(MAX_RESPONSE_PAYLOAD);
   #hs: ServerHandshake | null;
@@ -151,6 +161,7 @@ export class Connection implements OutboxOwner {
         return;
       }
       this.#paused.push(new Uint8Array(chunk));
+      this.morePaused?.();
       return;
     }
     // Input straight from the event loop: a new slice begins.
@@ -243,6 +254,11 @@ export class Connection implements OutboxOwner {
       this.protocolError((err as WireError).message);
       return false;
     }
+    return this.#handlePlain(plain);
+  };
+
+  #handlePlain(plain: Uint8Array): boolean | undefined {
+    if (!this.#opener) return false;
     this.lastSeen = performance.now();
     this.msgsIn++;
     if (this.#opener.counter >= COUNTER_LIMIT) {
@@ -258,7 +274,7 @@ export class Connection implements OutboxOwner {
         : pending;
       this.#inflightCount++;
     }
-    if (this.phase !== "open" && this.phase !== "closed") return false;
+    if (this.phase !== "open" && this.phase !== "closed" && !this.#draining) return false;
     if (
       ++this.#sliceFrames >= SLICE_FRAMES ||
       this.#sliceWork >= SLICE_WORK ||
@@ -274,7 +290,7 @@ export class Connection implements OutboxOwner {
       return false;
     }
     return undefined;
-  };
+  }
 
   /**
    * Holds this connection's input (its socket paused: TCP keeps the rest) until `task`
@@ -324,6 +340,12 @@ export class Connection implements OutboxOwner {
     const chunks = this.#paused ?? [];
     this.#paused = null;
     this.#pausedBytes = 0;
+    const first = this.firstPlain;
+    this.firstPlain = null;
+    if (first && !this.#stopped) {
+      this.#handlePlain(first);
+      if (this.#inflight && chunks.length === 0) this.#pauseUntil(this.#takeInflight(), AT_ONCE);
+    }
     for (let i = 0; i < chunks.length; i++) {
       this.#feed(chunks[i] as Uint8Array, true);
       if (this.#paused) {
@@ -373,19 +395,47 @@ export class Connection implements OutboxOwner {
         this,
         ctx.settings.max_outbound_bytes,
       );
+      // The first frame after the response says which session this is (SESSION) —
+      // or, being anything else or absent, that the client has no tag.
+      const paused = this.#paused ?? [];
+      this.#paused = [];
+      const rest = await readSessionFrame(this, accepted.session.opener, paused);
+      if (this.phase !== "verifying") return;
+      this.#paused = rest;
+      ctx.handshakeEnded(this, true);
+      if (this.firstError !== null) {
+        // Keys are shared, so the client hears why: CONFIG, then STOP (as on any frame).
+        ctx.stats.protocolErrors++;
+        ctx.log.warn("protocol error", {
+          id: this.idText,
+          addr: this.address,
+          detail: this.firstError,
+        });
+        this.#refuse("protocol error", true);
+        return;
+      }
+      const admitted = ctx.router.register(this);
+      if (!admitted) {
+        this.#refuse("too many sessions");
+        return;
+      }
       // CONFIG takes s2c counter 0: it is queued before the client becomes routable,
       // so nothing can be sealed ahead of it.
       this.outbox.push(encodeControl(ControlType.CONFIG, ctx.connectionSettings()), CONTROL);
       this.#holding = true;
       this.phase = "open";
-      ctx.handshakeEnded(this, true);
-      this.inherit(ctx.router.register(this));
+      this.inherit(admitted);
       this.outbox.flush();
-      ctx.log.info("connect", { id: this.idText, name, addr: this.address });
+      ctx.log.info("connect", {
+        id: this.idText,
+        name,
+        addr: this.address,
+        session: this.session.tag?.slice(0, 8),
+      });
       // Frames that came with the response first: an ACK 0 there asks for acknowledged
       // delivery, and must be seen before the first stored message goes out.
       this.#resume();
-      void deliverStored(this);
+      ctx.router.opened(this);
     } catch (err) {
       if (this.phase !== "verifying") return;
       ctx.stats.authFailures++;
@@ -409,9 +459,36 @@ export class Connection implements OutboxOwner {
     }
   }
 
+  /**
+   * Refuses an authenticated login with STOP `reason` as its first frame (s2c 0) — or
+   * after CONFIG (`afterConfig`), for a first frame the client got wrong.
+   */
+  #refuse(reason: string, afterConfig = false): void {
+    if (!afterConfig)
+      this.ctx.log.warn("login refused", { id: this.idText, name: this.name, reason });
+    this.endReason = reason;
+    if (afterConfig)
+      this.outbox?.push(encodeControl(ControlType.CONFIG, this.ctx.connectionSettings()), CONTROL);
+    this.outbox?.push(encodeControl(ControlType.STOP, reason), CONTROL);
+    this.phase = "closing";
+    this.#stopped = true;
+    this.outbox?.flush();
+    if (this.outbox?.idle) this.socket.end();
+    setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
+  }
+
+  /** The input held while the login is decided (see session-login.ts). */
+  takePaused(): Uint8Array[] {
+    const chunks = this.#paused ?? [];
+    this.#paused = [];
+    this.#pausedBytes = 0;
+    return chunks;
+  }
+
   /** Closes a connection that has no session (yet): no STOP, just the socket. */
   abort(reason: string): void {
     if (this.phase === "closed") return;
+    queueMicrotask(() => this.morePaused?.());
     this.endReason = reason;
     this.phase = "closing";
     this.#stopped = true;
@@ -462,42 +539,8 @@ export class Connection implements OutboxOwner {
     this.ctx.schedule(this);
   }
 
-  /** Set once the client sent ACK: stored messages are kept until it acknowledges them. */
-  acking = false;
-  #ackedStored = 0;
-  #ackWaiters: { count: number; resolve: () => void }[] | null = null;
-
-  /** Stored messages the client has acknowledged on this connection. */
-  get ackedStored(): number {
-    return this.#ackedStored;
-  }
-
-  /** ACK from the client: it has received `count` stored messages on this connection. */
-  onAck(count: number): void {
-    this.acking = true;
-    if (count <= this.#ackedStored) return;
-    this.#ackedStored = count;
-    this.#wakeAckWaiters();
-  }
-
-  /** Resolves once `count` stored messages are acknowledged, or the connection ended. */
-  whenAcked(count: number): Promise<void> {
-    if (this.#ackedStored >= count || this.phase === "closed") return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#ackWaiters ??= [];
-      this.#ackWaiters.push({ count, resolve });
-    });
-  }
-
-  /** Wakes the waiters whose count is acknowledged — all of them once the connection is gone. */
-  #wakeAckWaiters(): void {
-    const waiters = this.#ackWaiters;
-    if (!waiters) return;
-    const all = this.phase === "closed";
-    this.#ackWaiters = waiters.filter((w) => !all && w.count > this.#ackedStored);
-    for (const w of waiters) if (all || w.count <= this.#ackedStored) w.resolve();
-    if (this.#ackWaiters.length === 0) this.#ackWaiters = null;
-  }
+  /** Acknowledged delivery of stored messages (ACK) on this connection. */
+  readonly acks = new StoredAcks();
 
   /** Resolves when everything queued has been handed to the socket, or the connection ended. */
   whenIdle(): Promise<void> {
@@ -538,7 +581,7 @@ export class Connection implements OutboxOwner {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = null;
     if (waiters) for (const w of waiters) w();
-    if (this.phase === "closing") this.socket.end();
+    if (this.phase === "closing") this.#endOutput();
   }
 
   /**
@@ -575,15 +618,45 @@ export class Connection implements OutboxOwner {
     }
     this.endReason = reason;
     this.ctx.router.unregister(this);
-    this.ctx.router.storeUndelivered(this.idText, this.takeUndelivered());
+    this.ctx.router.storeUndelivered(this, this.takeUndelivered());
     // Closing before the STOP is queued: a backlog it pushes past the bound (after a
     // reload lowered it) must not start a second stop.
     this.phase = "closing";
-    this.#stopped = true;
+    this.#stopped = !this.#draining;
     this.outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
     this.outbox.flush();
-    if (this.outbox.idle) this.socket.end();
+    if (this.outbox.idle) this.#endOutput();
     setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
+  }
+
+  /** Set by `shutdown`: frames still arriving after the STOP are handled until the client closes. */
+  #draining = false;
+
+  /** Closes after the STOP: draining, only the sending side (FIN), reading on until the client closes. */
+  #endOutput(): void {
+    if (this.#draining) this.socket.shutdown();
+    else this.socket.end();
+  }
+
+  /**
+   * The server is stopping (docs/PROTOCOL.md § STOP `server shutting down`): every frame
+   * already received is handled and answered first, then STOP; frames the client sent
+   * before it saw the STOP are still handled (routed or stored) until it closes, so
+   * nothing that reached the socket is lost.
+   */
+  shutdown(reason: string): void {
+    if (this.phase !== "open") {
+      this.stop(reason);
+      return;
+    }
+    this.#draining = true;
+    const deadline = performance.now() + STOP_GRACE_MS;
+    const attempt = () => {
+      if (this.phase !== "open") return;
+      if (this.#paused !== null && performance.now() < deadline) setTimeout(attempt, 2);
+      else this.stop(reason);
+    };
+    attempt();
   }
 
   /** The client said STOP: close without answering. */
@@ -597,6 +670,8 @@ export class Connection implements OutboxOwner {
 
   /** The client broke the protocol: STOP `protocol error`. */
   protocolError(detail: string): void {
+    this.#draining = false;
+    this.#stopped = true;
     this.ctx.stats.protocolErrors++;
     this.ctx.log.warn("protocol error", {
       id: this.idText || undefined,
@@ -622,7 +697,7 @@ export class Connection implements OutboxOwner {
     if (!wasAuthenticated) this.ctx.handshakeEnded(this, false);
     if (wasAuthenticated) {
       this.ctx.router.unregister(this);
-      this.ctx.router.storeUndelivered(this.idText, this.takeUndelivered());
+      this.ctx.router.storeUndelivered(this, this.takeUndelivered());
       this.ctx.log.info("disconnect", {
         id: this.idText,
         name: this.name,
@@ -631,7 +706,8 @@ export class Connection implements OutboxOwner {
       });
     }
     this.#onIdle();
-    this.#wakeAckWaiters();
+    this.acks.end();
     this.#gone?.resolve();
+    this.morePaused?.();
   }
 }

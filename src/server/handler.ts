@@ -14,6 +14,7 @@ import {
   encodeControl,
   Format,
 } from "../wire/message.ts";
+import { SESSION_BYTE } from "../wire/session.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { clientStatus, SERVER_STATUS_COST, serverStatus, statusQueries } from "./status.ts";
@@ -27,6 +28,8 @@ export function handleMessage(
   const b0 = plain[0];
   if ((b0 === 0x00 || b0 === 0x01) && plain.length >= C2C_HEADER_BYTES)
     return ctx.router.route(conn, plain);
+  // SESSION counts only as the first frame after the response (session-login.ts).
+  if (b0 === SESSION_BYTE) return discard(ctx, conn, "SESSION after the first frame");
   let msg: ReturnType<typeof decodeMessage>;
   try {
     msg = decodeMessage(plain);
@@ -55,7 +58,7 @@ export function handleMessage(
       const queries = statusQueries(msg.body);
       conn.charge(Math.max(1, queries?.length ?? 0));
       return conn.inOrder(() =>
-        clientStatus(ctx, queries).then((reply) =>
+        clientStatus(ctx, queries, conn.session.tag !== null).then((reply) =>
           conn.reply(encodeControl(ControlType.CLIENT_STATUS, reply)),
         ),
       );
@@ -63,7 +66,7 @@ export function handleMessage(
     case ControlType.ACK: {
       const count = decodeAckBody(msg.body);
       if (count === null) return discard(ctx, conn, "ACK body is not 4 bytes");
-      conn.onAck(count);
+      conn.acks.onAck(count);
       return;
     }
     case ControlType.STOP: {

@@ -24,6 +24,7 @@ import { DescriptorGuard, raiseFdLimit } from "./fd-limit.ts";
 import { handleMessage } from "./handler.ts";
 import { ClientKeyCache } from "./key-cache.ts";
 import { addressPrefix, RateLimiter, Semaphore, WorkBudget } from "./limits.ts";
+import { Lease, RENEW_MS } from "./nodes.ts";
 import { Router } from "./router.ts";
 import {
   connectionSettings,
@@ -76,6 +77,8 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   /** When to stop and resume listening for want of descriptors (fd-limit.ts). */
   #fds: DescriptorGuard | null = null;
   #closing: Promise<void> | null = null;
+  /** This node's lease in the store (nodes.ts): liveness and revocations carried out. */
+  readonly #lease: Lease;
 
   private constructor(opts: ServerOptions) {
     this.settings = mergeSettings(DEFAULT_SERVER_SETTINGS, opts.settings ?? {}, "settings");
@@ -89,6 +92,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.rsa = new Semaphore(this.settings.handshake_concurrency);
     this.work = new WorkBudget(this.settings.work_rate, this.settings.work_burst);
     this.router = new Router(this);
+    this.#lease = new Lease(this.store);
   }
 
   /** Starts a server; resolves once it accepts connections. Throws `UsageError` `LISTEN_FAILED`. */
@@ -104,6 +108,9 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       server.log.error("presence reset failed", { error: String(err) });
     }
     server.#registryVersion = await server.store.version();
+    // Nobody revoked can log in, so every revocation so far is carried out.
+    server.#lease.appliedSerial = await server.store.revocationSerial();
+    await server.#renewLease();
     const fds = raiseFdLimit();
     server.#listen(server.settings.port);
     server.#fds = new DescriptorGuard(fds, server.#all.size, server.log);
@@ -287,6 +294,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     );
     this.#timers.push(setInterval(() => this.#sweep(), tick));
     this.#timers.push(setInterval(() => void this.#watchRegistry(), REGISTRY_POLL_MS));
+    this.#timers.push(setInterval(() => void this.#renewLease(), RENEW_MS));
     this.#timers.push(setInterval(() => void this.#expire(), EXPIRE_EVERY_MS));
     for (const t of this.#timers) t.unref?.();
     void this.#expire();
@@ -308,7 +316,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       this.handshakeEnded(conn, false);
     }
     const silentLimit = this.settings.heartbeat_timeout * 1000;
-    for (const conn of this.router.online.values()) {
+    for (const conn of [...this.router.online.values()]) {
       // A connection whose input the server holds (its work budget, a slice) is not
       // silent: the server is not reading it.
       if (now - conn.lastSeen > silentLimit && !conn.inputPaused) conn.stop("heartbeat timeout");
@@ -319,19 +327,60 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.work.sweep(now);
   }
 
-  /** Notices registry changes made by other processes: revoked clients are cut off at once. */
-  async #watchRegistry(): Promise<void> {
+  async #renewLease(ended = false): Promise<void> {
     try {
-      const version = await this.store.version();
-      if (version === this.#registryVersion) return;
-      this.#registryVersion = version;
-      for (const conn of [...this.router.online.values()]) {
-        const record = await this.store.getClient(conn.idText);
-        if (!record || record.revokedAt !== null) this.#cutOff(conn);
-      }
+      await this.#lease.renew(ended);
     } catch (err) {
-      this.log.error("registry check failed", { error: String(err) });
+      this.log.warn("lease not renewed", { error: String(err) });
     }
+  }
+
+  #registryCheck: Promise<void> | null = null;
+
+  /**
+   * Notices registry changes made by other processes (`backbone revoke`): every session
+   * of a revoked client is stopped, the messages it had queued are dropped (counted,
+   * logged), and the revocation serial is confirmed in this node's lease — which
+   * `revoke` waits for. `force`: check even if the store's version looks unchanged.
+   */
+  #watchRegistry(force = false): Promise<void> {
+    const run = async () => {
+      try {
+        const version = await this.store.version();
+        if (version === this.#registryVersion && !force) return;
+        this.#registryVersion = version;
+        const serial = await this.store.revocationSerial();
+        if (serial === this.#lease.appliedSerial && !force) return;
+        const revoked = new Map<string, string>();
+        for (const conn of [...this.router.online.values()]) {
+          const record = await this.store.getClient(conn.idText);
+          if (!record || record.revokedAt !== null) {
+            this.#cutOff(conn);
+            revoked.set(conn.idText, conn.name);
+          }
+        }
+        await this.router.allStored(); // what they sent before the cut is in the store now
+        for (const c of await this.store.listClients()) {
+          if (c.revokedAt === null) continue;
+          const dropped = await this.store.dropFromSender(c.id);
+          if (dropped > 0) {
+            this.stats.discarded += dropped;
+            this.log.warn("dropped messages of a revoked client", {
+              id: c.id,
+              name: c.name,
+              count: dropped,
+            });
+          }
+        }
+        this.#lease.appliedSerial = serial;
+        await this.#renewLease();
+      } catch (err) {
+        this.log.error("registry check failed", { error: String(err) });
+      }
+    };
+    const next = (this.#registryCheck ?? Promise.resolve()).then(run);
+    this.#registryCheck = next;
+    return next;
   }
 
   #cutOff(conn: Connection): void {
@@ -390,11 +439,13 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.log.info("settings reloaded", { pushed: changed ? this.router.online.size : 0 });
   }
 
-  /** Revokes a client in the registry and cuts off its connection at once. */
+  /**
+   * Revokes a client in the registry; when this resolves, every session of it is
+   * stopped and what it had queued is dropped.
+   */
   async revoke(id: string): Promise<boolean> {
     const done = await this.store.revokeClient(id, Math.floor(Date.now() / 1000));
-    const conn = [...this.router.online.values()].find((c) => c.idText === id.toLowerCase());
-    if (conn) this.#cutOff(conn);
+    await this.#watchRegistry(true);
     return done;
   }
 
@@ -437,14 +488,14 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.#stopTimers();
     this.#listener?.stop(false);
     for (const conn of [...this.#pending]) conn.abort(reason);
-    const stop = encodeS2S(S2SType.STOP, new TextEncoder().encode(reason));
-    for (const conn of [...this.router.online.values()]) conn.post(stop);
+    for (const conn of [...this.router.online.values()]) conn.shutdown(reason);
     const deadline = Date.now() + timeoutMs;
     while (this.#all.size > 0 && Date.now() < deadline) await Bun.sleep(10);
     for (const conn of this.#all) conn.socket.terminate();
     this.#listener?.stop(true);
     await this.router.allStored();
     await this.router.flushPresence();
+    await this.#renewLease(true);
     this.log.info("stopped", { reason });
   }
 

@@ -23,7 +23,7 @@ export async function serverStatus(ctx: ServerContext): Promise<Record<string, u
     server_key: fingerprint(ctx.key.publicKey.spki),
     time: Math.floor(now / 1000),
     uptime: Math.floor((now - ctx.startedAt) / 1000),
-    clients_online: ctx.router.online.size,
+    clients_online: ctx.router.online.receivingClients(),
     clients_registered: registered,
     messages_routed: ctx.stats.routed,
     messages_broadcast: ctx.stats.broadcasts,
@@ -58,10 +58,15 @@ export function statusQueries(body: Uint8Array): string[] | null {
   return queries as string[];
 }
 
-/** The CLIENT_STATUS reply to `queries` (from `statusQueries`; null: malformed). */
+/**
+ * The CLIENT_STATUS reply to `queries` (from `statusQueries`; null: malformed).
+ * `withSessions`: add each client's session count (`sessions`) — for a connection that
+ * sent SESSION; an untagged one gets the reply exactly as before sessions existed.
+ */
 export async function clientStatus(
   ctx: ServerContext,
   queries: string[] | null,
+  withSessions = false,
 ): Promise<Record<string, unknown>> {
   if (queries === null) return { clients: [], error: "bad request" };
   const now = Math.floor(Date.now() / 1000);
@@ -69,12 +74,14 @@ export async function clientStatus(
     queries.map(async (query) => {
       const record = await ctx.store.findClient(query);
       if (!record || record.revokedAt !== null) return { query, error: "unknown" };
-      const online = ctx.router.online.get(idKey(idToBytes(record.id)))?.routable ?? false;
+      const key = idKey(idToBytes(record.id));
+      const online = ctx.router.online.receiving(key);
       return {
         id: record.id,
         name: record.name,
         online,
         last_seen: online ? now : (ctx.router.pendingLastSeen(record.id) ?? record.lastSeen),
+        ...(withSessions ? { sessions: ctx.router.online.sessionsOf(key).length } : {}),
       };
     }),
   );

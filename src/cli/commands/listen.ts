@@ -30,6 +30,7 @@ export const listen = defineCommand({
     const client = await connectFromFlags(args, {
       waitSeconds: Number.POSITIVE_INFINITY,
       countdown: true,
+      receive: "all",
     });
     const names = new NameCache(client);
     // Revoked, or refused on a reconnect: say so and exit as a one-shot command would.

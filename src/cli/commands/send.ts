@@ -2,14 +2,7 @@
 import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
 import { UsageError } from "../../errors.ts";
-import {
-  CLIENT_ARGS,
-  CliError,
-  connectFromFlags,
-  EXIT,
-  note,
-  showStrayMessages,
-} from "../common.ts";
+import { CLIENT_ARGS, CliError, connectFromFlags, EXIT, note } from "../common.ts";
 
 export const send = defineCommand({
   meta: {
@@ -49,8 +42,8 @@ export const send = defineCommand({
     const client = await connectFromFlags(args, {
       waitSeconds: wait,
       countdown: Boolean(process.stderr.isTTY),
+      receive: "none",
     });
-    showStrayMessages(client);
     try {
       const to = await client.resolve(args.to).catch(() => {
         throw new CliError(`no client "${args.to}"`, EXIT.UNDELIVERABLE);
