@@ -12,6 +12,14 @@
 export { formatHostPort, parseHostPort } from "./client/address.ts";
 export { Client, connect } from "./client/client.ts";
 export { formatIdentity, type Identity, loadIdentity, parseIdentity } from "./client/identity.ts";
+export {
+  type RoomClient,
+  RoomError,
+  type RoomEvent,
+  type RoomMember,
+  type RoomSummary,
+  Rooms,
+} from "./client/rooms.ts";
 export type {
   ClientEvents,
   ClientStatusEntry,
@@ -35,6 +43,7 @@ export {
 } from "./errors.ts";
 export { BROADCAST, checkName, isUuid, newClientId } from "./ids.ts";
 export { type Logger, StructuredLogger, silentLogger } from "./log.ts";
+export { checkRoomName, isRoomAddress } from "./rooms/names.ts";
 export {
   dataPaths,
   defaultDataDir,
@@ -46,6 +55,6 @@ export { type Enrolled, type EnrollOptions, enrollClient } from "./server/enroll
 export { BackboneServer, type ServerOptions } from "./server/server.ts";
 export { DEFAULT_SERVER_SETTINGS, type ServerSettings } from "./server/settings.ts";
 export { SqliteStore } from "./store/sqlite.ts";
-export type { ClientRecord, Store } from "./store/store.ts";
+export type { ClientRecord, RoomMembership, RoomRecord, Store } from "./store/store.ts";
 export { VERSION } from "./version.ts";
 export type { ConnectionSettings } from "./wire/settings.ts";

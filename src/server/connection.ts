@@ -207,12 +207,23 @@ export class Connection implements OutboxOwner {
       this.#inflight = this.#inflight
         ? Promise.all([this.#inflight, pending]).then(() => undefined)
         : pending;
-      if (++this.#inflightCount >= MAX_INFLIGHT) {
+      if (++this.#inflightCount >= MAX_INFLIGHT || this.#holdInput) {
+        this.#holdInput = false;
         this.#settleInflight();
         return false;
       }
     }
     return this.phase === "open" || this.phase === "closed" || this.#draining ? undefined : false;
+  }
+
+  #holdInput = false;
+
+  /**
+   * The frame being handled must finish before the next one is read (a room fan-out
+   * that waits for its budget: the sender's later messages may not overtake it).
+   */
+  holdInput(): void {
+    this.#holdInput = true;
   }
 
   #pauseUntil(task: Promise<void>): void {

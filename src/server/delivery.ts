@@ -6,7 +6,9 @@
  * full; a connection that drops mid-way leaves the rest stored, in order, for next time.
  */
 import { idToBytes } from "../ids.ts";
+import type { StoredMessage } from "../store/store.ts";
 import { encodeStored, unixNow } from "../wire/message.ts";
+import { encodeRoomMessage } from "../wire/room.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 
@@ -71,7 +73,7 @@ export async function deliverStored(conn: Connection): Promise<boolean> {
       let queued = 0;
       for (const m of batch) {
         if (m.queuedAt >= oldest) {
-          conn.outbox.push(encodeStored(idToBytes(m.sender), m.queuedAt, m.data), m.seq);
+          conn.outbox.push(storedMessage(m), m.seq);
           queued++;
           sent++;
         } // else expired: dropped with the batch
@@ -124,4 +126,12 @@ async function removeDelivered(ctx: ServerContext, recipient: string, seq: numbe
       error: String(err),
     });
   }
+}
+
+/** A held message as delivered: type 2, or type 4 for a room message (§ Rooms). */
+function storedMessage(m: StoredMessage): Uint8Array {
+  const sender = idToBytes(m.sender);
+  return m.room
+    ? encodeRoomMessage(sender, m.room, m.data, m.queuedAt)
+    : encodeStored(sender, m.queuedAt, m.data);
 }

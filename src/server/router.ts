@@ -15,10 +15,18 @@ import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { startDelivery, storedArrived } from "./delivery.ts";
 import { RateLimiter } from "./limits.ts";
+import { roomOf, toQueued } from "./room-queue.ts";
+import { Rooms } from "./rooms.ts";
 import { KeyedSerial } from "./serial.ts";
 import { SessionRegistry } from "./sessions.ts";
 
-export type NoticeStatus = "queued" | "unknown" | "rejected" | "too_large" | "rate_limited";
+export type NoticeStatus =
+  | "queued"
+  | "unknown"
+  | "rejected"
+  | "too_large"
+  | "rate_limited"
+  | "not_member";
 
 const BROADCAST_KEY = idKey(BROADCAST_ID);
 /** How long presence changes are gathered before they are written (see #notePresence). */
@@ -49,6 +57,8 @@ export class Router {
   /** Messages for each recipient waiting for the next store write. */
   readonly #held = new Map<string, Held[]>();
   readonly broadcasts: RateLimiter;
+  /** Rooms: membership and fan-out (rooms.ts). */
+  readonly rooms: Rooms;
   /**
    * Held messages handed to a recipient's connection whose removal from the store
    * failed (a full or failing disk): recipient → last sequence number delivered.
@@ -59,6 +69,7 @@ export class Router {
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
     this.broadcasts = new RateLimiter(ctx.settings.broadcast_rate, ctx.settings.broadcast_burst);
+    this.rooms = new Rooms(ctx);
   }
 
   /**
@@ -191,6 +202,11 @@ export class Router {
     );
   }
 
+  /** Holds a room message (sender written in) for an offline member (fanout.ts). */
+  holdFor(from: Connection, recipient: string, toKey: string, plain: Uint8Array): Promise<void> {
+    return this.#offline(from, recipient, toKey, plain);
+  }
+
   #hold(recipient: string, item: Held): void {
     const waiting = this.#held.get(recipient);
     if (waiting) {
@@ -224,8 +240,10 @@ export class Router {
       if (items.some((it) => it.bounded)) {
         const record = await store.getClient(recipient);
         if (!record || record.revokedAt !== null) {
+          // (A room's member revoked meanwhile: the room's sender is not told.)
           for (const it of items)
-            if (it.from) this.notice(it.from, recipient, "unknown", "no such client");
+            if (it.from && roomOf(it.plain) === null)
+              this.notice(it.from, recipient, "unknown", "no such client");
           return;
         }
       }
@@ -237,11 +255,7 @@ export class Router {
         const run = items.slice(i, j);
         const results = await store.enqueue(
           recipient,
-          run.map((it) => ({
-            sender: idToText(it.plain.subarray(1, C2C_HEADER_BYTES)),
-            at,
-            data: it.plain.subarray(C2C_HEADER_BYTES),
-          })),
+          run.map((it) => toQueued(it.plain, at)),
           (items[i] as Held).bounded ? this.#limits() : UNBOUNDED,
         );
         for (let k = 0; k < run.length; k++) {
@@ -261,9 +275,11 @@ export class Router {
 
   #settleHeld(recipient: string, it: Held, result: EnqueueResult): void {
     const { stats, log } = this.#ctx;
+    const room = roomOf(it.plain);
     if (result.ok) {
       stats.stored++;
-      if (it.from)
+      // A room message stored for an offline member: no NOTICE (one per member is noise).
+      if (it.from && room === null)
         this.notice(
           it.from,
           recipient,
@@ -285,7 +301,9 @@ export class Router {
     }
     // A message from a closing connection: its sender, if still here, hears of a refusal.
     const sender = it.from ?? this.online.get(idKeyAt(it.plain, 1));
-    if (sender) this.notice(sender, recipient, "rejected", result.reason);
+    if (sender && room !== null)
+      this.notice(sender, `#${room}`, "rejected", `member ${recipient}: ${result.reason}`);
+    else if (sender) this.notice(sender, recipient, "rejected", result.reason);
   }
 
   #limits(): QueueLimits {

@@ -39,6 +39,13 @@ export interface ServerSettings extends ConnectionSettings {
   /** Broadcasts one client may send per second, and the burst. */
   broadcast_rate: number;
   broadcast_burst: number;
+  /** Rooms one client may be a member of, and invitations it may hold (each). */
+  room_max_per_client: number;
+  /** Members and invitations of one room together. */
+  room_max_members: number;
+  /** Room copies (one per member reached) one sender may cause per second, and the burst. */
+  room_fanout_rate: number;
+  room_fanout_burst: number;
   log_format: "text" | "json";
   log_level: "debug" | "info" | "warn" | "error";
 }
@@ -86,6 +93,18 @@ export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   store_max_bytes: 0,
   broadcast_rate: 100,
   broadcast_burst: 200,
+  // 100 rooms per client: IRC networks allow 20–250 channels per user; a person or a bot
+  // in more than 100 rooms is rare, and each membership costs a row and a copy per message.
+  room_max_per_client: 100,
+  // 1,000 members per room: a whole organisation's announcement room. Every message
+  // costs one copy (a seal and a write) per member, so this bounds one message's work.
+  room_max_members: 1_000,
+  // 20,000 copies/s per sender: a 1,000-member room gets 20 messages/s from one sender
+  // (far above human chat), 1,000 × 100/s is slowed to that by pausing the sender's
+  // reading. One copy costs ~2 µs to seal and queue here, so one sender at its budget
+  // takes ~4% of a core; the burst lets a 20-line paste into a full room go out at once.
+  room_fanout_rate: 20_000,
+  room_fanout_burst: 20_000,
   log_format: "text",
   log_level: "info",
 });
@@ -113,6 +132,10 @@ const KINDS: Record<keyof ServerSettings, Kind> = {
   store_max_bytes: "integer",
   broadcast_rate: "number",
   broadcast_burst: "integer",
+  room_max_per_client: "integer",
+  room_max_members: "integer",
+  room_fanout_rate: "number",
+  room_fanout_burst: "integer",
   log_format: "string",
   log_level: "string",
 };
@@ -144,6 +167,7 @@ export function mergeSettings(
   if (s.heartbeat_timeout <= s.heartbeat_interval) {
     throw bad("heartbeat_timeout must be longer than heartbeat_interval");
   }
+  if (s.room_fanout_burst < 1) throw bad("room_fanout_burst must be at least 1");
   if (!["text", "json"].includes(s.log_format)) throw bad('log_format must be "text" or "json"');
   if (!["debug", "info", "warn", "error"].includes(s.log_level)) {
     throw bad("log_level must be debug, info, warn or error");

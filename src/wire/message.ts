@@ -29,6 +29,8 @@ export const ControlType = {
   ACK: 5,
   /** c2s, first frame only: session tag and receive choices (docs/PROTOCOL.md § SESSION). */
   SESSION: 6,
+  /** both ways: room membership requests, replies and events, JSON (docs/PROTOCOL.md § Rooms). */
+  ROOM: 7,
   STOP: 15,
 } as const;
 export type ControlType = (typeof ControlType)[keyof typeof ControlType];
