@@ -25,7 +25,8 @@ export const ROOM_BYTE = 0x17;
 export const MAX_ROOM_NAME_BYTES = 255;
 
 const utf8 = new TextEncoder();
-const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+/** Invalid UTF-8 in a name becomes U+FFFD: such a room never exists, so the message is refused. */
+const utf8Lenient = new TextDecoder("utf-8");
 
 /** A room message, decoded. Fields are `subarray`s of the input (no copy). */
 export interface RoomMessage {
@@ -88,8 +89,8 @@ export function encodeRoomMessage(
 
 /**
  * Decodes a message of type 3 or 4. Throws `WireError` `MESSAGE_TRUNCATED` when it is
- * shorter than its header (room_len 0 or past the end: malformed) and `BAD_ROOM` when
- * the name is not UTF-8.
+ * shorter than its header (room_len 0 or past the end: malformed). A name that is not
+ * UTF-8 is decoded with U+FFFD in place of the bad bytes.
  */
 export function decodeRoomMessage(b: Uint8Array): RoomMessage {
   const stored = ((b[0] as number) & 0x0f) === C2C_ROOM_STORED;
@@ -101,12 +102,7 @@ export function decodeRoomMessage(b: Uint8Array): RoomMessage {
       `room message of ${b.length} bytes is shorter than its header`,
     );
   }
-  let room: string;
-  try {
-    room = utf8Strict.decode(b.subarray(lenAt + 1, lenAt + 1 + len));
-  } catch (cause) {
-    throw new WireError("BAD_ROOM", "room name is not valid UTF-8", { cause });
-  }
+  const room = utf8Lenient.decode(b.subarray(lenAt + 1, lenAt + 1 + len));
   const queuedAt = stored
     ? (((b[17] as number) << 24) |
         ((b[18] as number) << 16) |
