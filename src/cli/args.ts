@@ -7,7 +7,7 @@ import type { ArgDef, CommandDef } from "citty";
 import { CliError, EXIT } from "./common.ts";
 
 /** Commands whose last positional takes every remaining word (`send ID words…`). */
-const VARIADIC = new Set(["send"]);
+const VARIADIC = new Set(["send", "room"]);
 
 function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

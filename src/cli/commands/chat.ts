@@ -19,13 +19,24 @@ import {
   note,
 } from "../common.ts";
 import { NameCache } from "../names.ts";
+import {
+  describeRoomEvent,
+  describeRoomNotice,
+  isRoomAddress,
+  leaveRoom,
+  roomPeer,
+  roomPrefix,
+  roomWho,
+} from "../rooms-ui.ts";
 
 /** How often the peer's presence is checked (CLIENT_STATUS) on a terminal. */
 const PRESENCE_EVERY_MS = 2000;
 
 const HELP = [
-  "/to ID|NAME   talk to someone else",
-  "/who          who you are and whether your peer is online",
+  "/to ID|NAME   talk to someone else (or to a room: /to #NAME)",
+  "/who          who you are and whether your peer is online (in a room: its members)",
+  "/join #NAME   join a room (public, or one you are invited to) and talk there",
+  "/leave [#NAME] leave a room (default: the one you talk to)",
   "/status       the server's status",
   "/help         this list",
   "/quit         leave (Ctrl-D and Ctrl-C too)",
@@ -40,7 +51,7 @@ export const chat = defineCommand({
     peer: {
       type: "positional",
       required: true,
-      description: "ID or name of the client to talk to",
+      description: "ID or name of the client to talk to, or #NAME of a room",
       valueHint: "ID|NAME",
     },
     ...CLIENT_ARGS,
@@ -67,6 +78,11 @@ interface Peer {
 }
 
 async function resolvePeer(client: Client, query: string, names: NameCache): Promise<Peer> {
+  if (isRoomAddress(query))
+    return roomPeer(client, query).catch(async (err) => {
+      await client.close("unknown room");
+      throw err;
+    });
   const [entry] = await client.clientStatus([query]);
   if (!entry || !("id" in entry)) {
     await client.close("unknown peer");
@@ -101,9 +117,15 @@ async function piped(
 ): Promise<number> {
   void (async () => {
     for await (const m of incoming)
-      process.stdout.write(`${await names.get(m.from)}: ${displayText(m.data)}\n`);
+      process.stdout.write(`${roomPrefix(m)}${await names.get(m.from)}: ${displayText(m.data)}\n`);
   })();
-  client.on("notice", async (n) => note(describeNotice(n, await names.get(n.address))));
+  client.on("notice", async (n) =>
+    note(
+      isRoomAddress(n.address)
+        ? describeRoomNotice(n)
+        : describeNotice(n, await names.get(n.address)),
+    ),
+  );
   let ending = false;
   const cutOff = Promise.withResolvers<number>();
   client.on("disconnect", ({ reason, willReconnect }) => {
@@ -158,7 +180,7 @@ async function interactive(
 
   let online: boolean | null = null;
   const checkPresence = async () => {
-    if (!client.connected) return;
+    if (!client.connected || isRoomAddress(peer.id)) return; // a room: events say who comes and goes
     try {
       const [e] = await client.clientStatus([peer.id]);
       const now = Boolean(e && "online" in e && e.online);
@@ -176,12 +198,18 @@ async function interactive(
   void (async () => {
     for await (const m of incoming) {
       const name = await names.get(m.from);
-      const tag =
-        m.kind === "stored" ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
-      say(`[${clock(m.queuedAt ?? m.receivedAt)}] ${name}${tag}: ${displayText(m.data)}`);
+      const tag = m.stored ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
+      say(
+        `[${clock(m.queuedAt ?? m.receivedAt)}] ${roomPrefix(m)}${name}${tag}: ${displayText(m.data)}`,
+      );
     }
   })();
-  client.on("notice", async (n) => say(`* ${describeNotice(n, await names.get(n.address))}`));
+  client.on("notice", async (n) =>
+    say(
+      `* ${isRoomAddress(n.address) ? describeRoomNotice(n) : describeNotice(n, await names.get(n.address))}`,
+    ),
+  );
+  client.on("room", (e) => say(`* ${describeRoomEvent(e)}`));
   client.on("disconnect", ({ reason, willReconnect }) => {
     if (ending) return;
     say(`* connection lost (${reason})${willReconnect ? "; reconnecting…" : ""}`);
@@ -204,6 +232,10 @@ async function interactive(
     quit: () => quit("bye"),
     who: async () => {
       say(`you are ${client.name} (${client.id})`);
+      if (isRoomAddress(peer.id)) {
+        for (const l of await roomWho(client, peer.id)) say(l);
+        return;
+      }
       const [e] = await client.clientStatus([peer.id]);
       if (!e || !("id" in e)) return say(`${peer.name} is no longer registered`);
       const seen = e.online
@@ -213,6 +245,18 @@ async function interactive(
           : "offline, never seen";
       say(`talking to ${e.name} (${e.id}): ${seen}`);
     },
+    join: async (arg) => {
+      if (!arg) return say("usage: /join #NAME");
+      peer = await roomPeer(client, arg.startsWith("#") ? arg : `#${arg}`);
+      online = null;
+      setPrompt();
+      say(`* now talking in ${peer.name}`);
+    },
+    leave: async (arg) => {
+      const room = arg || (isRoomAddress(peer.id) ? peer.id : "");
+      if (!room) return say("usage: /leave #NAME");
+      say(`* ${await leaveRoom(client, room)}`);
+    },
     status: async () => {
       const s = await client.serverStatus();
       say(
@@ -221,6 +265,7 @@ async function interactive(
     },
     to: async (arg) => {
       if (!arg) return say("usage: /to ID|NAME");
+      if (isRoomAddress(arg)) return commands.join?.(arg);
       const [e] = await client.clientStatus([arg]);
       if (!e || !("id" in e)) return say(`no client "${arg}"`);
       peer = { id: e.id, name: e.name };

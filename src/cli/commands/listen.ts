@@ -2,6 +2,7 @@
 import { defineCommand } from "citty";
 import { CLIENT_ARGS, clock, connectFromFlags, displayText, EXIT, note } from "../common.ts";
 import { NameCache } from "../names.ts";
+import { roomPrefix } from "../rooms-ui.ts";
 
 export const listen = defineCommand({
   meta: {
@@ -12,7 +13,7 @@ export const listen = defineCommand({
     ...CLIENT_ARGS,
     json: {
       type: "boolean",
-      description: "One JSON object per line: from, name, time, kind, data",
+      description: "One JSON object per line: from, name, time, kind, room (room messages), data",
     },
   },
   async run({ args }) {
@@ -55,18 +56,16 @@ export const listen = defineCommand({
           name,
           time: time.toISOString(),
           kind: m.kind,
+          ...(m.room !== null ? { room: m.room } : {}),
           data,
           ...(encoding ? { encoding } : {}),
         };
         process.stdout.write(`${JSON.stringify(row)}\n`);
       } else {
-        const tag =
-          m.kind === "stored"
-            ? " (while you were away)"
-            : m.kind === "broadcast"
-              ? " (to all)"
-              : "";
-        process.stdout.write(`[${clock(time)}] ${name}${tag}: ${displayText(m.data)}\n`);
+        const tag = m.stored ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
+        process.stdout.write(
+          `[${clock(time)}] ${roomPrefix(m)}${name}${tag}: ${displayText(m.data)}\n`,
+        );
       }
     }
     if (ended === undefined) return EXIT.OK;
