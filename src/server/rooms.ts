@@ -190,13 +190,7 @@ export class Rooms {
     const who = await this.#who(conn.idText);
     const deleted = await this.#set(room, conn.idText, null);
     if (mine === "member") this.#event(room, { event: "left", member: who }, [conn.idText]);
-    if (!deleted && room.record.owner === conn.idText) {
-      // The owner left: the longest-standing member takes over.
-      const next = [...room.members].find(([, s]) => s === "member")?.[0] as string;
-      await this.#ctx.store.setRoomOwner(name, next);
-      room.record = { ...room.record, owner: next };
-      this.#event(room, { event: "owner", member: await this.#who(next), by: who });
-    }
+    if (!deleted && room.record.owner === conn.idText) await this.#passOwnership(room, who);
     return { room: name, deleted };
   }
 
@@ -269,6 +263,34 @@ export class Rooms {
       });
     }
     return { rooms };
+  }
+
+  /**
+   * A revoked client leaves every room it was in or invited to: members hear `removed`
+   * (without `by`), a room it owned passes to its longest-standing member, a room it
+   * was the last member of is deleted. Idempotent (the registry check calls it again).
+   */
+  async forget(id: string): Promise<void> {
+    for (const m of await this.#ctx.store.roomsOf(id)) {
+      await this.#serial.run(roomKey(m.room), async () => {
+        const room = await this.#load(m.room);
+        const state = room?.members.get(id);
+        if (!room || !state) return;
+        const who = await this.#who(id);
+        const deleted = await this.#set(room, id, null);
+        if (state === "member") this.#event(room, { event: "removed", member: who });
+        if (!deleted && room.record.owner === id) await this.#passOwnership(room, who);
+      });
+    }
+  }
+
+  /** The owner is gone: the longest-standing member takes over. */
+  async #passOwnership(room: Room, from: { id: string; name: string }): Promise<void> {
+    const next = [...room.members].find(([, s]) => s === "member")?.[0];
+    if (!next) return;
+    await this.#ctx.store.setRoomOwner(room.record.name, next);
+    room.record = { ...room.record, owner: next };
+    this.#event(room, { event: "owner", member: await this.#who(next), by: from });
   }
 
   // ---- helpers ------------------------------------------------------------------------

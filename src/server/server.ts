@@ -312,6 +312,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
         await this.router.allStored(); // what they sent before the cut is in the store now
         for (const c of await this.store.listClients()) {
           if (c.revokedAt === null) continue;
+          await this.router.rooms.forget(c.id); // out of every room (rooms.ts)
           const dropped = await this.store.dropFromSender(c.id);
           if (dropped > 0) {
             this.stats.discarded += dropped;

@@ -4,9 +4,11 @@
  * into offline members' own queues, refusals, and the bounds.
  */
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import type { Client } from "../../src/client/client.ts";
 import type { RoomEvent } from "../../src/client/rooms.ts";
 import type { IncomingMessage } from "../../src/client/types.ts";
+import { SqliteStore } from "../../src/store/sqlite.ts";
 import { notices, startCluster, until } from "../helpers/cluster.ts";
 
 const td = new TextDecoder();
@@ -303,5 +305,36 @@ describe("room bounds", () => {
     expect(order.filter((x) => x !== "bob")).toEqual(
       Array.from({ length: n }, (_, i) => `room ${i}`),
     );
+  });
+});
+
+describe("rooms and revocation", () => {
+  test("a revoked member leaves its rooms: members hear it, ownership passes on", async () => {
+    await using c = await startCluster();
+    const alice = await c.client("alice");
+    const bob = await c.client("bob");
+    const carol = await c.client("carol");
+    await alice.rooms.create("ops", { public: true });
+    await bob.rooms.join("ops");
+    await carol.rooms.join("ops");
+    await alice.rooms.create("solo"); // alice its only member
+    const heard = events(carol);
+    // As `backbone revoke` would: its own connection to the same database file.
+    const cli = new SqliteStore(join(c.dir, "backbone.db"));
+    try {
+      expect(await cli.revokeClient(alice.id, Math.floor(Date.now() / 1000))).toBe(true);
+    } finally {
+      cli.close();
+    }
+    await alice.closed;
+    await until(() => heard.some((e) => e.event === "owner"), 5000, "owner event");
+    expect(heard.map((e) => [e.event, e.member.name, e.by?.name])).toEqual([
+      ["removed", "alice", undefined],
+      ["owner", "bob", "alice"],
+    ]);
+    const m = await carol.rooms.members("ops");
+    expect([m.owner, m.members.map((x) => x.name)]).toEqual([bob.id, ["bob", "carol"]]);
+    expect(await c.store.roomsOf(alice.id)).toEqual([]);
+    expect(await c.store.getRoom("solo")).toBeNull(); // deleted with its last member
   });
 });
