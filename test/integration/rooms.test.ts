@@ -338,3 +338,28 @@ describe("rooms and revocation", () => {
     expect(await c.store.getRoom("solo")).toBeNull(); // deleted with its last member
   });
 });
+
+describe("rooms and sessions", () => {
+  test("a room message reaches each receiving session of a member, once; none to `receive: none`", async () => {
+    await using c = await startCluster();
+    const alice = await c.client("alice");
+    const bobId = await c.enroll("bob");
+    const bob1 = await c.client(bobId);
+    const bob2 = await c.client(bobId);
+    const bobTool = await c.client(bobId, { session: { receive: "none" } });
+    await alice.rooms.create("ops", { public: true });
+    await bob1.rooms.join("ops");
+    const [g1, g2, gt] = [received(bob1), received(bob2), received(bobTool)];
+    const e2 = events(bob2);
+    for (let i = 0; i < 5; i++) alice.send("#ops", `m${i}`);
+    await alice.rooms.invite("ops", "carol").catch(() => {}); // carol is not registered
+    await c.enroll("carol");
+    await alice.rooms.invite("ops", "carol");
+    await until(() => g1.length === 5 && g2.length === 5, 3000, "both sessions");
+    expect(texts(g1)).toEqual(["m0", "m1", "m2", "m3", "m4"]);
+    expect(texts(g2)).toEqual(texts(g1));
+    await until(() => e2.some((e) => e.event === "invited"), 3000, "event on the other session");
+    await bobTool.ping();
+    expect(gt).toEqual([]);
+  });
+});
