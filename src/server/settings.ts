@@ -99,12 +99,14 @@ export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   // 1,000 members per room: a whole organisation's announcement room. Every message
   // costs one copy (a seal and a write) per member, so this bounds one message's work.
   room_max_members: 1_000,
-  // 20,000 copies/s per sender: a 1,000-member room gets 20 messages/s from one sender
-  // (far above human chat), 1,000 × 100/s is slowed to that by pausing the sender's
-  // reading. One copy costs ~2 µs to seal and queue here, so one sender at its budget
-  // takes ~4% of a core; the burst lets a 20-line paste into a full room go out at once.
-  room_fanout_rate: 20_000,
-  room_fanout_burst: 20_000,
+  // 10,000 copies/s per sender, burst 2,000: a 1,000-member room gets 10 messages/s
+  // from one sender (far above human chat); 1,000 × 100/s is slowed to that by pausing
+  // the sender's reading. Measured with bench/room-fanout.ts (200 members, a 400-message
+  // flood, 2 shared cores): other clients' direct-message p99 stayed at its quiet level
+  // (11–20 ms against 13–14 ms); unbounded it rose to 410–450 ms, and with 20,000/s and
+  // a 20,000 burst to 55–92 ms (a burst that large is a stall of its own). The server
+  // hands out ~35,000 copies/s there in all, so one sender gets under a third of it.
+  room_fanout_burst: 2_000,
   log_format: "text",
   log_level: "info",
 });
