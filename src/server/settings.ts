@@ -106,6 +106,7 @@ export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   // (11–20 ms against 13–14 ms); unbounded it rose to 410–450 ms, and with 20,000/s and
   // a 20,000 burst to 55–92 ms (a burst that large is a stall of its own). The server
   // hands out ~35,000 copies/s there in all, so one sender gets under a third of it.
+  room_fanout_rate: 10_000,
   room_fanout_burst: 2_000,
   log_format: "text",
   log_level: "info",
