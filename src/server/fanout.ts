@@ -93,6 +93,9 @@ export function fanOut(
     deliverSlice(ctx, from, plain, targets, stillMember, stored);
     return stored.length > 0 ? Promise.all(stored).then(() => undefined) : undefined;
   }
+  // It waits (budget, slices): the sender's later frames wait too, so none overtakes it.
+  // (Store writes alone do not hold them: they keep each recipient's order by themselves.)
+  from.holdInput();
   return (async () => {
     let pause = wait;
     for (let i = 0; i < targets.length; i += FANOUT_SLICE) {

@@ -93,10 +93,7 @@ export class Rooms {
     for (const [id, state] of members)
       if (state === "member" && id !== from.idText) targets.push(target(id));
     const still = (id: string) => members.get(id) === "member";
-    const pending = fanOut(this.#ctx, from, plain, targets, still, this.budget);
-    // A fan-out that waits holds the sender's later frames back (its order holds).
-    if (pending) from.holdInput();
-    return pending;
+    return fanOut(this.#ctx, from, plain, targets, still, this.budget);
   }
 
   // ---- requests -----------------------------------------------------------------------
