@@ -170,6 +170,36 @@ describe("send and listen with rooms", () => {
   });
 });
 
+describe("chat and send through pipes", () => {
+  test("echo … | chat '#ops' and | send '#ops': every member gets it, marked with the room", async () => {
+    await using sb = await sandbox();
+    await clients(sb, ["alice", "bob"]);
+    await sb.run(["room", "create", "ops", "--public", ...as("alice")]);
+    await sb.run(["room", "join", "ops", ...as("bob")]);
+    const bob = sb.start(["listen", ...as("bob")]);
+    await untilOnline(sb, "ops", "alice", ["bob"]);
+    const r = await sb.run(["chat", "#ops", ...as("alice")], {
+      stdin: "build finished\nall green\n",
+    });
+    expect([r.code, r.stderr]).toEqual([EXIT.OK, ""]);
+    const s = await sb.run(["send", "#ops", ...as("alice")], { stdin: "from stdin\n" });
+    expect(s.code).toBe(EXIT.OK);
+    await bob.waitFor(/#ops alice: from stdin$/);
+    expect(bob.lines.stdout.map((l) => l.replace(/^\[[\d:]+\] /, ""))).toEqual([
+      "#ops alice: build finished",
+      "#ops alice: all green",
+      "#ops alice: from stdin",
+    ]);
+    // A room one may not enter: exit 6, one line.
+    await sb.run(["room", "create", "staff", ...as("alice")]);
+    expectError(
+      await sb.run(["chat", "#staff", ...as("bob")], { stdin: "hi\n" }),
+      EXIT.UNDELIVERABLE,
+      /^backbone: #staff: no room #staff \(or you are not invited\)$/,
+    );
+  });
+});
+
 describe.skipIf(!TMUX)("chat in a room on a terminal", () => {
   test("chat '#ops': messages with the room, /who lists members, events, /leave, /join", async () => {
     await using sb = await sandbox();
