@@ -38,7 +38,7 @@ import { type Identity, loadIdentity } from "./identity.ts";
 import { Incoming } from "./incoming.ts";
 import { Link, type LinkEnd } from "./link.ts";
 import { Requests } from "./requests.ts";
-import { NO_ADDRESS, Rooms, roomControl } from "./rooms.ts";
+import { NO_ADDRESS, Rooms, roomControl, unsentRoomMessage } from "./rooms.ts";
 import { ClientSession } from "./session.ts";
 import type {
   ClientEvents,
@@ -237,10 +237,11 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       for (const m of unsent) this.#bufferBytes += m.length;
       this.emit(
         "requeued",
-        unsent.map((m) => ({
-          to: idToText(m.subarray(1, C2C_HEADER_BYTES)),
-          data: m.subarray(C2C_HEADER_BYTES),
-        })),
+        unsent.map((m) =>
+          m[0] === C2C_ROOM
+            ? unsentRoomMessage(m)
+            : { to: idToText(m.subarray(1, C2C_HEADER_BYTES)), data: m.subarray(C2C_HEADER_BYTES) },
+        ),
       );
     }
     this.#stopTimer();

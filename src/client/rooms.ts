@@ -12,6 +12,7 @@ import { ConnectionError, UsageError } from "../errors.ts";
 import { checkRoomName } from "../rooms/names.ts";
 import { ID_BYTES } from "../wire/constants.ts";
 import { ControlType, decodeJson } from "../wire/message.ts";
+import { decodeRoomMessage } from "../wire/room.ts";
 import type { Requests } from "./requests.ts";
 
 /** The address field of a room message from a client: zeros (the server writes the sender). */
@@ -152,4 +153,10 @@ export function roomControl(
   }
   if (typeof json.event === "string") emitter.emit("room", json as unknown as RoomEvent);
   else requests.answer(ControlType.ROOM, body);
+}
+
+/** A room message not yet sent, as the `requeued` event shows it: `to` is `#room`. */
+export function unsentRoomMessage(m: Uint8Array): { to: string; data: Uint8Array } {
+  const r = decodeRoomMessage(m);
+  return { to: `#${r.room}`, data: r.data };
 }

@@ -96,6 +96,6 @@ export interface ClientEvents {
   close: [{ error?: Error }];
   /** A membership change in a room this client is in or invited to (docs/PROTOCOL.md § Rooms). */
   room: [RoomEvent];
-  /** Messages that never left before the connection dropped; they go out first on the next one. */
+  /** Messages that never left before the connection dropped; they go out first on the next one (`to`: an ID, or `#room`). */
   requeued: [{ to: string; data: Uint8Array }[]];
 }
