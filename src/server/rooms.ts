@@ -3,8 +3,10 @@
  * ROOM, `0x17`), room messages (C2C type 3) and membership events.
  *
  * The store holds rooms and memberships (the truth, shared by every node on it); this
- * node keeps the rooms it has used in memory, changed only through here, so a room
- * message needs no store read. Changes to one room run one at a time, in order.
+ * node keeps the rooms it has used in memory, so a room message needs no store read.
+ * Its own changes go to the store first, then to memory; a change by another process
+ * clears the memory (the server's registry poll, every 250 ms, sees the store's
+ * `version()` move). Changes to one room run one at a time on this node, in order.
  */
 import { StoreError, type WireError } from "../errors.ts";
 import { checkRoomName, roomKey } from "../rooms/names.ts";
@@ -260,6 +262,14 @@ export class Rooms {
       });
     }
     return { rooms };
+  }
+
+  /**
+   * Another process (another node on the same store) changed the store: rooms are read
+   * from it again when next used. Work under way keeps the room it holds.
+   */
+  invalidate(): void {
+    this.#cache.clear();
   }
 
   /**

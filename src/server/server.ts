@@ -298,6 +298,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
         const version = await this.store.version();
         if (version === this.#registryVersion && !force) return;
         this.#registryVersion = version;
+        this.router.rooms.invalidate(); // another process changed the store (rooms.ts)
         const serial = await this.store.revocationSerial();
         if (serial === this.#lease.appliedSerial && !force) return;
         this.#keys.clear();

@@ -363,3 +363,39 @@ describe("rooms and sessions", () => {
     expect(gt).toEqual([]);
   });
 });
+
+describe("rooms changed by another process", () => {
+  test("a membership removed in the store by another node stops delivery to it", async () => {
+    await using c = await startCluster();
+    const alice = await c.client("alice");
+    const bob = await c.client("bob");
+    await alice.rooms.create("ops", { public: true });
+    await bob.rooms.join("ops");
+    const got = received(bob);
+    alice.send("#ops", "before");
+    await until(() => got.length === 1, 3000, "the first message");
+    // Another node on the same store removes bob (its own connection to the file).
+    const other = new SqliteStore(join(c.dir, "backbone.db"));
+    try {
+      await other.setMembership("ops", bob.id, null, Math.floor(Date.now() / 1000));
+    } finally {
+      other.close();
+    }
+    await until(
+      async () => {
+        try {
+          await bob.rooms.members("ops");
+          return false;
+        } catch {
+          return true; // this node sees bob is no member any more
+        }
+      },
+      3000,
+      "the change seen",
+    );
+    alice.send("#ops", "after");
+    await alice.ping();
+    await bob.ping();
+    expect(texts(got)).toEqual(["before"]);
+  });
+});
