@@ -205,7 +205,8 @@ export class Rooms {
         name: rec?.name ?? "",
         state,
         owner: id === room.record.owner,
-        online: online.receiving(target(id).key),
+        // Sessions on this node, or on another one as the store last recorded.
+        online: online.receiving(target(id).key) || (rec?.online ?? false),
         last_seen: rec?.lastSeen ?? null,
       });
     }
