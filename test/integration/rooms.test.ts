@@ -399,3 +399,36 @@ describe("rooms changed by another process", () => {
     expect(texts(got)).toEqual(["before"]);
   });
 });
+
+describe("a room larger than one fan-out slice", () => {
+  test("300 members, most offline: each copy live or in its member's queue, in order", async () => {
+    await using c = await startCluster();
+    const alice = await c.client("alice");
+    const bob = await c.client("bob");
+    // Members written to the store directly (enrolled, never online), before this
+    // server has loaded the room.
+    const at = Math.floor(Date.now() / 1000);
+    await c.store.createRoom({ name: "big", owner: alice.id, public: false, createdAt: at });
+    await c.store.setMembership("big", bob.id, "member", at);
+    const offline: string[] = [];
+    for (let i = 0; i < 298; i++) {
+      const id = (await c.enroll(`m${i}`)).id;
+      offline.push(id);
+      await c.store.setMembership("big", id, "member", at);
+    }
+    const got = received(bob);
+    const heard = notices(alice);
+    for (let i = 0; i < 3; i++) alice.send("#big", `n${i}`);
+    await alice.ping(); // every copy is live or stored once this returns
+    await until(() => got.length === 3, 3000, "bob's copies");
+    expect(texts(got)).toEqual(["n0", "n1", "n2"]);
+    expect(heard).toEqual([]);
+    expect(await c.store.pendingCount()).toBe(298 * 3);
+    const held = await c.store.peek(offline[297] as string, 10);
+    expect(held.map((m) => [m.room, new TextDecoder().decode(m.data)])).toEqual([
+      ["big", "n0"],
+      ["big", "n1"],
+      ["big", "n2"],
+    ]);
+  });
+});
