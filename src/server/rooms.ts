@@ -363,16 +363,22 @@ export class Rooms {
     return { id, name: (await this.#ctx.store.getClient(id))?.name ?? "" };
   }
 
-  /** Sends a membership event to every member's live sessions, and to `also` (IDs). */
+  /**
+   * Sends a membership event to every member's live sessions, and to `also` (IDs). The
+   * recipients are fixed now; the event goes out on the next turn, so that the client
+   * whose request caused it has the reply first.
+   */
   #event(room: Room, event: Reply, also: string[] = []): void {
     const body = encodeControl(ControlType.ROOM, { ...event, room: room.record.name });
     const to = new Set(also);
     for (const [id, state] of room.members) if (state === "member") to.add(id);
     const online = this.#ctx.router.online;
-    for (const id of to) {
-      for (const conn of online.sessionsOf(target(id).key))
-        if (conn.routable && conn.session.live) conn.reply(body);
-    }
+    setImmediate(() => {
+      for (const id of to) {
+        for (const conn of online.sessionsOf(target(id).key))
+          if (conn.routable && conn.session.live) conn.reply(body);
+      }
+    });
   }
 }
 

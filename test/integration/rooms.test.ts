@@ -9,7 +9,10 @@ import type { Client } from "../../src/client/client.ts";
 import type { RoomEvent } from "../../src/client/rooms.ts";
 import type { IncomingMessage } from "../../src/client/types.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
+import { ControlType, decodeJson, Format, type Message } from "../../src/wire/message.ts";
+import { encodeRoomMessage } from "../../src/wire/room.ts";
 import { notices, startCluster, until } from "../helpers/cluster.ts";
+import type { RawSession } from "../helpers/raw.ts";
 
 const td = new TextDecoder();
 
@@ -430,5 +433,75 @@ describe("a room larger than one fan-out slice", () => {
       ["big", "n1"],
       ["big", "n2"],
     ]);
+  });
+});
+
+/** The NOTICE bodies among messages a raw session read. */
+function noticesIn(messages: Message[]): Record<string, unknown>[] {
+  return messages.flatMap((m) =>
+    m.format === Format.CONTROL && m.type === ControlType.NOTICE ? [decodeJson(m.body)] : [],
+  );
+}
+
+/** A ROOM request from a raw session: its reply (events that come first are skipped). */
+async function roomRequest(raw: RawSession, body: Record<string, unknown>) {
+  raw.sendControl(ControlType.ROOM, body);
+  const { match } = await raw.readUntil(
+    (m) =>
+      m.format === Format.CONTROL &&
+      m.type === ControlType.ROOM &&
+      !("event" in decodeJson(m.body)),
+  );
+  return decodeJson((match as { body: Uint8Array }).body);
+}
+
+describe("room messages too large", () => {
+  test("over max_message_size, or a stored form past one frame: NOTICE too_large, nothing sent", async () => {
+    await using c = await startCluster();
+    const alice = await c.client("alice");
+    const wide = "\u{20000}".repeat(63); // 63 CJK letters: 252 bytes of UTF-8
+    await alice.rooms.create("ops", { public: true });
+    await alice.rooms.create(wide, { public: true });
+    const rawId = await c.enroll("raw");
+    const raw = await c.raw(rawId);
+    const joined = await roomRequest(raw, { op: "join", room: "ops" });
+    expect(joined).toMatchObject({ op: "join", ok: true });
+    expect(await roomRequest(raw, { op: "join", room: wide })).toMatchObject({
+      ok: true,
+    });
+    const got = received(alice);
+    // Fits one frame as sent (18 + 252 + 65249 = 65519) but not as stored (4 more).
+    raw.send(encodeRoomMessage(new Uint8Array(16), wide, new Uint8Array(65_249)));
+    const bodies = noticesIn(await raw.heartbeat());
+    expect(bodies).toEqual([
+      {
+        address: `#${wide}`,
+        status: "too_large",
+        reason: expect.stringMatching(/exceeds max_message_size 65245 for this room$/),
+      },
+    ]);
+    // The client library refuses such a message before sending.
+    expect(() => alice.send(`#${wide}`, new Uint8Array(65_300))).toThrow(/exceeds/);
+    await alice.ping();
+    expect(got).toEqual([]);
+  });
+
+  test("max_message_size applies to room messages", async () => {
+    await using c = await startCluster({ max_message_size: 100 });
+    const alice = await c.client("alice");
+    const bob = await c.client("bob");
+    await alice.rooms.create("ops", { public: true });
+    await bob.rooms.join("ops");
+    const heard = notices(bob);
+    const got = received(alice);
+    expect(() => bob.send("#ops", "x".repeat(101))).toThrow(/exceeds the server's limit/);
+    const rawId = await c.enroll("raw");
+    const raw = await c.raw(rawId);
+    await roomRequest(raw, { op: "join", room: "ops" });
+    raw.send(encodeRoomMessage(new Uint8Array(16), "ops", new Uint8Array(101)));
+    expect(noticesIn(await raw.heartbeat()).map((n) => n.status)).toEqual(["too_large"]);
+    bob.send("#ops", "x".repeat(100));
+    await until(() => got.length === 1, 3000, "the message at the limit");
+    expect(heard).toEqual([]);
   });
 });
