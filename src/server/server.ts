@@ -274,6 +274,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     }
     this.handshakeRate.sweep(now);
     this.router.broadcasts.sweep(now);
+    this.router.rooms.budget.sweep(this.settings.room_fanout_rate, this.settings.room_fanout_burst);
   }
 
   async #renewLease(ended = false): Promise<void> {
