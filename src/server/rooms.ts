@@ -73,6 +73,8 @@ export class Rooms {
     const key = roomKey(room);
     const cached = this.#cache.get(key);
     if (cached) return this.#send(from, plain, cached, address);
+    // Read from the store first: the sender's later frames wait, so none overtakes this.
+    from.holdInput();
     return this.#load(room).then((r) => this.#send(from, plain, r, address));
   }
 
