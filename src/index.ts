@@ -18,6 +18,14 @@ export {
   loadIdentity,
   parseIdentity,
 } from "./client/identity.ts";
+export {
+  type RoomClient,
+  RoomError,
+  type RoomEvent,
+  type RoomMember,
+  type RoomSummary,
+  Rooms,
+} from "./client/rooms.ts";
 export type {
   ClientEvents,
   ClientStatusEntry,
@@ -46,6 +54,7 @@ export {
 } from "./errors.ts";
 export { BROADCAST, checkName, isUuid, newClientId } from "./ids.ts";
 export { type Logger, StructuredLogger, silentLogger } from "./log.ts";
+export { checkRoomName, isRoomAddress } from "./rooms/names.ts";
 export {
   dataPaths,
   defaultDataDir,
@@ -57,7 +66,7 @@ export { type Enrolled, type EnrollOptions, enrollClient } from "./server/enroll
 export { BackboneServer, type ServerOptions } from "./server/server.ts";
 export { DEFAULT_SERVER_SETTINGS, type ServerSettings } from "./server/settings.ts";
 export { SqliteStore } from "./store/sqlite.ts";
-export type { ClientRecord, NodeLease, Store } from "./store/store.ts";
+export type { ClientRecord, NodeLease, RoomMembership, RoomRecord, Store } from "./store/store.ts";
 export { VERSION } from "./version.ts";
 export {
   decodeSessionBody,

@@ -364,4 +364,25 @@ describe.skipIf(!hasPython)("a Python client written from docs/PROTOCOL.md", () 
     expect(await p.exited()).toBe(1);
     expect(p.lines).toEqual(["ERROR authentication failed"]);
   }, 10_000);
+  test("a client that knows nothing of rooms is unaffected by them, even when invited", async () => {
+    const alice = await c.client("ralice");
+    const carol = await c.client("rcarol");
+    const py = await identityFile("rpy");
+    const p = python(py.file, proxy.address);
+    await p.json("CONFIG");
+    await alice.rooms.create("interop", { public: true });
+    await carol.rooms.join("interop");
+    // An invitation event (ROOM, 0x17) goes to the invitee: it discards it (reserved).
+    await alice.rooms.invite("interop", py.id);
+    const gotCarol = inbox(carol);
+    for (let i = 0; i < 3; i++) alice.send("#interop", `room ${i}`);
+    alice.send(py.id, "direct after the room");
+    expect(await p.next("MSG ")).toBe(`MSG direct ${alice.id} direct after the room`);
+    await until(() => gotCarol.length === 3, 3000, "the room messages");
+    p.cmd("ping");
+    await p.next("pong");
+    expect(p.lines.filter((l) => l.startsWith("ERROR") || l.startsWith("MSG"))).toEqual([
+      `MSG direct ${alice.id} direct after the room`,
+    ]);
+  });
 });

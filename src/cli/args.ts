@@ -9,7 +9,7 @@ import { CliError, EXIT } from "./common.ts";
 import { didYouMean } from "./suggest.ts";
 
 /** Commands whose last positional takes every remaining word (`send ID words…`). */
-const VARIADIC = new Set(["send"]);
+const VARIADIC = new Set(["send", "room"]);
 
 function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

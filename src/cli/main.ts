@@ -14,6 +14,7 @@ import { fingerprintCommand } from "./commands/fingerprint.ts";
 import { keygen } from "./commands/keygen.ts";
 import { listen } from "./commands/listen.ts";
 import { revoke } from "./commands/revoke.ts";
+import { room } from "./commands/room.ts";
 import { send } from "./commands/send.ts";
 import { serve } from "./commands/serve.ts";
 import { status } from "./commands/status.ts";
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, CommandDef<any>> = {
   chat,
   send,
   listen,
+  room,
   status,
   clients,
   revoke,

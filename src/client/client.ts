@@ -14,6 +14,7 @@ import { EventEmitter } from "node:events";
 import { ConnectionError, HandshakeError, UsageError } from "../errors.ts";
 import { BROADCAST, idToBytes, idToText, isUuid } from "../ids.ts";
 import { LIVE } from "../net/outbox.ts";
+import { checkRoomName, isRoomAddress } from "../rooms/names.ts";
 import { C2C_HEADER_BYTES, MAX_STATUS_QUERY, STORED_HEADER_BYTES } from "../wire/constants.ts";
 import {
   C2CType,
@@ -26,6 +27,7 @@ import {
   Format,
   type Message,
 } from "../wire/message.ts";
+import { C2C_ROOM, C2C_ROOM_STORED, encodeRoomMessage } from "../wire/room.ts";
 import {
   applyConnectionSettings,
   type ConnectionSettings,
@@ -37,6 +39,7 @@ import { type Identity, type IdentityOptions, loadIdentity } from "./identity.ts
 import { Incoming } from "./incoming.ts";
 import { Link, type LinkEnd } from "./link.ts";
 import { Requests } from "./requests.ts";
+import { NO_ADDRESS, Rooms, roomControl, unsentRoomMessage } from "./rooms.ts";
 import { ClientSession } from "./session.ts";
 import type {
   ClientEvents,
@@ -250,10 +253,11 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       for (const m of unsent) this.#bufferBytes += m.length;
       this.emit(
         "requeued",
-        unsent.map((m) => ({
-          to: idToText(m.subarray(1, C2C_HEADER_BYTES)),
-          data: m.subarray(C2C_HEADER_BYTES),
-        })),
+        unsent.map((m) =>
+          m[0] === C2C_ROOM
+            ? unsentRoomMessage(m)
+            : { to: idToText(m.subarray(1, C2C_HEADER_BYTES)), data: m.subarray(C2C_HEADER_BYTES) },
+        ),
       );
     }
     this.#stopTimer();
@@ -357,6 +361,10 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     const b0 = plain[0] as number;
     if (b0 >>> 4 === Format.C2C) {
       const type = b0 & 0x0f;
+      if (type === C2C_ROOM || type === C2C_ROOM_STORED) {
+        this.#onRoomMessage(plain, type);
+        return;
+      }
       const header = type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES;
       if (type > C2CType.STORED || plain.length < header) return; // reserved or malformed
       if (!this.session.wants(type === C2CType.STORED)) return; // not taken, not acknowledged
@@ -394,12 +402,28 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
           // ignored
         }
         return;
+      case ControlType.ROOM:
+        roomControl(this, this.#requests, msg.body);
+        return;
       case ControlType.HEARTBEAT:
       case ControlType.SERVER_STATUS:
       case ControlType.CLIENT_STATUS:
         this.#requests.answer(msg.type, msg.body);
         return;
     }
+  }
+
+  #onRoomMessage(plain: Uint8Array, type: number): void {
+    const stored = type === C2C_ROOM_STORED;
+    let m: Incoming;
+    try {
+      m = new Incoming(plain, type);
+    } catch {
+      return; // malformed: discarded
+    }
+    if (!this.session.wants(stored)) return;
+    this.emit("message", m);
+    if (stored) this.#acks.received();
   }
 
   /**
@@ -420,7 +444,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       current = undefined;
     };
     const onMessage = (m: IncomingMessage) => {
-      if (m.kind === "stored") held.set(m, this.#acks.hold());
+      if (m.stored) held.set(m, this.#acks.hold());
       queue.push(m);
       wake?.();
     };
@@ -456,12 +480,18 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   // ---- outgoing -----------------------------------------------------------------------
 
   /**
-   * Sends `data` to the client `to` (an ID). Returns at once; the server answers with a
+   * Sends `data` to the client `to` (an ID), or to every other member of the room `to`
+   * when it is written `#name` (docs/PROTOCOL.md § Rooms; a non-member gets NOTICE
+   * `not_member`). Returns at once; the server answers with a
    * `notice` event only when it could not deliver live (queued, unknown, rejected …).
    * While reconnecting, messages are buffered (up to `maxBufferedBytes`).
    * Throws `UsageError` (`BAD_ID`, `TOO_LARGE`) or `ConnectionError` (`NOT_CONNECTED`).
    */
   send(to: string | Uint8Array, data: Uint8Array | string): void {
+    if (typeof to === "string" && isRoomAddress(to)) {
+      this.#queue(encodeRoomMessage(NO_ADDRESS, checkRoomName(to), this.#bytes(data)));
+      return;
+    }
     const address = typeof to === "string" ? this.#address(to) : to;
     this.#queue(encodeC2C(C2CType.DIRECT, address, this.#bytes(data)));
   }
@@ -476,6 +506,11 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     }
     return bytes;
   }
+
+  /** Room membership: create, invite, join, leave, members … (docs/PROTOCOL.md § Rooms). */
+  readonly rooms: Rooms = new Rooms((body) =>
+    this.#request(ControlType.ROOM, body).then(decodeJson),
+  );
 
   /** Sends `data` to every other online client. */
   broadcast(data: Uint8Array | string): void {

@@ -6,22 +6,35 @@
 import { idToText } from "../ids.ts";
 import { C2C_HEADER_BYTES, STORED_HEADER_BYTES } from "../wire/constants.ts";
 import { C2CType } from "../wire/message.ts";
+import { C2C_ROOM, C2C_ROOM_STORED, decodeRoomMessage } from "../wire/room.ts";
 import type { IncomingMessage } from "./types.ts";
 
-const KINDS = ["direct", "broadcast", "stored"] as const;
+const KINDS = ["direct", "broadcast", "stored", "room", "room"] as const;
 
 export class Incoming implements IncomingMessage {
   readonly data: Uint8Array;
   readonly kind: IncomingMessage["kind"];
+  readonly room: string | null = null;
+  readonly stored: boolean;
   readonly #plain: Uint8Array;
   readonly #receivedMs: number;
   #from: string | undefined;
 
-  /** `plain`: a C2C message of type 0, 1 or 2 whose length was checked. */
+  /**
+   * `plain`: a C2C message of type 0, 1 or 2 whose length was checked, or of type 3 or
+   * 4 (a room message; throws `WireError` when malformed).
+   */
   constructor(plain: Uint8Array, type: number) {
     this.#plain = plain;
     this.kind = KINDS[type] as IncomingMessage["kind"];
-    this.data = plain.subarray(type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES);
+    this.stored = type === C2CType.STORED || type === C2C_ROOM_STORED;
+    if (type === C2C_ROOM || type === C2C_ROOM_STORED) {
+      const m = decodeRoomMessage(plain);
+      this.room = m.room;
+      this.data = m.data;
+    } else {
+      this.data = plain.subarray(type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES);
+    }
     this.#receivedMs = Date.now();
   }
 
@@ -36,7 +49,7 @@ export class Incoming implements IncomingMessage {
   }
 
   get queuedAt(): Date | null {
-    if (this.kind !== "stored") return null;
+    if (!this.stored) return null;
     const p = this.#plain;
     const at = C2C_HEADER_BYTES;
     const seconds =

@@ -4,6 +4,7 @@ import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import type { Receive } from "../wire/session.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
 import type { Identity } from "./identity.ts";
+import type { RoomEvent } from "./rooms.ts";
 
 export interface ConnectOptions {
   /** An identity, or the path of an identity file. */
@@ -49,8 +50,15 @@ export interface IncomingMessage {
   /** The sender's ID as its 16 bytes. */
   readonly fromBytes: Uint8Array;
   readonly data: Uint8Array;
-  /** `direct`, `broadcast`, or `stored` (held while this client was offline). */
-  readonly kind: "direct" | "broadcast" | "stored";
+  /**
+   * `direct`, `broadcast`, `stored` (a direct message held while this client was
+   * offline), or `room` (sent to a room this client is in; see `room`).
+   */
+  readonly kind: "direct" | "broadcast" | "stored" | "room";
+  /** The room's name (without `#`) for a room message, else null (docs/PROTOCOL.md § Rooms). */
+  readonly room: string | null;
+  /** Held by the server while this client was offline (type 2, or a room message of type 4). */
+  readonly stored: boolean;
   /** When the server stored it (stored messages only). */
   readonly queuedAt: Date | null;
   readonly receivedAt: Date;
@@ -58,9 +66,9 @@ export interface IncomingMessage {
 
 /** What became of a message that was not delivered live. */
 export interface Notice {
-  /** The recipient's ID (all `f` for a broadcast). */
+  /** The recipient's ID (all `f` for a broadcast), or `#name` for a room message. */
   address: string;
-  status: "queued" | "unknown" | "rejected" | "too_large" | "rate_limited";
+  status: "queued" | "unknown" | "rejected" | "too_large" | "rate_limited" | "not_member";
   reason: string;
 }
 
@@ -92,6 +100,8 @@ export interface ClientEvents {
   disconnect: [{ reason: string; willReconnect: boolean }];
   reconnecting: [{ attempt: number; delayMs: number; error?: Error }];
   close: [{ error?: Error }];
-  /** Messages that never left before the connection dropped; they go out first on the next one. */
+  /** A membership change in a room this client is in or invited to (docs/PROTOCOL.md § Rooms). */
+  room: [RoomEvent];
+  /** Messages that never left before the connection dropped; they go out first on the next one (`to`: an ID, or `#room`). */
   requeued: [{ to: string; data: Uint8Array }[]];
 }

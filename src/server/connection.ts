@@ -273,6 +273,12 @@ export class Connection implements OutboxOwner {
         ? Promise.all([this.#inflight, pending]).then(() => undefined)
         : pending;
       this.#inflightCount++;
+      if (this.#holdInput) {
+        // A room fan-out waiting for its budget: nothing more is read until it is done.
+        this.#holdInput = false;
+        this.#pauseUntil(this.#takeInflight(), AT_ONCE);
+        return false;
+      }
     }
     if (this.phase !== "open" && this.phase !== "closed" && !this.#draining) return false;
     if (
@@ -290,6 +296,16 @@ export class Connection implements OutboxOwner {
       return false;
     }
     return undefined;
+  }
+
+  #holdInput = false;
+
+  /**
+   * The frame being handled must finish before the next one is read (a room fan-out
+   * that waits for its budget: the sender's later messages may not overtake it).
+   */
+  holdInput(): void {
+    this.#holdInput = true;
   }
 
   /**

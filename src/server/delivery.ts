@@ -7,7 +7,9 @@
  */
 import { idToBytes } from "../ids.ts";
 import type { Outbox } from "../net/outbox.ts";
+import type { StoredMessage } from "../store/store.ts";
 import { encodeStored, unixNow } from "../wire/message.ts";
+import { encodeRoomMessage } from "../wire/room.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 
@@ -83,7 +85,7 @@ export async function deliverStored(conn: Connection): Promise<boolean> {
             await conn.whenIdle();
             if (conn.phase !== "open") break;
           }
-          outbox.push(encodeStored(idToBytes(m.sender), m.queuedAt, m.data), m.seq);
+          outbox.push(storedMessage(m), m.seq);
           queued++;
           sent++;
         } // else expired: dropped with the batch
@@ -136,4 +138,12 @@ async function removeDelivered(ctx: ServerContext, recipient: string, seq: numbe
       error: String(err),
     });
   }
+}
+
+/** A held message as delivered: type 2, or type 4 for a room message (§ Rooms). */
+function storedMessage(m: StoredMessage): Uint8Array {
+  const sender = idToBytes(m.sender);
+  return m.room
+    ? encodeRoomMessage(sender, m.room, m.data, m.queuedAt)
+    : encodeStored(sender, m.queuedAt, m.data);
 }

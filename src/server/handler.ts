@@ -5,7 +5,7 @@
  * counted, and the connection stays open.
  */
 import type { WireError } from "../errors.ts";
-import { C2C_HEADER_BYTES } from "../wire/constants.ts";
+import { C2C_HEADER_BYTES, STORED_HEADER_BYTES } from "../wire/constants.ts";
 import {
   ControlType,
   decodeAckBody,
@@ -14,6 +14,7 @@ import {
   encodeControl,
   Format,
 } from "../wire/message.ts";
+import { C2C_ROOM, C2C_ROOM_STORED } from "../wire/room.ts";
 import { SESSION_BYTE } from "../wire/session.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
@@ -28,6 +29,11 @@ export function handleMessage(
   const b0 = plain[0];
   if ((b0 === 0x00 || b0 === 0x01) && plain.length >= C2C_HEADER_BYTES)
     return ctx.router.route(conn, plain);
+  // Room messages (docs/PROTOCOL.md § Rooms); type 4 is server → client only.
+  if (b0 === C2C_ROOM && plain.length >= C2C_HEADER_BYTES)
+    return ctx.router.rooms.route(conn, plain);
+  if (b0 === C2C_ROOM_STORED && plain.length >= STORED_HEADER_BYTES)
+    return discard(ctx, conn, "stored room message from a client");
   // SESSION counts only as the first frame after the response (session-login.ts).
   if (b0 === SESSION_BYTE) return discard(ctx, conn, "SESSION after the first frame");
   let msg: ReturnType<typeof decodeMessage>;
@@ -63,6 +69,8 @@ export function handleMessage(
         ),
       );
     }
+    case ControlType.ROOM:
+      return ctx.router.rooms.request(conn, msg.body);
     case ControlType.ACK: {
       const count = decodeAckBody(msg.body);
       if (count === null) return discard(ctx, conn, "ACK body is not 4 bytes");

@@ -15,10 +15,18 @@ import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { startDelivery, storedArrived } from "./delivery.ts";
 import { RateLimiter } from "./limits.ts";
+import { roomOf, toQueued } from "./room-queue.ts";
+import { Rooms } from "./rooms.ts";
 import { KeyedSerial } from "./serial.ts";
 import { SessionRegistry, type Sessions } from "./sessions.ts";
 
-export type NoticeStatus = "queued" | "unknown" | "rejected" | "too_large" | "rate_limited";
+export type NoticeStatus =
+  | "queued"
+  | "unknown"
+  | "rejected"
+  | "too_large"
+  | "rate_limited"
+  | "not_member";
 
 const BROADCAST_KEY = idKey(BROADCAST_ID);
 /** How long presence changes are gathered before they are written (see #notePresence). */
@@ -46,6 +54,8 @@ export class Router {
   /** Messages for each recipient waiting for the next store write. */
   readonly #held = new Map<string, Held[]>();
   readonly broadcasts: RateLimiter;
+  /** Rooms: membership and fan-out (rooms.ts). */
+  readonly rooms: Rooms;
   /**
    * Held messages handed to a recipient's connection whose removal from the store
    * failed (a full or failing disk): recipient → last sequence number delivered.
@@ -56,6 +66,7 @@ export class Router {
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
     this.broadcasts = new RateLimiter(ctx.settings.broadcast_rate, ctx.settings.broadcast_burst);
+    this.rooms = new Rooms(ctx);
   }
 
   /**
@@ -193,6 +204,11 @@ export class Router {
     );
   }
 
+  /** Holds a room message (sender written in) for an offline member (fanout.ts). */
+  holdFor(from: Connection, recipient: string, toKey: string, plain: Uint8Array): Promise<void> {
+    return this.#offline(from, recipient, toKey, plain);
+  }
+
   #hold(recipient: string, item: Held): void {
     const waiting = this.#held.get(recipient);
     if (waiting) {
@@ -227,8 +243,11 @@ export class Router {
       const record = await store.getClient(recipient);
       if (!record || record.revokedAt !== null) {
         for (const it of items) {
-          if (it.from) this.notice(it.from, recipient, "unknown", "no such client");
-          else this.#dropUndelivered(recipient, it, "unknown", "no such client", drops);
+          // (A room's member revoked meanwhile: the room's sender is not told.)
+          if (it.from) {
+            if (roomOf(it.plain) === null)
+              this.notice(it.from, recipient, "unknown", "no such client");
+          } else this.#dropUndelivered(recipient, it, "unknown", "no such client", drops);
         }
         return;
       }
@@ -238,11 +257,7 @@ export class Router {
       const at = Math.floor(Date.now() / 1000);
       const results = await store.enqueue(
         recipient,
-        items.map((it) => ({
-          sender: idToText(it.plain.subarray(1, C2C_HEADER_BYTES)),
-          at,
-          data: it.plain.subarray(C2C_HEADER_BYTES),
-        })),
+        items.map((it) => toQueued(it.plain, at)),
         this.#limits(),
       );
       for (let k = 0; k < items.length; k++) {
@@ -266,9 +281,11 @@ export class Router {
 
   #settleHeld(recipient: string, it: Held, result: EnqueueResult, drops: Drops): void {
     const { stats, log } = this.#ctx;
+    const room = roomOf(it.plain);
     if (result.ok) {
       stats.stored++;
-      if (it.from)
+      // A room message stored for an offline member: no NOTICE (one per member is noise).
+      if (it.from && room === null)
         this.notice(
           it.from,
           recipient,
@@ -287,7 +304,9 @@ export class Router {
         reason: result.reason,
       });
     }
-    if (it.from) this.notice(it.from, recipient, "rejected", result.reason);
+    if (it.from && room !== null)
+      this.notice(it.from, `#${room}`, "rejected", `member ${recipient}: ${result.reason}`);
+    else if (it.from) this.notice(it.from, recipient, "rejected", result.reason);
     else this.#dropUndelivered(recipient, it, "rejected", result.reason, drops);
   }
 
@@ -305,8 +324,11 @@ export class Router {
   ): void {
     this.#ctx.stats.dropped++;
     const sender = this.online.get(idKeyAt(it.plain, 1));
+    const room = roomOf(it.plain);
     const why = `the recipient's connection ended before delivery, and ${reason}`;
-    if (sender) this.notice(sender, recipient, status, why);
+    if (sender && room !== null)
+      this.notice(sender, `#${room}`, status, `member ${recipient}: ${why}`);
+    else if (sender) this.notice(sender, recipient, status, why);
     drops.add(reason, sender !== undefined);
   }
 

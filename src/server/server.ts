@@ -325,6 +325,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.handshakeRate.sweep(now);
     this.router.broadcasts.sweep(now);
     this.work.sweep(now);
+    this.router.rooms.budget.sweep(this.settings.room_fanout_rate, this.settings.room_fanout_burst);
   }
 
   async #renewLease(ended = false): Promise<void> {
@@ -349,6 +350,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
         const version = await this.store.version();
         if (version === this.#registryVersion && !force) return;
         this.#registryVersion = version;
+        this.router.rooms.invalidate(); // another process changed the store (rooms.ts)
         const serial = await this.store.revocationSerial();
         if (serial === this.#lease.appliedSerial && !force) return;
         const revoked = new Map<string, string>();
@@ -362,6 +364,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
         await this.router.allStored(); // what they sent before the cut is in the store now
         for (const c of await this.store.listClients()) {
           if (c.revokedAt === null) continue;
+          await this.router.rooms.forget(c.id); // out of every room (rooms.ts)
           const dropped = await this.store.dropFromSender(c.id);
           if (dropped > 0) {
             this.stats.discarded += dropped;

@@ -51,6 +51,13 @@ export interface ServerSettings extends ConnectionSettings {
    */
   work_rate: number;
   work_burst: number;
+  /** Rooms one client may be a member of, and invitations it may hold (each). */
+  room_max_per_client: number;
+  /** Members and invitations of one room together. */
+  room_max_members: number;
+  /** Room copies (one per member reached) one sender may cause per second, and the burst. */
+  room_fanout_rate: number;
+  room_fanout_burst: number;
   log_format: "text" | "json";
   log_level: "debug" | "info" | "warn" | "error";
   /** `serve`'s monitoring port, `HOST:PORT` (src/monitor/); none by default. */
@@ -108,6 +115,21 @@ export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   // clients at once. Measured: bench `fairness` row, docs/BENCHMARKS.md.
   work_rate: 2048,
   work_burst: 4096,
+  // 100 rooms per client: IRC networks allow 20–250 channels per user; a person or a bot
+  // in more than 100 rooms is rare, and each membership costs a row and a copy per message.
+  room_max_per_client: 100,
+  // 1,000 members per room: a whole organisation's announcement room. Every message
+  // costs one copy (a seal and a write) per member, so this bounds one message's work.
+  room_max_members: 1_000,
+  // 10,000 copies/s per sender, burst 2,000: a 1,000-member room gets 10 messages/s
+  // from one sender (far above human chat); 1,000 × 100/s is slowed to that by pausing
+  // the sender's reading. Measured with bench/room-fanout.ts (200 members, a 400-message
+  // flood, 2 shared cores): other clients' direct-message p99 stayed at its quiet level
+  // (11–20 ms against 13–14 ms); unbounded it rose to 410–450 ms, and with 20,000/s and
+  // a 20,000 burst to 55–92 ms (a burst that large is a stall of its own). The server
+  // hands out ~35,000 copies/s there in all, so one sender gets under a third of it.
+  room_fanout_rate: 10_000,
+  room_fanout_burst: 2_000,
   log_format: "text",
   log_level: "info",
 });
@@ -137,6 +159,10 @@ const KINDS: Record<keyof ServerSettings, Kind> = {
   broadcast_burst: "integer",
   work_rate: "number",
   work_burst: "integer",
+  room_max_per_client: "integer",
+  room_max_members: "integer",
+  room_fanout_rate: "number",
+  room_fanout_burst: "integer",
   log_format: "string",
   log_level: "string",
   monitor: "string",
@@ -176,6 +202,7 @@ export function mergeSettings(
     if (problem) throw bad(problem);
   }
   if (s.work_burst < 1) throw bad("work_burst must be at least 1");
+  if (s.room_fanout_burst < 1) throw bad("room_fanout_burst must be at least 1");
   if (!["text", "json"].includes(s.log_format)) throw bad('log_format must be "text" or "json"');
   if (!["debug", "info", "warn", "error"].includes(s.log_level)) {
     throw bad("log_level must be debug, info, warn or error");

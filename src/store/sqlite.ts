@@ -19,6 +19,9 @@ import type {
   PresenceChange,
   QueuedMessage,
   QueueLimits,
+  RoomMembership,
+  RoomRecord,
+  RoomState,
   Store,
   StoredMessage,
 } from "./store.ts";
@@ -43,7 +46,8 @@ CREATE TABLE IF NOT EXISTS queue (
   recipient  TEXT NOT NULL,
   sender     TEXT NOT NULL,
   queued_at  INTEGER NOT NULL,
-  data       BLOB NOT NULL
+  data       BLOB NOT NULL,
+  room       TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, seq);
 CREATE INDEX IF NOT EXISTS queue_by_age ON queue (queued_at);
@@ -61,6 +65,18 @@ CREATE TABLE IF NOT EXISTS inbox_sender (
   recipient TEXT NOT NULL, sender TEXT NOT NULL, count INTEGER NOT NULL,
   PRIMARY KEY (recipient, sender)
 ) WITHOUT ROWID;
+-- Rooms (docs/PROTOCOL.md § Rooms): names unique up to nameKey, members and invitations.
+CREATE TABLE IF NOT EXISTS rooms (
+  name_key TEXT PRIMARY KEY, name TEXT NOT NULL, owner TEXT NOT NULL,
+  public INTEGER NOT NULL, created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS room_members (
+  room_key TEXT NOT NULL REFERENCES rooms (name_key) ON DELETE CASCADE,
+  client TEXT NOT NULL, state TEXT NOT NULL, since INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (room_key, client)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS room_members_by_client ON room_members (client);
 CREATE TRIGGER IF NOT EXISTS queue_in AFTER INSERT ON queue BEGIN
   INSERT INTO inbox VALUES (NEW.recipient, 1, length(NEW.data))
     ON CONFLICT (recipient) DO UPDATE SET count = count + 1, bytes = bytes + length(NEW.data);
@@ -72,6 +88,19 @@ CREATE TRIGGER IF NOT EXISTS queue_out AFTER DELETE ON queue BEGIN
   UPDATE inbox_sender SET count = count - 1 WHERE recipient = OLD.recipient AND sender = OLD.sender;
 END;
 `;
+
+interface RoomRow {
+  name: string;
+  owner: string;
+  public: number;
+  createdAt: number;
+}
+
+/** Stores made before rooms lack `queue.room`: added in place (NULL: a direct message). */
+function addRoomColumn(db: Database): void {
+  const cols = db.query<{ name: string }, []>("PRAGMA table_info(queue)").all();
+  if (!cols.some((c) => c.name === "room")) db.exec("ALTER TABLE queue ADD COLUMN room TEXT");
+}
 
 interface ClientRow {
   id: string;
@@ -128,6 +157,7 @@ export class SqliteStore implements Store {
         this.#db.exec("PRAGMA foreign_keys = ON");
         this.#db.transaction(() => {
           this.#db.exec(SCHEMA);
+          addRoomColumn(this.#db);
           this.#db
             .query("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)")
             .run(String(SCHEMA_VERSION));
@@ -284,7 +314,7 @@ export class SqliteStore implements Store {
         reason: `you already have ${limits.maxPerSender} messages queued for this recipient`,
       };
     }
-    this.#q.insertMessage.run(recipient, m.sender, m.at, m.data);
+    this.#q.insertMessage.run(recipient, m.sender, m.at, m.data, m.room ?? null);
     return { ok: true };
   }
 
@@ -302,6 +332,56 @@ export class SqliteStore implements Store {
 
   async pendingCount(): Promise<number> {
     return (this.#q.pending.get() as { n: number }).n;
+  }
+
+  async createRoom(r: RoomRecord): Promise<void> {
+    try {
+      this.#db.transaction(() => {
+        this.#q.insertRoom.run(nameKey(r.name), r.name, r.owner, r.public ? 1 : 0, r.createdAt);
+        this.#q.upsertMember.run(nameKey(r.name), r.owner, "member", r.createdAt);
+      })();
+    } catch (cause) {
+      if (String((cause as Error).message).includes("rooms.name_key"))
+        throw new StoreError("NAME_TAKEN", `the room "${r.name}" already exists`);
+      throw new StoreError("STORE_WRITE", `cannot create room: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+  }
+
+  async getRoom(name: string): Promise<RoomRecord | null> {
+    const row = this.#q.room.get(nameKey(name)) as RoomRow | null;
+    return row ? { ...row, public: row.public === 1 } : null;
+  }
+
+  async roomMembers(name: string): Promise<RoomMembership[]> {
+    return this.#q.members.all(nameKey(name)) as RoomMembership[];
+  }
+
+  async roomsOf(client: string): Promise<RoomMembership[]> {
+    return this.#q.roomsOf.all(client.toLowerCase()) as RoomMembership[];
+  }
+
+  async setMembership(
+    name: string,
+    client: string,
+    state: RoomState | null,
+    at: number,
+  ): Promise<{ deleted: boolean }> {
+    const key = nameKey(name);
+    return this.#db.transaction(() => {
+      if (state) {
+        this.#q.upsertMember.run(key, client.toLowerCase(), state, at);
+        return { deleted: false };
+      }
+      this.#q.deleteMember.run(key, client.toLowerCase());
+      if ((this.#q.memberCount.get(key) as { n: number }).n > 0) return { deleted: false };
+      return { deleted: this.#q.deleteRoom.run(key).changes > 0 };
+    })();
+  }
+
+  async setRoomOwner(name: string, owner: string): Promise<void> {
+    this.#q.setOwner.run(owner.toLowerCase(), nameKey(name));
   }
 
   async version(): Promise<number> {
@@ -342,10 +422,37 @@ function prepare(db: Database) {
     inbox: db.prepare("SELECT count, bytes FROM inbox WHERE recipient = ?"),
     inboxSender: db.prepare("SELECT count FROM inbox_sender WHERE recipient = ? AND sender = ?"),
     insertMessage: db.prepare(
-      "INSERT INTO queue (recipient, sender, queued_at, data) VALUES (?, ?, ?, ?)",
+      "INSERT INTO queue (recipient, sender, queued_at, data, room) VALUES (?, ?, ?, ?, ?)",
+    ),
+    insertRoom: db.prepare(
+      "INSERT INTO rooms (name_key, name, owner, public, created_at) VALUES (?, ?, ?, ?, ?)",
+    ),
+    // `seq` keeps the order members came in; a state change (invited → member) renews it.
+    upsertMember: db.prepare(
+      `INSERT INTO room_members (room_key, client, state, since, seq) VALUES (?1, ?2, ?3, ?4,
+         (SELECT COALESCE(MAX(seq), 0) + 1 FROM room_members WHERE room_key = ?1))
+       ON CONFLICT (room_key, client) DO UPDATE SET state = excluded.state, since = excluded.since,
+         seq = excluded.seq WHERE state <> excluded.state`,
+    ),
+    deleteMember: db.prepare("DELETE FROM room_members WHERE room_key = ? AND client = ?"),
+    memberCount: db.prepare(
+      "SELECT COUNT(*) AS n FROM room_members WHERE room_key = ? AND state = 'member'",
+    ),
+    deleteRoom: db.prepare("DELETE FROM rooms WHERE name_key = ?"),
+    setOwner: db.prepare("UPDATE rooms SET owner = ? WHERE name_key = ?"),
+    room: db.prepare(
+      "SELECT name, owner, public, created_at AS createdAt FROM rooms WHERE name_key = ?",
+    ),
+    members: db.prepare(
+      `SELECT r.name AS room, m.client, m.state, m.since FROM room_members m
+       JOIN rooms r ON r.name_key = m.room_key WHERE m.room_key = ? ORDER BY m.seq`,
+    ),
+    roomsOf: db.prepare(
+      `SELECT r.name AS room, m.client, m.state, m.since FROM room_members m
+       JOIN rooms r ON r.name_key = m.room_key WHERE m.client = ? ORDER BY r.name_key`,
     ),
     peek: db.prepare(
-      "SELECT seq, sender, queued_at AS queuedAt, data FROM queue WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?",
+      "SELECT seq, sender, queued_at AS queuedAt, data, room FROM queue WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?",
     ),
     remove: db.prepare("DELETE FROM queue WHERE recipient = ? AND seq <= ?"),
     expire: db.prepare("DELETE FROM queue WHERE queued_at < ?"),

@@ -26,6 +26,8 @@ export interface StoredMessage {
   /** Store order; strictly increasing per recipient. */
   seq: number;
   sender: string;
+  /** The room it was sent to (its name as created), or null for a direct message. */
+  room: string | null;
   /** Unix seconds. */
   queuedAt: number;
   data: Uint8Array;
@@ -45,6 +47,8 @@ export interface QueueLimits {
 /** A message to hold: who sent it, when (unix s), and its data. */
 export interface QueuedMessage {
   sender: string;
+  /** The room it was sent to, for a room message (docs/PROTOCOL.md § Rooms). */
+  room?: string;
   at: number;
   data: Uint8Array;
 }
@@ -68,6 +72,28 @@ export interface NodeLease {
   renewedAt: number;
   until: number;
   appliedSerial: number;
+}
+
+/** A room (docs/PROTOCOL.md § Rooms). `name` as created; rooms are unique up to `nameKey`. */
+export interface RoomRecord {
+  name: string;
+  /** The owner's client ID. */
+  owner: string;
+  /** Anyone may join (else invite-only). */
+  public: boolean;
+  /** Unix seconds. */
+  createdAt: number;
+}
+
+/** A client's place in a room: a member, or invited (may join an invite-only room). */
+export type RoomState = "member" | "invited";
+
+export interface RoomMembership {
+  room: string;
+  client: string;
+  state: RoomState;
+  /** Unix seconds it took this state. */
+  since: number;
 }
 
 export type EnqueueResult = { ok: true } | { ok: false; reason: string; failure?: true };
@@ -124,6 +150,31 @@ export interface Store {
   expire(before: number): Promise<number>;
   /** Messages held for every recipient. */
   pendingCount(): Promise<number>;
+
+  // ---- rooms (docs/PROTOCOL.md § Rooms). Room arguments are names, matched by nameKey.
+
+  /**
+   * Creates a room with its owner as its first member (one write). Throws `StoreError`
+   * `NAME_TAKEN` when a room of that name (up to nameKey) exists.
+   */
+  createRoom(room: RoomRecord): Promise<void>;
+  getRoom(name: string): Promise<RoomRecord | null>;
+  /** Members and invitations of a room, oldest first. */
+  roomMembers(name: string): Promise<RoomMembership[]>;
+  /** The rooms a client is a member of or invited to. */
+  roomsOf(client: string): Promise<RoomMembership[]>;
+  /**
+   * Sets `client`'s state in the room (null: removes it). When no member is left, the
+   * room and its invitations are deleted in the same write; returns whether it was.
+   */
+  setMembership(
+    name: string,
+    client: string,
+    state: RoomState | null,
+    at: number,
+  ): Promise<{ deleted: boolean }>;
+  /** Hands the room to `owner` (who must be a member). */
+  setRoomOwner(name: string, owner: string): Promise<void>;
 
   /** A value that changes whenever another process changed the registry. */
   version(): Promise<number>;

@@ -10,12 +10,21 @@ import {
   MAX_MESSAGE_DATA,
   STORED_HEADER_BYTES,
 } from "./constants.ts";
+import { decodeRoomMessage } from "./room.ts";
 
 /** Message formats (high nibble of byte 0). 3–15 are reserved. */
 export const Format = { C2C: 0, CONTROL: 1, S2S: 2 } as const;
 
 /** C2C types (low nibble when the format is C2C). */
-export const C2CType = { DIRECT: 0, BROADCAST: 1, STORED: 2 } as const;
+export const C2CType = {
+  DIRECT: 0,
+  BROADCAST: 1,
+  STORED: 2,
+  /** A room message, live (docs/PROTOCOL.md § Rooms; src/wire/room.ts). */
+  ROOM: 3,
+  /** A room message held while the recipient was offline (server → client). */
+  ROOM_STORED: 4,
+} as const;
 export type C2CType = (typeof C2CType)[keyof typeof C2CType];
 
 /** C2S / S2C types (low nibble when the format is CONTROL). 6–14 are reserved. */
@@ -29,6 +38,8 @@ export const ControlType = {
   ACK: 5,
   /** c2s, first frame only: session tag and receive choices (docs/PROTOCOL.md § SESSION). */
   SESSION: 6,
+  /** both ways: room membership requests, replies and events, JSON (docs/PROTOCOL.md § Rooms). */
+  ROOM: 7,
   STOP: 15,
 } as const;
 export type ControlType = (typeof ControlType)[keyof typeof ControlType];
@@ -46,9 +57,11 @@ export interface C2CMessage {
   format: typeof Format.C2C;
   type: C2CType;
   address: Uint8Array;
-  /** Unix seconds the server stored the message (type STORED only), else 0. */
+  /** Unix seconds the server stored the message (types STORED, ROOM_STORED), else 0. */
   queuedAt: number;
   data: Uint8Array;
+  /** The room (without `#`) of a room message (types ROOM, ROOM_STORED). */
+  room?: string;
 }
 
 /** A decoded C2S or S2C message. */
@@ -171,7 +184,12 @@ export function decodeMessage(bytes: Uint8Array): Message {
   const type = b0 & 0x0f;
   switch (format) {
     case Format.C2C: {
-      if (type > C2CType.STORED) throw reserved(b0);
+      if (type === C2CType.ROOM || type === C2CType.ROOM_STORED) {
+        const m = decodeRoomMessage(bytes);
+        const { address, queuedAt, room, data } = m;
+        return { format: Format.C2C, type: type as C2CType, address, queuedAt, data, room };
+      }
+      if (type > C2CType.ROOM_STORED) throw reserved(b0);
       const header = type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES;
       if (bytes.length < header) throw truncated("C2C", bytes.length, header);
       return {

@@ -136,8 +136,9 @@ describe("scoping sweep", () => {
     const raw = await fresh("sweep");
     const bob = await fresh("bob");
     const values = [
-      ...Array.from({ length: 13 }, (_, i) => 0x03 + i),
-      ...Array.from({ length: 9 }, (_, i) => 0x16 + i), // 0x15 is ACK
+      ...Array.from({ length: 11 }, (_, i) => 0x05 + i), // 0x03, 0x04: room messages
+      0x16, // SESSION after the first frame
+      ...Array.from({ length: 7 }, (_, i) => 0x18 + i), // 0x15 ACK, 0x17 ROOM
 
       ...Array.from({ length: 0xe0 }, (_, i) => 0x20 + i),
     ];

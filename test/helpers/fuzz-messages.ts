@@ -83,7 +83,9 @@ export function expectFor(m: Uint8Array, t: FuzzTarget, self: Identity): Expect 
   const type = b0 & 0x0f;
   if (format >= 2) return { kind: "nothing" }; // S2S on a socket, or a reserved format
   if (format === 0) {
-    if (type >= 3) return { kind: "nothing" }; // reserved C2C type
+    if (type >= 5) return { kind: "nothing" }; // reserved C2C type
+    if (type === 4) return m.length < 21 ? { kind: "malformed" } : { kind: "nothing" };
+    if (type === 3) return roomExpect(m, t); // the fuzzing client is in no room
     if (m.length < (type === 2 ? 21 : 17)) return { kind: "malformed" };
     if (type === 2) return { kind: "nothing" }; // stored C2C is server → client only
     const address = uuidText(m.subarray(1, 17));
@@ -97,11 +99,13 @@ export function expectFor(m: Uint8Array, t: FuzzTarget, self: Identity): Expect 
     if (address === t.offline.id) return { kind: "notice", status: "queued", address };
     return { kind: "notice", status: "unknown", address }; // random, or revoked
   }
-  if (type >= 5 && type <= 14) return { kind: "nothing" }; // reserved control type
+  // ACK, SESSION after the first frame, reserved control types: nothing (ROOM is 7).
+  if (type >= 5 && type <= 14 && type !== 7) return { kind: "nothing" };
   if (m.length < 5) return { kind: "malformed" };
   switch (type) {
     case 0:
     case 2:
+    case 7: // ROOM: one reply to every request, malformed or not (§ Rooms)
       return { kind: "reply", type };
     case 3:
       return { kind: "reply", type, body: clientStatusReply(m.subarray(5), t, self) };
@@ -110,6 +114,17 @@ export function expectFor(m: Uint8Array, t: FuzzTarget, self: Identity): Expect 
     default:
       return { kind: "nothing" }; // CONFIG, NOTICE from a client
   }
+}
+
+/** A room message (§ Rooms) from a client that is in no room: malformed, too_large or not_member. */
+function roomExpect(m: Uint8Array, t: FuzzTarget): Expect {
+  const len = m[17] ?? 0;
+  if (len === 0 || m.length < 18 + len) return { kind: "malformed" };
+  const address = `#${new TextDecoder().decode(m.subarray(18, 18 + len))}`;
+  const data = m.length - 18 - len;
+  if (data > t.maxMessageSize || 22 + len + data > MAX_MESSAGE)
+    return { kind: "notice", status: "too_large", address };
+  return { kind: "notice", status: "not_member", address };
 }
 
 // ---- generators ------------------------------------------------------------------------

@@ -34,6 +34,12 @@ export class Terminal implements Disposable {
     return r.stdout.toString();
   }
 
+  /** Types a line literally and presses Enter. */
+  type(line: string): void {
+    this.#tmux("send-keys", "-l", line);
+    this.#tmux("send-keys", "Enter");
+  }
+
   /** The screen's lines, trailing blanks dropped. */
   screen(): string[] {
     return this.#tmux("capture-pane", "-p")

@@ -4,9 +4,11 @@
  * malformed messages, size-0 frames, tampered and replayed frames end that connection
  * (STOP `protocol error`, then the close) and no other.
  */
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { idToBytes } from "../../src/ids.ts";
 import { ControlType, encodeControl, encodeS2S, encodeStored } from "../../src/wire/message.ts";
+import { encodeRoomMessage } from "../../src/wire/room.ts";
 import { flip } from "../helpers/bytes.ts";
 import { type Cluster, inbox, startCluster, until } from "../helpers/cluster.ts";
 import { c2c, isControl, type RawSession } from "../helpers/raw.ts";
@@ -32,7 +34,11 @@ const outOfScope: [string, () => Uint8Array][] = [
   ["reserved format 3 (0x30)", () => new Uint8Array([0x30, 1, 2, 3])],
   ["reserved format, one byte (0x35)", () => new Uint8Array([0x35])],
   ["reserved format 15 (0xff)", () => new Uint8Array(40).fill(0xff)],
-  ["reserved C2C type 3 (0x03)", () => c2c(0x03, bobId, "x")],
+  ["reserved C2C type 5 (0x05)", () => c2c(0x05, bobId, "x")],
+  [
+    "stored room message (0x04) from a client",
+    () => encodeRoomMessage(idToBytes(bobId), "ops", new Uint8Array(3), 1),
+  ],
   ["reserved C2C type 15, one byte (0x0f)", () => new Uint8Array([0x0f])],
   ["reserved control type 5 (0x15)", () => encodeControl(5 as ControlType, "?")],
   ["reserved control type 14, one byte (0x1e)", () => new Uint8Array([0x1e])],
@@ -77,6 +83,18 @@ const malformed: [string, (raw: RawSession) => void][] = [
   ["a direct C2C of 16 bytes (< 17)", (r) => r.send(new Uint8Array(16))],
   ["a broadcast of 1 byte", (r) => r.send(new Uint8Array([0x01]))],
   ["a stored C2C of 5 bytes (< 21)", (r) => r.send(new Uint8Array([0x02, 0, 0, 0, 0]))],
+  [
+    "a room message of 17 bytes (no room_len)",
+    (r) => r.send(new Uint8Array([0x03, ...new Uint8Array(16)])),
+  ],
+  [
+    "a room message whose room_len passes the end",
+    (r) => r.send(new Uint8Array([0x03, ...new Uint8Array(16), 5, 0x6f, 0x70])),
+  ],
+  [
+    "a room message with room_len 0",
+    (r) => r.send(new Uint8Array([0x03, ...new Uint8Array(16), 0])),
+  ],
   ["a frame of size 0", (r) => r.sendRaw(new Uint8Array([0, 0]))],
   [
     "a payload too short for a tag",

@@ -15,6 +15,15 @@ import type { IncomingMessage } from "../../client/types.ts";
 import { escapeBytes, escapeControls } from "../../text/escape.ts";
 import { ago, CliError, clock, EXIT, loadIdentityFromFlags } from "../common.ts";
 import { NameCache } from "../names.ts";
+import {
+  describeRoomEvent,
+  describeRoomNotice,
+  isRoomAddress,
+  leaveRoom,
+  roomPeer,
+  roomPrefix,
+  roomWho,
+} from "../rooms-ui.ts";
 import { describeEnd, reportEnd } from "../session.ts";
 import { LineEditor } from "../tty/editor.ts";
 import { width, wrapBlock } from "../tty/layout.ts";
@@ -30,8 +39,10 @@ const LEAVE_WAIT_MS = 3000;
 const MESSAGE_INDENT = 11;
 
 export const HELP = [
-  "/to ID|NAME   talk to someone else",
-  "/who          who you are and whether your peer is online",
+  "/to ID|NAME   talk to someone else (or to a room: /to #NAME)",
+  "/who          who you are and whether your peer is online (in a room: its members)",
+  "/join #NAME   join a room (public, or one you are invited to) and talk there",
+  "/leave [#NAME] leave a room (default: the one you talk to)",
   "/status       the server's status",
   "/help         this list",
   "/quit         leave (Ctrl-D on an empty line, Ctrl-C too)",
@@ -121,22 +132,16 @@ class TerminalChat {
     const incoming = client.messages();
     const names = new NameCache(client);
     this.#names = names;
-    const entry = await client.clientStatus([this.#query]).then(
-      ([e]) => e,
-      (err) => {
-        if (this.#quitting) return null; // the user left meanwhile
-        throw err;
-      },
-    );
-    if (this.#quitting) return this.#done.promise;
-    if (!entry || !("id" in entry)) {
+    const peer = await this.#resolve(client).catch(async (err) => {
+      if (this.#quitting) return null; // the user left meanwhile
       await client.close("unknown peer");
-      throw new CliError(`no client "${this.#query}"`, EXIT.UNDELIVERABLE);
-    }
-    this.#setPeer({ id: entry.id, name: entry.name });
+      throw err;
+    });
+    if (this.#quitting || !peer) return this.#done.promise;
+    this.#setPeer(peer);
     this.#watch(client, incoming);
     this.#say(
-      `connected to ${client.server} as ${client.name}; talking to ${entry.name} (/help for commands)`,
+      `connected to ${client.server} as ${client.name}; talking ${isRoomAddress(peer.id) ? "in" : "to"} ${peer.name} (/help for commands)`,
     );
     this.#isReady = true;
     this.#ready.resolve();
@@ -147,6 +152,15 @@ class TerminalChat {
     } finally {
       clearInterval(presence);
     }
+  }
+
+  /** The peer asked for: a client by ID or name, or a room (`#ops`, joined on the way). */
+  async #resolve(client: Client): Promise<Peer> {
+    if (isRoomAddress(this.#query)) return roomPeer(client, this.#query);
+    const [entry] = await client.clientStatus([this.#query]);
+    if (!entry || !("id" in entry))
+      throw new CliError(`no client "${this.#query}"`, EXIT.UNDELIVERABLE);
+    return { id: entry.id, name: entry.name };
   }
 
   #setPeer(p: Peer): void {
@@ -161,8 +175,11 @@ class TerminalChat {
         this.#showMessage(m, await (this.#names as NameCache).get(m.from));
     })();
     client.on("notice", async (n) =>
-      this.#say(`* ${describeNotice(n, await (this.#names as NameCache).get(n.address))}`),
+      this.#say(
+        `* ${isRoomAddress(n.address) ? describeRoomNotice(n) : describeNotice(n, await (this.#names as NameCache).get(n.address))}`,
+      ),
     );
+    client.on("room", (e) => this.#say(`* ${describeRoomEvent(e)}`));
     client.on("disconnect", ({ reason, willReconnect }) => {
       if (this.#leaving || !willReconnect) return;
       this.#heldNoteShown = false;
@@ -195,9 +212,8 @@ class TerminalChat {
   }
 
   #showMessage(m: IncomingMessage, name: string): void {
-    const tag =
-      m.kind === "stored" ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
-    const head = `[${clock(m.queuedAt ?? m.receivedAt)}] ${escapeControls(name)}${tag}: `;
+    const tag = m.stored ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
+    const head = `[${clock(m.queuedAt ?? m.receivedAt)}] ${roomPrefix(m)}${escapeControls(name)}${tag}: `;
     const lines = escapeBytes(m.data, { multiline: true }).split("\n");
     this.editor.print(wrapBlock(head, lines, MESSAGE_INDENT, this.editor.columns));
   }
@@ -275,6 +291,10 @@ class TerminalChat {
         return this.#leave(true);
       case "who": {
         this.#say(`you are ${client.name} (${client.id})`);
+        if (isRoomAddress(this.#peer.id)) {
+          for (const line of await roomWho(client, this.#peer.id)) this.#say(line);
+          return;
+        }
         const [e] = await client.clientStatus([this.#peer.id]);
         if (!e || !("id" in e)) return this.#say(`${this.#peer.name} is no longer registered`);
         const seen = e.online
@@ -290,8 +310,20 @@ class TerminalChat {
           `server ${client.server}: ${s.clients_online} of ${s.clients_registered} clients online, up ${ago(s.uptime)}, ${s.messages_routed} messages routed, ${s.messages_queued} queued`,
         );
       }
+      case "join": {
+        if (!arg) return this.#say("usage: /join #NAME");
+        this.#setPeer(await roomPeer(client, arg.startsWith("#") ? arg : `#${arg}`));
+        this.#online = null;
+        return this.#say(`* now talking in ${this.#peer.name}`);
+      }
+      case "leave": {
+        const room = arg || (isRoomAddress(this.#peer.id) ? this.#peer.id : "");
+        if (!room) return this.#say("usage: /leave #NAME");
+        return this.#say(`* ${await leaveRoom(client, room)}`);
+      }
       case "to": {
         if (!arg) return this.#say("usage: /to ID|NAME");
+        if (isRoomAddress(arg)) return this.#command(`/join ${arg}`);
         const [e] = await client.clientStatus([arg]);
         if (!e || !("id" in e)) return this.#say(`no client "${arg}"`);
         this.#setPeer({ id: e.id, name: e.name });
@@ -309,7 +341,8 @@ class TerminalChat {
 
   async #checkPresence(): Promise<void> {
     const client = this.#client;
-    if (!client?.connected || this.#leaving) return;
+    // A room: membership events say who comes and goes.
+    if (!client?.connected || this.#leaving || isRoomAddress(this.#peer.id)) return;
     const peer = this.#peer;
     try {
       const [e] = await client.clientStatus([peer.id]);

@@ -13,6 +13,7 @@ import { describeNotice } from "../chat/notices.ts";
 import { terminalChat } from "../chat/terminal.ts";
 import { CLIENT_ARGS, CliError, connectFromFlags, displayText, EXIT, note } from "../common.ts";
 import { NameCache } from "../names.ts";
+import { describeRoomNotice, isRoomAddress, roomPeer, roomPrefix } from "../rooms-ui.ts";
 import { reportEnd, sessionEnd } from "../session.ts";
 import { messageText } from "../tty/lines.ts";
 
@@ -25,7 +26,7 @@ export const chat = defineCommand({
     peer: {
       type: "positional",
       required: true,
-      description: "ID or name of the client to talk to",
+      description: "ID or name of the client to talk to, or #NAME of a room",
       valueHint: "ID|NAME",
     },
     ...CLIENT_ARGS,
@@ -53,6 +54,11 @@ interface Peer {
 }
 
 async function resolvePeer(client: Client, query: string, names: NameCache): Promise<Peer> {
+  if (isRoomAddress(query))
+    return roomPeer(client, query).catch(async (err) => {
+      await client.close("unknown room");
+      throw err;
+    });
   const [entry] = await client.clientStatus([query]);
   if (!entry || !("id" in entry)) {
     await client.close("unknown peer");
@@ -73,10 +79,19 @@ async function piped(
   void (async () => {
     for await (const m of incoming)
       process.stdout.write(
-        messageText(`${escapeControls(await names.get(m.from))}: `, displayText(m.data)),
+        messageText(
+          `${roomPrefix(m)}${escapeControls(await names.get(m.from))}: `,
+          displayText(m.data),
+        ),
       );
   })();
-  client.on("notice", async (n) => note(describeNotice(n, await names.get(n.address))));
+  client.on("notice", async (n) =>
+    note(
+      isRoomAddress(n.address)
+        ? describeRoomNotice(n)
+        : describeNotice(n, await names.get(n.address)),
+    ),
+  );
   let ending = false;
   const cutOff = Promise.withResolvers<number>();
   client.on("disconnect", ({ reason, willReconnect }) => {

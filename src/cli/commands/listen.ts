@@ -11,6 +11,7 @@ import {
   safeJson,
 } from "../common.ts";
 import { NameCache } from "../names.ts";
+import { roomPrefix } from "../rooms-ui.ts";
 import { describeEnd, reportEnd, type SessionEnd } from "../session.ts";
 import { messageText } from "../tty/lines.ts";
 
@@ -23,7 +24,7 @@ export const listen = defineCommand({
     ...CLIENT_ARGS,
     json: {
       type: "boolean",
-      description: "One JSON object per line: from, name, time, kind, data",
+      description: "One JSON object per line: from, name, time, kind, room (room messages), data",
     },
   },
   async run({ args }) {
@@ -63,18 +64,14 @@ export const listen = defineCommand({
           name,
           time: time.toISOString(),
           kind: m.kind,
+          ...(m.room !== null ? { room: m.room } : {}),
           data,
           ...(encoding ? { encoding } : {}),
         };
         process.stdout.write(`${safeJson(row)}\n`);
       } else {
-        const tag =
-          m.kind === "stored"
-            ? " (while you were away)"
-            : m.kind === "broadcast"
-              ? " (to all)"
-              : "";
-        const who = escapeControls(name);
+        const tag = m.stored ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
+        const who = `${roomPrefix(m)}${escapeControls(name)}`;
         process.stdout.write(messageText(`[${clock(time)}] ${who}${tag}: `, displayText(m.data)));
       }
     }

@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
 import { UsageError } from "../../errors.ts";
 import { CLIENT_ARGS, CliError, connectFromFlags, EXIT, note } from "../common.ts";
+import { isRoomAddress, sendToRoom } from "../rooms-ui.ts";
 
 export const send = defineCommand({
   meta: {
@@ -13,7 +14,7 @@ export const send = defineCommand({
     to: {
       type: "positional",
       required: true,
-      description: "Recipient ID or name",
+      description: "Recipient ID or name, or #NAME of a room",
       valueHint: "ID|NAME",
     },
     message: {
@@ -45,6 +46,7 @@ export const send = defineCommand({
       receive: "none",
     });
     try {
+      if (isRoomAddress(args.to)) return await sendToRoom(client, args.to, text);
       const to = await client.resolve(args.to).catch(() => {
         throw new CliError(`no client "${args.to}"`, EXIT.UNDELIVERABLE);
       });

@@ -1,0 +1,162 @@
+/**
+ * Rooms in the client library (docs/PROTOCOL.md § Rooms): membership requests over
+ * control type ROOM (`0x17`) and the events the server sends about them.
+ *
+ * @example
+ * await alice.rooms.create("ops");
+ * await alice.rooms.invite("ops", "bob");       // bob: await bob.rooms.join("ops")
+ * alice.send("#ops", "deploy at 16:00");          // to every member but alice
+ * bob.on("message", (m) => m.room && console.log(`#${m.room}`, m.from));
+ */
+import { ConnectionError, UsageError } from "../errors.ts";
+import { checkRoomName } from "../rooms/names.ts";
+import { ID_BYTES } from "../wire/constants.ts";
+import { ControlType, decodeJson } from "../wire/message.ts";
+import { decodeRoomMessage } from "../wire/room.ts";
+import type { Requests } from "./requests.ts";
+
+/** The address field of a room message from a client: zeros (the server writes the sender). */
+export const NO_ADDRESS = new Uint8Array(ID_BYTES);
+
+/** A client as rooms name it. */
+export interface RoomClient {
+  id: string;
+  name: string;
+}
+
+/**
+ * A membership change. `joined`, `left`: a member came or went; `invited`, `removed`:
+ * the owner invited or removed `member` (`by` is the owner); `owner`: `member` owns the
+ * room now (`by`: who handed it on, or who left it).
+ */
+export interface RoomEvent {
+  event: "joined" | "left" | "invited" | "removed" | "owner";
+  room: string;
+  member: RoomClient;
+  by?: RoomClient;
+}
+
+/** One of the rooms this client is in, or is invited to. */
+export interface RoomSummary {
+  room: string;
+  state: "member" | "invited";
+  /** This client owns it. */
+  owner: boolean;
+  public: boolean;
+  /** Members now. */
+  members: number;
+}
+
+/** A member (or invitee) of a room, with presence. */
+export interface RoomMember extends RoomClient {
+  state: "member" | "invited";
+  owner: boolean;
+  /** Some session of it receives messages now. */
+  online: boolean;
+  /** Unix seconds the server last heard from it, or null. */
+  last_seen: number | null;
+}
+
+/** A refused room request: `code` is the server's `error` (`not_found`, `not_owner`, `limit` …). */
+export class RoomError extends UsageError {}
+
+type Send = (body: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+/** The room requests of one `Client` (as `client.rooms`). Each resolves with the server's reply. */
+export class Rooms {
+  readonly #send: Send;
+
+  constructor(send: Send) {
+    this.#send = send;
+  }
+
+  async #ask(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const reply = await this.#send(body);
+    if (reply.op !== body.op) {
+      throw new ConnectionError("BAD_REPLY", `room reply for ${String(reply.op)}, not ${body.op}`);
+    }
+    if (reply.ok !== true) {
+      throw new RoomError(String(reply.error ?? "failure"), String(reply.reason ?? reply.error));
+    }
+    return reply;
+  }
+
+  /** Creates a room owned by this client: invite-only unless `public`. Throws `RoomError` `exists`, `limit`. */
+  async create(room: string, opts: { public?: boolean } = {}): Promise<{ room: string }> {
+    const r = await this.#ask({ op: "create", room: checkRoomName(room), public: !!opts.public });
+    return { room: String(r.room) };
+  }
+
+  /** Joins a public room, or one this client is invited to. Throws `RoomError` `not_found`. */
+  async join(room: string): Promise<{ room: string }> {
+    const r = await this.#ask({ op: "join", room: checkRoomName(room) });
+    return { room: String(r.room) };
+  }
+
+  /** Leaves a room (or declines an invitation); `deleted` when this was its last member. */
+  async leave(room: string): Promise<{ room: string; deleted: boolean }> {
+    const r = await this.#ask({ op: "leave", room: checkRoomName(room) });
+    return { room: String(r.room), deleted: r.deleted === true };
+  }
+
+  /** Invites a client (ID or name); owner only. */
+  async invite(room: string, member: string): Promise<RoomClient> {
+    return (await this.#ask({ op: "invite", room: checkRoomName(room), member }))
+      .member as RoomClient;
+  }
+
+  /** Removes a member or an invitation; owner only. The removed client gets nothing more. */
+  async remove(room: string, member: string): Promise<RoomClient> {
+    return (await this.#ask({ op: "remove", room: checkRoomName(room), member }))
+      .member as RoomClient;
+  }
+
+  /** Hands the room on to another member; owner only. */
+  async setOwner(room: string, member: string): Promise<RoomClient> {
+    return (await this.#ask({ op: "owner", room: checkRoomName(room), member }))
+      .member as RoomClient;
+  }
+
+  /** Members and invitations with presence; members only. */
+  async members(
+    room: string,
+  ): Promise<{ room: string; public: boolean; owner: string; members: RoomMember[] }> {
+    const r = await this.#ask({ op: "members", room: checkRoomName(room) });
+    return {
+      room: String(r.room),
+      public: r.public === true,
+      owner: String(r.owner),
+      members: r.members as RoomMember[],
+    };
+  }
+
+  /** The rooms this client is in or invited to. */
+  async list(): Promise<RoomSummary[]> {
+    return (await this.#ask({ op: "list" })).rooms as RoomSummary[];
+  }
+}
+
+/**
+ * A ROOM control message arrived: an event (has `event`) is emitted as `room`; anything
+ * else is the reply to the oldest room request.
+ */
+export function roomControl(
+  emitter: { emit(name: "room", e: RoomEvent): boolean },
+  requests: Requests,
+  body: Uint8Array,
+): void {
+  let json: Record<string, unknown>;
+  try {
+    json = decodeJson(body);
+  } catch {
+    return; // unreadable: discarded
+  }
+  if (typeof json.event === "string") emitter.emit("room", json as unknown as RoomEvent);
+  else requests.answer(ControlType.ROOM, body);
+}
+
+/** A room message not yet sent, as the `requeued` event shows it: `to` is `#room`. */
+export function unsentRoomMessage(m: Uint8Array): { to: string; data: Uint8Array } {
+  const r = decodeRoomMessage(m);
+  return { to: `#${r.room}`, data: r.data };
+}
