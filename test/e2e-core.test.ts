@@ -11,7 +11,7 @@ import {
   MAX_PLAINTEXT,
   PAD_BUCKETS,
 } from "../src/e2e/constants.ts";
-import { decodeEnvelope, pad, PREKEY_OVERHEAD, paddedSize, unpad } from "../src/e2e/envelope.ts";
+import { decodeEnvelope, PREKEY_OVERHEAD, pad, paddedSize, unpad } from "../src/e2e/envelope.ts";
 import { combineDigits, fingerprintDigits, safetyNumber } from "../src/e2e/fingerprint.ts";
 import {
   decodeBundle,
@@ -25,7 +25,15 @@ import { checkX25519Public, dh, sign, verify, x25519PublicOf } from "../src/e2e/
 import { decryptMessage, encryptMessage, startSession } from "../src/e2e/session.ts";
 import { x3dhInitiate, x3dhRespond } from "../src/e2e/x3dh.ts";
 import { hex, toHex } from "./helpers/bytes.ts";
-import { ALICE, BOB, empty, fetchedBundle, makeParty, MALLORY, seededRandom } from "./helpers/e2e.ts";
+import {
+  ALICE,
+  BOB,
+  empty,
+  fetchedBundle,
+  MALLORY,
+  makeParty,
+  seededRandom,
+} from "./helpers/e2e.ts";
 import { LOW_ORDER_POINTS } from "./helpers/x25519.ts";
 
 const enc = new TextEncoder();
@@ -37,21 +45,29 @@ describe("primitives", () => {
       const a = random(32);
       const b = random(32);
       expect(toHex(x25519PublicOf(a))).toBe(toHex(x25519.getPublicKey(a)));
-      expect(toHex(dh(a, x25519PublicOf(b)))).toBe(toHex(x25519.getSharedSecret(a, x25519.getPublicKey(b))));
+      expect(toHex(dh(a, x25519PublicOf(b)))).toBe(
+        toHex(x25519.getSharedSecret(a, x25519.getPublicKey(b))),
+      );
     }
   });
 
   test("every low-order X25519 point is refused", () => {
     for (const { name, bytes } of LOW_ORDER_POINTS) {
-      expect(() => checkX25519Public(bytes), name).toThrow(expect.objectContaining({ code: "BAD_KEY" }));
+      expect(() => checkX25519Public(bytes), name).toThrow(
+        expect.objectContaining({ code: "BAD_KEY" }),
+      );
     }
   });
 
   test("malformed X25519 keys are refused: wrong length, non-canonical (≥ p)", () => {
     const good = x25519PublicOf(seededRandom("k")(32));
     expect(() => checkX25519Public(good)).not.toThrow();
-    expect(() => checkX25519Public(good.subarray(0, 31))).toThrow(expect.objectContaining({ code: "BAD_KEY" }));
-    expect(() => checkX25519Public(new Uint8Array(33))).toThrow(expect.objectContaining({ code: "BAD_KEY" }));
+    expect(() => checkX25519Public(good.subarray(0, 31))).toThrow(
+      expect.objectContaining({ code: "BAD_KEY" }),
+    );
+    expect(() => checkX25519Public(new Uint8Array(33))).toThrow(
+      expect.objectContaining({ code: "BAD_KEY" }),
+    );
     // p + 2 (non-canonical encoding of 2, a valid point otherwise)
     const pPlus2 = hex("efffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
     expect(() => checkX25519Public(pPlus2)).toThrow(expect.objectContaining({ code: "BAD_KEY" }));
@@ -96,14 +112,18 @@ describe("signatures", () => {
     const bob = makeParty(BOB);
     const bundle = fetchedBundle(bob, false);
     bundle.oneTimePreKeys = [{ ...bundle.signedPreKey }];
-    expect(() => verifyBundle(bundle, BOB)).toThrow(expect.objectContaining({ code: "BAD_SIGNATURE" }));
+    expect(() => verifyBundle(bundle, BOB)).toThrow(
+      expect.objectContaining({ code: "BAD_SIGNATURE" }),
+    );
   });
 
   test("unknown key-share: a bundle republished under another ID is refused", () => {
     const bob = makeParty(BOB);
     const bundle = fetchedBundle(bob);
     expect(() => verifyBundle(bundle, BOB)).not.toThrow();
-    expect(() => verifyBundle(bundle, MALLORY)).toThrow(expect.objectContaining({ code: "BAD_SIGNATURE" }));
+    expect(() => verifyBundle(bundle, MALLORY)).toThrow(
+      expect.objectContaining({ code: "BAD_SIGNATURE" }),
+    );
     const alice = makeParty(ALICE);
     expect(() => startSession(alice.identity, empty(MALLORY), bundle)).toThrow(
       expect.objectContaining({ code: "BAD_SIGNATURE" }),
@@ -114,7 +134,9 @@ describe("signatures", () => {
     const bob = makeParty(BOB);
     const bundle = fetchedBundle(bob);
     bundle.signedPreKey = { ...bundle.signedPreKey, id: bundle.signedPreKey.id + 1 };
-    expect(() => verifyBundle(bundle, BOB)).toThrow(expect.objectContaining({ code: "BAD_SIGNATURE" }));
+    expect(() => verifyBundle(bundle, BOB)).toThrow(
+      expect.objectContaining({ code: "BAD_SIGNATURE" }),
+    );
   });
 
   test("bundle encoding round-trips and refuses bad lengths and KEM prekeys", () => {
@@ -125,7 +147,9 @@ describe("signatures", () => {
     const back = decodeBundle(bytes);
     expect(() => verifyBundle(back, BOB)).not.toThrow();
     expect(toHex(encodeBundle(back))).toBe(toHex(bytes));
-    expect(() => decodeBundle(bytes.subarray(0, bytes.length - 1))).toThrow(expect.objectContaining({ code: "MALFORMED" }));
+    expect(() => decodeBundle(bytes.subarray(0, bytes.length - 1))).toThrow(
+      expect.objectContaining({ code: "MALFORMED" }),
+    );
     const kem = bytes.slice();
     kem[229] = 1;
     expect(() => decodeBundle(kem)).toThrow(expect.objectContaining({ code: "UNSUPPORTED" }));
@@ -144,7 +168,9 @@ describe("X3DH", () => {
       expect(toHex(sk2)).toBe(toHex(sk));
       // Without the one-time prekey the responder gets another key.
       if (withOpk) {
-        expect(() => x3dhRespond(bob.identity, publicIdentity(alice.identity), init, bob.spk, undefined)).toThrow();
+        expect(() =>
+          x3dhRespond(bob.identity, publicIdentity(alice.identity), init, bob.spk, undefined),
+        ).toThrow();
       }
     });
   }
@@ -156,8 +182,12 @@ describe("safety numbers", () => {
     const bobKey = hex("05f781b6fb32fed9ba1cf2de978d4d5da28dc34046ae814402b5c0dbd96fda907b");
     const a = fingerprintDigits(aliceKey, enc.encode("+14152222222"));
     const b = fingerprintDigits(bobKey, enc.encode("+14153333333"));
-    expect(combineDigits(a, b)).toBe("300354477692869396892869876765458257569162576843440918079131");
-    expect(combineDigits(b, a)).toBe("300354477692869396892869876765458257569162576843440918079131");
+    expect(combineDigits(a, b)).toBe(
+      "300354477692869396892869876765458257569162576843440918079131",
+    );
+    expect(combineDigits(b, a)).toBe(
+      "300354477692869396892869876765458257569162576843440918079131",
+    );
   });
 
   test("60 digits, the same on both sides, changed by either key or ID", () => {
@@ -181,7 +211,9 @@ describe("envelope and padding", () => {
     expect(paddedSize(64)).toBe(128);
     expect(paddedSize(1000)).toBe(1024);
     expect(paddedSize(MAX_PLAINTEXT)).toBe(65024);
-    expect(() => paddedSize(MAX_PLAINTEXT + 1)).toThrow(expect.objectContaining({ code: "TOO_LARGE" }));
+    expect(() => paddedSize(MAX_PLAINTEXT + 1)).toThrow(
+      expect.objectContaining({ code: "TOO_LARGE" }),
+    );
     for (const len of [0, 1, 63, 64, 500, 4095, 4096, MAX_PLAINTEXT]) {
       const p = new Uint8Array(len).fill(0x80);
       const padded = pad(p);
@@ -203,7 +235,9 @@ describe("envelope and padding", () => {
       sizes.add(encryptMessage(alice.identity, peer, new Uint8Array(len)).data.length);
     }
     expect([...sizes]).toEqual([64 + PREKEY_OVERHEAD]);
-    expect(encryptMessage(alice.identity, peer, new Uint8Array(64)).data.length).toBe(128 + PREKEY_OVERHEAD);
+    expect(encryptMessage(alice.identity, peer, new Uint8Array(64)).data.length).toBe(
+      128 + PREKEY_OVERHEAD,
+    );
   });
 
   test("unknown version, type or KEM are refused; a tampered prefix fails", () => {
@@ -220,13 +254,19 @@ describe("envelope and padding", () => {
     const k = data.slice();
     k[4 + 168] = 1;
     expect(() => decodeEnvelope(k)).toThrow(expect.objectContaining({ code: "UNSUPPORTED" }));
-    expect(() => decodeEnvelope(data.subarray(0, 50))).toThrow(expect.objectContaining({ code: "MALFORMED" }));
+    expect(() => decodeEnvelope(data.subarray(0, 50))).toThrow(
+      expect.objectContaining({ code: "MALFORMED" }),
+    );
     // Flip one bit of the ratchet header's pn: authenticated, so decryption fails.
     const h = data.slice();
-    h[4 + 169 + 35] ^= 1;
+    h[4 + 169 + 35] = (h[4 + 169 + 35] as number) ^ 1;
     expect(() => decryptMessage(bob.identity, bob.preKeys, ALICE, empty(ALICE), h)).toThrow(
       expect.objectContaining({ code: "DECRYPT_FAILED" }),
     );
-    expect(new TextDecoder().decode(decryptMessage(bob.identity, bob.preKeys, ALICE, empty(ALICE), data).plaintext)).toBe("hi");
+    expect(
+      new TextDecoder().decode(
+        decryptMessage(bob.identity, bob.preKeys, ALICE, empty(ALICE), data).plaintext,
+      ),
+    ).toBe("hi");
   });
 });

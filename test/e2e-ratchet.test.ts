@@ -16,7 +16,7 @@ import {
   serializePeer,
   startSession,
 } from "../src/e2e/session.ts";
-import { ALICE, BOB, empty, fetchedBundle, makeParty, MALLORY, type Party } from "./helpers/e2e.ts";
+import { ALICE, BOB, empty, fetchedBundle, MALLORY, makeParty, type Party } from "./helpers/e2e.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -145,9 +145,11 @@ describe("double ratchet", () => {
     for (const n of [0, 7, MAX_SKIP]) {
       const forged = good.slice();
       new DataView(forged.buffer).setUint32(4 + 36, n);
-      forged[forged.length - 1] ^= 1;
+      forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1;
       const before = p.snapshot("b");
-      expect(() => p.recv("b", forged)).toThrow(expect.objectContaining({ code: "DECRYPT_FAILED" }));
+      expect(() => p.recv("b", forged)).toThrow(
+        expect.objectContaining({ code: "DECRYPT_FAILED" }),
+      );
       expect(p.snapshot("b")).toBe(before);
     }
     expect(p.recv("b", good)).toBe("new chain");
@@ -161,10 +163,17 @@ describe("double ratchet", () => {
     const session = p.st.b.sessions[0] as NonNullable<(typeof p.st.b.sessions)[0]>;
     const env = decodeEnvelope(good);
     const forged = env.ciphertext.slice();
-    forged[0] ^= 1;
-    const ad = associatedData(ALICE, publicIdentity(p.a.identity), BOB, publicIdentity(p.b.identity));
+    forged[0] = (forged[0] as number) ^ 1;
+    const ad = associatedData(
+      ALICE,
+      publicIdentity(p.a.identity),
+      BOB,
+      publicIdentity(p.b.identity),
+    );
     const before = JSON.stringify(serializeState(session.ratchet));
-    expect(() => ratchetDecrypt(session.ratchet, { ...env.header, n: 5 }, env.prefix, forged, ad)).toThrow();
+    expect(() =>
+      ratchetDecrypt(session.ratchet, { ...env.header, n: 5 }, env.prefix, forged, ad),
+    ).toThrow();
     expect(JSON.stringify(serializeState(session.ratchet))).toBe(before);
     const ok = ratchetDecrypt(session.ratchet, env.header, env.prefix, env.ciphertext, ad);
     expect(ok.plaintext.length).toBe(64);
@@ -180,7 +189,9 @@ describe("double ratchet", () => {
     const forged = next.slice();
     new DataView(forged.buffer).setUint32(4 + 32, MAX_SKIP + 10);
     const before = p.snapshot("b");
-    expect(() => p.recv("b", forged)).toThrow(expect.objectContaining({ code: "TOO_MANY_SKIPPED" }));
+    expect(() => p.recv("b", forged)).toThrow(
+      expect.objectContaining({ code: "TOO_MANY_SKIPPED" }),
+    );
     expect(p.snapshot("b")).toBe(before);
     expect(p.recv("b", next)).toBe("new chain");
   });

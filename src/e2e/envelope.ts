@@ -14,6 +14,8 @@
  * Everything before the ciphertext is authenticated (it is appended to the associated
  * data). Integers are big-endian.
  */
+
+import { idToBytes } from "../ids.ts";
 import {
   HEADER_BYTES,
   KEM_NONE,
@@ -30,7 +32,6 @@ import { E2EError } from "./errors.ts";
 import { identityKeyBytes, type PublicIdentity } from "./keys.ts";
 import { concat, decodeHeader, type Header } from "./ratchet.ts";
 import type { X3DHInit } from "./x3dh.ts";
-import { idToBytes } from "../ids.ts";
 
 /** Bytes of the prekey fields between the type byte and the ratchet header. */
 export const PREKEY_FIELDS_BYTES = 32 + 32 + 64 + 32 + 4 + 4 + 1;
@@ -88,7 +89,11 @@ export function associatedData(
 }
 
 /** The bytes before the ciphertext of a prekey message. */
-export function prekeyPrefix(sender: PublicIdentity, init: X3DHInit, header: Uint8Array): Uint8Array {
+export function prekeyPrefix(
+  sender: PublicIdentity,
+  init: X3DHInit,
+  header: Uint8Array,
+): Uint8Array {
   const fields = new Uint8Array(PREKEY_FIELDS_BYTES);
   const v = new DataView(fields.buffer);
   fields.set(sender.signingKey, 0);

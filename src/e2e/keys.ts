@@ -91,7 +91,10 @@ export function signedPayload(
 export function generateIdentity(clientId: string, random: Random = systemRandom): Identity {
   const signing = ed25519KeyPair(random);
   const dh = x25519KeyPair(random);
-  const dhSignature = sign(signing.secret, signedPayload(CONTEXT_IDENTITY_DH, clientId, 0, dh.public));
+  const dhSignature = sign(
+    signing.secret,
+    signedPayload(CONTEXT_IDENTITY_DH, clientId, 0, dh.public),
+  );
   return { clientId, signing, dh, dhSignature };
 }
 
@@ -112,12 +115,7 @@ export function identityKeyBytes(identity: PublicIdentity): Uint8Array {
   return out;
 }
 
-function makePreKey(
-  identity: Identity,
-  context: string,
-  id: number,
-  random: Random,
-): PreKey {
+function makePreKey(identity: Identity, context: string, id: number, random: Random): PreKey {
   const pair = x25519KeyPair(random);
   const signature = sign(
     identity.signing.secret,

@@ -4,8 +4,9 @@
  * AES-256-GCM. X25519 runs through node:crypto (about 15× faster here than noble, see
  * src/crypto/primitives.ts); test/e2e-core.test.ts checks it against @noble/curves.
  */
-import { ed25519 } from "@noble/curves/ed25519.js";
+
 import { gcm } from "@noble/ciphers/aes.js";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";

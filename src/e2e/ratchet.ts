@@ -89,7 +89,18 @@ export function initAlice(
 ): RatchetState {
   const dhs = x25519KeyPair(random);
   const [rk, cks] = kdfRk(sk, dh(dhs.secret, bobKey));
-  return { dhs, dhr: bobKey.slice(), rk, cks, ckr: null, ns: 0, nr: 0, pn: 0, skipped: new Map(), oldChains: [] };
+  return {
+    dhs,
+    dhr: bobKey.slice(),
+    rk,
+    cks,
+    ckr: null,
+    ns: 0,
+    nr: 0,
+    pn: 0,
+    skipped: new Map(),
+    oldChains: [],
+  };
 }
 
 /** RatchetInitBob (§ 3.3): `sk` from X3DH, `spk` = Bob's signed prekey pair. */

@@ -14,7 +14,14 @@
  *   the one used to send, so the two sides converge.
  */
 import { MAX_SESSIONS_PER_PEER, NO_PREKEY, TYPE_PREKEY } from "./constants.ts";
-import { associatedData, decodeEnvelope, messagePrefix, pad, prekeyPrefix, unpad } from "./envelope.ts";
+import {
+  associatedData,
+  decodeEnvelope,
+  messagePrefix,
+  pad,
+  prekeyPrefix,
+  unpad,
+} from "./envelope.ts";
 import { E2EError } from "./errors.ts";
 import {
   type Bundle,
@@ -176,14 +183,22 @@ export function decryptMessage(
       (s) => s.baseKey === hex(env.init.ephemeral) && sameIdentity(s.peerIdentity, env.sender),
     );
     if (existing) {
-      const r = ratchetDecrypt(existing.ratchet, env.header, env.prefix, env.ciphertext, ad, random);
+      const r = ratchetDecrypt(
+        existing.ratchet,
+        env.header,
+        env.prefix,
+        env.ciphertext,
+        ad,
+        random,
+      );
       return finish(existing, r.state, r.plaintext, null, false);
     }
     const spk = preKeys.signedPreKeys.find((k) => k.id === env.init.signedPreKeyId);
     if (!spk) throw new E2EError("UNKNOWN_PREKEY", "signed prekey not held");
     const opkId = env.init.oneTimePreKeyId;
     const opk = opkId === NO_PREKEY ? undefined : preKeys.oneTimePreKeys.get(opkId);
-    if (opkId !== NO_PREKEY && !opk) throw new E2EError("UNKNOWN_PREKEY", "one-time prekey not held");
+    if (opkId !== NO_PREKEY && !opk)
+      throw new E2EError("UNKNOWN_PREKEY", "one-time prekey not held");
     const sk = x3dhRespond(own, env.sender, env.init, spk, opk);
     const ratchet = initBob(sk, { secret: spk.secret, public: spk.key });
     sk.fill(0);
@@ -261,7 +276,11 @@ export function deserializePeer(v: unknown): PeerSessions {
         return {
           baseKey: String(s.baseKey),
           ratchet: deserializeState(s.ratchet),
-          peerIdentity: { signingKey: b(id.signingKey), dhKey: b(id.dhKey), dhSignature: b(id.dhSignature) },
+          peerIdentity: {
+            signingKey: b(id.signingKey),
+            dhKey: b(id.dhKey),
+            dhSignature: b(id.dhSignature),
+          },
           pending: p && {
             ephemeral: b(p.ephemeral),
             signedPreKeyId: Number(p.signedPreKeyId),

@@ -14,8 +14,21 @@
  */
 import { INFO_X3DH, KEY_BYTES, NO_PREKEY } from "./constants.ts";
 import { E2EError } from "./errors.ts";
-import { type Bundle, type Identity, type PreKey, type PublicIdentity, verifyBundle } from "./keys.ts";
-import { dh, hkdfSha256, type KeyPair, type Random, systemRandom, x25519KeyPair } from "./primitives.ts";
+import {
+  type Bundle,
+  type Identity,
+  type PreKey,
+  type PublicIdentity,
+  verifyBundle,
+} from "./keys.ts";
+import {
+  dh,
+  hkdfSha256,
+  type KeyPair,
+  type Random,
+  systemRandom,
+  x25519KeyPair,
+} from "./primitives.ts";
 import { concat } from "./ratchet.ts";
 
 const F = new Uint8Array(KEY_BYTES).fill(0xff);
