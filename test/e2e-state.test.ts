@@ -52,7 +52,9 @@ describe("state directory", () => {
     for (const f of readdirSync(dir)) expect(mode(join(dir, f)), f).toBe(0o600);
     expect(mode(`${dir}.generation`)).toBe(0o600);
     expect(readdirSync(dir).filter((f) => f.includes(".tmp-"))).toEqual([]);
-    expect(st.oneTimePreKeys.size).toBe(MAX_ONE_TIME_PREKEYS);
+    expect(st.oneTimePreKeys.size).toBe(0);
+    expect(st.addOneTimePreKeys(MAX_ONE_TIME_PREKEYS).length).toBe(MAX_ONE_TIME_PREKEYS);
+    st.save();
     st.close();
     expect(existsSync(join(dir, "lock"))).toBe(false);
   });
@@ -61,6 +63,7 @@ describe("state directory", () => {
     const dir = join(tempRoot(), "alice");
     const st = E2EState.open(dir, ALICE);
     const signing = Buffer.from(st.identity.signing.public).toString("hex");
+    st.addOneTimePreKeys(MAX_ONE_TIME_PREKEYS);
     st.inbox.push({
       sender: BOB,
       at: 1,

@@ -30,6 +30,31 @@ describe("test/vectors/e2e.json", () => {
     expect(JSON.parse(JSON.stringify(buildVectors()))).toEqual(V);
   });
 
+  test("KEYS messages: 0x18 || u32 timestamp || JSON body (docs/PROTOCOL.md § KEYS)", () => {
+    const d = V.directory;
+    const ts = hex("6955b900"); // 1767225600
+    for (const name of [
+      "publish_request",
+      "publish_reply",
+      "fetch_request",
+      "fetch_reply",
+      "count_request",
+      "count_reply",
+    ]) {
+      const v = d[name];
+      expect(toHex(cat(Uint8Array.of(0x18), ts, utf8(JSON.stringify(v.body))))).toBe(v.message);
+    }
+    expect(d.fetch_request.message).toBe(
+      `186955b900${toHex(utf8('{"op":"fetch","client":"bob"}'))}`,
+    );
+    // The fetched bundle is the published one with one one-time prekey.
+    const fetched = Buffer.from(d.fetch_reply.body.bundle, "base64").toString("hex");
+    expect(fetched).toBe(V.bob_fetched_bundle);
+    const published = Buffer.from(d.publish_request.body.bundle, "base64");
+    expect(published.length).toBe(1 + 128 + 100 + 2 + 2 * 100);
+    expect(published.subarray(0, 229).toString("hex")).toBe(fetched.slice(0, 458));
+  });
+
   for (const name of ["alice", "bob"]) {
     test(`${name}: public keys and every signature (context || 0x00 || id || key_id || key)`, () => {
       const p = V[name];

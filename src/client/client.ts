@@ -355,6 +355,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       case ControlType.HEARTBEAT:
       case ControlType.SERVER_STATUS:
       case ControlType.CLIENT_STATUS:
+      case ControlType.KEYS:
         this.#requests.answer(msg.type, msg.body);
         return;
     }
@@ -514,6 +515,14 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       );
     }
     return reply.clients as ClientStatusEntry[];
+  }
+
+  /**
+   * One request to the E2E key directory (docs/PROTOCOL.md § KEYS); resolves with the
+   * server's JSON reply. src/e2e/directory.ts wraps the operations.
+   */
+  async keyDirectory(request: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return decodeJson(await this.#request(ControlType.KEYS, request));
   }
 
   /** The ID of a client given by ID or name. Throws `UsageError` `UNKNOWN_CLIENT`. */

@@ -44,8 +44,13 @@ export interface InboxEntry {
 export const SIGNED_PREKEY_LIFETIME = 7 * 24 * 3600;
 /** Old signed prekeys kept for messages still in flight. */
 export const OLD_SIGNED_PREKEYS = 2;
-/** Below this many one-time prekeys the client publishes new ones. */
+/** Below this many one-time prekeys left on the server the client publishes new ones. */
 export const ONE_TIME_PREKEY_LOW = 20;
+/**
+ * One-time prekey secrets held at most. Keys handed out to a fetcher that has not
+ * written yet stay held after new ones are published; the oldest beyond this go.
+ */
+export const MAX_HELD_ONE_TIME_PREKEYS = 4 * MAX_ONE_TIME_PREKEYS;
 
 /** `$XDG_STATE_HOME/backbone/e2e/<client id>` (default `~/.local/state/…`). */
 export function defaultStateDir(clientId: string): string {
@@ -80,8 +85,8 @@ export class E2EState {
   inbox: InboxEntry[] = [];
   knownPeers = new KnownPeers();
   generation = 0;
-  /** True when the keys changed since they were last published. */
-  unpublished = true;
+  /** ID of the signed prekey last published (0: never published). */
+  publishedSignedPreKey = 0;
   readonly #lock: StateLock;
   readonly #counterPath: string;
   readonly #random: Random;
@@ -126,7 +131,6 @@ export class E2EState {
       }
       this.identity = generateIdentity(clientId, this.#random);
       this.#rotateSignedPreKey();
-      this.refillOneTimePreKeys();
       this.save();
       return;
     }
@@ -180,7 +184,7 @@ export class E2EState {
         (o.oneTimePreKeys as Record<string, unknown>[]).map((k) => [Number(k.id), pk(k)]),
       );
       this.nextPreKeyId = Number(o.nextPreKeyId);
-      this.unpublished = Boolean(o.unpublished);
+      this.publishedSignedPreKey = Number(o.publishedSignedPreKey ?? 0);
       this.peers = new Map(
         Object.entries(o.peers as Record<string, unknown>).map(([k, v]) => [k, deserializePeer(v)]),
       );
@@ -221,7 +225,7 @@ export class E2EState {
       signedPreKeys: this.signedPreKeys.map(pk),
       oneTimePreKeys: [...this.oneTimePreKeys.values()].map(pk),
       nextPreKeyId: this.nextPreKeyId,
-      unpublished: this.unpublished,
+      publishedSignedPreKey: this.publishedSignedPreKey,
       peers: Object.fromEntries([...this.peers].map(([k, v]) => [k, serializePeer(v)])),
       inbox: this.inbox.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
     };
@@ -259,24 +263,23 @@ export class E2EState {
       createdAt: this.now(),
     };
     this.signedPreKeys = [spk, ...this.signedPreKeys].slice(0, 1 + OLD_SIGNED_PREKEYS);
-    this.unpublished = true;
   }
 
-  /** Tops the one-time prekeys up to MAX_ONE_TIME_PREKEYS; returns how many were made. Call `save()`. */
-  refillOneTimePreKeys(): number {
-    const missing = MAX_ONE_TIME_PREKEYS - this.oneTimePreKeys.size;
-    if (missing <= 0) return 0;
-    for (const k of generateOneTimePreKeys(
-      this.identity,
-      this.nextPreKeyId,
-      missing,
-      this.#random,
-    )) {
-      this.oneTimePreKeys.set(k.id, k);
+  /**
+   * Makes `count` new one-time prekeys (IDs above every earlier one, so the directory
+   * can refuse an ID it has seen) and returns them; drops the oldest held beyond
+   * MAX_HELD_ONE_TIME_PREKEYS. Call `save()` before publishing them.
+   */
+  addOneTimePreKeys(count: number): PreKey[] {
+    const made = generateOneTimePreKeys(this.identity, this.nextPreKeyId, count, this.#random);
+    this.nextPreKeyId += count;
+    for (const k of made) this.oneTimePreKeys.set(k.id, k);
+    // Map order is insertion order, and IDs only grow: the first entries are the oldest.
+    for (const id of this.oneTimePreKeys.keys()) {
+      if (this.oneTimePreKeys.size <= MAX_HELD_ONE_TIME_PREKEYS) break;
+      this.oneTimePreKeys.delete(id);
     }
-    this.nextPreKeyId += missing;
-    this.unpublished = true;
-    return missing;
+    return made;
   }
 
   /** Releases the lock. The object must not be used afterwards. */

@@ -16,6 +16,7 @@ import {
 } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
+import { handleKeys } from "./keys.ts";
 import { clientStatus, serverStatus } from "./status.ts";
 
 export function handleMessage(
@@ -56,6 +57,10 @@ export function handleMessage(
           conn.reply(encodeControl(ControlType.CLIENT_STATUS, reply)),
         ),
       );
+    }
+    case ControlType.KEYS: {
+      const body = msg.body;
+      return conn.inOrder(() => handleKeys(ctx, conn, body));
     }
     case ControlType.ACK: {
       const count = decodeAckBody(msg.body);

@@ -10,6 +10,7 @@
 import { Database } from "bun:sqlite";
 import { StoreError } from "../errors.ts";
 import { isUuid, nameKey } from "../ids.ts";
+import { KEYS_SCHEMA, SqliteKeyStore } from "./sqlite-keys.ts";
 import type {
   ClientRecord,
   EnqueueResult,
@@ -99,6 +100,8 @@ export class SqliteStore implements Store {
   readonly path: string;
   readonly #db: Database;
   readonly #q: ReturnType<typeof prepare>;
+  /** The E2E key directory (sqlite-keys.ts). */
+  readonly keys: SqliteKeyStore;
   /** SQLite's own page limit, restored by `setMaxBytes(0)`. */
   readonly #maxPages: number;
 
@@ -118,6 +121,7 @@ export class SqliteStore implements Store {
         this.#db.exec("PRAGMA foreign_keys = ON");
         this.#db.transaction(() => {
           this.#db.exec(SCHEMA);
+          this.#db.exec(KEYS_SCHEMA);
           this.#db
             .query("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)")
             .run(String(SCHEMA_VERSION));
@@ -135,6 +139,7 @@ export class SqliteStore implements Store {
       });
     }
     this.#q = prepare(this.#db);
+    this.keys = new SqliteKeyStore(this.#db);
     this.#maxPages = this.#pragma("max_page_count");
   }
 
@@ -205,7 +210,11 @@ export class SqliteStore implements Store {
   }
 
   async revokeClient(id: string, at: number): Promise<boolean> {
-    return this.#q.revoke.run(at, id.toLowerCase()).changes > 0;
+    // A revoked client's E2E bundle goes with it (docs/PROTOCOL.md § KEYS).
+    return this.#db.transaction(() => {
+      this.keys.deleteSync(id);
+      return this.#q.revoke.run(at, id.toLowerCase()).changes > 0;
+    })();
   }
 
   async setPresence(changes: PresenceChange[]): Promise<void> {
@@ -287,6 +296,7 @@ export class SqliteStore implements Store {
     // Prepared statements keep SQLite's connection (and its files) open after close:
     // finalize them first, so that close really releases the database, WAL and -shm.
     for (const statement of Object.values(this.#q)) statement.finalize();
+    this.keys.close();
     this.#db.close(false);
   }
 }

@@ -27,6 +27,8 @@ export const ControlType = {
   NOTICE: 4,
   /** c2s: how many stored messages this connection has received (docs/PROTOCOL.md § ACK). */
   ACK: 5,
+  /** c2s request / s2c reply: the E2E key directory (docs/PROTOCOL.md § KEYS). */
+  KEYS: 8,
   STOP: 15,
 } as const;
 export type ControlType = (typeof ControlType)[keyof typeof ControlType];

@@ -97,11 +97,13 @@ export function expectFor(m: Uint8Array, t: FuzzTarget, self: Identity): Expect 
     if (address === t.offline.id) return { kind: "notice", status: "queued", address };
     return { kind: "notice", status: "unknown", address }; // random, or revoked
   }
-  if (type >= 5 && type <= 14) return { kind: "nothing" }; // reserved control type
+  // reserved control types (8 is KEYS, the E2E key directory)
+  if (type >= 5 && type <= 14 && type !== 8) return { kind: "nothing" };
   if (m.length < 5) return { kind: "malformed" };
   switch (type) {
     case 0:
     case 2:
+    case 8: // KEYS: always exactly one reply (mostly "bad request" for fuzz)
       return { kind: "reply", type };
     case 3:
       return { kind: "reply", type, body: clientStatusReply(m.subarray(5), t, self) };

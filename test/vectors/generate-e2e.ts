@@ -18,6 +18,7 @@ import {
   type PeerSessions,
   startSession,
 } from "../../src/e2e/session.ts";
+import { ControlType, encodeControl } from "../../src/wire/message.ts";
 import { ALICE, BOB, empty, fetchedBundle, makeParty, seededRandom } from "../helpers/e2e.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -131,6 +132,10 @@ export function buildVectors() {
     bob_fetched_bundle: hex(encodeBundle(bundle)),
     x3dh,
     messages,
+    directory: directoryVectors(
+      hex(encodeBundle(bundle)),
+      hex(encodeBundle({ ...bundle, oneTimePreKeys: bob.opks })),
+    ),
     safety_number: safetyNumber(
       ALICE,
       publicIdentity(alice.identity),
@@ -138,6 +143,25 @@ export function buildVectors() {
       publicIdentity(bob.identity),
     ),
     random_draws: { alice: ka.draws, bob: kb.draws },
+  };
+}
+
+/** KEYS (0x18) messages as they appear inside an encrypted frame, timestamp 1767225600. */
+function directoryVectors(fetched: string, published: string) {
+  const at = 1767225600;
+  const b64 = (h: string) => Buffer.from(h, "hex").toString("base64");
+  const msg = (body: Record<string, unknown>) => ({
+    body,
+    message: hex(encodeControl(ControlType.KEYS, body, at)),
+  });
+  return {
+    timestamp: at,
+    publish_request: msg({ op: "publish", bundle: b64(published), replace: true }),
+    publish_reply: msg({ op: "publish", one_time_prekeys: 2 }),
+    fetch_request: msg({ op: "fetch", client: "bob" }),
+    fetch_reply: msg({ op: "fetch", id: BOB, name: "bob", bundle: b64(fetched) }),
+    count_request: msg({ op: "count" }),
+    count_reply: msg({ op: "count", published: true, one_time_prekeys: 1 }),
   };
 }
 
