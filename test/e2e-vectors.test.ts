@@ -47,6 +47,10 @@ describe("test/vectors/e2e.json", () => {
     expect(d.fetch_request.message).toBe(
       `186955b900${toHex(utf8('{"op":"fetch","client":"bob"}'))}`,
     );
+    // docs/PROTOCOL.md § KEYS shows the same bytes.
+    const doc = readFileSync(join(import.meta.dir, "../docs/PROTOCOL.md"), "utf8");
+    const m = d.fetch_request.message as string;
+    expect(doc).toContain(`${m.slice(0, 2)} ${m.slice(2, 10)} ${m.slice(10)}`);
     // The fetched bundle is the published one with one one-time prekey.
     const fetched = Buffer.from(d.fetch_reply.body.bundle, "base64").toString("hex");
     expect(fetched).toBe(V.bob_fetched_bundle);
