@@ -22,7 +22,9 @@ import { join } from "node:path";
 import { MAX_ONE_TIME_PREKEYS } from "../src/e2e/constants.ts";
 import { KnownPeers } from "../src/e2e/known-peers.ts";
 import { E2EState } from "../src/e2e/state.ts";
-import { ALICE, BOB } from "./helpers/e2e.ts";
+import { ALICE, BOB, MALLORY } from "./helpers/e2e.ts";
+
+const CAROL = "3c2b1a09-8d7e-4f6a-9b5c-4d3e2f1a0b9c";
 
 const made: string[] = [];
 function tempRoot(): string {
@@ -228,10 +230,14 @@ describe("known_peers (trust on first use)", () => {
     k.observe(ALICE, "a b\u202e%\n", "SHA256:x", 5);
     k.observe(BOB, "bob", "SHA256:y", 6);
     k.verify(BOB, "SHA256:y");
+    k.observe(MALLORY, undefined, "SHA256:z", 7); // name not known yet
+    k.observe(CAROL, "-", "SHA256:w", 8);
     const back = KnownPeers.parse(k.format());
+    expect(back.get(MALLORY)?.name).toBe("");
+    expect(back.get(CAROL)?.name).toBe("-");
     expect(back.get(ALICE)?.name).toBe("a b\u202e%\n");
     expect(back.get(BOB)?.verified).toBe(true);
-    expect(k.format().split("\n").length).toBe(4);
+    expect(k.format().split("\n").length).toBe(6);
     for (const bad of [
       `${BOB} bob SHA256:y`,
       `${BOB} bob nope 1 verified`,

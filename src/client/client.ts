@@ -113,6 +113,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #lastHeartbeat = 0;
   /** Stored messages received on the current connection, and whether an ACK is due. */
   #storedSeen = 0;
+  /** Set when the `incoming` hook failed: no more delivery or ACK on this connection. */
+  #ackHeld = false;
   #ackScheduled = false;
   #addresses = new Map<string, Uint8Array>();
 
@@ -186,6 +188,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     }
     this.#link = link;
     this.#storedSeen = 0;
+    this.#ackHeld = false;
     this.#attempt = 0;
     this.#applyConfig(config);
     this.#startTimer();
@@ -326,8 +329,10 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       const type = b0 & 0x0f;
       const header = type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES;
       if (type > C2CType.STORED || plain.length < header) return; // reserved or malformed
-      this.emit("message", new Incoming(plain, type));
-      if (type === C2CType.STORED) this.#acknowledge();
+      const shown = this.#filter(new Incoming(plain, type));
+      if (shown) this.emit("message", shown);
+      // After a failed hook, stored messages are no longer acknowledged on this connection.
+      if (type === C2CType.STORED && !this.#ackHeld) this.#acknowledge();
       return;
     }
     let msg: Message;
@@ -358,6 +363,24 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       case ControlType.KEYS:
         this.#requests.answer(msg.type, msg.body);
         return;
+    }
+  }
+
+  /**
+   * Runs the `incoming` option (the E2E layer) on a message: its result is delivered,
+   * or nothing when null. When it throws (its state could not be saved, say), no more
+   * stored messages are acknowledged on this connection — the server delivers them
+   * again at the next login — and null is returned.
+   */
+  #filter(m: Incoming): IncomingMessage | null {
+    const hook = this.#opts.incoming;
+    if (!hook) return m;
+    try {
+      return hook(m);
+    } catch (err) {
+      this.#ackHeld = true;
+      this.emit("incomingError", { error: err as Error });
+      return null;
     }
   }
 

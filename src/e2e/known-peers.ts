@@ -4,7 +4,8 @@
  *
  *   <id> <name> <SHA256:fingerprint> <first-seen, unix s> <verified|unverified> [<pending fingerprint>]
  *
- * `name` is percent-encoded (any string a server reports is accepted). Lines starting
+ * `name` is percent-encoded (any string a server reports is accepted), `-` when not
+ * known yet (a literal `-` is written `%2D`). Lines starting
  * with `#` and blank lines are ignored.
  *
  * Rules: a first contact is recorded (unverified). A changed key of an unverified peer
@@ -58,7 +59,7 @@ export class KnownPeers {
       }
       let decoded: string;
       try {
-        decoded = decodeURIComponent(name);
+        decoded = name === "-" ? "" : decodeURIComponent(name);
       } catch {
         throw new E2EError("STATE_CORRUPT", `known_peers line ${i + 1} is malformed`);
       }
@@ -81,7 +82,7 @@ export class KnownPeers {
     for (const p of this.peers.values()) {
       const fields = [
         p.id,
-        encodeURIComponent(p.name),
+        p.name === "" ? "-" : encodeURIComponent(p.name).replace(/^-$/, "%2D"),
         p.fingerprint,
         String(p.firstSeen),
         p.verified ? "verified" : "unverified",

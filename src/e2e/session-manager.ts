@@ -1,0 +1,349 @@
+/**
+ * The E2E layer of the client library (docs/E2E.md): encrypts direct messages to peers
+ * that published keys, decrypts incoming ones, and marks every incoming message
+ * `e2e: true|false` and `verified`. It plugs into `connect()` through the `incoming`
+ * option, so it sees every message before the application does and before a stored
+ * one is acknowledged to the server.
+ *
+ * @example
+ * const { client, e2e } = await connectE2E({ identity: "alice.identity" });
+ * await e2e.send("bob", "hello");            // encrypted when bob has keys
+ * client.on("message", (m) => console.log(m.e2e, m.verified, m.data));
+ */
+import { EventEmitter } from "node:events";
+import { type Client, connect } from "../client/client.ts";
+import { loadIdentity } from "../client/identity.ts";
+import type { ConnectOptions, IncomingMessage } from "../client/types.ts";
+import { isUuid } from "../ids.ts";
+import { fetchBundle, syncKeys } from "./directory.ts";
+import { isEnvelope } from "./envelope.ts";
+import { E2EError } from "./errors.ts";
+import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
+import { publicIdentity } from "./keys.ts";
+import type { Observation } from "./known-peers.ts";
+import { decryptMessage, encryptMessage, startSession } from "./session.ts";
+import { defaultStateDir, E2EState, type InboxEntry, type OpenOptions } from "./state.ts";
+
+export interface E2EOptions extends OpenOptions {
+  /** The state directory (default `defaultStateDir(id)`). */
+  stateDir?: string;
+}
+
+export interface SendResult {
+  /** The recipient's ID. */
+  to: string;
+  /** True when the message went end-to-end encrypted. */
+  e2e: boolean;
+}
+
+export interface E2EEvents {
+  /** A peer's identity key differs from the one recorded; `blocked` for a verified peer. */
+  keyChanged: [{ id: string; previous: string; fingerprint: string; blocked: boolean }];
+  /** A peer's identity key was recorded for the first time (trust on first use). */
+  newPeer: [{ id: string; fingerprint: string }];
+  /** A message went (or came) in plaintext: the peer has no keys, or a known E2E peer sent plaintext. */
+  plaintext: [{ id: string; direction: "in" | "out"; reason: string }];
+  /** An E2E message that could not be decrypted (not a replay): dropped. */
+  decryptFailed: [{ from: string; code: string; message: string }];
+  /** Publishing keys failed (the layer keeps working with what is published). */
+  syncFailed: [{ error: Error }];
+}
+
+/** Fault injection for the crash tests (test/integration/e2e-crash.test.ts) only. */
+const CRASH_AT = process.env.BACKBONE_E2E_TEST_CRASH_AT ?? "";
+function crashPoint(name: string): void {
+  if (CRASH_AT === name) process.kill(process.pid, "SIGKILL");
+}
+
+const encoder = new TextEncoder();
+
+export class E2EManager extends EventEmitter<E2EEvents> {
+  readonly state: E2EState;
+  #client: Client | null = null;
+  #chain: Promise<unknown> = Promise.resolve();
+  #clearScheduled = false;
+  #delivered = new Set<InboxEntry>();
+
+  private constructor(state: E2EState) {
+    super();
+    this.state = state;
+  }
+
+  /** Opens the state of `clientId` (taking its lock). Throws `E2EError`. */
+  static open(clientId: string, options: E2EOptions = {}): E2EManager {
+    const dir = options.stateDir ?? defaultStateDir(clientId);
+    return new E2EManager(E2EState.open(dir, clientId, options));
+  }
+
+  /** This client's ID. */
+  get id(): string {
+    return this.state.identity.clientId;
+  }
+
+  /** `SHA256:…` of this client's identity key. */
+  get fingerprint(): string {
+    return identityFingerprint(publicIdentity(this.state.identity));
+  }
+
+  /**
+   * The `incoming` hook for `connect()`: decrypts E2E envelopes (persisting the state
+   * and the message before returning, so before the server gets an ACK), drops replays,
+   * marks every message `e2e` and `verified`.
+   */
+  readonly incoming = (m: IncomingMessage): IncomingMessage | null => {
+    const from = m.from;
+    if (!isEnvelope(m.data)) {
+      if (this.state.knownPeers.get(from)) {
+        this.emit("plaintext", {
+          id: from,
+          direction: "in",
+          reason: "a peer with E2E keys sent plaintext",
+        });
+      }
+      return wrap(m, m.data, false, false);
+    }
+    let r: ReturnType<typeof decryptMessage>;
+    try {
+      r = decryptMessage(
+        this.state.identity,
+        this.state.preKeys,
+        from,
+        this.state.peer(from),
+        m.data,
+      );
+    } catch (err) {
+      if (!(err instanceof E2EError)) throw err;
+      if (err.code !== "DUPLICATE") {
+        this.emit("decryptFailed", { from, code: err.code, message: err.message });
+      }
+      return null; // a replay, or a message that cannot be opened: never shown
+    }
+    crashPoint("after-decrypt");
+    const fp = identityFingerprint(r.senderIdentity);
+    this.#observe(from, undefined, fp);
+    this.state.peers.set(from.toLowerCase(), r.peer);
+    if (r.usedOneTimePreKey !== null) this.state.oneTimePreKeys.delete(r.usedOneTimePreKey);
+    const entry: InboxEntry = {
+      sender: from,
+      at: this.state.now(),
+      queuedAt: m.queuedAt ? Math.floor(m.queuedAt.getTime() / 1000) : null,
+      plaintext: r.plaintext,
+      verified: this.#verified(from, fp),
+    };
+    this.state.inbox.push(entry);
+    this.state.save(); // before the message is shown, and before it is acknowledged
+    crashPoint("after-persist");
+    this.#scheduleClear(entry);
+    return wrap(m, r.plaintext, true, entry.verified);
+  };
+
+  /**
+   * Binds the manager to its connected client and returns at once (like `connect`, so
+   * the application can add its listeners before anything is delivered): publishes
+   * keys in the background (again when the server says they run low, and after each
+   * reconnect; `keysSynced` resolves after the first attempt), and on the next turn of
+   * the event loop delivers messages that were decrypted and saved but not yet shown
+   * before a crash.
+   */
+  attach(client: Client): void {
+    this.#client = client;
+    client.on("notice", (n) => {
+      if (n.status === "prekeys_low") void this.syncKeys();
+    });
+    client.on("connect", () => void this.syncKeys());
+    this.keysSynced = this.syncKeys();
+    setTimeout(() => {
+      for (const entry of this.state.inbox.filter((e) => !this.#delivered.has(e))) {
+        client.emit("message", inboxMessage(entry));
+        this.#scheduleClear(entry);
+      }
+    }, 0);
+  }
+
+  /** Resolves after the first key publication attempt following `attach`. */
+  keysSynced: Promise<void> = Promise.resolve();
+
+  /** Publishes what the directory lacks; failures are reported as `syncFailed`. */
+  async syncKeys(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    try {
+      await this.#serial(() => syncKeys((req) => client.keyDirectory(req), this.state));
+    } catch (err) {
+      this.emit("syncFailed", { error: err as Error });
+    }
+  }
+
+  /**
+   * Sends `data` to `to` (an ID or a name): end-to-end encrypted when the peer has
+   * published keys, else plaintext (with a `plaintext` event) unless `requireE2E`.
+   * The state is saved before the message leaves. Messages are sent in call order.
+   * Throws `E2EError` (`KEY_CHANGED` for a verified peer whose key changed,
+   * `NO_KEYS` with `requireE2E`, directory errors), or what `Client.send` throws.
+   */
+  send(
+    to: string,
+    data: string | Uint8Array,
+    opts: { requireE2E?: boolean } = {},
+  ): Promise<SendResult> {
+    return this.#serial(() =>
+      this.#send(to, typeof data === "string" ? encoder.encode(data) : data, opts),
+    );
+  }
+
+  async #send(to: string, data: Uint8Array, opts: { requireE2E?: boolean }): Promise<SendResult> {
+    const client = this.#requireClient();
+    const id = isUuid(to) ? to.toLowerCase() : await client.resolve(to);
+    this.state.knownPeers.checkSend(id);
+    let peer = this.state.peer(id);
+    if (!peer.sessions.some((s) => s.ratchet.cks)) {
+      const fetched = await fetchBundle((req) => client.keyDirectory(req), id);
+      if (!fetched) {
+        if (opts.requireE2E) throw new E2EError("NO_KEYS", `${to} has published no E2E keys`);
+        this.emit("plaintext", {
+          id,
+          direction: "out",
+          reason: "the peer has published no E2E keys",
+        });
+        client.send(id, data);
+        return { to: id, e2e: false };
+      }
+      this.#observe(id, fetched.name, identityFingerprint(fetched.bundle.identity));
+      this.state.knownPeers.checkSend(id);
+      peer = startSession(this.state.identity, peer, fetched.bundle);
+    }
+    const r = encryptMessage(this.state.identity, peer, data);
+    this.state.peers.set(id, r.peer);
+    this.state.save(); // before the message leaves
+    client.send(id, r.data);
+    return { to: id, e2e: true };
+  }
+
+  /** The 60-digit safety number with `peerId` (docs/E2E.md § Trust); null before any contact. */
+  safetyNumber(peerId: string): string | null {
+    const id = peerId.toLowerCase();
+    const session = this.state.peer(id).sessions[0];
+    if (!session) return null;
+    return safetyNumber(this.id, publicIdentity(this.state.identity), id, session.peerIdentity);
+  }
+
+  /** Marks `peerId` verified (its current key, as compared). Throws `E2EError`. */
+  verify(peerId: string, fingerprint: string): void {
+    this.state.knownPeers.verify(peerId, fingerprint);
+    this.state.saveKnownPeers();
+  }
+
+  /** Accepts a changed key of `peerId` (it becomes unverified). */
+  acceptKey(peerId: string): void {
+    this.state.knownPeers.accept(peerId, this.state.now());
+    this.state.saveKnownPeers();
+  }
+
+  /** Releases the state's lock. */
+  close(): void {
+    this.state.close();
+  }
+
+  #observe(id: string, name: string | undefined, fp: string): Observation {
+    const o = this.state.knownPeers.observe(id, name, fp, this.state.now());
+    if (o.status !== "same" || name) this.state.saveKnownPeers();
+    if (o.status === "new") this.emit("newPeer", { id, fingerprint: fp });
+    if (o.status === "changed") {
+      this.emit("keyChanged", { id, previous: o.previous, fingerprint: fp, blocked: o.blocked });
+    }
+    return o;
+  }
+
+  #verified(id: string, fp: string): boolean {
+    const p = this.state.knownPeers.get(id);
+    return Boolean(p?.verified && !p.pending && p.fingerprint === fp);
+  }
+
+  /** Removes shown messages from the inbox once their listeners have run (one save per batch). */
+  #scheduleClear(entry: InboxEntry): void {
+    this.#delivered.add(entry);
+    if (this.#clearScheduled) return;
+    this.#clearScheduled = true;
+    queueMicrotask(() => {
+      this.#clearScheduled = false;
+      this.state.inbox = this.state.inbox.filter((e) => !this.#delivered.has(e));
+      this.#delivered.clear();
+      try {
+        this.state.save();
+      } catch {
+        // Kept in the inbox: shown again after a restart rather than lost.
+      }
+    });
+  }
+
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(task, task);
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  #requireClient(): Client {
+    if (!this.#client)
+      throw new E2EError("NOT_ATTACHED", "the E2E layer is not attached to a client");
+    return this.#client;
+  }
+}
+
+function wrap(
+  m: IncomingMessage,
+  data: Uint8Array,
+  e2e: boolean,
+  verified: boolean,
+): IncomingMessage {
+  return {
+    from: m.from,
+    fromBytes: m.fromBytes,
+    data,
+    kind: m.kind,
+    queuedAt: m.queuedAt,
+    receivedAt: m.receivedAt,
+    e2e,
+    verified,
+  };
+}
+
+function inboxMessage(e: InboxEntry): IncomingMessage {
+  const hexId = e.sender.replaceAll("-", "");
+  return {
+    from: e.sender,
+    fromBytes: new Uint8Array(Buffer.from(hexId, "hex")),
+    data: e.plaintext,
+    kind: e.queuedAt !== null ? "stored" : "direct",
+    queuedAt: e.queuedAt !== null ? new Date(e.queuedAt * 1000) : null,
+    receivedAt: new Date(e.at * 1000),
+    e2e: true,
+    verified: e.verified,
+  };
+}
+
+/**
+ * `connect()` with the E2E layer: opens the state of the identity's client (before
+ * connecting, so no stored message slips past it), connects, publishes keys.
+ * Close both: `await client.close(); e2e.close()`.
+ */
+export async function connectE2E(
+  options: ConnectOptions & { e2e?: E2EOptions; clientId?: string },
+): Promise<{ client: Client; e2e: E2EManager }> {
+  const identity =
+    typeof options.identity === "string" ? await loadIdentity(options.identity) : options.identity;
+  const id = identity?.id ?? options.id ?? options.clientId;
+  if (!id) throw new E2EError("NO_ID", "connectE2E needs an identity or an id");
+  const e2e = E2EManager.open(id, options.e2e);
+  try {
+    const client = await connect({
+      ...options,
+      ...(identity ? { identity } : {}),
+      incoming: e2e.incoming,
+    });
+    e2e.attach(client);
+    return { client, e2e };
+  } catch (err) {
+    e2e.close();
+    throw err;
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The E2E layer in the client library against a real server and SQLite file: messages
+ * between clients with keys are encrypted and marked, the server's database never
+ * holds the plaintext of a stored E2E message, plaintext is never shown as encrypted,
+ * and trust rules hold (a verified peer's changed key blocks sending).
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Identity } from "../../src/client/identity.ts";
+import type { IncomingMessage } from "../../src/client/types.ts";
+import { connectE2E, type E2EManager } from "../../src/e2e/session-manager.ts";
+import { type Cluster, startCluster, until } from "../helpers/cluster.ts";
+
+const roots: string[] = [];
+afterEach(() => {
+  for (const r of roots.splice(0)) rmSync(r, { recursive: true, force: true });
+});
+function stateDir(): string {
+  const r = mkdtempSync(join(tmpdir(), "backbone-e2e-int-"));
+  roots.push(r);
+  return join(r, "state");
+}
+
+interface Peer {
+  id: string;
+  client: Awaited<ReturnType<typeof connectE2E>>["client"];
+  e2e: E2EManager;
+  got: IncomingMessage[];
+  text(): string[];
+  close(): Promise<void>;
+}
+
+async function peer(
+  c: Cluster,
+  who: string | Identity,
+  dir = stateDir(),
+): Promise<Peer & { dir: string; identity: Identity }> {
+  const identity = typeof who === "string" ? await c.enroll(who) : who;
+  const { client, e2e } = await connectE2E({
+    identity: { ...identity, server: c.address },
+    backoff: { initialMs: 20, maxMs: 200 },
+    e2e: { stateDir: dir },
+  });
+  const got: IncomingMessage[] = [];
+  client.on("message", (m) => got.push(m));
+  await e2e.keysSynced;
+  return {
+    id: identity.id,
+    identity,
+    dir,
+    client,
+    e2e,
+    got,
+    text: () => got.map((m) => new TextDecoder().decode(m.data)),
+    async close() {
+      await client.close();
+      e2e.close();
+    },
+  };
+}
+
+describe("E2E in the client library", () => {
+  test("direct messages between clients with keys are encrypted both ways and marked", async () => {
+    await using c = await startCluster();
+    const alice = await peer(c, "alice");
+    const bob = await peer(c, "bob");
+    expect(await alice.e2e.send("bob", "hello bob")).toEqual({ to: bob.id, e2e: true });
+    await until(() => bob.got.length === 1);
+    expect(bob.got[0]).toMatchObject({
+      from: alice.id,
+      e2e: true,
+      verified: false,
+      kind: "direct",
+    });
+    expect(bob.text()).toEqual(["hello bob"]);
+    await bob.e2e.send(alice.id, "hi alice");
+    await until(() => alice.got.length === 1);
+    expect(alice.got[0]).toMatchObject({ e2e: true, verified: false });
+    expect(alice.text()).toEqual(["hi alice"]);
+    // Both sides compute the same safety number.
+    expect(alice.e2e.safetyNumber(bob.id)).toMatch(/^\d{60}$/);
+    expect(alice.e2e.safetyNumber(bob.id)).toBe(bob.e2e.safetyNumber(alice.id) as string);
+    await alice.close();
+    await bob.close();
+  });
+
+  test("stored for an offline client: the server's database holds no byte of the plaintext", async () => {
+    await using c = await startCluster();
+    const bobIdentity = await c.enroll("bob");
+    const bob = await peer(c, bobIdentity);
+    const bobDir = bob.dir;
+    await bob.close(); // keys published; now offline
+    const alice = await peer(c, "alice");
+    const secrets = Array.from({ length: 40 }, (_, i) => `TOPSECRET-${i}-${"pqz".repeat(i % 5)}`);
+    for (const s of secrets) await alice.e2e.send("bob", s);
+    await alice.client.ping();
+    expect((await alice.client.serverStatus()).messages_queued).toBe(40);
+    await c.server.router.allStored();
+    const files = ["backbone.db", "backbone.db-wal"].map((f) => join(c.dir, f)).filter(existsSync);
+    const haystack = Buffer.concat(files.map((f) => readFileSync(f)));
+    expect(haystack.length).toBeGreaterThan(0);
+    for (const s of secrets) {
+      // No 8-byte window of any secret appears (each secret is ≥ 12 bytes).
+      for (let i = 0; i + 8 <= s.length; i += 4)
+        expect(haystack.includes(Buffer.from(s.slice(i, i + 8)))).toBe(false);
+    }
+    // The positive control: a plaintext message is there in clear.
+    alice.client.send(bob.id, "PLAINCONTROL-1234");
+    await alice.client.ping();
+    await c.server.router.allStored();
+    const after = Buffer.concat(files.filter(existsSync).map((f) => readFileSync(f)));
+    expect(after.includes(Buffer.from("PLAINCONTROL-1234"))).toBe(true);
+    // Bob comes back: every message once, in order, marked.
+    const back = await peer(c, bobIdentity, bobDir);
+    await until(() => back.got.length === 41, 10000, "stored messages");
+    expect(back.text()).toEqual([...secrets, "PLAINCONTROL-1234"]);
+    expect(back.got.slice(0, 40).every((m) => m.e2e === true && m.kind === "stored")).toBe(true);
+    expect(back.got[40]).toMatchObject({ e2e: false, verified: false });
+    await alice.close();
+    await back.close();
+  });
+
+  test("plaintext is never shown as encrypted: a peer without keys, and a downgrade by a peer with keys", async () => {
+    await using c = await startCluster();
+    const alice = await peer(c, "alice");
+    const bob = await peer(c, "bob");
+    const plain = await c.client("carol"); // no E2E layer at all
+    const warnings: string[] = [];
+    bob.e2e.on("plaintext", (w) => warnings.push(`${w.direction}:${w.id}`));
+    plain.send(bob.id, "from carol");
+    await until(() => bob.got.length === 1);
+    expect(bob.got[0]).toMatchObject({ e2e: false, verified: false });
+    expect(warnings).toEqual([]); // carol never had keys
+    // Bob sends to carol: she has no keys, so plaintext with a warning.
+    const carolGot: string[] = [];
+    plain.on("message", (m) => carolGot.push(new TextDecoder().decode(m.data)));
+    expect(await bob.e2e.send("carol", "to carol")).toEqual({ to: plain.id, e2e: false });
+    await expect(bob.e2e.send("carol", "x", { requireE2E: true })).rejects.toMatchObject({
+      code: "NO_KEYS",
+    });
+    await until(() => carolGot.length === 1);
+    expect(carolGot).toEqual(["to carol"]);
+    // Alice (known to bob as an E2E peer) sends plaintext through the bare client.
+    await alice.e2e.send("bob", "encrypted first");
+    alice.client.send(bob.id, "downgraded");
+    await until(() => bob.got.length === 3);
+    expect(bob.got.slice(1).map((m) => [new TextDecoder().decode(m.data), m.e2e])).toEqual([
+      ["encrypted first", true],
+      ["downgraded", false],
+    ]);
+    expect(warnings).toEqual([`out:${plain.id}`, `in:${alice.id}`]);
+    await alice.close();
+    await bob.close();
+  });
+
+  test("a verified peer whose key changes: announced, marked unverified, sending refused until accepted", async () => {
+    await using c = await startCluster();
+    const aliceIdentity = await c.enroll("alice");
+    const alice = await peer(c, aliceIdentity);
+    const bob = await peer(c, "bob");
+    await alice.e2e.send("bob", "first");
+    await until(() => bob.got.length === 1);
+    const fp = bob.e2e.state.knownPeers.get(alice.id)?.fingerprint as string;
+    bob.e2e.verify(alice.id, fp);
+    await alice.e2e.send("bob", "verified now");
+    await until(() => bob.got.length === 2);
+    expect(bob.got[1]).toMatchObject({ e2e: true, verified: true });
+    // Alice re-installs: a new state directory, a new identity.
+    await alice.close();
+    const changes: { blocked: boolean }[] = [];
+    bob.e2e.on("keyChanged", (k) => changes.push(k));
+    const alice2 = await peer(c, aliceIdentity);
+    await alice2.e2e.send("bob", "new me");
+    await until(() => bob.got.length === 3);
+    expect(bob.got[2]).toMatchObject({ e2e: true, verified: false });
+    expect(changes).toMatchObject([{ blocked: true }]);
+    await expect(bob.e2e.send(alice.id, "hello?")).rejects.toMatchObject({ code: "KEY_CHANGED" });
+    bob.e2e.acceptKey(alice.id);
+    await bob.e2e.send(alice.id, "accepted");
+    await until(() => alice2.got.length === 1);
+    expect(alice2.got[0]).toMatchObject({ e2e: true });
+    await alice2.close();
+    await bob.close();
+  });
+});
