@@ -16,6 +16,7 @@ import { revoke } from "./commands/revoke.ts";
 import { send } from "./commands/send.ts";
 import { serve } from "./commands/serve.ts";
 import { status } from "./commands/status.ts";
+import { verify } from "./commands/verify.ts";
 import { CliError, describeError, EXIT, exitCodeOf } from "./common.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: citty's command table is heterogeneous
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, CommandDef<any>> = {
   clients,
   revoke,
   fingerprint: fingerprintCommand,
+  verify,
 };
 
 const main: CommandDef = {

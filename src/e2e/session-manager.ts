@@ -14,6 +14,7 @@ import { EventEmitter } from "node:events";
 import { type Client, connect } from "../client/client.ts";
 import { loadIdentity } from "../client/identity.ts";
 import type { ConnectOptions, IncomingMessage } from "../client/types.ts";
+import { ConnectionError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { fetchBundle, syncKeys } from "./directory.ts";
 import { isEnvelope } from "./envelope.ts";
@@ -36,13 +37,26 @@ export interface SendResult {
   e2e: boolean;
 }
 
+/** What `lookupPeer` tells about a peer. */
+export interface PeerInfo {
+  id: string;
+  name: string;
+  /** `SHA256:…` of the identity key the sessions use. */
+  fingerprint: string;
+  verified: boolean;
+  /** A changed key waiting to be accepted (verified peers only). */
+  pending: string | null;
+  /** 60 digits, the same on both sides. */
+  safetyNumber: string;
+}
+
 export interface E2EEvents {
   /** A peer's identity key differs from the one recorded; `blocked` for a verified peer. */
   keyChanged: [{ id: string; previous: string; fingerprint: string; blocked: boolean }];
   /** A peer's identity key was recorded for the first time (trust on first use). */
   newPeer: [{ id: string; fingerprint: string }];
   /** A message went (or came) in plaintext: the peer has no keys, or a known E2E peer sent plaintext. */
-  plaintext: [{ id: string; direction: "in" | "out"; reason: string }];
+  plaintext: [{ id: string; name?: string; direction: "in" | "out"; reason: string }];
   /** An E2E message that could not be decrypted (not a replay): dropped. */
   decryptFailed: [{ from: string; code: string; message: string }];
   /** Publishing keys failed (the layer keeps working with what is published). */
@@ -96,6 +110,9 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       if (this.state.knownPeers.get(from)) {
         this.emit("plaintext", {
           id: from,
+          ...(this.state.knownPeers.get(from)?.name
+            ? { name: this.state.knownPeers.get(from)?.name as string }
+            : {}),
           direction: "in",
           reason: "a peer with E2E keys sent plaintext",
         });
@@ -170,6 +187,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     try {
       await this.#serial(() => syncKeys((req) => client.keyDirectory(req), this.state));
     } catch (err) {
+      // A connection that dropped or closed: tried again at the next connect.
+      if (err instanceof ConnectionError) return;
       this.emit("syncFailed", { error: err as Error });
     }
   }
@@ -184,14 +203,18 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   send(
     to: string,
     data: string | Uint8Array,
-    opts: { requireE2E?: boolean } = {},
+    opts: { requireE2E?: boolean /** Shown in warnings when `to` is an ID. */; name?: string } = {},
   ): Promise<SendResult> {
     return this.#serial(() =>
       this.#send(to, typeof data === "string" ? encoder.encode(data) : data, opts),
     );
   }
 
-  async #send(to: string, data: Uint8Array, opts: { requireE2E?: boolean }): Promise<SendResult> {
+  async #send(
+    to: string,
+    data: Uint8Array,
+    opts: { requireE2E?: boolean; name?: string },
+  ): Promise<SendResult> {
     const client = this.#requireClient();
     const id = isUuid(to) ? to.toLowerCase() : await client.resolve(to);
     this.state.knownPeers.checkSend(id);
@@ -200,8 +223,10 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       const fetched = await fetchBundle((req) => client.keyDirectory(req), id);
       if (!fetched) {
         if (opts.requireE2E) throw new E2EError("NO_KEYS", `${to} has published no E2E keys`);
+        const name = opts.name ?? (isUuid(to) ? this.state.knownPeers.get(id)?.name : to);
         this.emit("plaintext", {
           id,
+          ...(name ? { name } : {}),
           direction: "out",
           reason: "the peer has published no E2E keys",
         });
@@ -217,6 +242,41 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     this.state.save(); // before the message leaves
     client.send(id, r.data);
     return { to: id, e2e: true };
+  }
+
+  /**
+   * A peer's identity as this client knows it — from a session, else fetched from the
+   * directory (then a session is started with it, so the fetched one-time prekey is not
+   * wasted) — with its fingerprint, verification state and the safety number. Throws
+   * `E2EError` (`NO_KEYS` when the peer has published none, `KEY_CHANGED`, directory errors).
+   */
+  lookupPeer(query: string): Promise<PeerInfo> {
+    return this.#serial(async () => {
+      const client = this.#requireClient();
+      const id = isUuid(query) ? query.toLowerCase() : await client.resolve(query);
+      let peer = this.state.peer(id);
+      let name: string | undefined;
+      if (!peer.sessions[0]) {
+        const fetched = await fetchBundle((req) => client.keyDirectory(req), id);
+        if (!fetched) throw new E2EError("NO_KEYS", `${query} has published no E2E keys`);
+        name = fetched.name;
+        this.#observe(id, name, identityFingerprint(fetched.bundle.identity));
+        peer = startSession(this.state.identity, peer, fetched.bundle);
+        this.state.peers.set(id, peer);
+        this.state.save();
+      }
+      const identity = (peer.sessions[0] as NonNullable<(typeof peer.sessions)[0]>).peerIdentity;
+      const fingerprint = identityFingerprint(identity);
+      const known = this.state.knownPeers.get(id);
+      return {
+        id,
+        name: name ?? known?.name ?? "",
+        fingerprint,
+        verified: this.#verified(id, fingerprint),
+        pending: known?.pending ?? null,
+        safetyNumber: safetyNumber(this.id, publicIdentity(this.state.identity), id, identity),
+      };
+    });
   }
 
   /** The 60-digit safety number with `peerId` (docs/E2E.md § Trust); null before any contact. */

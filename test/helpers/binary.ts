@@ -289,6 +289,7 @@ export class Sandbox implements AsyncDisposable {
     // Nothing of the user's: no home directory, no identity or data directory.
     env.HOME = this.dir;
     env.XDG_DATA_HOME = join(this.dir, "xdg");
+    env.XDG_STATE_HOME = join(this.dir, "xdg-state"); // E2E state (docs/E2E.md)
     env.BACKBONE_DATA = this.data;
     this.env = env;
     live.add(this);

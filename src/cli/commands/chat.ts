@@ -12,12 +12,12 @@ import {
   CLIENT_ARGS,
   CliError,
   clock,
-  connectFromFlags,
   countdown,
   displayText,
   EXIT,
   note,
 } from "../common.ts";
+import { connectWithE2E, E2E_ARGS, sendDirect } from "../e2e.ts";
 import { NameCache } from "../names.ts";
 
 /** How often the peer's presence is checked (CLIENT_STATUS) on a terminal. */
@@ -44,10 +44,11 @@ export const chat = defineCommand({
       valueHint: "ID|NAME",
     },
     ...CLIENT_ARGS,
+    ...E2E_ARGS,
   },
   async run({ args }) {
     const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-    const client = await connectFromFlags(args, {
+    const { client, e2e } = await connectWithE2E(args, {
       waitSeconds: Number.POSITIVE_INFINITY,
       countdown: true,
     });
@@ -56,7 +57,11 @@ export const chat = defineCommand({
     const incoming = client.messages();
     const names = new NameCache(client);
     const peer = await resolvePeer(client, args.peer, names);
-    return tty ? interactive(client, peer, names, incoming) : piped(client, peer, names, incoming);
+    // With E2E, each message goes through the layer (in order); see src/cli/e2e.ts.
+    const say = (to: Peer, line: string) => sendDirect(client, e2e, to.id, line, to.name);
+    return tty
+      ? interactive(client, peer, names, incoming, say, e2e !== null)
+      : piped(client, peer, names, incoming, say);
   },
 });
 
@@ -64,6 +69,9 @@ interface Peer {
   id: string;
   name: string;
 }
+
+/** Sends one line to a peer (through the E2E layer when there is one). */
+type SendLine = (to: Peer, line: string) => Promise<unknown>;
 
 async function resolvePeer(client: Client, query: string, names: NameCache): Promise<Peer> {
   const [entry] = await client.clientStatus([query]);
@@ -97,7 +105,9 @@ async function piped(
   peer: Peer,
   names: NameCache,
   incoming: AsyncIterable<IncomingMessage>,
+  sendLine: SendLine,
 ): Promise<number> {
+  let lastSend: Promise<unknown> = Promise.resolve();
   void (async () => {
     for await (const m of incoming)
       process.stdout.write(`${await names.get(m.from)}: ${displayText(m.data)}\n`);
@@ -114,7 +124,9 @@ async function piped(
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
   const input = (async () => {
     for await (const line of lines) {
-      if (line.length > 0 && !ending) client.send(peer.id, line);
+      if (line.length > 0 && !ending) {
+        lastSend = sendLine(peer, line).catch((err: Error) => note(`not sent: ${err.message}`));
+      }
     }
     return -1;
   })();
@@ -124,6 +136,7 @@ async function piped(
     lines.close();
     return code;
   }
+  await lastSend;
   if (client.connected) await client.ping().catch(() => {});
   await client.close("end of input");
   return EXIT.OK;
@@ -135,6 +148,8 @@ async function interactive(
   first: Peer,
   names: NameCache,
   incoming: AsyncIterable<IncomingMessage>,
+  sendLine: SendLine,
+  e2eOn: boolean,
 ): Promise<number> {
   let peer = first;
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
@@ -176,7 +191,11 @@ async function interactive(
     for await (const m of incoming) {
       const name = await names.get(m.from);
       const tag =
-        m.kind === "stored" ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
+        (m.kind === "stored"
+          ? " (while you were away)"
+          : m.kind === "broadcast"
+            ? " (to all)"
+            : "") + (e2eOn && m.e2e === false ? " (not end-to-end encrypted)" : "");
       say(`[${clock(m.queuedAt ?? m.receivedAt)}] ${name}${tag}: ${displayText(m.data)}`);
     }
   })();
@@ -241,7 +260,7 @@ async function interactive(
         await Promise.resolve(run(rest.join(" "))).catch((err: Error) => say(`* ${err.message}`));
     } else if (text.length > 0) {
       try {
-        client.send(peer.id, line);
+        await sendLine(peer, line);
       } catch (err) {
         say(`* not sent: ${(err as Error).message}`);
       }

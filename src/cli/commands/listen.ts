@@ -1,6 +1,7 @@
 /** `backbone listen`: print every incoming message, one line each. */
 import { defineCommand } from "citty";
-import { CLIENT_ARGS, clock, connectFromFlags, displayText, EXIT, note } from "../common.ts";
+import { CLIENT_ARGS, clock, displayText, EXIT, note } from "../common.ts";
+import { connectWithE2E, E2E_ARGS } from "../e2e.ts";
 import { NameCache } from "../names.ts";
 
 export const listen = defineCommand({
@@ -10,13 +11,14 @@ export const listen = defineCommand({
   },
   args: {
     ...CLIENT_ARGS,
+    ...E2E_ARGS,
     json: {
       type: "boolean",
-      description: "One JSON object per line: from, name, time, kind, data",
+      description: "One JSON object per line: from, name, time, kind, data, e2e, verified",
     },
   },
   async run({ args }) {
-    const client = await connectFromFlags(args, {
+    const { client } = await connectWithE2E(args, {
       waitSeconds: Number.POSITIVE_INFINITY,
       countdown: true,
     });
@@ -48,6 +50,8 @@ export const listen = defineCommand({
           kind: m.kind,
           data,
           ...(encoding ? { encoding } : {}),
+          e2e: m.e2e === true,
+          verified: m.verified === true,
         };
         process.stdout.write(`${JSON.stringify(row)}\n`);
       } else {

@@ -1,14 +1,8 @@
 /** `backbone send`: send one message and exit once the server has taken it. */
 import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
-import {
-  CLIENT_ARGS,
-  CliError,
-  connectFromFlags,
-  EXIT,
-  note,
-  showStrayMessages,
-} from "../common.ts";
+import { CLIENT_ARGS, CliError, EXIT, note, showStrayMessages } from "../common.ts";
+import { connectWithE2E, E2E_ARGS, sendDirect } from "../e2e.ts";
 
 export const send = defineCommand({
   meta: {
@@ -29,6 +23,7 @@ export const send = defineCommand({
       valueHint: "MESSAGE…",
     },
     ...CLIENT_ARGS,
+    ...E2E_ARGS,
     wait: {
       type: "string",
       description: "Seconds to keep trying an unreachable server (default 10)",
@@ -41,7 +36,7 @@ export const send = defineCommand({
     const wait = args.wait === undefined ? 10 : Number(args.wait);
     if (!Number.isFinite(wait) || wait < 0)
       throw new CliError("--wait must be a number of seconds", EXIT.USAGE);
-    const client = await connectFromFlags(args, { waitSeconds: wait });
+    const { client, e2e } = await connectWithE2E(args, { waitSeconds: wait });
     showStrayMessages(client);
     try {
       const to = await client.resolve(args.to).catch(() => {
@@ -49,8 +44,9 @@ export const send = defineCommand({
       });
       const notices: Notice[] = [];
       client.on("notice", (n) => notices.push(n));
-      client.send(to, text);
+      await sendDirect(client, e2e, to, text, args.to);
       await client.ping(); // the server has handled the message once this returns
+      await e2e?.keysSynced; // a first run publishes this client's keys
       const notice = notices.find((n) => n.address === to);
       if (!notice) return EXIT.OK;
       if (notice.status === "queued") {

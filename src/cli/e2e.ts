@@ -1,0 +1,145 @@
+/**
+ * The E2E layer for the CLI commands (docs/E2E.md): the `--no-e2e` and `--e2e-state`
+ * options, connecting with the layer, and its warnings on stderr. End-to-end
+ * encryption is on by default; plaintext only with `--no-e2e` or to a peer without
+ * keys (with a warning).
+ */
+import type { Client } from "../client/client.ts";
+import { connect } from "../client/client.ts";
+import { loadIdentity } from "../client/identity.ts";
+import { E2EError } from "../e2e/errors.ts";
+import { E2EManager } from "../e2e/session-manager.ts";
+import { escapeControls } from "../text/escape.ts";
+import {
+  CliError,
+  type ConnectFlags,
+  countdown,
+  EXIT,
+  findIdentityFile,
+  note,
+  withProgress,
+} from "./common.ts";
+
+/** Options of the commands that send or receive direct messages. */
+export const E2E_ARGS = {
+  "no-e2e": {
+    type: "boolean",
+    description:
+      "Send and receive without end-to-end encryption (the server can read the messages)",
+  },
+  "e2e-state": {
+    type: "string",
+    description:
+      "E2E state directory (default: $BACKBONE_E2E_STATE or ~/.local/state/backbone/e2e/<id>)",
+    valueHint: "DIR",
+  },
+} as const;
+
+export interface E2EFlags extends ConnectFlags {
+  "no-e2e"?: boolean | undefined;
+  "e2e-state"?: string | undefined;
+}
+
+/** Exit code when sending is refused because a verified peer's key changed. */
+export const EXIT_KEY_CHANGED = 7;
+
+/**
+ * Connects like `connectFromFlags`, with the E2E layer unless `--no-e2e`. The layer's
+ * state is opened first, so no stored message arrives before it can be decrypted.
+ */
+export async function connectWithE2E(
+  flags: E2EFlags,
+  opts: { waitSeconds: number; countdown?: boolean },
+): Promise<{ client: Client; e2e: E2EManager | null }> {
+  const identity = await loadIdentity(findIdentityFile(flags.identity));
+  const server = flags.server ?? identity.server;
+  let e2e: E2EManager | null = null;
+  if (!flags["no-e2e"]) {
+    const stateDir = flags["e2e-state"] ?? process.env.BACKBONE_E2E_STATE;
+    try {
+      e2e = E2EManager.open(identity.id, stateDir ? { stateDir } : {});
+    } catch (err) {
+      if (err instanceof E2EError)
+        throw new CliError(`${err.message} (or run with --no-e2e)`, EXIT.FAILURE);
+      throw err;
+    }
+    reportWarnings(e2e);
+  }
+  try {
+    const client = await withProgress(
+      `connecting to ${server}`,
+      connect({
+        identity,
+        server,
+        waitForServer: opts.waitSeconds * 1000,
+        ...(e2e ? { incoming: e2e.incoming } : {}),
+        ...(opts.countdown
+          ? { onRetry: ({ delayMs, error }) => countdown(error.message, delayMs) }
+          : {}),
+      }),
+    );
+    if (e2e) {
+      const layer = e2e;
+      e2e.attach(client);
+      client.once("close", () => layer.close());
+    }
+    return { client, e2e };
+  } catch (err) {
+    e2e?.close();
+    throw err;
+  }
+}
+
+/**
+ * Sends `data` to `to` (an ID): through the E2E layer when there is one. Throws
+ * `CliError` with EXIT_KEY_CHANGED when a verified peer's key changed.
+ */
+export async function sendDirect(
+  client: Client,
+  e2e: E2EManager | null,
+  to: string,
+  data: string | Uint8Array,
+  name?: string,
+): Promise<{ e2e: boolean }> {
+  if (!e2e) {
+    client.send(to, data);
+    return { e2e: false };
+  }
+  try {
+    return await e2e.send(to, data, name ? { name } : {});
+  } catch (err) {
+    if (err instanceof E2EError && err.code === "KEY_CHANGED") {
+      throw new CliError(`${err.message} (check it with: backbone verify ${to})`, EXIT_KEY_CHANGED);
+    }
+    if (err instanceof E2EError) throw new CliError(err.message, EXIT.FAILURE);
+    throw err;
+  }
+}
+
+function reportWarnings(e2e: E2EManager): void {
+  e2e.on("keyChanged", ({ id, previous, fingerprint, blocked }) => {
+    note("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
+    note("@    WARNING: PEER IDENTITY KEY HAS CHANGED!               @");
+    note("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
+    note(`The E2E identity key of ${escapeControls(id)} changed: ${previous} → ${fingerprint}.`);
+    note("It may have re-installed, or someone may be impersonating it.");
+    note(
+      blocked
+        ? `It was verified: nothing is sent to it until you check: backbone verify ${id}`
+        : `Compare safety numbers: backbone verify ${id}`,
+    );
+  });
+  e2e.on("plaintext", ({ id, name, direction, reason }) => {
+    const who = escapeControls(name ?? id);
+    const verb = direction === "out" ? "sending to" : "received from";
+    note(`warning: ${verb} ${who} without end-to-end encryption: ${reason}`);
+  });
+  e2e.on("decryptFailed", ({ from, message }) => {
+    note(
+      `warning: an end-to-end encrypted message from ${escapeControls(from)} could not be decrypted: ${message}`,
+    );
+  });
+  e2e.on("syncFailed", ({ error }) => {
+    note(`warning: could not publish E2E keys: ${error.message}`);
+  });
+}
