@@ -22,9 +22,12 @@ import {
 
 /** Options of the commands that send or receive direct messages. */
 export const E2E_ARGS = {
-  "no-e2e": {
+  // citty reads `--no-e2e` as `e2e: false`.
+  e2e: {
     type: "boolean",
-    description:
+    default: true,
+    description: "End-to-end encrypt direct messages to peers with keys (default)",
+    negativeDescription:
       "Send and receive without end-to-end encryption (the server can read the messages)",
   },
   "e2e-state": {
@@ -36,7 +39,7 @@ export const E2E_ARGS = {
 } as const;
 
 export interface E2EFlags extends ConnectFlags {
-  "no-e2e"?: boolean | undefined;
+  e2e?: boolean | undefined;
   "e2e-state"?: string | undefined;
 }
 
@@ -54,7 +57,7 @@ export async function connectWithE2E(
   const identity = await loadIdentity(findIdentityFile(flags.identity));
   const server = flags.server ?? identity.server;
   let e2e: E2EManager | null = null;
-  if (!flags["no-e2e"]) {
+  if (flags.e2e !== false) {
     const stateDir = flags["e2e-state"] ?? process.env.BACKBONE_E2E_STATE;
     try {
       e2e = E2EManager.open(identity.id, stateDir ? { stateDir } : {});

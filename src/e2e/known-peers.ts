@@ -133,13 +133,16 @@ export class KnownPeers {
     return { status: "changed", peer: known, previous, blocked: false };
   }
 
-  /** Throws `E2EError` `KEY_CHANGED` when sending to `id` must wait for the user. */
-  checkSend(id: string): void {
+  /**
+   * Throws `E2EError` `KEY_CHANGED` when sending to `id` must wait for the user;
+   * `label` names the peer in the message (default: its recorded name or ID).
+   */
+  checkSend(id: string, label?: string): void {
     const p = this.get(id);
     if (p?.verified && p.pending) {
       throw new E2EError(
         "KEY_CHANGED",
-        `the identity key of verified peer ${p.name || p.id} changed (${p.fingerprint} → ${p.pending}); nothing is sent until you accept the new key`,
+        `the identity key of verified peer ${label || p.name || p.id} changed (${p.fingerprint} → ${p.pending}); nothing is sent until you accept the new key`,
       );
     }
   }

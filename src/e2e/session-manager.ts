@@ -217,7 +217,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   ): Promise<SendResult> {
     const client = this.#requireClient();
     const id = isUuid(to) ? to.toLowerCase() : await client.resolve(to);
-    this.state.knownPeers.checkSend(id);
+    const label = opts.name ?? (isUuid(to) ? undefined : to);
+    this.state.knownPeers.checkSend(id, label);
     let peer = this.state.peer(id);
     if (!peer.sessions.some((s) => s.ratchet.cks)) {
       const fetched = await fetchBundle((req) => client.keyDirectory(req), id);
@@ -234,7 +235,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
         return { to: id, e2e: false };
       }
       this.#observe(id, fetched.name, identityFingerprint(fetched.bundle.identity));
-      this.state.knownPeers.checkSend(id);
+      this.state.knownPeers.checkSend(id, label);
       peer = startSession(this.state.identity, peer, fetched.bundle);
     }
     const r = encryptMessage(this.state.identity, peer, data);
@@ -306,12 +307,29 @@ export class E2EManager extends EventEmitter<E2EEvents> {
 
   #observe(id: string, name: string | undefined, fp: string): Observation {
     const o = this.state.knownPeers.observe(id, name, fp, this.state.now());
+    if (!o.peer.name) void this.#fillName(id);
     if (o.status !== "same" || name) this.state.saveKnownPeers();
     if (o.status === "new") this.emit("newPeer", { id, fingerprint: fp });
     if (o.status === "changed") {
       this.emit("keyChanged", { id, previous: o.previous, fingerprint: fp, blocked: o.blocked });
     }
     return o;
+  }
+
+  /** Records the server's name for a peer first seen by ID only (for `known_peers` readers). */
+  async #fillName(id: string): Promise<void> {
+    const client = this.#client;
+    if (!client?.connected) return;
+    try {
+      const [entry] = await client.clientStatus([id]);
+      const peer = this.state.knownPeers.get(id);
+      if (peer && !peer.name && entry && "name" in entry) {
+        peer.name = entry.name;
+        this.state.saveKnownPeers();
+      }
+    } catch {
+      // kept without a name; tried again at the next sighting
+    }
   }
 
   #verified(id: string, fp: string): boolean {

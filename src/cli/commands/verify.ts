@@ -36,7 +36,13 @@ export const verify = defineCommand({
       valueHint: "DIR",
     },
     accept: { type: "boolean", description: "Accept the peer's changed key before verifying" },
-    "no-qr": { type: "boolean", description: "Do not print the QR code" },
+    // citty reads `--no-qr` as `qr: false`.
+    qr: {
+      type: "boolean",
+      default: true,
+      description: "Print the safety number as a QR code too (default)",
+      negativeDescription: "Do not print the QR code",
+    },
   },
   async run({ args }) {
     const { client, e2e } = await connectWithE2E(args, { waitSeconds: 10 });
@@ -62,7 +68,7 @@ export const verify = defineCommand({
       out.write(
         `\nTheir identity key: ${peer.fingerprint}\nYours:              ${e2e.fingerprint}\n`,
       );
-      if (!args["no-qr"]) out.write(`\n${encodeQR(peer.safetyNumber, "term")}\n`);
+      if (args.qr !== false) out.write(`\n${encodeQR(peer.safetyNumber, "term")}\n`);
       if (peer.pending) {
         throw new CliError(
           `${label}'s key changed to ${peer.pending} since you verified it; run again with --accept to accept and verify the new one`,
