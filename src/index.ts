@@ -23,6 +23,15 @@ export type {
 export { fromPem, toPem } from "./crypto/pem.ts";
 export { fingerprint } from "./crypto/primitives.ts";
 export { generateRsaKeyPair, RsaPrivateKey, RsaPublicKey } from "./crypto/rsa.ts";
+export { E2EError } from "./e2e/errors.ts";
+export { formatSafetyNumber, identityFingerprint, safetyNumber } from "./e2e/fingerprint.ts";
+export {
+  connectE2E,
+  E2EManager,
+  type E2EOptions,
+  type PeerInfo,
+  type SendResult,
+} from "./e2e/session-manager.ts";
 export {
   BackboneError,
   ConnectionError,
