@@ -67,6 +67,7 @@ describe("state directory", () => {
     const signing = Buffer.from(st.identity.signing.public).toString("hex");
     st.addOneTimePreKeys(MAX_ONE_TIME_PREKEYS);
     st.inbox.push({
+      key: "k1",
       sender: BOB,
       at: 1,
       queuedAt: 2,
@@ -112,29 +113,24 @@ describe("state directory", () => {
 });
 
 describe("lock", () => {
-  test("a second open while the first holds it is refused, and works after close", () => {
-    const dir = join(tempRoot(), "alice");
-    const st = E2EState.open(dir, ALICE);
-    expect(() => E2EState.open(dir, ALICE)).toThrow(code("LOCKED"));
-    st.close();
-    E2EState.open(dir, ALICE).close();
-  });
-
-  test("another live process holding the lock: refused; once it is gone: taken over", async () => {
+  test("another live process holding the lock: refused after the wait; once it is gone: taken over", async () => {
     const dir = join(tempRoot(), "alice");
     E2EState.open(dir, ALICE).close();
+    // A transaction that never ends, in another process.
     const script = `
       const { E2EState } = await import(${JSON.stringify(join(import.meta.dir, "../src/e2e/state.ts"))});
       const st = E2EState.open(${JSON.stringify(dir)}, ${JSON.stringify(ALICE)});
-      console.log("locked");
-      await new Promise(() => {});
+      st.transaction(() => {
+        console.log("locked");
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+      });
     `;
     const child = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "inherit" });
     try {
       const reader = child.stdout.getReader();
       const { value } = await reader.read();
       expect(new TextDecoder().decode(value)).toContain("locked");
-      expect(() => E2EState.open(dir, ALICE)).toThrow(code("LOCKED"));
+      expect(() => E2EState.open(dir, ALICE, { lockWaitMs: 200 })).toThrow(code("LOCKED"));
       child.kill(9);
       await child.exited;
       // The lock file is still there (kill -9), but its process is gone: stale.
@@ -143,6 +139,26 @@ describe("lock", () => {
     } finally {
       child.kill(9);
     }
+  });
+
+  test("two processes taking turns: every transaction sees the other's writes (no lost update)", async () => {
+    const dir = join(tempRoot(), "alice");
+    E2EState.open(dir, ALICE).close();
+    const script = `
+      const { E2EState } = await import(${JSON.stringify(join(import.meta.dir, "../src/e2e/state.ts"))});
+      const st = E2EState.open(${JSON.stringify(dir)}, ${JSON.stringify(ALICE)});
+      for (let i = 0; i < 25; i++) {
+        st.transaction(() => st.addOneTimePreKeys(1));
+        await Bun.sleep(1);
+      }
+    `;
+    const kids = [0, 1].map(() => Bun.spawn(["bun", "-e", script], { stderr: "inherit" }));
+    expect(await Promise.all(kids.map((k) => k.exited))).toEqual([0, 0]);
+    const st = E2EState.open(dir, ALICE);
+    expect(st.oneTimePreKeys.size).toBe(50);
+    expect(new Set(st.oneTimePreKeys.keys()).size).toBe(50);
+    expect(st.generation).toBeGreaterThanOrEqual(51);
+    st.close();
   });
 
   test("a stale lock (dead PID) is removed; a garbage lock too", async () => {

@@ -36,17 +36,26 @@ function refused(op: string, reply: Record<string, unknown>): E2EError {
 export async function syncKeys(request: KeyRequester, state: E2EState): Promise<number> {
   const count = await request({ op: "count" });
   if (count.error) throw refused("count", count);
-  const rotated = state.maybeRotateSignedPreKey();
-  const spk = state.signedPreKeys[0];
-  if (!spk) throw new E2EError("STATE_CORRUPT", "no signed prekey");
-  const held = count.published === true ? Number(count.one_time_prekeys) : 0;
-  // Never published from this state (first run, or a re-install): replace whatever is there.
-  const fresh = count.published !== true || state.publishedSignedPreKey === 0;
-  const unpublishedSpk = state.publishedSignedPreKey !== spk.id;
-  if (!fresh && !rotated && !unpublishedSpk && held >= ONE_TIME_PREKEY_LOW) return held;
-  const needed = fresh ? MAX_ONE_TIME_PREKEYS : Math.max(0, MAX_ONE_TIME_PREKEYS - held);
-  const opks = held >= ONE_TIME_PREKEY_LOW && !fresh ? [] : state.addOneTimePreKeys(needed);
-  state.save(); // the secrets exist on disk before anyone can fetch their public halves
+  // New secrets are saved before anyone can fetch their public halves.
+  const plan = state.transaction((tx) => {
+    const rotated = state.maybeRotateSignedPreKey();
+    const spk = state.signedPreKeys[0];
+    if (!spk) throw new E2EError("STATE_CORRUPT", "no signed prekey");
+    const held = count.published === true ? Number(count.one_time_prekeys) : 0;
+    // Never published from this state (first run, or a re-install): replace whatever is there.
+    const fresh = count.published !== true || state.publishedSignedPreKey === 0;
+    const unpublishedSpk = state.publishedSignedPreKey !== spk.id;
+    if (!fresh && !rotated && !unpublishedSpk && held >= ONE_TIME_PREKEY_LOW) {
+      tx.skipWrite();
+      return { held, fresh, spk, opks: null };
+    }
+    const needed = fresh ? MAX_ONE_TIME_PREKEYS : Math.max(0, MAX_ONE_TIME_PREKEYS - held);
+    const opks = held >= ONE_TIME_PREKEY_LOW && !fresh ? [] : state.addOneTimePreKeys(needed);
+    if (!rotated && opks.length === 0) tx.skipWrite();
+    return { held, fresh, spk, opks };
+  });
+  const { held, fresh, spk, opks } = plan;
+  if (!opks) return held;
   const bundle = encodeBundle({
     identity: publicIdentity(state.identity),
     signedPreKey: { id: spk.id, key: spk.key, signature: spk.signature },
@@ -66,8 +75,9 @@ export async function syncKeys(request: KeyRequester, state: E2EState): Promise<
     });
   }
   if (reply.error) throw refused("publish", reply);
-  state.publishedSignedPreKey = spk.id;
-  state.save();
+  state.transaction(() => {
+    state.publishedSignedPreKey = spk.id;
+  });
   return Number(reply.one_time_prekeys);
 }
 

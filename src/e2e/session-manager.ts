@@ -76,7 +76,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   #client: Client | null = null;
   #chain: Promise<unknown> = Promise.resolve();
   #clearScheduled = false;
-  #delivered = new Set<InboxEntry>();
+  /** Keys of inbox entries shown, to remove at the next clearing. */
+  #delivered = new Set<string>();
 
   private constructor(state: E2EState) {
     super();
@@ -119,39 +120,46 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       }
       return wrap(m, m.data, false, false);
     }
-    let r: ReturnType<typeof decryptMessage>;
-    try {
-      r = decryptMessage(
-        this.state.identity,
-        this.state.preKeys,
-        from,
-        this.state.peer(from),
-        m.data,
-      );
-    } catch (err) {
-      if (!(err instanceof E2EError)) throw err;
-      if (err.code !== "DUPLICATE") {
-        this.emit("decryptFailed", { from, code: err.code, message: err.message });
+    // One transaction: the ratchet step, the used prekey and the message are saved
+    // together, before the message is shown and before it is acknowledged.
+    const entry = this.state.transaction((tx): InboxEntry | null => {
+      let r: ReturnType<typeof decryptMessage>;
+      try {
+        r = decryptMessage(
+          this.state.identity,
+          this.state.preKeys,
+          from,
+          this.state.peer(from),
+          m.data,
+        );
+      } catch (err) {
+        if (!(err instanceof E2EError)) throw err;
+        tx.skipWrite();
+        if (err.code !== "DUPLICATE") {
+          this.emit("decryptFailed", { from, code: err.code, message: err.message });
+        }
+        return null; // a replay, or a message that cannot be opened: never shown
       }
-      return null; // a replay, or a message that cannot be opened: never shown
-    }
-    crashPoint("after-decrypt");
-    const fp = identityFingerprint(r.senderIdentity);
-    this.#observe(from, undefined, fp);
-    this.state.peers.set(from.toLowerCase(), r.peer);
-    if (r.usedOneTimePreKey !== null) this.state.oneTimePreKeys.delete(r.usedOneTimePreKey);
-    const entry: InboxEntry = {
-      sender: from,
-      at: this.state.now(),
-      queuedAt: m.queuedAt ? Math.floor(m.queuedAt.getTime() / 1000) : null,
-      plaintext: r.plaintext,
-      verified: this.#verified(from, fp),
-    };
-    this.state.inbox.push(entry);
-    this.state.save(); // before the message is shown, and before it is acknowledged
+      crashPoint("after-decrypt");
+      const fp = identityFingerprint(r.senderIdentity);
+      this.#observe(from, undefined, fp);
+      this.state.peers.set(from.toLowerCase(), r.peer);
+      if (r.usedOneTimePreKey !== null) this.state.oneTimePreKeys.delete(r.usedOneTimePreKey);
+      const e: InboxEntry = {
+        key: Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex"),
+        sender: from,
+        at: this.state.now(),
+        queuedAt: m.queuedAt ? Math.floor(m.queuedAt.getTime() / 1000) : null,
+        plaintext: r.plaintext,
+        verified: this.#verified(from, fp),
+      };
+      this.state.inbox.push(e);
+      return e;
+    });
+    if (!entry) return null;
     crashPoint("after-persist");
-    this.#scheduleClear(entry);
-    return wrap(m, r.plaintext, true, entry.verified);
+    this.#scheduleClear(entry.key);
+    return wrap(m, entry.plaintext, true, entry.verified);
   };
 
   /**
@@ -170,9 +178,13 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     client.on("connect", () => void this.syncKeys());
     this.keysSynced = this.syncKeys();
     setTimeout(() => {
-      for (const entry of this.state.inbox.filter((e) => !this.#delivered.has(e))) {
+      const pending = this.state.transaction((tx) => {
+        tx.skipWrite();
+        return this.state.inbox.filter((e) => !this.#delivered.has(e.key));
+      });
+      for (const entry of pending) {
         client.emit("message", inboxMessage(entry));
-        this.#scheduleClear(entry);
+        this.#scheduleClear(entry.key);
       }
     }, 0);
   }
@@ -218,30 +230,37 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     const client = this.#requireClient();
     const id = isUuid(to) ? to.toLowerCase() : await client.resolve(to);
     const label = opts.name ?? (isUuid(to) ? undefined : to);
-    this.state.knownPeers.checkSend(id, label);
-    let peer = this.state.peer(id);
-    if (!peer.sessions.some((s) => s.ratchet.cks)) {
-      const fetched = await fetchBundle((req) => client.keyDirectory(req), id);
-      if (!fetched) {
-        if (opts.requireE2E) throw new E2EError("NO_KEYS", `${to} has published no E2E keys`);
-        const name = opts.name ?? (isUuid(to) ? this.state.knownPeers.get(id)?.name : to);
-        this.emit("plaintext", {
-          id,
-          ...(name ? { name } : {}),
-          direction: "out",
-          reason: "the peer has published no E2E keys",
-        });
-        client.send(id, data);
-        return { to: id, e2e: false };
-      }
-      this.#observe(id, fetched.name, identityFingerprint(fetched.bundle.identity));
+    const hasSession = this.state.transaction((tx) => {
+      tx.skipWrite();
       this.state.knownPeers.checkSend(id, label);
-      peer = startSession(this.state.identity, peer, fetched.bundle);
+      return this.state.peer(id).sessions.some((x) => x.ratchet.cks);
+    });
+    const fetched = hasSession ? null : await fetchBundle((req) => client.keyDirectory(req), id);
+    if (!hasSession && !fetched) {
+      if (opts.requireE2E) throw new E2EError("NO_KEYS", `${to} has published no E2E keys`);
+      const name = opts.name ?? (isUuid(to) ? this.state.knownPeers.get(id)?.name : to);
+      this.emit("plaintext", {
+        id,
+        ...(name ? { name } : {}),
+        direction: "out",
+        reason: "the peer has published no E2E keys",
+      });
+      client.send(id, data);
+      return { to: id, e2e: false };
     }
-    const r = encryptMessage(this.state.identity, peer, data);
-    this.state.peers.set(id, r.peer);
-    this.state.save(); // before the message leaves
-    client.send(id, r.data);
+    // Encrypted and saved in one transaction, before the message leaves.
+    const envelope = this.state.transaction(() => {
+      let peer = this.state.peer(id);
+      if (fetched && !peer.sessions.some((x) => x.ratchet.cks)) {
+        this.#observe(id, fetched.name, identityFingerprint(fetched.bundle.identity));
+        this.state.knownPeers.checkSend(id, label);
+        peer = startSession(this.state.identity, peer, fetched.bundle);
+      }
+      const r = encryptMessage(this.state.identity, peer, data);
+      this.state.peers.set(id, r.peer);
+      return r.data;
+    });
+    client.send(id, envelope);
     return { to: id, e2e: true };
   }
 
@@ -255,26 +274,35 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     return this.#serial(async () => {
       const client = this.#requireClient();
       const id = isUuid(query) ? query.toLowerCase() : await client.resolve(query);
-      let peer = this.state.peer(id);
+      const known = this.state.transaction((tx) => {
+        tx.skipWrite();
+        return this.state.peer(id).sessions[0] !== undefined;
+      });
       let name: string | undefined;
-      if (!peer.sessions[0]) {
-        const fetched = await fetchBundle((req) => client.keyDirectory(req), id);
-        if (!fetched) throw new E2EError("NO_KEYS", `${query} has published no E2E keys`);
+      const fetched = known ? null : await fetchBundle((req) => client.keyDirectory(req), id);
+      if (!known && !fetched) throw new E2EError("NO_KEYS", `${query} has published no E2E keys`);
+      const peer = this.state.transaction((tx) => {
+        const current = this.state.peer(id);
+        if (current.sessions[0] || !fetched) {
+          tx.skipWrite();
+          return current;
+        }
+        // Start a session with it, so the fetched one-time prekey is not wasted.
         name = fetched.name;
         this.#observe(id, name, identityFingerprint(fetched.bundle.identity));
-        peer = startSession(this.state.identity, peer, fetched.bundle);
-        this.state.peers.set(id, peer);
-        this.state.save();
-      }
+        const started = startSession(this.state.identity, current, fetched.bundle);
+        this.state.peers.set(id, started);
+        return started;
+      });
       const identity = (peer.sessions[0] as NonNullable<(typeof peer.sessions)[0]>).peerIdentity;
       const fingerprint = identityFingerprint(identity);
-      const known = this.state.knownPeers.get(id);
+      const record = this.state.knownPeers.get(id);
       return {
         id,
-        name: name ?? known?.name ?? "",
+        name: name ?? record?.name ?? "",
         fingerprint,
         verified: this.#verified(id, fingerprint),
-        pending: known?.pending ?? null,
+        pending: record?.pending ?? null,
         safetyNumber: safetyNumber(this.id, publicIdentity(this.state.identity), id, identity),
       };
     });
@@ -283,21 +311,28 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   /** The 60-digit safety number with `peerId` (docs/E2E.md § Trust); null before any contact. */
   safetyNumber(peerId: string): string | null {
     const id = peerId.toLowerCase();
-    const session = this.state.peer(id).sessions[0];
+    const session = this.state.transaction((tx) => {
+      tx.skipWrite();
+      return this.state.peer(id).sessions[0];
+    });
     if (!session) return null;
     return safetyNumber(this.id, publicIdentity(this.state.identity), id, session.peerIdentity);
   }
 
   /** Marks `peerId` verified (its current key, as compared). Throws `E2EError`. */
   verify(peerId: string, fingerprint: string): void {
-    this.state.knownPeers.verify(peerId, fingerprint);
-    this.state.saveKnownPeers();
+    this.state.transaction(() => {
+      this.state.knownPeers.verify(peerId, fingerprint);
+      this.state.saveKnownPeers();
+    });
   }
 
   /** Accepts a changed key of `peerId` (it becomes unverified). */
   acceptKey(peerId: string): void {
-    this.state.knownPeers.accept(peerId, this.state.now());
-    this.state.saveKnownPeers();
+    this.state.transaction(() => {
+      this.state.knownPeers.accept(peerId, this.state.now());
+      this.state.saveKnownPeers();
+    });
   }
 
   /** Releases the state's lock. */
@@ -322,11 +357,13 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     if (!client?.connected) return;
     try {
       const [entry] = await client.clientStatus([id]);
-      const peer = this.state.knownPeers.get(id);
-      if (peer && !peer.name && entry && "name" in entry) {
+      if (!entry || !("name" in entry)) return;
+      this.state.transaction((tx) => {
+        const peer = this.state.knownPeers.get(id);
+        if (!peer || peer.name) return tx.skipWrite();
         peer.name = entry.name;
         this.state.saveKnownPeers();
-      }
+      });
     } catch {
       // kept without a name; tried again at the next sighting
     }
@@ -338,16 +375,18 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   }
 
   /** Removes shown messages from the inbox once their listeners have run (one save per batch). */
-  #scheduleClear(entry: InboxEntry): void {
-    this.#delivered.add(entry);
+  #scheduleClear(key: string): void {
+    this.#delivered.add(key);
     if (this.#clearScheduled) return;
     this.#clearScheduled = true;
     queueMicrotask(() => {
       this.#clearScheduled = false;
-      this.state.inbox = this.state.inbox.filter((e) => !this.#delivered.has(e));
+      const done = new Set(this.#delivered);
       this.#delivered.clear();
       try {
-        this.state.save();
+        this.state.transaction(() => {
+          this.state.inbox = this.state.inbox.filter((e) => !done.has(e.key));
+        });
       } catch {
         // Kept in the inbox: shown again after a restart rather than lost.
       }

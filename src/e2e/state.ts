@@ -1,10 +1,12 @@
 /**
  * A client's E2E state on disk (docs/E2E.md § Client state): the identity, prekeys,
  * sessions with each peer and an inbox of decrypted messages not yet handed to the
- * application, all in `state.json`, plus `known_peers`. Opening takes the directory's
- * lock and refuses a rolled-back state (statedir.ts). Every `save()` is one atomic
- * write, so the sessions and the inbox change together.
+ * application, all in `state.json`, plus `known_peers`. Every change is a
+ * `transaction`: take the directory's lock, re-read the state if another process wrote
+ * it since, change it, write it (one atomic write, so sessions and inbox change
+ * together), release the lock. A rolled-back state is refused (statedir.ts).
  */
+import { lstatSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { MAX_ONE_TIME_PREKEYS } from "./constants.ts";
@@ -31,6 +33,8 @@ import {
 
 /** A decrypted message kept until the application has it. */
 export interface InboxEntry {
+  /** Random, to recognise the entry across re-reads of the state. */
+  key: string;
   sender: string;
   /** Unix seconds when it was decrypted. */
   at: number;
@@ -66,6 +70,14 @@ export interface OpenOptions {
   random?: Random;
   /** Unix seconds (tests). */
   now?: () => number;
+  /** How long a transaction waits for another process's lock (ms, default 10 000). */
+  lockWaitMs?: number;
+}
+
+/** What a transaction's function may ask of it. */
+export interface Transaction {
+  /** Nothing changed: do not write. */
+  skipWrite(): void;
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -87,14 +99,22 @@ export class E2EState {
   generation = 0;
   /** ID of the signed prekey last published (0: never published). */
   publishedSignedPreKey = 0;
-  readonly #lock: StateLock;
+  readonly #lockWaitMs: number;
+  #lock: StateLock | null = null;
+  /** inode, size and mtime of state.json as last read or written (changes on every write). */
+  #stamp = "";
+  #peersDirty = false;
+  readonly #clientId: string;
+  readonly #acceptMissingCounter: boolean;
   readonly #counterPath: string;
   readonly #random: Random;
   readonly now: () => number;
 
-  private constructor(dir: string, lock: StateLock, opts: OpenOptions) {
+  private constructor(dir: string, clientId: string, opts: OpenOptions) {
     this.dir = dir;
-    this.#lock = lock;
+    this.#clientId = clientId;
+    this.#acceptMissingCounter = opts.acceptMissingCounter ?? false;
+    this.#lockWaitMs = opts.lockWaitMs ?? 10_000;
     this.#counterPath = opts.counterPath ?? `${dir}.generation`;
     this.#random = opts.random ?? systemRandom;
     this.now = opts.now ?? (() => Math.floor(Date.now() / 1000));
@@ -106,18 +126,73 @@ export class E2EState {
    */
   static open(dir: string, clientId: string, opts: OpenOptions = {}): E2EState {
     ensurePrivateDir(dir);
-    const lock = lockStateDir(dir);
+    const st = new E2EState(dir, clientId, opts);
+    st.#locked(() => st.#load());
+    return st;
+  }
+
+  /**
+   * Runs `fn` on the current state under the directory's lock — re-reading the state
+   * first if another process changed it — then writes the result (unless `fn` calls
+   * `skipWrite`). Nested calls join the outer transaction. Throws `E2EError` `LOCKED`
+   * when another process holds the lock for longer than `lockWaitMs`, and what `fn` throws
+   * (then nothing is written; the in-memory state is re-read at the next transaction).
+   */
+  transaction<T>(fn: (tx: Transaction) => T): T {
+    if (this.#lock) return fn({ skipWrite() {} });
+    return this.#locked(() => {
+      this.#refresh();
+      let write = true;
+      let result: T;
+      try {
+        result = fn({
+          skipWrite() {
+            write = false;
+          },
+        });
+      } catch (err) {
+        this.#stamp = ""; // memory may be half-changed: re-read next time
+        throw err;
+      }
+      if (write) this.#write();
+      return result;
+    });
+  }
+
+  #locked<T>(fn: () => T): T {
+    this.#lock = lockStateDir(this.dir, this.#lockWaitMs);
     try {
-      const st = new E2EState(dir, lock, opts);
-      st.#load(clientId, opts);
-      return st;
-    } catch (e) {
-      lock.release();
-      throw e;
+      return fn();
+    } finally {
+      this.#lock.release();
+      this.#lock = null;
     }
   }
 
-  #load(clientId: string, opts: OpenOptions): void {
+  #stampOf(): string {
+    try {
+      const st = lstatSync(join(this.dir, "state.json"));
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return "";
+    }
+  }
+
+  /** Re-reads the state when another process wrote it since we last did. */
+  #refresh(): void {
+    if (this.#stamp && this.#stampOf() === this.#stamp) return;
+    const before = this.generation;
+    this.#load();
+    if (this.generation < before) {
+      throw new E2EError(
+        "ROLLED_BACK",
+        `E2E state in ${this.dir} went back from generation ${before} to ${this.generation}: an old copy was restored`,
+      );
+    }
+  }
+
+  #load(): void {
+    const clientId = this.#clientId;
     const raw = readPrivateFile(join(this.dir, "state.json"));
     const counter = readCounter(this.#counterPath);
     const peersText = readPrivateFile(join(this.dir, "known_peers"));
@@ -131,7 +206,7 @@ export class E2EState {
       }
       this.identity = generateIdentity(clientId, this.#random);
       this.#rotateSignedPreKey();
-      this.save();
+      this.#write();
       return;
     }
     let o: Record<string, unknown>;
@@ -143,7 +218,7 @@ export class E2EState {
       });
     }
     const generation = Number(o.generation);
-    if (counter === null && !opts.acceptMissingCounter) {
+    if (counter === null && !this.#acceptMissingCounter) {
       throw new E2EError(
         "ROLLED_BACK",
         `${this.#counterPath} is missing: the E2E state in ${this.dir} may be an old copy (if you moved it on purpose, open it with acceptMissingCounter)`,
@@ -160,6 +235,7 @@ export class E2EState {
     }
     this.generation = generation;
     this.#fromJson(o);
+    this.#stamp = this.#stampOf();
     if (counter !== generation) writeCounter(this.#counterPath, generation);
   }
 
@@ -189,6 +265,7 @@ export class E2EState {
         Object.entries(o.peers as Record<string, unknown>).map(([k, v]) => [k, deserializePeer(v)]),
       );
       this.inbox = (o.inbox as Record<string, unknown>[]).map((m) => ({
+        key: String(m.key),
         sender: String(m.sender),
         at: Number(m.at),
         queuedAt: m.queuedAt === null ? null : Number(m.queuedAt),
@@ -201,8 +278,8 @@ export class E2EState {
     }
   }
 
-  /** Writes everything (one atomic write), then the rollback counter. */
-  save(): void {
+  /** Writes everything (one atomic write), then the rollback counter. Under the lock only. */
+  #write(): void {
     const next = this.generation + 1;
     const pk = (k: PreKey & { createdAt?: number }) => ({
       id: k.id,
@@ -229,14 +306,29 @@ export class E2EState {
       peers: Object.fromEntries([...this.peers].map(([k, v]) => [k, serializePeer(v)])),
       inbox: this.inbox.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
     };
+    if (this.#peersDirty) {
+      writePrivateFile(join(this.dir, "known_peers"), this.knownPeers.format());
+      this.#peersDirty = false;
+    }
     writePrivateFile(join(this.dir, "state.json"), JSON.stringify(doc));
+    this.#stamp = this.#stampOf();
     this.generation = next;
     writeCounter(this.#counterPath, next);
   }
 
-  /** Writes `known_peers` (atomically). */
+  /** Writes the state as it is in memory, in a transaction (for a state that only this process uses). */
+  save(): void {
+    if (this.#lock) {
+      this.#write();
+      return;
+    }
+    this.#locked(() => this.#write());
+  }
+
+  /** Marks `known_peers` changed: the transaction writes it too (atomically). */
   saveKnownPeers(): void {
-    writePrivateFile(join(this.dir, "known_peers"), this.knownPeers.format());
+    this.#peersDirty = true;
+    if (!this.#lock) this.save();
   }
 
   /** The prekeys for decryption. */
@@ -282,8 +374,9 @@ export class E2EState {
     return made;
   }
 
-  /** Releases the lock. The object must not be used afterwards. */
+  /** Kept for symmetry with `open`: the lock is held per transaction only. */
   close(): void {
-    this.#lock.release();
+    this.#lock?.release();
+    this.#lock = null;
   }
 }

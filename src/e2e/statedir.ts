@@ -3,10 +3,11 @@
  * 0600, every write a temporary file + fsync + rename + directory fsync, no symlink ever
  * followed, and a lock so that two processes never use one ratchet state at once.
  *
- * Lock: `lock` created with O_CREAT|O_EXCL|O_NOFOLLOW holding the owner's PID. A lock
- * whose PID no longer runs (kill(pid, 0) fails with ESRCH) is stale: it is removed —
- * after re-reading it to check it is still the same stale lock — and taking the lock is
- * tried again.
+ * Lock: `lock` created with O_CREAT|O_EXCL|O_NOFOLLOW holding the owner's PID, held for
+ * one transaction (read, change, write) at a time, so several processes of one client
+ * (`listen` and `send`, say) take turns and never use the state at once. A lock whose
+ * PID no longer runs (kill(pid, 0) fails with ESRCH) is stale: it is removed — after
+ * re-reading it to check it is still the same stale lock — and taking it is tried again.
  *
  * Rollback: every write of `state.json` carries a `generation` one higher than the last;
  * the same number is then written to a counter file kept outside the directory
@@ -153,17 +154,24 @@ export interface StateLock {
   release(): void;
 }
 
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks the thread for `ms` (lock waits are short, and callers may be synchronous). */
+function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
 /**
- * Takes the directory's lock. Throws `E2EError` `LOCKED` (naming the PID) when a live
- * process holds it.
+ * Takes the directory's lock, waiting up to `waitMs` while a live process holds it.
+ * Throws `E2EError` `LOCKED` (naming the PID) when it stays held.
  */
-export function lockStateDir(dir: string): StateLock {
+export function lockStateDir(dir: string, waitMs = 0): StateLock {
   const path = join(dir, "lock");
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const deadline = performance.now() + waitMs;
+  let delay = 2;
+  for (;;) {
     try {
       const fd = openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       writeSync(fd, `${process.pid}\n`);
-      fsyncSync(fd);
       closeSync(fd);
       let released = false;
       return {
@@ -171,8 +179,7 @@ export function lockStateDir(dir: string): StateLock {
         release() {
           if (released) return;
           released = true;
-          const owner = readLockPid(path);
-          if (owner === process.pid) {
+          if (readLockPid(path) === process.pid) {
             try {
               unlinkSync(path);
             } catch {}
@@ -186,16 +193,20 @@ export function lockStateDir(dir: string): StateLock {
     }
     const pid = readLockPid(path);
     if (pid !== null && pidAlive(pid)) {
-      throw new E2EError("LOCKED", `E2E state ${dir} is in use by process ${pid}`);
+      if (performance.now() >= deadline) {
+        throw new E2EError("LOCKED", `E2E state ${dir} is in use by process ${pid}`);
+      }
+      sleepSync(delay);
+      delay = Math.min(delay * 2, 50);
+      continue;
     }
-    // Stale: remove it only if it is still the lock we judged stale.
-    if (readLockPid(path) === pid) {
+    // Stale (its process is gone): remove it only if it is still the lock judged stale.
+    if (pid !== null && readLockPid(path) === pid) {
       try {
         unlinkSync(path);
       } catch {}
     }
   }
-  throw new E2EError("LOCKED", `E2E state ${dir} is locked`);
 }
 
 function readLockPid(path: string): number | null {
