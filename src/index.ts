@@ -23,10 +23,10 @@ export type {
 export { fromPem, toPem } from "./crypto/pem.ts";
 export { fingerprint } from "./crypto/primitives.ts";
 export { generateRsaKeyPair, RsaPrivateKey, RsaPublicKey } from "./crypto/rsa.ts";
+export { connectE2E } from "./e2e/connect.ts";
 export { E2EError } from "./e2e/errors.ts";
 export { formatSafetyNumber, identityFingerprint, safetyNumber } from "./e2e/fingerprint.ts";
 export {
-  connectE2E,
   E2EManager,
   type E2EOptions,
   type PeerInfo,

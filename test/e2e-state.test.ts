@@ -68,6 +68,7 @@ describe("state directory", () => {
     st.addOneTimePreKeys(MAX_ONE_TIME_PREKEYS);
     st.inbox.push({
       key: "k1",
+      e2e: true,
       sender: BOB,
       at: 1,
       queuedAt: 2,

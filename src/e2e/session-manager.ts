@@ -5,21 +5,21 @@
  * option, so it sees every message before the application does and before a stored
  * one is acknowledged to the server.
  *
- * @example
+ * @example (connectE2E is in ./connect.ts)
  * const { client, e2e } = await connectE2E({ identity: "alice.identity" });
  * await e2e.send("bob", "hello");            // encrypted when bob has keys
  * client.on("message", (m) => console.log(m.e2e, m.verified, m.data));
  */
 import { EventEmitter } from "node:events";
-import { type Client, connect } from "../client/client.ts";
-import { loadIdentity } from "../client/identity.ts";
-import type { ConnectOptions, IncomingMessage } from "../client/types.ts";
+import type { Client } from "../client/client.ts";
+import type { IncomingMessage } from "../client/types.ts";
 import { ConnectionError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { fetchBundle, syncKeys } from "./directory.ts";
 import { isEnvelope } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
+import { inboxMessage, wrap } from "./incoming.ts";
 import { publicIdentity } from "./keys.ts";
 import type { Observation } from "./known-peers.ts";
 import { decryptMessage, encryptMessage, startSession } from "./session.ts";
@@ -79,9 +79,17 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   /** Keys of inbox entries shown, to remove at the next clearing. */
   #delivered = new Set<string>();
 
+  /**
+   * Set while messages saved before a crash wait to be shown: until `attach` shows
+   * them, new messages join them in the inbox (saved, acknowledged, not yet shown), so
+   * everything is shown once and in order.
+   */
+  #replaying: boolean;
+
   private constructor(state: E2EState) {
     super();
     this.state = state;
+    this.#replaying = state.inbox.length > 0;
   }
 
   /** Opens the state of `clientId` (taking its lock). Throws `E2EError`. */
@@ -118,6 +126,12 @@ export class E2EManager extends EventEmitter<E2EEvents> {
           reason: "a peer with E2E keys sent plaintext",
         });
       }
+      if (this.#replaying) {
+        this.state.transaction(() => {
+          this.state.inbox.push(this.#entry(m, m.data, false, false));
+        });
+        return null;
+      }
       return wrap(m, m.data, false, false);
     }
     // One transaction: the ratchet step, the used prekey and the message are saved
@@ -145,22 +159,28 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       this.#observe(from, undefined, fp);
       this.state.peers.set(from.toLowerCase(), r.peer);
       if (r.usedOneTimePreKey !== null) this.state.oneTimePreKeys.delete(r.usedOneTimePreKey);
-      const e: InboxEntry = {
-        key: Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex"),
-        sender: from,
-        at: this.state.now(),
-        queuedAt: m.queuedAt ? Math.floor(m.queuedAt.getTime() / 1000) : null,
-        plaintext: r.plaintext,
-        verified: this.#verified(from, fp),
-      };
+      const e = this.#entry(m, r.plaintext, true, this.#verified(from, fp));
       this.state.inbox.push(e);
       return e;
     });
     if (!entry) return null;
     crashPoint("after-persist");
+    if (this.#replaying) return null; // shown in order by attach
     this.#scheduleClear(entry.key);
     return wrap(m, entry.plaintext, true, entry.verified);
   };
+
+  #entry(m: IncomingMessage, plaintext: Uint8Array, e2e: boolean, verified: boolean): InboxEntry {
+    return {
+      key: Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex"),
+      sender: m.from,
+      at: this.state.now(),
+      queuedAt: m.queuedAt ? Math.floor(m.queuedAt.getTime() / 1000) : null,
+      plaintext,
+      e2e,
+      verified,
+    };
+  }
 
   /**
    * Binds the manager to its connected client and returns at once (like `connect`, so
@@ -182,6 +202,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
         tx.skipWrite();
         return this.state.inbox.filter((e) => !this.#delivered.has(e.key));
       });
+      this.#replaying = false;
       for (const entry of pending) {
         client.emit("message", inboxMessage(entry));
         this.#scheduleClear(entry.key);
@@ -403,64 +424,5 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     if (!this.#client)
       throw new E2EError("NOT_ATTACHED", "the E2E layer is not attached to a client");
     return this.#client;
-  }
-}
-
-function wrap(
-  m: IncomingMessage,
-  data: Uint8Array,
-  e2e: boolean,
-  verified: boolean,
-): IncomingMessage {
-  return {
-    from: m.from,
-    fromBytes: m.fromBytes,
-    data,
-    kind: m.kind,
-    queuedAt: m.queuedAt,
-    receivedAt: m.receivedAt,
-    e2e,
-    verified,
-  };
-}
-
-function inboxMessage(e: InboxEntry): IncomingMessage {
-  const hexId = e.sender.replaceAll("-", "");
-  return {
-    from: e.sender,
-    fromBytes: new Uint8Array(Buffer.from(hexId, "hex")),
-    data: e.plaintext,
-    kind: e.queuedAt !== null ? "stored" : "direct",
-    queuedAt: e.queuedAt !== null ? new Date(e.queuedAt * 1000) : null,
-    receivedAt: new Date(e.at * 1000),
-    e2e: true,
-    verified: e.verified,
-  };
-}
-
-/**
- * `connect()` with the E2E layer: opens the state of the identity's client (before
- * connecting, so no stored message slips past it), connects, publishes keys.
- * Close both: `await client.close(); e2e.close()`.
- */
-export async function connectE2E(
-  options: ConnectOptions & { e2e?: E2EOptions; clientId?: string },
-): Promise<{ client: Client; e2e: E2EManager }> {
-  const identity =
-    typeof options.identity === "string" ? await loadIdentity(options.identity) : options.identity;
-  const id = identity?.id ?? options.id ?? options.clientId;
-  if (!id) throw new E2EError("NO_ID", "connectE2E needs an identity or an id");
-  const e2e = E2EManager.open(id, options.e2e);
-  try {
-    const client = await connect({
-      ...options,
-      ...(identity ? { identity } : {}),
-      incoming: e2e.incoming,
-    });
-    e2e.attach(client);
-    return { client, e2e };
-  } catch (err) {
-    e2e.close();
-    throw err;
   }
 }

@@ -41,6 +41,8 @@ export interface InboxEntry {
   /** `queued_at` of a stored C2C, else null. */
   queuedAt: number | null;
   plaintext: Uint8Array;
+  /** False for a plaintext message kept only to keep the order (see session-manager.ts). */
+  e2e: boolean;
   verified: boolean;
 }
 
@@ -270,6 +272,7 @@ export class E2EState {
         at: Number(m.at),
         queuedAt: m.queuedAt === null ? null : Number(m.queuedAt),
         plaintext: unhex(m.plaintext),
+        e2e: m.e2e !== false,
         verified: Boolean(m.verified),
       }));
     } catch (cause) {

@@ -6,7 +6,7 @@
  * With BACKBONE_E2E_TEST_CRASH_AT set, the E2E layer kills the process at that point.
  */
 import { writeSync } from "node:fs";
-import { connectE2E } from "../../src/e2e/session-manager.ts";
+import { connectE2E } from "../../src/e2e/connect.ts";
 
 const [identity, server, stateDir, count] = process.argv.slice(2);
 let shown = 0;

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseIdentity } from "../../src/client/identity.ts";
-import { connectE2E } from "../../src/e2e/session-manager.ts";
+import { connectE2E } from "../../src/e2e/connect.ts";
 import { enrollClient } from "../../src/server/enroll.ts";
 import { startCluster, until } from "../helpers/cluster.ts";
 

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Identity } from "../../src/client/identity.ts";
 import type { IncomingMessage } from "../../src/client/types.ts";
-import { connectE2E, type E2EManager } from "../../src/e2e/session-manager.ts";
+import { connectE2E } from "../../src/e2e/connect.ts";
+import type { E2EManager } from "../../src/e2e/session-manager.ts";
 import { type Cluster, startCluster, until } from "../helpers/cluster.ts";
 
 const roots: string[] = [];
