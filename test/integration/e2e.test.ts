@@ -185,4 +185,38 @@ describe("E2E in the client library", () => {
     await alice2.close();
     await bob.close();
   });
+
+  test("a peer that re-installed while messages were queued for it: told, not crashed, and new messages work", async () => {
+    await using c = await startCluster();
+    const bobIdentity = await c.enroll("bob");
+    const bob = await peer(c, bobIdentity);
+    await bob.close();
+    const alice = await peer(c, "alice");
+    await alice.e2e.send("bob", "to the old bob 1");
+    await alice.e2e.send("bob", "to the old bob 2");
+    // bob re-installs: a fresh state directory, new keys.
+    const failed: { from: string; code: string }[] = [];
+    const fresh = stateDir();
+    const { client, e2e } = await connectE2E({
+      identity: { ...bobIdentity, server: c.address },
+      e2e: { stateDir: fresh },
+    });
+    e2e.on("decryptFailed", (f) => failed.push(f));
+    const got: string[] = [];
+    client.on("message", (m) => got.push(new TextDecoder().decode(m.data)));
+    await e2e.keysSynced;
+    await until(() => failed.length === 2, 5000, "two undecryptable messages reported");
+    expect(failed.map((f) => f.from)).toEqual([alice.id, alice.id]);
+    expect(got).toEqual([]); // never shown as anything
+    expect((await client.serverStatus()).messages_queued).toBe(0); // and not redelivered forever
+    // Not automatic yet (docs/E2E.md § Not done yet): alice keeps her old session until
+    // bob writes to her or she starts over; starting over reaches the new keys.
+    alice.e2e.state.transaction(() => alice.e2e.state.peers.delete(bobIdentity.id));
+    await alice.e2e.send("bob", "hello new bob");
+    await until(() => got.length === 1);
+    expect(got).toEqual(["hello new bob"]);
+    await client.close();
+    e2e.close();
+    await alice.close();
+  });
 });
