@@ -38,6 +38,24 @@ export const E2E_ARGS = {
   },
 } as const;
 
+/** Options of the commands that send (`send`, `chat`): pinning for programs. */
+export const E2E_SEND_ARGS = {
+  "peer-key": {
+    type: "string",
+    description:
+      "Send only if the peer's E2E identity key is this one (as `backbone verify` shows it); else exit 9",
+    valueHint: "SHA256:…",
+  },
+  strict: {
+    type: "boolean",
+    description:
+      "Send only end-to-end encrypted, and only to a verified (or --peer-key) peer; else exit 9",
+  },
+} as const;
+
+/** Exit code when `--strict` or `--peer-key` refused to send. */
+export const EXIT_E2E_REQUIRED = 9;
+
 export interface E2EFlags extends ConnectFlags {
   e2e?: boolean | undefined;
   "e2e-state"?: string | undefined;
@@ -57,6 +75,17 @@ export async function connectWithE2E(
   const identity = await loadIdentity(findIdentityFile(flags.identity));
   const server = flags.server ?? identity.server;
   let e2e: E2EManager | null = null;
+  const pinned = (flags as { "peer-key"?: string; strict?: boolean })["peer-key"];
+  const strict = (flags as { strict?: boolean }).strict;
+  if (flags.e2e === false && (pinned || strict)) {
+    throw new CliError("--no-e2e cannot be combined with --peer-key or --strict", EXIT.USAGE);
+  }
+  if (pinned !== undefined && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(pinned)) {
+    throw new CliError(
+      `--peer-key: not a key fingerprint: ${JSON.stringify(pinned)} (expected SHA256:…)`,
+      EXIT.USAGE,
+    );
+  }
   if (flags.e2e !== false) {
     const stateDir = flags["e2e-state"] ?? process.env.BACKBONE_E2E_STATE;
     try {
@@ -103,14 +132,28 @@ export async function sendDirect(
   to: string,
   data: string | Uint8Array,
   name?: string,
+  flags: { "peer-key"?: string | undefined; strict?: boolean | undefined } = {},
 ): Promise<{ e2e: boolean }> {
   if (!e2e) {
     client.send(to, data);
     return { e2e: false };
   }
   try {
-    return await e2e.send(to, data, name ? { name } : {});
+    return await e2e.send(to, data, {
+      ...(name ? { name } : {}),
+      ...(flags["peer-key"] ? { peerKey: flags["peer-key"] } : {}),
+      ...(flags.strict ? { strict: true } : {}),
+    });
   } catch (err) {
+    const pinning = flags["peer-key"] || flags.strict;
+    if (
+      err instanceof E2EError &&
+      (err.code === "PEER_KEY_MISMATCH" ||
+        err.code === "UNVERIFIED" ||
+        (pinning && err.code === "NO_KEYS"))
+    ) {
+      throw new CliError(err.message, EXIT_E2E_REQUIRED);
+    }
     if (err instanceof E2EError && err.code === "KEY_CHANGED") {
       throw new CliError(`${err.message} (check it with: backbone verify ${to})`, EXIT_KEY_CHANGED);
     }

@@ -22,7 +22,7 @@ import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
 import { inboxMessage, wrap } from "./incoming.ts";
 import { publicIdentity } from "./keys.ts";
 import type { Observation } from "./known-peers.ts";
-import { decryptMessage, encryptMessage, startSession } from "./session.ts";
+import { decryptMessage, encryptMessage, type PeerSessions, startSession } from "./session.ts";
 import { defaultStateDir, E2EState, type InboxEntry, type OpenOptions } from "./state.ts";
 
 export interface E2EOptions extends OpenOptions {
@@ -35,6 +35,21 @@ export interface SendResult {
   to: string;
   /** True when the message went end-to-end encrypted. */
   e2e: boolean;
+}
+
+/** Options of `E2EManager.send`. */
+export interface SendOptions {
+  /** Refuse (`NO_KEYS`) instead of sending plaintext to a peer without keys. */
+  requireE2E?: boolean;
+  /** Shown in warnings and errors when `to` is an ID. */
+  name?: string;
+  /**
+   * `SHA256:…` the peer's identity key must have (pinned up front, as a program would):
+   * anything else is refused (`PEER_KEY_MISMATCH`), and so is a peer without keys.
+   */
+  peerKey?: string;
+  /** Only end-to-end encrypted, and only to a verified (or pinned) peer (`UNVERIFIED`, `NO_KEYS`). */
+  strict?: boolean;
 }
 
 /** What `lookupPeer` tells about a peer. */
@@ -230,24 +245,17 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    * Sends `data` to `to` (an ID or a name): end-to-end encrypted when the peer has
    * published keys, else plaintext (with a `plaintext` event) unless `requireE2E`.
    * The state is saved before the message leaves. Messages are sent in call order.
-   * Throws `E2EError` (`KEY_CHANGED` for a verified peer whose key changed,
-   * `NO_KEYS` with `requireE2E`, directory errors), or what `Client.send` throws.
+   * Throws `E2EError` (`KEY_CHANGED` for a verified peer whose key changed, `NO_KEYS`
+   * with `requireE2E`, `strict` or `peerKey`, `PEER_KEY_MISMATCH`, `UNVERIFIED`,
+   * directory errors), or what `Client.send` throws.
    */
-  send(
-    to: string,
-    data: string | Uint8Array,
-    opts: { requireE2E?: boolean /** Shown in warnings when `to` is an ID. */; name?: string } = {},
-  ): Promise<SendResult> {
+  send(to: string, data: string | Uint8Array, opts: SendOptions = {}): Promise<SendResult> {
     return this.#serial(() =>
       this.#send(to, typeof data === "string" ? encoder.encode(data) : data, opts),
     );
   }
 
-  async #send(
-    to: string,
-    data: Uint8Array,
-    opts: { requireE2E?: boolean; name?: string },
-  ): Promise<SendResult> {
+  async #send(to: string, data: Uint8Array, opts: SendOptions): Promise<SendResult> {
     const client = this.#requireClient();
     const id = isUuid(to) ? to.toLowerCase() : await client.resolve(to);
     const label = opts.name ?? (isUuid(to) ? undefined : to);
@@ -258,7 +266,9 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     });
     const fetched = hasSession ? null : await fetchBundle((req) => client.keyDirectory(req), id);
     if (!hasSession && !fetched) {
-      if (opts.requireE2E) throw new E2EError("NO_KEYS", `${to} has published no E2E keys`);
+      if (opts.requireE2E || opts.strict || opts.peerKey) {
+        throw new E2EError("NO_KEYS", `${label ?? to} has published no E2E keys`);
+      }
       const name = opts.name ?? (isUuid(to) ? this.state.knownPeers.get(id)?.name : to);
       this.emit("plaintext", {
         id,
@@ -277,12 +287,32 @@ export class E2EManager extends EventEmitter<E2EEvents> {
         this.state.knownPeers.checkSend(id, label);
         peer = startSession(this.state.identity, peer, fetched.bundle);
       }
+      this.#checkPin(id, label ?? to, peer, opts);
       const r = encryptMessage(this.state.identity, peer, data);
       this.state.peers.set(id, r.peer);
       return r.data;
     });
     client.send(id, envelope);
     return { to: id, e2e: true };
+  }
+
+  /** `peerKey` and `strict` (see SendOptions); throws inside the send's transaction. */
+  #checkPin(id: string, label: string, peer: PeerSessions, opts: SendOptions): void {
+    if (!opts.peerKey && !opts.strict) return;
+    const session = peer.sessions.find((x) => x.ratchet.cks);
+    const fp = session ? identityFingerprint(session.peerIdentity) : "";
+    if (opts.peerKey && fp !== opts.peerKey) {
+      throw new E2EError(
+        "PEER_KEY_MISMATCH",
+        `the identity key of ${label} is ${fp}, not the pinned ${opts.peerKey}; nothing sent`,
+      );
+    }
+    if (opts.strict && !opts.peerKey && !this.#verified(id, fp)) {
+      throw new E2EError(
+        "UNVERIFIED",
+        `${label} is not verified (strict mode; verify it with backbone verify, or pin its key); nothing sent`,
+      );
+    }
   }
 
   /**

@@ -18,6 +18,7 @@ setDefaultTimeout(40_000);
 
 const EXIT_KEY_CHANGED = 7;
 const EXIT_MISMATCH = 8;
+const EXIT_E2E_REQUIRED = 9;
 
 async function setup(sb: Sandbox) {
   const server = await sb.serve();
@@ -131,5 +132,62 @@ describe("E2E from the command line", () => {
     expect(
       (await sb.run(["send", "alice", "welcome back", "--identity", "bob.identity"])).code,
     ).toBe(EXIT.OK);
+  });
+
+  test("programs pin peers: --peer-key and --strict refuse with exit 9, never send plaintext", async () => {
+    await using sb = await sandbox();
+    const server = await setup(sb);
+    await sb.keygen("carol", server.server.address); // never runs: no E2E keys
+    expect((await sb.run(["send", "alice", "hi", "--identity", "bob.identity"])).code).toBe(
+      EXIT.OK,
+    );
+    const strict = await sb.run(["send", "bob", "x", "--strict", "--identity", "alice.identity"]);
+    expect(strict.code).toBe(EXIT_E2E_REQUIRED);
+    expect(strict.stderr).toMatch(/^backbone: bob is not verified \(strict mode;/m);
+    const v = await sb.run(["verify", "bob", "--no-qr", "--identity", "alice.identity"], {
+      stdin: "y\n",
+    });
+    const key = /Their identity key: (SHA256:\S+)/.exec(v.stdout)?.[1] as string;
+    expect(key).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+    expect(
+      (await sb.run(["send", "bob", "x", "--strict", "--identity", "alice.identity"])).code,
+    ).toBe(EXIT.OK);
+    expect(
+      (await sb.run(["send", "bob", "y", "--peer-key", key, "--identity", "alice.identity"])).code,
+    ).toBe(EXIT.OK);
+    const wrongKey = `SHA256:${"A".repeat(43)}`;
+    const wrong = await sb.run([
+      "send",
+      "bob",
+      "z",
+      "--peer-key",
+      wrongKey,
+      "--identity",
+      "alice.identity",
+    ]);
+    expect(wrong.code).toBe(EXIT_E2E_REQUIRED);
+    expect(wrong.stderr).toContain(`not the pinned ${wrongKey}`);
+    const noKeys = await sb.run(["send", "carol", "x", "--strict", "--identity", "alice.identity"]);
+    expect(noKeys.code).toBe(EXIT_E2E_REQUIRED);
+    expect(noKeys.stderr).toMatch(/carol has published no E2E keys/);
+    expect(
+      (await sb.run(["send", "carol", "x", "--peer-key", "nope", "--identity", "alice.identity"]))
+        .code,
+    ).toBe(EXIT.USAGE);
+    expect(
+      (await sb.run(["send", "carol", "x", "--no-e2e", "--strict", "--identity", "alice.identity"]))
+        .code,
+    ).toBe(EXIT.USAGE);
+    // bob got exactly the three messages that were allowed, all encrypted.
+    const listen = sb.start(["listen", "--json", "--identity", "bob.identity"]);
+    await listen.until(() => (listen.lines.stdout.length >= 2 ? true : undefined), "messages");
+    await listen.waitFor(/"data":"y"/);
+    const rows = listen.lines.stdout.map((l) => JSON.parse(l));
+    expect(rows.map((r) => [r.data, r.e2e])).toEqual([
+      ["x", true],
+      ["y", true],
+    ]);
+    listen.kill("SIGTERM");
+    await listen.exit();
   });
 });

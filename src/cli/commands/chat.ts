@@ -17,7 +17,7 @@ import {
   EXIT,
   note,
 } from "../common.ts";
-import { connectWithE2E, E2E_ARGS, sendDirect } from "../e2e.ts";
+import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, sendDirect } from "../e2e.ts";
 import { NameCache } from "../names.ts";
 
 /** How often the peer's presence is checked (CLIENT_STATUS) on a terminal. */
@@ -45,6 +45,7 @@ export const chat = defineCommand({
     },
     ...CLIENT_ARGS,
     ...E2E_ARGS,
+    ...E2E_SEND_ARGS,
   },
   async run({ args }) {
     const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
@@ -58,7 +59,7 @@ export const chat = defineCommand({
     const names = new NameCache(client);
     const peer = await resolvePeer(client, args.peer, names);
     // With E2E, each message goes through the layer (in order); see src/cli/e2e.ts.
-    const say = (to: Peer, line: string) => sendDirect(client, e2e, to.id, line, to.name);
+    const say = (to: Peer, line: string) => sendDirect(client, e2e, to.id, line, to.name, args);
     return tty
       ? interactive(client, peer, names, incoming, say, e2e !== null)
       : piped(client, peer, names, incoming, say);

@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
 import { CLIENT_ARGS, CliError, EXIT, note, showStrayMessages } from "../common.ts";
-import { connectWithE2E, E2E_ARGS, sendDirect } from "../e2e.ts";
+import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, sendDirect } from "../e2e.ts";
 
 export const send = defineCommand({
   meta: {
@@ -24,6 +24,7 @@ export const send = defineCommand({
     },
     ...CLIENT_ARGS,
     ...E2E_ARGS,
+    ...E2E_SEND_ARGS,
     wait: {
       type: "string",
       description: "Seconds to keep trying an unreachable server (default 10)",
@@ -44,7 +45,7 @@ export const send = defineCommand({
       });
       const notices: Notice[] = [];
       client.on("notice", (n) => notices.push(n));
-      await sendDirect(client, e2e, to, text, args.to);
+      await sendDirect(client, e2e, to, text, args.to, args);
       await client.ping(); // the server has handled the message once this returns
       await e2e?.keysSynced; // a first run publishes this client's keys
       const notice = notices.find((n) => n.address === to);
