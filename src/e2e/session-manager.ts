@@ -130,6 +130,9 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    */
   readonly incoming = (m: IncomingMessage): IncomingMessage | null => {
     const from = m.from;
+    // Broadcasts are never end-to-end encrypted (there is no group protocol): shown as
+    // they are, marked e2e: false, and without a downgrade warning.
+    if (m.kind === "broadcast") return wrap(m, m.data, false, false);
     if (!isEnvelope(m.data)) {
       if (this.state.knownPeers.get(from)) {
         this.emit("plaintext", {

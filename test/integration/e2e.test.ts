@@ -152,6 +152,11 @@ describe("E2E in the client library", () => {
       ["downgraded", false],
     ]);
     expect(warnings).toEqual([`out:${plain.id}`, `in:${alice.id}`]);
+    // A broadcast is never E2E: shown as it is, e2e false, no downgrade warning.
+    alice.client.broadcast("to everyone");
+    await until(() => bob.got.length === 4);
+    expect(bob.got[3]).toMatchObject({ kind: "broadcast", e2e: false });
+    expect(warnings.length).toBe(2);
     await alice.close();
     await bob.close();
   });
