@@ -10,7 +10,7 @@ import { gcm } from "@noble/ciphers/aes.js";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { sha256, sha512 } from "@noble/hashes/sha2.js";
 import { cat, hex, toHex } from "./helpers/bytes.ts";
 import { buildVectors } from "./vectors/generate-e2e.ts";
 
@@ -77,6 +77,22 @@ describe("test/vectors/e2e.json", () => {
       }
     });
   }
+
+  test("the safety number, as libsignal's NumericFingerprintGenerator computes it", () => {
+    const half = (p: { id: string; signing_public: string; dh_public: string }) => {
+      const key = cat(hex(p.signing_public), hex(p.dh_public));
+      let h = cat(Uint8Array.of(0, 0), key, utf8(p.id));
+      for (let i = 0; i < 5200; i++) h = sha512(cat(h, key));
+      let digits = "";
+      for (let i = 0; i < 30; i += 5) {
+        const n = h.subarray(i, i + 5).reduce((acc, b) => acc * 256 + b, 0);
+        digits += String(n % 100000).padStart(5, "0");
+      }
+      return digits;
+    };
+    const [a, b] = [half(V.alice), half(V.bob)].sort();
+    expect(V.safety_number).toBe(`${a}${b}`);
+  });
 
   test("X3DH SK and the first root and chain keys", () => {
     const { alice, bob, x3dh } = V;
