@@ -112,6 +112,11 @@ export async function connectWithE2E(
     );
     if (e2e) {
       const layer = e2e;
+      client.on("incomingError", ({ error }) =>
+        note(
+          `warning: could not save the E2E state (${error.message}); messages are not acknowledged and will come again at the next login`,
+        ),
+      );
       e2e.attach(client);
       client.once("close", () => layer.close());
     }
