@@ -224,4 +224,43 @@ describe("E2E in the client library", () => {
     e2e.close();
     await alice.close();
   });
+
+  test("the client's incoming hook: a throw stops acknowledging, so stored messages come again", async () => {
+    await using c = await startCluster();
+    const bobIdentity = await c.enroll("bob");
+    const alice = await c.client("alice");
+    for (const t of ["one", "two", "three"]) alice.send(bobIdentity.id, t);
+    await alice.ping();
+    const errors: Error[] = [];
+    const seen: string[] = [];
+    const failing = await c.client(bobIdentity, {
+      incoming: (m) => {
+        const text = new TextDecoder().decode(m.data);
+        if (text === "two") throw new Error("disk full");
+        seen.push(text);
+        return m;
+      },
+    });
+    failing.on("incomingError", ({ error }) => errors.push(error));
+    await until(() => seen.length === 2 && errors.length === 1, 5000, "the batch");
+    expect(seen).toEqual(["one", "three"]);
+    await failing.ping();
+    await failing.close();
+    // "one" was handled and acknowledged; nothing from the failure on was.
+    const got: string[] = [];
+    const ok = await c.client(bobIdentity, {
+      incoming: (m) => {
+        got.push(new TextDecoder().decode(m.data));
+        return m;
+      },
+    });
+    await until(() => got.length === 2, 5000, "redelivery");
+    expect(got).toEqual(["two", "three"]);
+    await ok.ping();
+    await until(
+      async () => (await alice.serverStatus()).messages_queued === 0,
+      5000,
+      "acknowledged",
+    );
+  });
 });
