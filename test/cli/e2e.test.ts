@@ -8,10 +8,7 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import encodeQR from "@paulmillr/qr";
-import { dataPaths } from "../../src/server/datadir.ts";
-import { SqliteStore } from "../../src/store/sqlite.ts";
-import { cleanupAll, EXIT, type Sandbox, sandbox } from "../helpers/binary.ts";
-import { until } from "../helpers/cluster.ts";
+import { cleanupAll, EXIT, keysPublished, type Sandbox, sandbox } from "../helpers/binary.ts";
 
 afterEach(cleanupAll);
 setDefaultTimeout(40_000);
@@ -28,15 +25,6 @@ async function setup(sb: Sandbox) {
     ids[name] = /id: +(\S+)/.exec(r.stdout)?.[1] as string;
   }
   return { server, ids };
-}
-
-async function keysPublished(sb: Sandbox, id: string): Promise<void> {
-  const store = new SqliteStore(dataPaths(sb.data).db, { readonly: true });
-  try {
-    await until(async () => (await store.keys.countKeys(id)) !== null, 10_000, "E2E keys");
-  } finally {
-    store.close();
-  }
 }
 
 function safetyDigits(stdout: string): string {

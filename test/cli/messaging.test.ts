@@ -1,9 +1,13 @@
 /** Messages between processes: chat through pipes, send, listen, and the status commands. */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { dataPaths } from "../../src/server/datadir.ts";
-import { SqliteStore } from "../../src/store/sqlite.ts";
-import { cleanupAll, EXIT, expectError, type Sandbox, sandbox } from "../helpers/binary.ts";
-import { until } from "../helpers/cluster.ts";
+import {
+  cleanupAll,
+  EXIT,
+  expectError,
+  keysPublished,
+  type Sandbox,
+  sandbox,
+} from "../helpers/binary.ts";
 
 afterEach(cleanupAll);
 setDefaultTimeout(20_000);
@@ -17,16 +21,6 @@ async function twoClients(sb: Sandbox) {
     ids[name] = /id: +(\S+)/.exec(r.stdout)?.[1] as string;
   }
   return { server, ids };
-}
-
-/** Waits until client `id` has published its E2E keys (its first run does, after login). */
-async function keysPublished(sb: Sandbox, id: string): Promise<void> {
-  const store = new SqliteStore(dataPaths(sb.data).db, { readonly: true });
-  try {
-    await until(async () => (await store.keys.countKeys(id)) !== null, 10_000, "E2E keys");
-  } finally {
-    store.close();
-  }
 }
 
 describe("chat through pipes", () => {
