@@ -159,6 +159,9 @@ export async function sendDirect(
     ) {
       throw new CliError(err.message, EXIT_E2E_REQUIRED);
     }
+    if (err instanceof E2EError && err.code === "NAME_CHANGED") {
+      throw new CliError(err.message, EXIT_KEY_CHANGED);
+    }
     if (err instanceof E2EError && err.code === "KEY_CHANGED") {
       throw new CliError(`${err.message} (check it with: backbone verify ${to})`, EXIT_KEY_CHANGED);
     }
@@ -178,6 +181,16 @@ function reportWarnings(e2e: E2EManager): void {
       blocked
         ? `It was verified: nothing is sent to it until you check: backbone verify ${id}`
         : `Compare safety numbers: backbone verify ${id}`,
+    );
+  });
+  e2e.on("nameChanged", ({ name, previous, id, blocked }) => {
+    note(
+      `WARNING: the name "${escapeControls(name)}" now belongs to client ${id}, not ${previous} as before.`,
+    );
+    note(
+      blocked
+        ? "The earlier one was verified: nothing is sent to the new one by name."
+        : "A new client may have taken the name, or the server is lying about it.",
     );
   });
   e2e.on("plaintext", ({ id, name, direction, reason }) => {

@@ -13,6 +13,7 @@
  * held as `pending`: sending to that peer is refused (`KEY_CHANGED`) until the user
  * accepts the new key, which then is unverified until verified again.
  */
+import { nameKey } from "../ids.ts";
 import { E2EError } from "./errors.ts";
 
 export interface KnownPeer {
@@ -95,6 +96,12 @@ export class KnownPeers {
 
   get(id: string): KnownPeer | undefined {
     return this.peers.get(id.toLowerCase());
+  }
+
+  /** The peers recorded under `name` (compared as the server does: NFKC, case folded). */
+  byName(name: string): KnownPeer[] {
+    const key = nameKey(name);
+    return [...this.peers.values()].filter((p) => p.name !== "" && nameKey(p.name) === key);
   }
 
   /**

@@ -68,6 +68,11 @@ export interface PeerInfo {
 export interface E2EEvents {
   /** A peer's identity key differs from the one recorded; `blocked` for a verified peer. */
   keyChanged: [{ id: string; previous: string; fingerprint: string; blocked: boolean }];
+  /**
+   * A name now resolves to another client ID than the one recorded for it (a new client
+   * took the name, or the server lies); `blocked` when the recorded one was verified.
+   */
+  nameChanged: [{ name: string; previous: string; id: string; blocked: boolean }];
   /** A peer's identity key was recorded for the first time (trust on first use). */
   newPeer: [{ id: string; fingerprint: string }];
   /** A message went (or came) in plaintext: the peer has no keys, or a known E2E peer sent plaintext. */
@@ -260,7 +265,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
 
   async #send(to: string, data: Uint8Array, opts: SendOptions): Promise<SendResult> {
     const client = this.#requireClient();
-    const id = isUuid(to) ? to.toLowerCase() : await client.resolve(to);
+    const id = await this.#resolve(client, to);
     const label = opts.name ?? (isUuid(to) ? undefined : to);
     const hasSession = this.state.transaction((tx) => {
       tx.skipWrite();
@@ -299,6 +304,28 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     return { to: id, e2e: true };
   }
 
+  /**
+   * An ID, or the ID the server gives for a name — checked against the IDs recorded
+   * under that name in `known_peers`: another ID is announced (`nameChanged`), and
+   * refused (`NAME_CHANGED`) when the recorded client was verified.
+   */
+  async #resolve(client: Client, to: string): Promise<string> {
+    if (isUuid(to)) return to.toLowerCase();
+    const id = await client.resolve(to);
+    const others = this.state.knownPeers.byName(to).filter((p) => p.id !== id);
+    for (const p of others) {
+      this.emit("nameChanged", { name: to, previous: p.id, id, blocked: p.verified });
+    }
+    const verified = others.find((p) => p.verified);
+    if (verified) {
+      throw new E2EError(
+        "NAME_CHANGED",
+        `the name "${to}" now belongs to client ${id}, not to ${verified.id} whom you verified under that name; nothing sent (write to the ID to reach the new client)`,
+      );
+    }
+    return id;
+  }
+
   /** `peerKey` and `strict` (see SendOptions); throws inside the send's transaction. */
   #checkPin(id: string, label: string, peer: PeerSessions, opts: SendOptions): void {
     if (!opts.peerKey && !opts.strict) return;
@@ -327,7 +354,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   lookupPeer(query: string): Promise<PeerInfo> {
     return this.#serial(async () => {
       const client = this.#requireClient();
-      const id = isUuid(query) ? query.toLowerCase() : await client.resolve(query);
+      const id = await this.#resolve(client, query);
       const known = this.state.transaction((tx) => {
         tx.skipWrite();
         return this.state.peer(id).sessions[0] !== undefined;

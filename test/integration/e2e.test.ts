@@ -263,4 +263,35 @@ describe("E2E in the client library", () => {
       "acknowledged",
     );
   });
+
+  test("a name that now maps to another ID: announced; refused by name when the old one was verified", async () => {
+    await using c = await startCluster();
+    const alice = await peer(c, "alice");
+    const bob = await peer(c, "bob");
+    const carol = await peer(c, "carol");
+    await alice.e2e.send("bob", "hi bob"); // records bob under his name
+    await until(() => bob.got.length === 1);
+    // Seen from alice: "bob" used to be bob's ID; now the server says "bob" is carol's.
+    // (A server cannot re-enroll a taken name; a lying server can answer anything. We
+    // stand in for it by renaming carol in the registry.)
+    const changes: { name: string; previous: string; id: string; blocked: boolean }[] = [];
+    alice.e2e.on("nameChanged", (n) => changes.push(n));
+    const db = new (await import("bun:sqlite")).Database(join(c.dir, "backbone.db"));
+    db.run("UPDATE clients SET name = 'bob-old', name_key = 'bob-old' WHERE id = ?", [bob.id]);
+    db.run("UPDATE clients SET name = 'bob', name_key = 'bob' WHERE id = ?", [carol.id]);
+    db.close();
+    expect(await alice.e2e.send("bob", "who are you?")).toEqual({ to: carol.id, e2e: true });
+    expect(changes).toEqual([{ name: "bob", previous: bob.id, id: carol.id, blocked: false }]);
+    // Had alice verified the old bob, writing to "bob" would be refused.
+    alice.e2e.verify(bob.id, alice.e2e.state.knownPeers.get(bob.id)?.fingerprint as string);
+    await expect(alice.e2e.send("bob", "again")).rejects.toMatchObject({ code: "NAME_CHANGED" });
+    expect(changes.at(-1)).toMatchObject({ blocked: true });
+    // By ID, each is reachable.
+    await alice.e2e.send(bob.id, "by id");
+    await until(() => bob.got.length === 2 && carol.got.length === 1);
+    expect(carol.text()).toEqual(["who are you?"]);
+    await alice.close();
+    await bob.close();
+    await carol.close();
+  });
 });
