@@ -112,7 +112,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     this.#replaying = state.inbox.length > 0;
   }
 
-  /** Opens the state of `clientId` (taking its lock). Throws `E2EError`. */
+  /** Opens (creating when absent) the state of `clientId`. Throws `E2EError` (see `E2EState.open`). */
   static open(clientId: string, options: E2EOptions = {}): E2EManager {
     const dir = options.stateDir ?? defaultStateDir(clientId);
     return new E2EManager(E2EState.open(dir, clientId, options));
@@ -416,7 +416,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     });
   }
 
-  /** Releases the state's lock. */
+  /** Releases the state's lock if a transaction still held it (it is held per transaction only). */
   close(): void {
     this.state.close();
   }
