@@ -42,6 +42,15 @@ export {
 export { fromPem, toPem } from "./crypto/pem.ts";
 export { fingerprint } from "./crypto/primitives.ts";
 export { generateRsaKeyPair, RsaPrivateKey, RsaPublicKey } from "./crypto/rsa.ts";
+export { connectE2E } from "./e2e/connect.ts";
+export { E2EError } from "./e2e/errors.ts";
+export { formatSafetyNumber, identityFingerprint, safetyNumber } from "./e2e/fingerprint.ts";
+export {
+  E2EManager,
+  type E2EOptions,
+  type PeerInfo,
+  type SendResult,
+} from "./e2e/session-manager.ts";
 export {
   BackboneError,
   ConnectionError,

@@ -4,7 +4,8 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { type Client, connect } from "../client/client.ts";
-import { loadIdentity } from "../client/identity.ts";
+import { type Identity, loadIdentity } from "../client/identity.ts";
+import type { ConnectOptions } from "../client/types.ts";
 import {
   BackboneError,
   ConnectionError,
@@ -190,9 +191,25 @@ export function loadIdentityFromFlags(flags: ConnectFlags): ReturnType<typeof lo
 
 export async function connectFromFlags(
   flags: ConnectFlags,
-  opts: { waitSeconds: number; countdown?: boolean; receive: Receive },
+  opts: ConnectFlagOptions,
 ): Promise<Client> {
-  const identity = await loadIdentityFromFlags(flags);
+  return connectIdentity(await loadIdentityFromFlags(flags), flags, opts);
+}
+
+export interface ConnectFlagOptions {
+  waitSeconds: number;
+  countdown?: boolean;
+  receive: Receive;
+  /** The `incoming` hook of `connect` (the E2E layer, src/cli/e2e.ts). */
+  incoming?: ConnectOptions["incoming"];
+}
+
+/** Connects `identity` as `flags` say (`--server`), with a countdown on a terminal. */
+export async function connectIdentity(
+  identity: Identity,
+  flags: ConnectFlags,
+  opts: ConnectFlagOptions,
+): Promise<Client> {
   const server = flags.server ?? identity.server;
   let shown: (() => void) | undefined;
   const clientPromise = connect({
@@ -201,6 +218,7 @@ export async function connectFromFlags(
     waitForServer: opts.waitSeconds * 1000,
     // chat and listen receive; one-shot commands never see or take anyone's messages.
     session: { receive: opts.receive },
+    ...(opts.incoming ? { incoming: opts.incoming } : {}),
     ...(opts.countdown
       ? {
           onRetry: ({ delayMs, error }) => {

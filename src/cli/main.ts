@@ -18,6 +18,7 @@ import { room } from "./commands/room.ts";
 import { send } from "./commands/send.ts";
 import { serve } from "./commands/serve.ts";
 import { status } from "./commands/status.ts";
+import { verify } from "./commands/verify.ts";
 import { CliError, describeError, EXIT, exitCodeOf } from "./common.ts";
 import { didYouMean } from "./suggest.ts";
 
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, CommandDef<any>> = {
   clients,
   revoke,
   fingerprint: fingerprintCommand,
+  verify,
 };
 
 const main: CommandDef = {

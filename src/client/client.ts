@@ -136,6 +136,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   readonly #acks = new StoredAcks((count) => {
     if (this.#link?.open) this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(count)));
   });
+  /** Set when the `incoming` hook failed: no more stored messages acknowledged on this connection. */
+  #ackHeld = false;
   #addresses = new Map<string, Uint8Array>();
 
   /** Use `connect()`. */
@@ -223,6 +225,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     }
     this.#link = link;
     this.#acks.reset();
+    this.#ackHeld = false;
     this.#attempt = 0;
     this.#startTimer();
     const buffered = this.#buffer;
@@ -368,8 +371,10 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       const header = type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES;
       if (type > C2CType.STORED || plain.length < header) return; // reserved or malformed
       if (!this.session.wants(type === C2CType.STORED)) return; // not taken, not acknowledged
-      this.emit("message", new Incoming(plain, type));
-      if (type === C2CType.STORED) this.#acks.received();
+      const shown = this.#filter(new Incoming(plain, type));
+      if (shown) this.emit("message", shown);
+      // After a failed hook, stored messages are no longer acknowledged on this connection.
+      if (type === C2CType.STORED && !this.#ackHeld) this.#acks.received();
       return;
     }
     let msg: Message;
@@ -408,6 +413,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       case ControlType.HEARTBEAT:
       case ControlType.SERVER_STATUS:
       case ControlType.CLIENT_STATUS:
+      case ControlType.KEYS:
         this.#requests.answer(msg.type, msg.body);
         return;
     }
@@ -475,6 +481,24 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       [Symbol.asyncIterator]: () => iterator,
     };
     return iterator;
+  }
+
+  /**
+   * Runs the `incoming` option (the E2E layer) on a message: its result is delivered,
+   * or nothing when null. When it throws (its state could not be saved, say), no more
+   * stored messages are acknowledged on this connection — the server delivers them
+   * again at the next login — and null is returned.
+   */
+  #filter(m: Incoming): IncomingMessage | null {
+    const hook = this.#opts.incoming;
+    if (!hook) return m;
+    try {
+      return hook(m);
+    } catch (err) {
+      this.#ackHeld = true;
+      this.emit("incomingError", { error: err as Error });
+      return null;
+    }
   }
 
   // ---- outgoing -----------------------------------------------------------------------
@@ -586,6 +610,14 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       );
     }
     return reply.clients as ClientStatusEntry[];
+  }
+
+  /**
+   * One request to the E2E key directory (docs/PROTOCOL.md § KEYS); resolves with the
+   * server's JSON reply. src/e2e/directory.ts wraps the operations.
+   */
+  async keyDirectory(request: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return decodeJson(await this.#request(ControlType.KEYS, request));
   }
 
   /** The ID of a client given by ID or name. Throws `UsageError` `UNKNOWN_CLIENT`. */

@@ -41,6 +41,16 @@ export interface ConnectOptions {
    * sends no SESSION: one untagged session per ID, as before sessions.
    */
   session?: { receive?: Receive; tag?: Uint8Array } | false;
+  /**
+   * Called synchronously for each C2C received, before the `message` listeners: returns
+   * the message to deliver (possibly a new one) or null to drop it. A stored message is
+   * acknowledged to the server only after it returns. If it throws, the message is not
+   * delivered, no more stored messages are acknowledged on this connection (an
+   * `incomingError` event says why) and the server delivers the unacknowledged ones
+   * again at the next login. The
+   * E2E layer (`src/e2e/session-manager.ts`) decrypts and persists here.
+   */
+  incoming?: (message: IncomingMessage) => IncomingMessage | null;
 }
 
 /** A C2C message received. */
@@ -62,13 +72,24 @@ export interface IncomingMessage {
   /** When the server stored it (stored messages only). */
   readonly queuedAt: Date | null;
   readonly receivedAt: Date;
+  /** Set by the E2E layer: true when the message was end-to-end encrypted. */
+  readonly e2e?: boolean;
+  /** Set by the E2E layer: true when the sender's identity key is verified (`known_peers`). */
+  readonly verified?: boolean;
 }
 
 /** What became of a message that was not delivered live. */
 export interface Notice {
   /** The recipient's ID (all `f` for a broadcast), or `#name` for a room message. */
   address: string;
-  status: "queued" | "unknown" | "rejected" | "too_large" | "rate_limited" | "not_member";
+  status:
+    | "queued"
+    | "unknown"
+    | "rejected"
+    | "too_large"
+    | "rate_limited"
+    | "not_member"
+    | "prekeys_low";
   reason: string;
 }
 
@@ -104,4 +125,6 @@ export interface ClientEvents {
   room: [RoomEvent];
   /** Messages that never left before the connection dropped; they go out first on the next one (`to`: an ID, or `#room`). */
   requeued: [{ to: string; data: Uint8Array }[]];
+  /** The `incoming` hook threw; delivery on this connection stopped (see ConnectOptions). */
+  incomingError: [{ error: Error }];
 }

@@ -18,6 +18,7 @@ import { C2C_ROOM, C2C_ROOM_STORED } from "../wire/room.ts";
 import { SESSION_BYTE } from "../wire/session.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
+import { handleKeys } from "./keys.ts";
 import { clientStatus, SERVER_STATUS_COST, serverStatus, statusQueries } from "./status.ts";
 
 export function handleMessage(
@@ -71,6 +72,10 @@ export function handleMessage(
     }
     case ControlType.ROOM:
       return ctx.router.rooms.request(conn, msg.body);
+    case ControlType.KEYS: {
+      const body = msg.body;
+      return conn.inOrder(() => handleKeys(ctx, conn, body));
+    }
     case ControlType.ACK: {
       const count = decodeAckBody(msg.body);
       if (count === null) return discard(ctx, conn, "ACK body is not 4 bytes");

@@ -12,6 +12,7 @@ import { Database } from "bun:sqlite";
 import { StoreError } from "../errors.ts";
 import { isUuid, nameKey } from "../ids.ts";
 import { prepareDatabaseFiles } from "./files.ts";
+import { KEYS_SCHEMA, SqliteKeyStore } from "./sqlite-keys.ts";
 import type {
   ClientRecord,
   EnqueueResult,
@@ -136,6 +137,8 @@ export class SqliteStore implements Store {
   readonly path: string;
   readonly #db: Database;
   readonly #q: ReturnType<typeof prepare>;
+  /** The E2E key directory (sqlite-keys.ts). */
+  readonly keys: SqliteKeyStore;
   /** SQLite's own page limit, restored by `setMaxBytes(0)`. */
   readonly #maxPages: number;
 
@@ -158,6 +161,7 @@ export class SqliteStore implements Store {
         this.#db.transaction(() => {
           this.#db.exec(SCHEMA);
           addRoomColumn(this.#db);
+          this.#db.exec(KEYS_SCHEMA);
           this.#db
             .query("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)")
             .run(String(SCHEMA_VERSION));
@@ -175,6 +179,7 @@ export class SqliteStore implements Store {
       });
     }
     this.#q = prepare(this.#db);
+    this.keys = new SqliteKeyStore(this.#db);
     this.#maxPages = this.#pragma("max_page_count");
   }
 
@@ -245,7 +250,9 @@ export class SqliteStore implements Store {
   }
 
   async revokeClient(id: string, at: number): Promise<boolean> {
+    // A revoked client's E2E bundle goes with it (docs/PROTOCOL.md § KEYS).
     return this.#db.transaction(() => {
+      this.keys.deleteSync(id);
       const done = this.#q.revoke.run(at, id.toLowerCase()).changes > 0;
       if (done) this.#q.raiseSerial.run();
       return done;
@@ -402,6 +409,7 @@ export class SqliteStore implements Store {
     // Prepared statements keep SQLite's connection (and its files) open after close:
     // finalize them first, so that close really releases the database, WAL and -shm.
     for (const statement of Object.values(this.#q)) statement.finalize();
+    this.keys.close();
     this.#db.close(false);
   }
 }

@@ -98,7 +98,45 @@ export interface RoomMembership {
 
 export type EnqueueResult = { ok: true } | { ok: false; reason: string; failure?: true };
 
+/**
+ * The E2E key directory's storage (docs/PROTOCOL.md § KEYS): per owner one bundle head
+ * (identity and signed prekey, opaque bytes) and up to a bound of one-time prekeys
+ * (opaque entries with a numeric ID). Small on purpose, so any backend can hold it.
+ */
+export interface KeyStore {
+  /**
+   * Stores `owner`'s bundle. `replace`: head and one-time prekeys replace everything
+   * held. Otherwise `identity` must equal the one held (else `identity_mismatch`), the
+   * head is replaced and the one-time prekeys are added; IDs not above the highest ever
+   * stored for this identity are refused (`stale_prekey`), so a prekey once handed out
+   * can never come back. At most `maxOneTime` are held (`too_many`). All or nothing.
+   */
+  publishKeys(
+    owner: string,
+    bundle: {
+      identity: Uint8Array;
+      head: Uint8Array;
+      oneTime: { id: number; entry: Uint8Array }[];
+    },
+    replace: boolean,
+    maxOneTime: number,
+  ): Promise<{ ok: true; oneTime: number } | { ok: false; error: string }>;
+  /**
+   * `owner`'s head and one one-time prekey, removed in the same atomic step so that no
+   * two callers ever get the same one (null when none are left); null when no bundle.
+   */
+  takeKeys(
+    owner: string,
+  ): Promise<{ head: Uint8Array; oneTime: Uint8Array | null; remaining: number } | null>;
+  /** How many one-time prekeys `owner` has left; null when it has no bundle. */
+  countKeys(owner: string): Promise<number | null>;
+  /** Deletes `owner`'s bundle; false when there was none. */
+  deleteKeys(owner: string): Promise<boolean>;
+}
+
 export interface Store {
+  /** The E2E key directory; a backend without one makes the server answer `unavailable`. */
+  readonly keys?: KeyStore;
   /** Registers a client; throws `StoreError` `NAME_TAKEN` or `ID_TAKEN`. */
   addClient(client: {
     id: string;

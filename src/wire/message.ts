@@ -40,6 +40,8 @@ export const ControlType = {
   SESSION: 6,
   /** both ways: room membership requests, replies and events, JSON (docs/PROTOCOL.md § Rooms). */
   ROOM: 7,
+  /** c2s request / s2c reply: the E2E key directory (docs/PROTOCOL.md § KEYS). */
+  KEYS: 8,
   STOP: 15,
 } as const;
 export type ControlType = (typeof ControlType)[keyof typeof ControlType];

@@ -4,6 +4,7 @@ import {
   cleanupAll,
   EXIT,
   expectError,
+  keysPublished,
   type Sandbox,
   sandbox,
   WAIT_MS,
@@ -26,11 +27,13 @@ async function twoClients(sb: Sandbox) {
 describe("chat through pipes", () => {
   test("two chat processes exchange messages both ways", async () => {
     await using sb = await sandbox();
-    const { server } = await twoClients(sb);
+    const { server, ids } = await twoClients(sb);
     const alice = sb.start(["chat", "bob", "--identity", "alice.identity"]);
     const bob = sb.start(["chat", "alice", "--identity", "bob.identity"]);
     await server.proc.waitFor(/INFO +connect .*name=alice/, "stderr");
     await server.proc.waitFor(/INFO +connect .*name=bob/, "stderr");
+    await keysPublished(sb, ids.alice as string);
+    await keysPublished(sb, ids.bob as string);
 
     alice.write("hello bob");
     await bob.waitFor(/^alice: hello bob$/);
@@ -98,10 +101,13 @@ describe("send and listen", () => {
       "--identity",
       "alice.identity",
     ]);
+    // bob never ran, so he has no E2E keys: plaintext, with a warning.
     expect(sent).toEqual({
       code: EXIT.OK,
       stdout: "",
-      stderr: "bob is offline: stored for delivery at its next login\n",
+      stderr:
+        "warning: sending to bob without end-to-end encryption: the peer has published no E2E keys\n" +
+        "bob is offline: stored for delivery at its next login\n",
     });
     // From stdin, one trailing newline dropped; by ID rather than name.
     const piped = await sb.run(["send", ids.bob as string, "--identity", "alice.identity"], {
@@ -120,18 +126,24 @@ describe("send and listen", () => {
       time: expect.any(String),
       kind: "stored",
       data: "hello while away",
+      e2e: false,
+      verified: false,
     });
     expect(second).toMatchObject({ kind: "stored", data: "line one\nline two" });
     // The time is when it was sent, not when it arrived.
     expect(Date.parse(first.time)).toBeLessThanOrEqual(before);
 
-    // Live messages follow, in order; binary data comes base64-encoded.
+    // Live messages follow, in order, end-to-end encrypted now that bob has published
+    // keys; binary data comes base64-encoded.
+    await keysPublished(sb, ids.bob as string);
     const live = await sb.run(["send", "bob", "now live", "--identity", "alice.identity"]);
     expect(live).toEqual({ code: EXIT.OK, stdout: "", stderr: "" });
     await listen.waitFor(/"data":"now live"/);
     expect(JSON.parse(listen.lines.stdout[2] as string)).toMatchObject({
       name: "alice",
       kind: "direct",
+      e2e: true,
+      verified: false,
     });
     const bytes = new Uint8Array([0xff, 0xfe, 0x00, 0x41]);
     await sb.run(["send", "bob", "--identity", "alice.identity"], { stdin: bytes });

@@ -2,7 +2,14 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cleanupAll, EXIT, expectError, type Running, sandbox } from "../helpers/binary.ts";
+import {
+  cleanupAll,
+  EXIT,
+  expectError,
+  keysPublished,
+  type Running,
+  sandbox,
+} from "../helpers/binary.ts";
 
 afterEach(cleanupAll);
 setDefaultTimeout(20_000);
@@ -91,12 +98,16 @@ describe("serve", () => {
       level: "info",
       port: server.port,
     });
-    await sb.keygen("alice", server.address);
+    const aliceId = /id: +(\S+)/.exec(
+      (await sb.keygen("alice", server.address)).stdout,
+    )?.[1] as string;
     await sb.keygen("bob", server.address);
     const listen = sb.start(["listen", "--json", "--identity", "alice.identity"]);
     const chat = sb.start(["chat", "alice", "--identity", "bob.identity"]);
     await waitForEvent(server.proc, "connect", (e) => e.name === "alice");
     await waitForEvent(server.proc, "connect", (e) => e.name === "bob");
+    // alice's E2E keys are out, so bob's message below goes end to end without a warning.
+    await keysPublished(sb, aliceId);
 
     // DIR/config.toml did not exist when the server started.
     writeFileSync(join(sb.data, "config.toml"), "heartbeat_interval = 5\nheartbeat_timeout = 20\n");

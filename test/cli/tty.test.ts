@@ -36,8 +36,9 @@ describe.skipIf(!TMUX)("chat on a terminal (tmux)", () => {
         `^connected to ${server.address} as alice; talking to bob \\(/help for commands\\)$`,
       ),
     );
+    // alice had never run, so had no E2E keys: bob's message went in plaintext, and says so.
     const stored = await term.waitFor(
-      /^\[\d\d:\d\d:\d\d\] bob \(while you were away\): left while you were out$/,
+      /^\[\d\d:\d\d:\d\d\] bob \(while you were away\) \(not end-to-end encrypted\): left while you were out$/,
     );
     expect(stored.at).toBeGreaterThan(welcome.at);
     await term.until((l) => l.at(-1) === "bob>", "the prompt below the message");

@@ -300,6 +300,7 @@ export class Sandbox implements AsyncDisposable {
     // Nothing of the user's: no home directory, no identity or data directory.
     env.HOME = this.dir;
     env.XDG_DATA_HOME = join(this.dir, "xdg");
+    env.XDG_STATE_HOME = join(this.dir, "xdg-state"); // E2E state (docs/E2E.md)
     env.BACKBONE_DATA = this.data;
     this.env = env;
     live.add(this);
@@ -477,4 +478,24 @@ export function expectError(r: RunResult, code: number, message: RegExp): void {
   expect(lines[0]).toMatch(/^backbone: /);
   expect(lines[0]).toMatch(message);
   expect(r.stderr).not.toMatch(/^\s+at /m);
+}
+
+/**
+ * Waits until client `id` has published its E2E keys in the sandbox's server store (a
+ * client's first E2E-enabled run does so right after login, in the background), so a
+ * test's next message to it is end-to-end encrypted rather than sent in plaintext.
+ */
+export async function keysPublished(sb: Sandbox, id: string, timeoutMs = 10_000): Promise<void> {
+  const { SqliteStore } = await import("../../src/store/sqlite.ts");
+  const { dataPaths } = await import("../../src/server/datadir.ts");
+  const store = new SqliteStore(dataPaths(sb.data).db, { readonly: true });
+  try {
+    const end = performance.now() + timeoutMs;
+    while ((await store.keys.countKeys(id)) === null) {
+      if (performance.now() > end) throw new Error(`timed out waiting for ${id}'s E2E keys`);
+      await Bun.sleep(10);
+    }
+  } finally {
+    store.close();
+  }
 }

@@ -99,13 +99,14 @@ export function expectFor(m: Uint8Array, t: FuzzTarget, self: Identity): Expect 
     if (address === t.offline.id) return { kind: "notice", status: "queued", address };
     return { kind: "notice", status: "unknown", address }; // random, or revoked
   }
-  // ACK, SESSION after the first frame, reserved control types: nothing (ROOM is 7).
-  if (type >= 5 && type <= 14 && type !== 7) return { kind: "nothing" };
+  // ACK, SESSION after the first frame, reserved control types: nothing (ROOM is 7, KEYS 8).
+  if (type >= 5 && type <= 14 && type !== 7 && type !== 8) return { kind: "nothing" };
   if (m.length < 5) return { kind: "malformed" };
   switch (type) {
     case 0:
     case 2:
     case 7: // ROOM: one reply to every request, malformed or not (§ Rooms)
+    case 8: // KEYS: always exactly one reply (mostly "bad request" for fuzz)
       return { kind: "reply", type };
     case 3:
       return { kind: "reply", type, body: clientStatusReply(m.subarray(5), t, self) };

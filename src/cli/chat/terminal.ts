@@ -12,8 +12,10 @@
 import { type Client, connect } from "../../client/client.ts";
 import type { loadIdentity } from "../../client/identity.ts";
 import type { IncomingMessage } from "../../client/types.ts";
+import type { E2EManager } from "../../e2e/session-manager.ts";
 import { escapeBytes, escapeControls } from "../../text/escape.ts";
 import { ago, CliError, clock, EXIT, loadIdentityFromFlags } from "../common.ts";
+import { attachE2E, type E2EFlags, openE2E, sendDirect } from "../e2e.ts";
 import { NameCache } from "../names.ts";
 import {
   describeRoomEvent,
@@ -57,22 +59,22 @@ interface Peer {
   name: string;
 }
 
-export interface ChatArgs {
+export interface ChatArgs extends E2EFlags {
   peer: string;
-  identity?: string | undefined;
-  server?: string | undefined;
-  "passphrase-file"?: string | undefined;
+  "peer-key"?: string | undefined;
+  strict?: boolean | undefined;
 }
 
 /** Runs the chat until the user leaves or the server ends the session; returns the exit code. */
 export async function terminalChat(args: ChatArgs): Promise<number> {
   const identity = await loadIdentityFromFlags(args);
   const server = args.server ?? identity.server;
-  const chat = new TerminalChat(args.peer, server);
+  const chat = new TerminalChat(args, server);
   try {
     return await chat.run(identity);
   } finally {
     chat.editor.stop();
+    chat.closeE2E();
   }
 }
 
@@ -97,8 +99,13 @@ class TerminalChat {
   #online: boolean | null = null;
   #countdown: ReturnType<typeof setInterval> | null = null;
   #heldNoteShown = false;
+  readonly #flags: ChatArgs;
+  /** The E2E layer (null with --no-e2e). */
+  #e2e: E2EManager | null = null;
 
-  constructor(query: string, server: string) {
+  constructor(flags: ChatArgs, server: string) {
+    const query = flags.peer;
+    this.#flags = flags;
     this.#query = query;
     this.#server = server;
     this.#peer = { id: "", name: escapeControls(query) };
@@ -115,17 +122,21 @@ class TerminalChat {
     editor.start();
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const)
       process.on(sig, () => void this.#leave(false));
+    // The E2E state is opened before connecting: stored messages are decrypted on arrival.
+    this.#e2e = openE2E(identity, this.#flags, (line) => this.#say(line));
     editor.setStatus(`connecting to ${escapeControls(this.#server)}…`);
     const connecting = connect({
       identity,
       server: this.#server,
       waitForServer: Number.POSITIVE_INFINITY,
       onRetry: ({ delayMs, error }) => this.#showCountdown(error.message, delayMs),
+      ...(this.#e2e ? { incoming: this.#e2e.incoming } : {}),
     });
     connecting.catch(() => {}); // when the user left first, nobody waits for it
     const client = await Promise.race([connecting, this.#done.promise.then(() => null)]);
     if (!client) return this.#done.promise;
     this.#client = client;
+    if (this.#e2e) attachE2E(client, this.#e2e, (line) => this.#say(line));
     this.#stopCountdown();
     editor.setStatus("");
     // Stored messages come right after connecting: queue them from now on.
@@ -161,6 +172,11 @@ class TerminalChat {
     if (!entry || !("id" in entry))
       throw new CliError(`no client "${this.#query}"`, EXIT.UNDELIVERABLE);
     return { id: entry.id, name: entry.name };
+  }
+
+  /** Closes the E2E layer when the chat ends before it was handed to a client. */
+  closeE2E(): void {
+    if (!this.#client) this.#e2e?.close();
   }
 
   #setPeer(p: Peer): void {
@@ -212,7 +228,9 @@ class TerminalChat {
   }
 
   #showMessage(m: IncomingMessage, name: string): void {
-    const tag = m.stored ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "";
+    const tag =
+      (m.stored ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "") +
+      (this.#e2e && m.e2e !== true ? " (not end-to-end encrypted)" : "");
     const head = `[${clock(m.queuedAt ?? m.receivedAt)}] ${roomPrefix(m)}${escapeControls(name)}${tag}: `;
     const lines = escapeBytes(m.data, { multiline: true }).split("\n");
     this.editor.print(wrapBlock(head, lines, MESSAGE_INDENT, this.editor.columns));
@@ -267,8 +285,11 @@ class TerminalChat {
     // `//text` sends `/text`, as in IRC clients; a paste goes as it is.
     const body = (!pasted && text.startsWith("//") ? text.slice(1) : text).replace(/\n+$/, "");
     const client = this.#client as Client;
+    const peer = this.#peer;
     try {
-      client.send(this.#peer.id, body);
+      // A room's lines go as they are: end-to-end encryption of rooms is not built yet.
+      if (isRoomAddress(peer.id)) client.send(peer.id, body);
+      else await sendDirect(client, this.#e2e, peer.id, body, peer.name, this.#flags);
     } catch (err) {
       this.#say(`* not sent: ${(err as Error).message}`);
       return;

@@ -11,7 +11,8 @@ import { UsageError } from "../../errors.ts";
 import { escapeControls } from "../../text/escape.ts";
 import { describeNotice } from "../chat/notices.ts";
 import { terminalChat } from "../chat/terminal.ts";
-import { CLIENT_ARGS, CliError, connectFromFlags, displayText, EXIT, note } from "../common.ts";
+import { CLIENT_ARGS, CliError, displayText, EXIT, note } from "../common.ts";
+import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, sendDirect } from "../e2e.ts";
 import { NameCache } from "../names.ts";
 import { describeRoomNotice, isRoomAddress, roomPeer, roomPrefix } from "../rooms-ui.ts";
 import { reportEnd, sessionEnd } from "../session.ts";
@@ -30,11 +31,13 @@ export const chat = defineCommand({
       valueHint: "ID|NAME",
     },
     ...CLIENT_ARGS,
+    ...E2E_ARGS,
+    ...E2E_SEND_ARGS,
   },
   async run({ args }) {
     const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
     if (tty) return terminalChat(args);
-    const client = await connectFromFlags(args, {
+    const { client, e2e } = await connectWithE2E(args, {
       waitSeconds: Number.POSITIVE_INFINITY,
       countdown: true,
       receive: "all",
@@ -44,7 +47,13 @@ export const chat = defineCommand({
     const incoming = client.messages();
     const names = new NameCache(client);
     const peer = await resolvePeer(client, args.peer, names);
-    return piped(client, peer, names, incoming);
+    // Direct lines go through the E2E layer (in order; see src/cli/e2e.ts); a room's
+    // lines go as they are (end-to-end encryption of rooms is not built yet).
+    const sendLine: SendLine = (to, line) =>
+      isRoomAddress(to.id)
+        ? Promise.resolve(client.send(to.id, line))
+        : sendDirect(client, e2e, to.id, line, to.name, args);
+    return piped(client, peer, names, incoming, sendLine);
   },
 });
 
@@ -52,6 +61,9 @@ interface Peer {
   id: string;
   name: string;
 }
+
+/** Sends one line to a peer (through the E2E layer when there is one). */
+type SendLine = (to: Peer, line: string) => Promise<unknown>;
 
 async function resolvePeer(client: Client, query: string, names: NameCache): Promise<Peer> {
   if (isRoomAddress(query))
@@ -74,6 +86,7 @@ async function piped(
   peer: Peer,
   names: NameCache,
   incoming: AsyncIterable<IncomingMessage>,
+  sendLine: SendLine,
 ): Promise<number> {
   // One message, one line: the name and the text with every control made visible.
   void (async () => {
@@ -102,19 +115,22 @@ async function piped(
   client.on("connect", () => note("reconnected"));
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
   let lineNo = 0;
+  let lastSend: Promise<unknown> = Promise.resolve();
   let refused = 0;
   const input = (async () => {
     for await (const line of lines) {
       lineNo++;
       if (line.length === 0 || ending) continue;
-      try {
-        client.send(peer.id, line);
-      } catch (err) {
-        // One line too long for the server is reported and skipped; the rest still go.
-        if (!(err instanceof UsageError && err.code === "TOO_LARGE")) throw err;
-        refused++;
-        note(`backbone: line ${lineNo} not sent: ${err.message}`);
-      }
+      const n = lineNo;
+      // In order, one after the other (the E2E layer may wait for the peer's keys).
+      lastSend = lastSend.then(() =>
+        sendLine(peer, line).catch((err: Error) => {
+          // A line the server or the E2E layer refuses (too long, say) is reported and
+          // skipped; the rest still go.
+          refused++;
+          note(`backbone: line ${n} not sent: ${err.message}`);
+        }),
+      );
     }
     return -1;
   })();
@@ -124,6 +140,7 @@ async function piped(
     lines.close();
     return code;
   }
+  await lastSend;
   if (client.connected) await client.ping().catch(() => {});
   await client.close("end of input");
   return refused > 0 ? EXIT.UNDELIVERABLE : EXIT.OK;

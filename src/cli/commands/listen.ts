@@ -1,15 +1,8 @@
 /** `backbone listen`: print every incoming message, one line each. */
 import { defineCommand } from "citty";
 import { escapeControls } from "../../text/escape.ts";
-import {
-  CLIENT_ARGS,
-  clock,
-  connectFromFlags,
-  displayText,
-  EXIT,
-  note,
-  safeJson,
-} from "../common.ts";
+import { CLIENT_ARGS, clock, displayText, EXIT, note, safeJson } from "../common.ts";
+import { connectWithE2E, E2E_ARGS } from "../e2e.ts";
 import { NameCache } from "../names.ts";
 import { roomPrefix } from "../rooms-ui.ts";
 import { describeEnd, reportEnd, type SessionEnd } from "../session.ts";
@@ -22,13 +15,15 @@ export const listen = defineCommand({
   },
   args: {
     ...CLIENT_ARGS,
+    ...E2E_ARGS,
     json: {
       type: "boolean",
-      description: "One JSON object per line: from, name, time, kind, room (room messages), data",
+      description:
+        "One JSON object per line: from, name, time, kind, room (room messages), data, e2e, verified",
     },
   },
   async run({ args }) {
-    const client = await connectFromFlags(args, {
+    const { client } = await connectWithE2E(args, {
       waitSeconds: Number.POSITIVE_INFINITY,
       countdown: true,
       receive: "all",
@@ -67,6 +62,8 @@ export const listen = defineCommand({
           ...(m.room !== null ? { room: m.room } : {}),
           data,
           ...(encoding ? { encoding } : {}),
+          e2e: m.e2e === true,
+          verified: m.verified === true,
         };
         process.stdout.write(`${safeJson(row)}\n`);
       } else {

@@ -2,7 +2,8 @@
 import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
 import { UsageError } from "../../errors.ts";
-import { CLIENT_ARGS, CliError, connectFromFlags, EXIT, note } from "../common.ts";
+import { CLIENT_ARGS, CliError, EXIT, note } from "../common.ts";
+import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, sendDirect } from "../e2e.ts";
 import { isRoomAddress, sendToRoom } from "../rooms-ui.ts";
 
 export const send = defineCommand({
@@ -24,6 +25,8 @@ export const send = defineCommand({
       valueHint: "MESSAGE…",
     },
     ...CLIENT_ARGS,
+    ...E2E_ARGS,
+    ...E2E_SEND_ARGS,
     wait: {
       type: "string",
       description: "Seconds to keep trying an unreachable server (default 10)",
@@ -40,7 +43,7 @@ export const send = defineCommand({
       throw new CliError("--wait must be a number of seconds", EXIT.USAGE);
     // On a terminal the wait for an unreachable server counts down, rather than
     // leaving the user with --wait silent seconds.
-    const client = await connectFromFlags(args, {
+    const { client, e2e } = await connectWithE2E(args, {
       waitSeconds: wait,
       countdown: Boolean(process.stderr.isTTY),
       receive: "none",
@@ -53,7 +56,7 @@ export const send = defineCommand({
       const notices: Notice[] = [];
       client.on("notice", (n) => notices.push(n));
       try {
-        client.send(to, text);
+        await sendDirect(client, e2e, to, text, args.to, args);
       } catch (err) {
         // Over the server's size limit: the server would refuse it (exit 6, as a NOTICE
         // too_large would), not a mistake in how the command was called.
@@ -62,6 +65,7 @@ export const send = defineCommand({
         throw err;
       }
       await client.ping(); // the server has handled the message once this returns
+      await e2e?.keysSynced; // a first run publishes this client's keys
       const notice = notices.find((n) => n.address === to);
       if (!notice) return EXIT.OK;
       if (notice.status === "queued") {

@@ -1,0 +1,212 @@
+/**
+ * The E2E layer for the CLI commands (docs/E2E.md): the `--no-e2e` and `--e2e-state`
+ * options, connecting with the layer, and its warnings on stderr. End-to-end
+ * encryption is on by default; plaintext only with `--no-e2e` or to a peer without
+ * keys (with a warning).
+ */
+import type { Client } from "../client/client.ts";
+import type { Identity } from "../client/identity.ts";
+import { E2EError } from "../e2e/errors.ts";
+import { E2EManager } from "../e2e/session-manager.ts";
+import { escapeControls } from "../text/escape.ts";
+import {
+  CliError,
+  type ConnectFlagOptions,
+  type ConnectFlags,
+  connectIdentity,
+  EXIT,
+  loadIdentityFromFlags,
+  note,
+} from "./common.ts";
+
+/** Options of the commands that send or receive direct messages. */
+export const E2E_ARGS = {
+  // citty reads `--no-e2e` as `e2e: false`.
+  e2e: {
+    type: "boolean",
+    default: true,
+    description: "End-to-end encrypt direct messages to peers with keys (default)",
+    negativeDescription:
+      "Send and receive without end-to-end encryption (the server can read the messages)",
+  },
+  "e2e-state": {
+    type: "string",
+    description:
+      "E2E state directory (default: $BACKBONE_E2E_STATE or ~/.local/state/backbone/e2e/<id>)",
+    valueHint: "DIR",
+  },
+} as const;
+
+/** Options of the commands that send (`send`, `chat`): pinning for programs. */
+export const E2E_SEND_ARGS = {
+  "peer-key": {
+    type: "string",
+    description:
+      "Send only if the peer's E2E identity key is this one (as `backbone verify` shows it); else exit 9",
+    valueHint: "SHA256:…",
+  },
+  strict: {
+    type: "boolean",
+    description:
+      "Send only end-to-end encrypted, and only to a verified (or --peer-key) peer; else exit 9",
+  },
+} as const;
+
+/** Exit code when `--strict` or `--peer-key` refused to send. */
+export const EXIT_E2E_REQUIRED = 9;
+
+export interface E2EFlags extends ConnectFlags {
+  e2e?: boolean | undefined;
+  "e2e-state"?: string | undefined;
+}
+
+/** Exit code when sending is refused because a verified peer's key changed. */
+export const EXIT_KEY_CHANGED = 7;
+
+/** Where the E2E layer's warnings go: stderr by default, above the input in the terminal chat. */
+export type Say = (line: string) => void;
+
+/**
+ * The E2E layer of `identity` unless `--no-e2e` (null then): its state opened before
+ * connecting, so that no stored message arrives before it can be decrypted. Throws
+ * `CliError` for contradictory flags or a state that cannot be opened.
+ */
+export function openE2E(identity: Identity, flags: E2EFlags, say: Say = note): E2EManager | null {
+  const pinned = (flags as { "peer-key"?: string })["peer-key"];
+  const strict = (flags as { strict?: boolean }).strict;
+  if (flags.e2e === false && (pinned || strict)) {
+    throw new CliError("--no-e2e cannot be combined with --peer-key or --strict", EXIT.USAGE);
+  }
+  if (pinned !== undefined && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(pinned)) {
+    throw new CliError(
+      `--peer-key: not a key fingerprint: ${JSON.stringify(pinned)} (expected SHA256:…)`,
+      EXIT.USAGE,
+    );
+  }
+  if (flags.e2e === false) return null;
+  const stateDir = flags["e2e-state"] ?? process.env.BACKBONE_E2E_STATE;
+  let e2e: E2EManager;
+  try {
+    e2e = E2EManager.open(identity.id, stateDir ? { stateDir } : {});
+  } catch (err) {
+    if (err instanceof E2EError)
+      throw new CliError(`${err.message} (or run with --no-e2e)`, EXIT.FAILURE);
+    throw err;
+  }
+  reportWarnings(e2e, say);
+  return e2e;
+}
+
+/** Puts the layer to work on a connected client (key publication, warnings). */
+export function attachE2E(client: Client, e2e: E2EManager, say: Say = note): void {
+  client.on("incomingError", ({ error }) =>
+    say(
+      `warning: could not save the E2E state (${error.message}); messages are not acknowledged and will come again at the next login`,
+    ),
+  );
+  e2e.attach(client);
+  client.once("close", () => e2e.close());
+}
+
+/**
+ * Connects like `connectFromFlags`, with the E2E layer unless `--no-e2e`.
+ */
+export async function connectWithE2E(
+  flags: E2EFlags,
+  opts: Omit<ConnectFlagOptions, "incoming">,
+): Promise<{ client: Client; e2e: E2EManager | null }> {
+  const identity = await loadIdentityFromFlags(flags);
+  const e2e = openE2E(identity, flags);
+  try {
+    const client = await connectIdentity(identity, flags, {
+      ...opts,
+      ...(e2e ? { incoming: e2e.incoming } : {}),
+    });
+    if (e2e) attachE2E(client, e2e);
+    return { client, e2e };
+  } catch (err) {
+    e2e?.close();
+    throw err;
+  }
+}
+
+/**
+ * Sends `data` to `to` (an ID): through the E2E layer when there is one. Throws
+ * `CliError` with EXIT_KEY_CHANGED when a verified peer's key changed.
+ */
+export async function sendDirect(
+  client: Client,
+  e2e: E2EManager | null,
+  to: string,
+  data: string | Uint8Array,
+  name?: string,
+  flags: { "peer-key"?: string | undefined; strict?: boolean | undefined } = {},
+): Promise<{ e2e: boolean }> {
+  if (!e2e) {
+    client.send(to, data);
+    return { e2e: false };
+  }
+  try {
+    return await e2e.send(to, data, {
+      ...(name ? { name } : {}),
+      ...(flags["peer-key"] ? { peerKey: flags["peer-key"] } : {}),
+      ...(flags.strict ? { strict: true } : {}),
+    });
+  } catch (err) {
+    const pinning = flags["peer-key"] || flags.strict;
+    if (
+      err instanceof E2EError &&
+      (err.code === "PEER_KEY_MISMATCH" ||
+        err.code === "UNVERIFIED" ||
+        (pinning && err.code === "NO_KEYS"))
+    ) {
+      throw new CliError(err.message, EXIT_E2E_REQUIRED);
+    }
+    if (err instanceof E2EError && err.code === "NAME_CHANGED") {
+      throw new CliError(err.message, EXIT_KEY_CHANGED);
+    }
+    if (err instanceof E2EError && err.code === "KEY_CHANGED") {
+      throw new CliError(`${err.message} (check it with: backbone verify ${to})`, EXIT_KEY_CHANGED);
+    }
+    if (err instanceof E2EError) throw new CliError(err.message, EXIT.FAILURE);
+    throw err;
+  }
+}
+
+function reportWarnings(e2e: E2EManager, note: Say): void {
+  e2e.on("keyChanged", ({ id, previous, fingerprint, blocked }) => {
+    note("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
+    note("@    WARNING: PEER IDENTITY KEY HAS CHANGED!               @");
+    note("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
+    note(`The E2E identity key of ${escapeControls(id)} changed: ${previous} → ${fingerprint}.`);
+    note("It may have re-installed, or someone may be impersonating it.");
+    note(
+      blocked
+        ? `It was verified: nothing is sent to it until you check: backbone verify ${id}`
+        : `Compare safety numbers: backbone verify ${id}`,
+    );
+  });
+  e2e.on("nameChanged", ({ name, previous, id, blocked }) => {
+    note(
+      `WARNING: the name "${escapeControls(name)}" now belongs to client ${id}, not ${previous} as before.`,
+    );
+    note(
+      blocked
+        ? "The earlier one was verified: nothing is sent to the new one by name."
+        : "A new client may have taken the name, or the server is lying about it.",
+    );
+  });
+  e2e.on("plaintext", ({ id, name, direction, reason }) => {
+    const who = escapeControls(name ?? id);
+    const verb = direction === "out" ? "sending to" : "received from";
+    note(`warning: ${verb} ${who} without end-to-end encryption: ${reason}`);
+  });
+  e2e.on("decryptFailed", ({ from, message }) => {
+    note(
+      `warning: an end-to-end encrypted message from ${escapeControls(from)} could not be decrypted: ${message}`,
+    );
+  });
+  e2e.on("syncFailed", ({ error }) => {
+    note(`warning: could not publish E2E keys: ${error.message}`);
+  });
+}

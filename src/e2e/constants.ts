@@ -1,0 +1,71 @@
+/**
+ * Constants of backbone's end-to-end layer, `backbone-e2e/1`. docs/E2E.md explains
+ * each; the Signal specifications cited are X3DH (Marlinspike & Perrin, rev. 1, 2016)
+ * and The Double Ratchet Algorithm (Perrin & Marlinspike, rev. 1, 2016).
+ */
+
+/** The protocol label, first in every associated data and KDF info string. */
+export const PROTOCOL_LABEL = "backbone-e2e/1";
+
+/** Envelope magic: `0xFF` never occurs in UTF-8 text, so a plaintext C2C is never mistaken for one. */
+export const MAGIC = new Uint8Array([0xff, 0xe2]);
+/** Envelope version byte (docs/E2E.md § Envelope). */
+export const VERSION = 1;
+/** Envelope type: the first messages of a session, carrying the X3DH header. */
+export const TYPE_PREKEY = 1;
+/** Envelope type: a Double Ratchet message on an established session. */
+export const TYPE_MESSAGE = 2;
+
+/** KEM field of the prekey header: 0 = X3DH only. Non-zero values are reserved for PQXDH. */
+export const KEM_NONE = 0;
+
+/**
+ * Signature contexts. Each signature is Ed25519 over
+ * `context || 0x00 || client_id (16) || key_id (u32) || key (32)`, so a signature made
+ * for one purpose or one client verifies for no other.
+ */
+export const CONTEXT_IDENTITY_DH = `${PROTOCOL_LABEL} identity-dh`;
+export const CONTEXT_SIGNED_PREKEY = `${PROTOCOL_LABEL} signed-prekey`;
+export const CONTEXT_ONE_TIME_PREKEY = `${PROTOCOL_LABEL} one-time-prekey`;
+
+/** X3DH § 2.2 info string; versioned so PQXDH (a different KDF input) gets its own. */
+export const INFO_X3DH = `${PROTOCOL_LABEL} X3DH X25519 SHA-256`;
+/** Double Ratchet § 5.2 KDF_RK info. */
+export const INFO_RATCHET = `${PROTOCOL_LABEL} ratchet`;
+/** Double Ratchet § 5.2 message-key expansion info (AES-256-GCM key and nonce). */
+export const INFO_MESSAGE_KEYS = `${PROTOCOL_LABEL} message keys`;
+
+/**
+ * Most message keys one header may make us skip in one chain (Double Ratchet § 3.5
+ * MAX_SKIP). A sender may hold 1,000 messages for an offline recipient on the server,
+ * so 2,000 leaves room; a header beyond it is rejected before any key is derived.
+ */
+export const MAX_SKIP = 2000;
+/** Most skipped message keys kept in total per session; the oldest are dropped first. */
+export const MAX_SKIPPED_KEYS = 4000;
+/** Sessions kept per peer (Sesame-style; both sides starting at once leaves two). */
+export const MAX_SESSIONS_PER_PEER = 4;
+/** Previous receiving-chain keys remembered, to tell a replay from a forgery. */
+export const MAX_OLD_CHAINS = 8;
+
+/**
+ * Padding buckets (bytes of padded plaintext). The plaintext, then `0x80`, then zeros up
+ * to the smallest bucket that holds it (ISO/IEC 7816-4 padding), so a message's size
+ * shows only its bucket. The last bucket is the largest plaintext the envelope can carry
+ * inside one C2C (65498 − 229 bytes of prekey envelope overhead, rounded down).
+ */
+export const PAD_BUCKETS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65024];
+/** Largest plaintext that fits (the last bucket minus the 0x80 marker). */
+export const MAX_PLAINTEXT = 65023;
+
+/** One-time prekeys published in one bundle (the issue: up to 100). */
+export const MAX_ONE_TIME_PREKEYS = 100;
+
+/** Sizes. */
+export const KEY_BYTES = 32;
+export const SIGNATURE_BYTES = 64;
+export const TAG_BYTES = 16;
+/** Ratchet header: dh (32) || pn (u32) || n (u32). */
+export const HEADER_BYTES = 40;
+/** No one-time prekey used (prekey header `opk_id`). */
+export const NO_PREKEY = 0xffffffff;

@@ -1,0 +1,103 @@
+/**
+ * The client side of the E2E key directory (docs/PROTOCOL.md § KEYS): keeping this
+ * client's bundle published and fetching a peer's. Anything that can send one KEYS
+ * request and return the reply will do (the library's `Client.keyDirectory`).
+ */
+import { MAX_ONE_TIME_PREKEYS } from "./constants.ts";
+import { E2EError } from "./errors.ts";
+import { type Bundle, decodeBundle, encodeBundle, publicIdentity, verifyBundle } from "./keys.ts";
+import { type E2EState, ONE_TIME_PREKEY_LOW } from "./state.ts";
+
+/** Sends one KEYS request and resolves with the reply. */
+export type KeyRequester = (request: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+/** A verified bundle of a peer, as the directory answered it. */
+export interface FetchedBundle {
+  id: string;
+  name: string;
+  bundle: Bundle;
+}
+
+function refused(op: string, reply: Record<string, unknown>): E2EError {
+  const why = typeof reply.error === "string" ? reply.error : "bad reply";
+  return new E2EError(
+    `DIRECTORY_${why.toUpperCase().replace(/[^A-Z]+/g, "_")}`,
+    `key directory refused ${op}: ${why}`,
+  );
+}
+
+/**
+ * Makes sure the directory holds this client's current bundle with enough one-time
+ * prekeys: publishes a full bundle when it holds none (or another identity's), new
+ * one-time prekeys when fewer than ONE_TIME_PREKEY_LOW are left, and a rotated signed
+ * prekey. New keys are saved in `state` before they are published. Returns how many
+ * one-time prekeys the directory holds afterwards. Throws `E2EError`.
+ */
+export async function syncKeys(request: KeyRequester, state: E2EState): Promise<number> {
+  const count = await request({ op: "count" });
+  if (count.error) throw refused("count", count);
+  // New secrets are saved before anyone can fetch their public halves.
+  const plan = state.transaction((tx) => {
+    const rotated = state.maybeRotateSignedPreKey();
+    const spk = state.signedPreKeys[0];
+    if (!spk) throw new E2EError("STATE_CORRUPT", "no signed prekey");
+    const held = count.published === true ? Number(count.one_time_prekeys) : 0;
+    // Never published from this state (first run, or a re-install): replace whatever is there.
+    const fresh = count.published !== true || state.publishedSignedPreKey === 0;
+    const unpublishedSpk = state.publishedSignedPreKey !== spk.id;
+    if (!fresh && !rotated && !unpublishedSpk && held >= ONE_TIME_PREKEY_LOW) {
+      tx.skipWrite();
+      return { held, fresh, spk, opks: null };
+    }
+    const needed = fresh ? MAX_ONE_TIME_PREKEYS : Math.max(0, MAX_ONE_TIME_PREKEYS - held);
+    const opks = held >= ONE_TIME_PREKEY_LOW && !fresh ? [] : state.addOneTimePreKeys(needed);
+    if (!rotated && opks.length === 0) tx.skipWrite();
+    return { held, fresh, spk, opks };
+  });
+  const { held, fresh, spk, opks } = plan;
+  if (!opks) return held;
+  const bundle = encodeBundle({
+    identity: publicIdentity(state.identity),
+    signedPreKey: { id: spk.id, key: spk.key, signature: spk.signature },
+    oneTimePreKeys: opks.map((k) => ({ id: k.id, key: k.key, signature: k.signature })),
+  });
+  let reply = await request({
+    op: "publish",
+    bundle: Buffer.from(bundle).toString("base64"),
+    replace: fresh,
+  });
+  if (reply.error === "identity_mismatch") {
+    // The directory holds another identity of ours (a re-install): replace it.
+    reply = await request({
+      op: "publish",
+      bundle: Buffer.from(bundle).toString("base64"),
+      replace: true,
+    });
+  }
+  if (reply.error) throw refused("publish", reply);
+  state.transaction(() => {
+    state.publishedSignedPreKey = spk.id;
+  });
+  return Number(reply.one_time_prekeys);
+}
+
+/**
+ * Fetches and verifies the bundle of `query` (an ID or a name). Returns null when the
+ * client exists but has published no keys. Throws `E2EError` (`DIRECTORY_UNKNOWN`,
+ * `DIRECTORY_RATE_LIMITED`, `BAD_SIGNATURE`, …).
+ */
+export async function fetchBundle(
+  request: KeyRequester,
+  query: string,
+): Promise<FetchedBundle | null> {
+  const reply = await request({ op: "fetch", client: query });
+  if (reply.error === "no_keys") return null;
+  if (reply.error) throw refused("fetch", reply);
+  const id = String(reply.id).toLowerCase();
+  if (/^[0-9a-f-]{36}$/i.test(query) && id !== query.toLowerCase()) {
+    throw new E2EError("DIRECTORY_MISMATCH", "the directory answered for another client");
+  }
+  const bundle = decodeBundle(new Uint8Array(Buffer.from(String(reply.bundle), "base64")));
+  verifyBundle(bundle, id); // signed for this very ID (unknown key-share defence)
+  return { id, name: String(reply.name ?? ""), bundle };
+}

@@ -1,0 +1,488 @@
+/**
+ * The E2E layer of the client library (docs/E2E.md): encrypts direct messages to peers
+ * that published keys, decrypts incoming ones, and marks every incoming message
+ * `e2e: true|false` and `verified`. It plugs into `connect()` through the `incoming`
+ * option, so it sees every message before the application does and before a stored
+ * one is acknowledged to the server.
+ *
+ * @example (connectE2E is in ./connect.ts)
+ * const { client, e2e } = await connectE2E({ identity: "alice.identity" });
+ * await e2e.send("bob", "hello");            // encrypted when bob has keys
+ * client.on("message", (m) => console.log(m.e2e, m.verified, m.data));
+ */
+import { EventEmitter } from "node:events";
+import type { Client } from "../client/client.ts";
+import type { IncomingMessage } from "../client/types.ts";
+import { ConnectionError } from "../errors.ts";
+import { isUuid } from "../ids.ts";
+import { fetchBundle, syncKeys } from "./directory.ts";
+import { isEnvelope } from "./envelope.ts";
+import { E2EError } from "./errors.ts";
+import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
+import { inboxMessage, wrap } from "./incoming.ts";
+import { publicIdentity } from "./keys.ts";
+import type { Observation } from "./known-peers.ts";
+import { decryptMessage, encryptMessage, type PeerSessions, startSession } from "./session.ts";
+import { defaultStateDir, E2EState, type InboxEntry, type OpenOptions } from "./state.ts";
+
+export interface E2EOptions extends OpenOptions {
+  /** The state directory (default `defaultStateDir(id)`). */
+  stateDir?: string;
+}
+
+export interface SendResult {
+  /** The recipient's ID. */
+  to: string;
+  /** True when the message went end-to-end encrypted. */
+  e2e: boolean;
+}
+
+/** Options of `E2EManager.send`. */
+export interface SendOptions {
+  /** Refuse (`NO_KEYS`) instead of sending plaintext to a peer without keys. */
+  requireE2E?: boolean;
+  /** Shown in warnings and errors when `to` is an ID. */
+  name?: string;
+  /**
+   * `SHA256:…` the peer's identity key must have (pinned up front, as a program would):
+   * anything else is refused (`PEER_KEY_MISMATCH`), and so is a peer without keys.
+   */
+  peerKey?: string;
+  /** Only end-to-end encrypted, and only to a verified (or pinned) peer (`UNVERIFIED`, `NO_KEYS`). */
+  strict?: boolean;
+}
+
+/** What `lookupPeer` tells about a peer. */
+export interface PeerInfo {
+  id: string;
+  name: string;
+  /** `SHA256:…` of the identity key the sessions use. */
+  fingerprint: string;
+  verified: boolean;
+  /** A changed key waiting to be accepted (verified peers only). */
+  pending: string | null;
+  /** 60 digits, the same on both sides. */
+  safetyNumber: string;
+}
+
+export interface E2EEvents {
+  /** A peer's identity key differs from the one recorded; `blocked` for a verified peer. */
+  keyChanged: [{ id: string; previous: string; fingerprint: string; blocked: boolean }];
+  /**
+   * A name now resolves to another client ID than the one recorded for it (a new client
+   * took the name, or the server lies); `blocked` when the recorded one was verified.
+   */
+  nameChanged: [{ name: string; previous: string; id: string; blocked: boolean }];
+  /** A peer's identity key was recorded for the first time (trust on first use). */
+  newPeer: [{ id: string; fingerprint: string }];
+  /** A message went (or came) in plaintext: the peer has no keys, or a known E2E peer sent plaintext. */
+  plaintext: [{ id: string; name?: string; direction: "in" | "out"; reason: string }];
+  /** An E2E message that could not be decrypted (not a replay): dropped. */
+  decryptFailed: [{ from: string; code: string; message: string }];
+  /** Publishing keys failed (the layer keeps working with what is published). */
+  syncFailed: [{ error: Error }];
+}
+
+/** Fault injection for the crash tests (test/integration/e2e-crash.test.ts) only. */
+const CRASH_AT = process.env.BACKBONE_E2E_TEST_CRASH_AT ?? "";
+function crashPoint(name: string): void {
+  if (CRASH_AT === name) process.kill(process.pid, "SIGKILL");
+}
+
+const encoder = new TextEncoder();
+
+export class E2EManager extends EventEmitter<E2EEvents> {
+  readonly state: E2EState;
+  #client: Client | null = null;
+  #chain: Promise<unknown> = Promise.resolve();
+  #clearScheduled = false;
+  /** Keys of inbox entries shown, to remove at the next clearing. */
+  #delivered = new Set<string>();
+
+  /**
+   * Set while messages saved before a crash wait to be shown: until `attach` shows
+   * them, new messages join them in the inbox (saved, acknowledged, not yet shown), so
+   * everything is shown once and in order.
+   */
+  #replaying: boolean;
+
+  private constructor(state: E2EState) {
+    super();
+    this.state = state;
+    this.#replaying = state.inbox.length > 0;
+  }
+
+  /** Opens (creating when absent) the state of `clientId`. Throws `E2EError` (see `E2EState.open`). */
+  static open(clientId: string, options: E2EOptions = {}): E2EManager {
+    const dir = options.stateDir ?? defaultStateDir(clientId);
+    return new E2EManager(E2EState.open(dir, clientId, options));
+  }
+
+  /** This client's ID. */
+  get id(): string {
+    return this.state.identity.clientId;
+  }
+
+  /** `SHA256:…` of this client's identity key. */
+  get fingerprint(): string {
+    return identityFingerprint(publicIdentity(this.state.identity));
+  }
+
+  /**
+   * The `incoming` hook for `connect()`: decrypts E2E envelopes (persisting the state
+   * and the message before returning, so before the server gets an ACK), drops replays,
+   * marks every message `e2e` and `verified`.
+   */
+  readonly incoming = (m: IncomingMessage): IncomingMessage | null => {
+    const from = m.from;
+    // Broadcasts are never end-to-end encrypted (there is no group protocol): shown as
+    // they are, marked e2e: false, and without a downgrade warning.
+    if (m.kind === "broadcast") return wrap(m, m.data, false, false);
+    if (!isEnvelope(m.data)) {
+      if (this.state.knownPeers.get(from)) {
+        this.emit("plaintext", {
+          id: from,
+          ...(this.state.knownPeers.get(from)?.name
+            ? { name: this.state.knownPeers.get(from)?.name as string }
+            : {}),
+          direction: "in",
+          reason: "a peer with E2E keys sent plaintext",
+        });
+      }
+      if (this.#replaying) {
+        this.state.transaction(() => {
+          this.state.inbox.push(this.#entry(m, m.data, false, false));
+        });
+        return null;
+      }
+      return wrap(m, m.data, false, false);
+    }
+    // One transaction: the ratchet step, the used prekey and the message are saved
+    // together, before the message is shown and before it is acknowledged.
+    const entry = this.state.transaction((tx): InboxEntry | null => {
+      let r: ReturnType<typeof decryptMessage>;
+      try {
+        r = decryptMessage(
+          this.state.identity,
+          this.state.preKeys,
+          from,
+          this.state.peer(from),
+          m.data,
+        );
+      } catch (err) {
+        if (!(err instanceof E2EError)) throw err;
+        tx.skipWrite();
+        if (err.code !== "DUPLICATE") {
+          this.emit("decryptFailed", { from, code: err.code, message: err.message });
+        }
+        return null; // a replay, or a message that cannot be opened: never shown
+      }
+      crashPoint("after-decrypt");
+      const fp = identityFingerprint(r.senderIdentity);
+      this.#observe(from, undefined, fp);
+      this.state.peers.set(from.toLowerCase(), r.peer);
+      if (r.usedOneTimePreKey !== null) this.state.oneTimePreKeys.delete(r.usedOneTimePreKey);
+      const e = this.#entry(m, r.plaintext, true, this.#verified(from, fp));
+      this.state.inbox.push(e);
+      return e;
+    });
+    if (!entry) return null;
+    crashPoint("after-persist");
+    if (this.#replaying) return null; // shown in order by attach
+    this.#scheduleClear(entry.key);
+    return wrap(m, entry.plaintext, true, entry.verified);
+  };
+
+  #entry(m: IncomingMessage, plaintext: Uint8Array, e2e: boolean, verified: boolean): InboxEntry {
+    return {
+      key: Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex"),
+      sender: m.from,
+      at: this.state.now(),
+      queuedAt: m.queuedAt ? Math.floor(m.queuedAt.getTime() / 1000) : null,
+      plaintext,
+      e2e,
+      verified,
+    };
+  }
+
+  /**
+   * Binds the manager to its connected client and returns at once (like `connect`, so
+   * the application can add its listeners before anything is delivered): publishes
+   * keys in the background (again when the server says they run low, and after each
+   * reconnect; `keysSynced` resolves after the first attempt), and on the next turn of
+   * the event loop delivers messages that were decrypted and saved but not yet shown
+   * before a crash.
+   */
+  attach(client: Client): void {
+    this.#client = client;
+    client.on("notice", (n) => {
+      if (n.status === "prekeys_low") void this.syncKeys();
+    });
+    client.on("connect", () => void this.syncKeys());
+    this.keysSynced = this.syncKeys();
+    setTimeout(() => {
+      const pending = this.state.transaction((tx) => {
+        tx.skipWrite();
+        return this.state.inbox.filter((e) => !this.#delivered.has(e.key));
+      });
+      this.#replaying = false;
+      for (const entry of pending) {
+        client.emit("message", inboxMessage(entry));
+        this.#scheduleClear(entry.key);
+      }
+    }, 0);
+  }
+
+  /** Resolves after the first key publication attempt following `attach`. */
+  keysSynced: Promise<void> = Promise.resolve();
+
+  /** Publishes what the directory lacks; failures are reported as `syncFailed`. */
+  async syncKeys(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    try {
+      await this.#serial(() => syncKeys((req) => client.keyDirectory(req), this.state));
+    } catch (err) {
+      // A connection that dropped or closed: tried again at the next connect.
+      if (err instanceof ConnectionError) return;
+      this.emit("syncFailed", { error: err as Error });
+    }
+  }
+
+  /**
+   * Sends `data` to `to` (an ID or a name): end-to-end encrypted when the peer has
+   * published keys, else plaintext (with a `plaintext` event) unless `requireE2E`.
+   * The state is saved before the message leaves. Messages are sent in call order.
+   * Throws `E2EError` (`KEY_CHANGED` for a verified peer whose key changed, `NO_KEYS`
+   * with `requireE2E`, `strict` or `peerKey`, `PEER_KEY_MISMATCH`, `UNVERIFIED`,
+   * directory errors), or what `Client.send` throws.
+   */
+  send(to: string, data: string | Uint8Array, opts: SendOptions = {}): Promise<SendResult> {
+    return this.#serial(() =>
+      this.#send(to, typeof data === "string" ? encoder.encode(data) : data, opts),
+    );
+  }
+
+  async #send(to: string, data: Uint8Array, opts: SendOptions): Promise<SendResult> {
+    const client = this.#requireClient();
+    const id = await this.#resolve(client, to);
+    const label = opts.name ?? (isUuid(to) ? undefined : to);
+    const hasSession = this.state.transaction((tx) => {
+      tx.skipWrite();
+      this.state.knownPeers.checkSend(id, label);
+      return this.state.peer(id).sessions.some((x) => x.ratchet.cks);
+    });
+    const fetched = hasSession ? null : await fetchBundle((req) => client.keyDirectory(req), id);
+    if (!hasSession && !fetched) {
+      if (opts.requireE2E || opts.strict || opts.peerKey) {
+        throw new E2EError("NO_KEYS", `${label ?? to} has published no E2E keys`);
+      }
+      const name = opts.name ?? (isUuid(to) ? this.state.knownPeers.get(id)?.name : to);
+      this.emit("plaintext", {
+        id,
+        ...(name ? { name } : {}),
+        direction: "out",
+        reason: "the peer has published no E2E keys",
+      });
+      client.send(id, data);
+      return { to: id, e2e: false };
+    }
+    // Encrypted and saved in one transaction, before the message leaves.
+    const envelope = this.state.transaction(() => {
+      let peer = this.state.peer(id);
+      if (fetched && !peer.sessions.some((x) => x.ratchet.cks)) {
+        this.#observe(id, fetched.name, identityFingerprint(fetched.bundle.identity));
+        this.state.knownPeers.checkSend(id, label);
+        peer = startSession(this.state.identity, peer, fetched.bundle);
+      }
+      this.#checkPin(id, label ?? to, peer, opts);
+      const r = encryptMessage(this.state.identity, peer, data);
+      this.state.peers.set(id, r.peer);
+      return r.data;
+    });
+    client.send(id, envelope);
+    return { to: id, e2e: true };
+  }
+
+  /**
+   * An ID, or the ID the server gives for a name — checked against the IDs recorded
+   * under that name in `known_peers`: another ID is announced (`nameChanged`), and
+   * refused (`NAME_CHANGED`) when the recorded client was verified.
+   */
+  async #resolve(client: Client, to: string): Promise<string> {
+    if (isUuid(to)) return to.toLowerCase();
+    const id = await client.resolve(to);
+    const others = this.state.knownPeers.byName(to).filter((p) => p.id !== id);
+    for (const p of others) {
+      this.emit("nameChanged", { name: to, previous: p.id, id, blocked: p.verified });
+    }
+    const verified = others.find((p) => p.verified);
+    if (verified) {
+      throw new E2EError(
+        "NAME_CHANGED",
+        `the name "${to}" now belongs to client ${id}, not to ${verified.id} whom you verified under that name; nothing sent (write to the ID to reach the new client)`,
+      );
+    }
+    return id;
+  }
+
+  /** `peerKey` and `strict` (see SendOptions); throws inside the send's transaction. */
+  #checkPin(id: string, label: string, peer: PeerSessions, opts: SendOptions): void {
+    if (!opts.peerKey && !opts.strict) return;
+    const session = peer.sessions.find((x) => x.ratchet.cks);
+    const fp = session ? identityFingerprint(session.peerIdentity) : "";
+    if (opts.peerKey && fp !== opts.peerKey) {
+      throw new E2EError(
+        "PEER_KEY_MISMATCH",
+        `the identity key of ${label} is ${fp}, not the pinned ${opts.peerKey}; nothing sent`,
+      );
+    }
+    if (opts.strict && !opts.peerKey && !this.#verified(id, fp)) {
+      throw new E2EError(
+        "UNVERIFIED",
+        `${label} is not verified (strict mode; verify it with backbone verify, or pin its key); nothing sent`,
+      );
+    }
+  }
+
+  /**
+   * A peer's identity as this client knows it — from a session, else fetched from the
+   * directory (then a session is started with it, so the fetched one-time prekey is not
+   * wasted) — with its fingerprint, verification state and the safety number. Throws
+   * `E2EError` (`NO_KEYS` when the peer has published none, `KEY_CHANGED`, directory errors).
+   */
+  lookupPeer(query: string): Promise<PeerInfo> {
+    return this.#serial(async () => {
+      const client = this.#requireClient();
+      const id = await this.#resolve(client, query);
+      const known = this.state.transaction((tx) => {
+        tx.skipWrite();
+        return this.state.peer(id).sessions[0] !== undefined;
+      });
+      let name: string | undefined;
+      const fetched = known ? null : await fetchBundle((req) => client.keyDirectory(req), id);
+      if (!known && !fetched) throw new E2EError("NO_KEYS", `${query} has published no E2E keys`);
+      const peer = this.state.transaction((tx) => {
+        const current = this.state.peer(id);
+        if (current.sessions[0] || !fetched) {
+          tx.skipWrite();
+          return current;
+        }
+        // Start a session with it, so the fetched one-time prekey is not wasted.
+        name = fetched.name;
+        this.#observe(id, name, identityFingerprint(fetched.bundle.identity));
+        const started = startSession(this.state.identity, current, fetched.bundle);
+        this.state.peers.set(id, started);
+        return started;
+      });
+      const identity = (peer.sessions[0] as NonNullable<(typeof peer.sessions)[0]>).peerIdentity;
+      const fingerprint = identityFingerprint(identity);
+      const record = this.state.knownPeers.get(id);
+      return {
+        id,
+        name: name ?? record?.name ?? "",
+        fingerprint,
+        verified: this.#verified(id, fingerprint),
+        pending: record?.pending ?? null,
+        safetyNumber: safetyNumber(this.id, publicIdentity(this.state.identity), id, identity),
+      };
+    });
+  }
+
+  /** The 60-digit safety number with `peerId` (docs/E2E.md § Trust); null before any contact. */
+  safetyNumber(peerId: string): string | null {
+    const id = peerId.toLowerCase();
+    const session = this.state.transaction((tx) => {
+      tx.skipWrite();
+      return this.state.peer(id).sessions[0];
+    });
+    if (!session) return null;
+    return safetyNumber(this.id, publicIdentity(this.state.identity), id, session.peerIdentity);
+  }
+
+  /** Marks `peerId` verified (its current key, as compared). Throws `E2EError`. */
+  verify(peerId: string, fingerprint: string): void {
+    this.state.transaction(() => {
+      this.state.knownPeers.verify(peerId, fingerprint);
+      this.state.saveKnownPeers();
+    });
+  }
+
+  /** Accepts a changed key of `peerId` (it becomes unverified). */
+  acceptKey(peerId: string): void {
+    this.state.transaction(() => {
+      this.state.knownPeers.accept(peerId, this.state.now());
+      this.state.saveKnownPeers();
+    });
+  }
+
+  /** Releases the state's lock if a transaction still held it (it is held per transaction only). */
+  close(): void {
+    this.state.close();
+  }
+
+  #observe(id: string, name: string | undefined, fp: string): Observation {
+    const o = this.state.knownPeers.observe(id, name, fp, this.state.now());
+    if (!o.peer.name) void this.#fillName(id);
+    if (o.status !== "same" || name) this.state.saveKnownPeers();
+    if (o.status === "new") this.emit("newPeer", { id, fingerprint: fp });
+    if (o.status === "changed") {
+      this.emit("keyChanged", { id, previous: o.previous, fingerprint: fp, blocked: o.blocked });
+    }
+    return o;
+  }
+
+  /** Records the server's name for a peer first seen by ID only (for `known_peers` readers). */
+  async #fillName(id: string): Promise<void> {
+    const client = this.#client;
+    if (!client?.connected) return;
+    try {
+      const [entry] = await client.clientStatus([id]);
+      if (!entry || !("name" in entry)) return;
+      this.state.transaction((tx) => {
+        const peer = this.state.knownPeers.get(id);
+        if (!peer || peer.name) return tx.skipWrite();
+        peer.name = entry.name;
+        this.state.saveKnownPeers();
+      });
+    } catch {
+      // kept without a name; tried again at the next sighting
+    }
+  }
+
+  #verified(id: string, fp: string): boolean {
+    const p = this.state.knownPeers.get(id);
+    return Boolean(p?.verified && !p.pending && p.fingerprint === fp);
+  }
+
+  /** Removes shown messages from the inbox once their listeners have run (one save per batch). */
+  #scheduleClear(key: string): void {
+    this.#delivered.add(key);
+    if (this.#clearScheduled) return;
+    this.#clearScheduled = true;
+    queueMicrotask(() => {
+      this.#clearScheduled = false;
+      const done = new Set(this.#delivered);
+      this.#delivered.clear();
+      try {
+        this.state.transaction(() => {
+          this.state.inbox = this.state.inbox.filter((e) => !done.has(e.key));
+        });
+      } catch {
+        // Kept in the inbox: shown again after a restart rather than lost.
+      }
+    });
+  }
+
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(task, task);
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  #requireClient(): Client {
+    if (!this.#client)
+      throw new E2EError("NOT_ATTACHED", "the E2E layer is not attached to a client");
+    return this.#client;
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * End-to-end encryption through the compiled binary: on by default, `--no-e2e`,
+ * `listen --json` with "e2e" and "verified", `backbone verify` (safety number, QR code,
+ * confirmation), and a verified peer whose key changes (loud warning, sending refused
+ * with exit 7 until `verify --accept`).
+ */
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import encodeQR from "@paulmillr/qr";
+import { cleanupAll, EXIT, keysPublished, type Sandbox, sandbox } from "../helpers/binary.ts";
+
+afterEach(cleanupAll);
+setDefaultTimeout(40_000);
+
+const EXIT_KEY_CHANGED = 7;
+const EXIT_MISMATCH = 8;
+const EXIT_E2E_REQUIRED = 9;
+
+async function setup(sb: Sandbox) {
+  const server = await sb.serve();
+  const ids: Record<string, string> = {};
+  for (const name of ["alice", "bob"]) {
+    const r = await sb.keygen(name, server.address);
+    ids[name] = /id: +(\S+)/.exec(r.stdout)?.[1] as string;
+  }
+  return { server, ids };
+}
+
+function safetyDigits(stdout: string): string {
+  const m = /Safety number with [^\n]*:\n\n((?: {4}(?:\d{5} ){3}\d{5}\n){3})/.exec(stdout);
+  return (m?.[1] ?? "").replace(/\s+/g, "");
+}
+
+describe("E2E from the command line", () => {
+  test("encrypted by default, --no-e2e, listen --json marks, verify with safety number and QR", async () => {
+    await using sb = await sandbox();
+    const { ids } = await setup(sb);
+    const listen = sb.start(["listen", "--json", "--identity", "bob.identity"]);
+    await keysPublished(sb, ids.bob as string);
+    const sent = await sb.run(["send", "bob", "top secret", "--identity", "alice.identity"]);
+    expect(sent).toEqual({ code: EXIT.OK, stdout: "", stderr: "" });
+    const plain = await sb.run([
+      "send",
+      "bob",
+      "in the clear",
+      "--no-e2e",
+      "--identity",
+      "alice.identity",
+    ]);
+    expect(plain).toEqual({ code: EXIT.OK, stdout: "", stderr: "" });
+    await listen.until(() => (listen.lines.stdout.length >= 2 ? true : undefined), "two messages");
+    const rows = listen.lines.stdout.map((l) => JSON.parse(l));
+    expect(rows).toMatchObject([
+      { name: "alice", data: "top secret", e2e: true, verified: false },
+      { name: "alice", data: "in the clear", e2e: false, verified: false },
+    ]);
+    // A peer known to have keys sent plaintext: bob is told.
+    await listen.waitFor(/warning: received from alice without end-to-end encryption/, "stderr");
+    listen.kill("SIGTERM");
+    expect(await listen.exit()).toBe(EXIT.OK);
+
+    // alice verifies bob: safety number, QR code, confirmation.
+    const v = await sb.run(["verify", "bob", "--identity", "alice.identity"], { stdin: "y\n" });
+    expect(v.code).toBe(EXIT.OK);
+    const digits = safetyDigits(v.stdout);
+    expect(digits).toMatch(/^\d{60}$/);
+    expect(v.stdout).toContain(encodeQR(digits, "term"));
+    expect(v.stdout).toContain("Do they match? [y/N] bob is now verified.");
+    expect(v.stderr).toBe("");
+    // bob sees the same number; answering no verifies nothing (exit 8).
+    const w = await sb.run(["verify", "alice", "--no-qr", "--identity", "bob.identity"], {
+      stdin: "n\n",
+    });
+    expect({ code: w.code, stderr: w.stderr }).toEqual({ code: EXIT_MISMATCH, stderr: "" });
+    expect(safetyDigits(w.stdout)).toBe(digits);
+    expect(w.stdout).not.toContain("\x1b");
+    expect(w.stdout).toContain("Not verified.");
+    // Verified now: no question asked again.
+    const again = await sb.run(["verify", "bob", "--no-qr", "--identity", "alice.identity"]);
+    expect(again.code).toBe(EXIT.OK);
+    expect(again.stdout).toContain("bob is already verified.");
+  });
+
+  test("a verified peer's key changes: loud warning, sending refused (exit 7) until accepted", async () => {
+    await using sb = await sandbox();
+    const { ids } = await setup(sb);
+    // Both publish keys and talk once; bob verifies alice.
+    await sb.run(["send", "alice", "hi", "--identity", "bob.identity"]);
+    await sb.run(["send", "bob", "hello", "--identity", "alice.identity"]);
+    expect(
+      (
+        await sb.run(["verify", "alice", "--no-qr", "--identity", "bob.identity"], {
+          stdin: "yes\n",
+        })
+      ).code,
+    ).toBe(EXIT.OK);
+    // alice re-installs: her E2E state is gone, a new identity key is published.
+    const state = join(sb.dir, "xdg-state", "backbone", "e2e");
+    rmSync(join(state, ids.alice as string), { recursive: true, force: true });
+    rmSync(join(state, `${ids.alice}.generation`), { force: true });
+    await sb.run(["send", "bob", "new me", "--identity", "alice.identity"]);
+    // bob's next login: the message shows, unverified, with the warning.
+    const listen = sb.start(["listen", "--json", "--identity", "bob.identity"]);
+    const row = JSON.parse((await listen.waitFor(/new me/)).input);
+    expect(row).toMatchObject({ e2e: true, verified: false });
+    await listen.waitFor(/WARNING: PEER IDENTITY KEY HAS CHANGED!/, "stderr");
+    await listen.waitFor(/nothing is sent to it until you check: backbone verify/, "stderr");
+    listen.kill("SIGTERM");
+    await listen.exit();
+    const refused = await sb.run(["send", "alice", "are you you?", "--identity", "bob.identity"]);
+    expect(refused.code).toBe(EXIT_KEY_CHANGED);
+    expect(refused.stderr).toMatch(/identity key of verified peer alice changed/);
+    const accept = await sb.run(
+      ["verify", "alice", "--accept", "--no-qr", "--identity", "bob.identity"],
+      { stdin: "y\n" },
+    );
+    expect(accept.code).toBe(EXIT.OK);
+    expect(accept.stdout).toContain("alice is now verified.");
+    expect(
+      (await sb.run(["send", "alice", "welcome back", "--identity", "bob.identity"])).code,
+    ).toBe(EXIT.OK);
+  });
+
+  test("programs pin peers: --peer-key and --strict refuse with exit 9, never send plaintext", async () => {
+    await using sb = await sandbox();
+    const server = await setup(sb);
+    await sb.keygen("carol", server.server.address); // never runs: no E2E keys
+    expect((await sb.run(["send", "alice", "hi", "--identity", "bob.identity"])).code).toBe(
+      EXIT.OK,
+    );
+    const strict = await sb.run(["send", "bob", "x", "--strict", "--identity", "alice.identity"]);
+    expect(strict.code).toBe(EXIT_E2E_REQUIRED);
+    expect(strict.stderr).toMatch(/^backbone: bob is not verified \(strict mode;/m);
+    const v = await sb.run(["verify", "bob", "--no-qr", "--identity", "alice.identity"], {
+      stdin: "y\n",
+    });
+    const key = /Their identity key: (SHA256:\S+)/.exec(v.stdout)?.[1] as string;
+    expect(key).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+    expect(
+      (await sb.run(["send", "bob", "x", "--strict", "--identity", "alice.identity"])).code,
+    ).toBe(EXIT.OK);
+    expect(
+      (await sb.run(["send", "bob", "y", "--peer-key", key, "--identity", "alice.identity"])).code,
+    ).toBe(EXIT.OK);
+    const wrongKey = `SHA256:${"A".repeat(43)}`;
+    const wrong = await sb.run([
+      "send",
+      "bob",
+      "z",
+      "--peer-key",
+      wrongKey,
+      "--identity",
+      "alice.identity",
+    ]);
+    expect(wrong.code).toBe(EXIT_E2E_REQUIRED);
+    expect(wrong.stderr).toContain(`not the pinned ${wrongKey}`);
+    const noKeys = await sb.run(["send", "carol", "x", "--strict", "--identity", "alice.identity"]);
+    expect(noKeys.code).toBe(EXIT_E2E_REQUIRED);
+    expect(noKeys.stderr).toMatch(/carol has published no E2E keys/);
+    expect(
+      (await sb.run(["send", "carol", "x", "--peer-key", "nope", "--identity", "alice.identity"]))
+        .code,
+    ).toBe(EXIT.USAGE);
+    expect(
+      (await sb.run(["send", "carol", "x", "--no-e2e", "--strict", "--identity", "alice.identity"]))
+        .code,
+    ).toBe(EXIT.USAGE);
+    // bob got exactly the three messages that were allowed, all encrypted.
+    const listen = sb.start(["listen", "--json", "--identity", "bob.identity"]);
+    await listen.until(() => (listen.lines.stdout.length >= 2 ? true : undefined), "messages");
+    await listen.waitFor(/"data":"y"/);
+    const rows = listen.lines.stdout.map((l) => JSON.parse(l));
+    expect(rows.map((r) => [r.data, r.e2e])).toEqual([
+      ["x", true],
+      ["y", true],
+    ]);
+    listen.kill("SIGTERM");
+    await listen.exit();
+  });
+});
