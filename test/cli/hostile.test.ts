@@ -63,18 +63,22 @@ describe("one message, one line, nothing that drives the terminal", () => {
     expect(bob.lines.stdout).toEqual(HOSTILE.map((h) => `mallory: ${h.shown}`));
   });
 
-  test("send: a stored message shown on stderr is one escaped line", async () => {
+  test("send takes no stored message; listen shows each as one escaped line", async () => {
     await using sb = await sandbox();
     await trio(sb);
-    // Stored for alice while she is away; her next `send` shows it on stderr.
+    // Stored for alice while she is away: her `send` (a session that receives nothing)
+    // neither shows nor takes them; her next `listen` gets them, one line each.
     await sendAs(sb, "mallory", "alice", HOSTILE[0]?.bytes as Uint8Array);
     await sendAs(sb, "mallory", "alice", HOSTILE[7]?.bytes as Uint8Array);
-    const r = await sb.run(["send", "bob", "hi", "--identity", "alice.identity"]);
+    const r = await sb.run(["send", "bob", "hi", "--no-e2e", "--identity", "alice.identity"]);
     expect(r.code).toBe(EXIT.OK);
-    const lines = r.stderr.trimEnd().split("\n");
-    expect(lines).toHaveLength(3); // two stray messages, and "bob is offline"
-    expect(lines[0]).toEndWith(`: ${HOSTILE[0]?.shown}`);
-    expect(lines[1]).toEndWith(`: ${HOSTILE[7]?.shown}`);
+    expect(r.stderr.trimEnd().split("\n")).toEqual([
+      "bob is offline: stored for delivery at its next login",
+    ]);
+    const listen = sb.start(["listen", "--no-e2e", "--identity", "alice.identity"]);
+    await listen.until(() => (listen.lines.stdout.length >= 2 ? true : undefined), "two lines");
+    expect(listen.lines.stdout[0]).toEndWith(`: ${HOSTILE[0]?.shown}`);
+    expect(listen.lines.stdout[1]).toEndWith(`: ${HOSTILE[7]?.shown}`);
   });
 });
 
