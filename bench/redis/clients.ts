@@ -33,7 +33,18 @@ class RedisProc {
   async start(): Promise<void> {
     this.proc = spawn(
       "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--save", "", "--appendonly", "no"],
+      [
+        "--port",
+        String(this.port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        this.dir,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+      ],
       { stdio: "ignore" },
     );
     for (let i = 0; i < 200; i++) {
@@ -102,7 +113,9 @@ function bunAdapter(): Adapter {
       const id = await c.send("XADD", ["s", "*", "d", Buffer.from(binary) as unknown as string]);
       const r = (await c.send("XRANGE", ["s", String(id), String(id)])) as unknown;
       const v = (r as [string, unknown[]][])[0]?.[1]?.[1];
-      return typeof v === "string" ? sameBytes(Buffer.from(v, "latin1"), binary) : sameBytes(v as Uint8Array, binary);
+      return typeof v === "string"
+        ? sameBytes(Buffer.from(v, "latin1"), binary)
+        : sameBytes(v as Uint8Array, binary);
     },
     async subscribe(channel, onMessage) {
       await sub.subscribe(channel, (m: string) => onMessage(Buffer.from(m, "latin1")));
@@ -188,7 +201,10 @@ function nodeRedisAdapter(): Adapter {
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | "timeout"> {
   let t: Timer | undefined;
-  const r = await Promise.race([p, new Promise<"timeout">((res) => (t = setTimeout(() => res("timeout"), ms)))]);
+  const r = await Promise.race([
+    p,
+    new Promise<"timeout">((res) => (t = setTimeout(() => res("timeout"), ms))),
+  ]);
   clearTimeout(t);
   return r;
 }
@@ -216,12 +232,25 @@ async function evaluate(make: () => Adapter): Promise<Record<string, unknown>> {
     await redis.start();
     // Give the client up to 5 s to reconnect, then publish 100 and count arrivals.
     for (let i = 0; i < 500; i++) {
-      if ((await withTimeout(a.get("x").then(() => "ok").catch(() => "err"), 200)) === "ok") break;
+      if (
+        (await withTimeout(
+          a
+            .get("x")
+            .then(() => "ok")
+            .catch(() => "err"),
+          200,
+        )) === "ok"
+      )
+        break;
       await Bun.sleep(10);
     }
     await Bun.sleep(500);
     got = [];
-    for (let i = 0; i < 100; i++) await withTimeout(a.publish("ch", new Uint8Array([i])).catch(() => 0), 500);
+    for (let i = 0; i < 100; i++)
+      await withTimeout(
+        a.publish("ch", new Uint8Array([i])).catch(() => 0),
+        500,
+      );
     await Bun.sleep(500);
     out.pubsub_after_restart = `${got.length}/100`;
 
@@ -229,10 +258,14 @@ async function evaluate(make: () => Adapter): Promise<Record<string, unknown>> {
     redis.freeze(true);
     const t0 = performance.now();
     const r = await withTimeout(
-      a.get("x").then(() => "reply").catch(() => "rejected"),
+      a
+        .get("x")
+        .then(() => "reply")
+        .catch(() => "rejected"),
       5000,
     );
-    out.frozen_redis = r === "timeout" ? "no answer in 5 s" : `${r} after ${Math.round(performance.now() - t0)} ms`;
+    out.frozen_redis =
+      r === "timeout" ? "no answer in 5 s" : `${r} after ${Math.round(performance.now() - t0)} ms`;
     redis.freeze(false);
     await Bun.sleep(200);
 
