@@ -12,6 +12,7 @@ import { clients } from "./commands/clients.ts";
 import { fingerprintCommand } from "./commands/fingerprint.ts";
 import { keygen } from "./commands/keygen.ts";
 import { listen } from "./commands/listen.ts";
+import { migrate } from "./commands/migrate.ts";
 import { revoke } from "./commands/revoke.ts";
 import { send } from "./commands/send.ts";
 import { serve } from "./commands/serve.ts";
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, CommandDef<any>> = {
   clients,
   revoke,
   fingerprint: fingerprintCommand,
+  migrate,
 };
 
 const main: CommandDef = {

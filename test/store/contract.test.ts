@@ -87,6 +87,32 @@ for (const [name, openPair] of backends) {
       s.close();
     });
 
+    test("import keeps a record's times; held recipients are listed", async () => {
+      const s = await open();
+      const record = {
+        id: A,
+        name: "a",
+        publicKey: key(1),
+        fingerprint: "f",
+        createdAt: 10,
+        revokedAt: 20,
+        lastSeen: 15,
+        online: false,
+      };
+      await s.importClient(record);
+      expect(await s.getClient(A)).toEqual(record);
+      await expect(s.importClient({ ...record, id: B })).rejects.toMatchObject({
+        code: "NAME_TAKEN",
+      });
+      expect(await s.heldRecipients()).toEqual([]);
+      await s.enqueue(B, [{ sender: A, at: 1, data: bytes(1) }], limits);
+      await s.enqueue(C, [{ sender: A, at: 1, data: bytes(1) }], limits);
+      expect((await s.heldRecipients()).sort()).toEqual([B, C]);
+      await s.remove(B, Number.MAX_SAFE_INTEGER);
+      expect(await s.heldRecipients()).toEqual([C]);
+      s.close();
+    });
+
     test("presence: recorded for known clients only, reset marks all offline", async () => {
       const s = await open();
       await s.addClient({ id: A, name: "a", publicKey: key(1), fingerprint: "f" });

@@ -7,7 +7,8 @@
 
 /**
  * Register a client. KEYS: client hash, names hash, clients zset, registry version.
- * ARGV: id, name, name_key, public_key, fingerprint, created_at.
+ * ARGV: id, name, name_key, public_key, fingerprint, created_at, and optionally
+ * revoked_at and last_seen ("" for none; set by `migrate`).
  * Returns "OK", "NAME_TAKEN" or "ID_TAKEN".
  */
 export const ADD_CLIENT = `
@@ -15,6 +16,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 'ID_TAKEN' end
 if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[1]) == 0 then return 'NAME_TAKEN' end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'name_key', ARGV[3],
   'public_key', ARGV[4], 'fingerprint', ARGV[5], 'created_at', ARGV[6], 'online', '0')
+if ARGV[7] and ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'revoked_at', ARGV[7]) end
+if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'last_seen', ARGV[8]) end
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
 redis.call('INCR', KEYS[4])
 return 'OK'

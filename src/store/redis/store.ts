@@ -33,7 +33,12 @@ export interface RedisStoreOptions {
   /** Key prefix, `bb:` by default; lets tests and several deployments share one Redis. */
   prefix?: string;
   commandTimeoutMs?: number;
+  /** `CLIENT SETNAME` of the connection (servers use {@link SERVER_CONNECTION_NAME}). */
+  connectionName?: string;
 }
+
+/** The connection name of a backbone server's store connection (see `serversConnected`). */
+export const SERVER_CONNECTION_NAME = "backbone-serve";
 
 /** `redis://HOST:PORT[/DB]` → whether this names a Redis store. */
 export function isRedisUrl(text: string): boolean {
@@ -53,6 +58,7 @@ export class RedisStore implements Store {
     this.#p = opts.prefix ?? "bb:";
     this.#r = new IORedis(url, {
       lazyConnect: true,
+      connectionName: opts.connectionName,
       commandTimeout: opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
       maxRetriesPerRequest: 1,
       enableOfflineQueue: true,
@@ -111,17 +117,36 @@ export class RedisStore implements Store {
   }): Promise<ClientRecord> {
     const createdAt = Math.floor(Date.now() / 1000);
     const id = c.id.toLowerCase();
+    await this.#register(c, [id, c.name, nameKey(c.name), c.publicKey, c.fingerprint, createdAt]);
+    return { ...c, id, createdAt, revokedAt: null, lastSeen: null, online: false };
+  }
+
+  async importClient(r: ClientRecord): Promise<void> {
+    const id = r.id.toLowerCase();
+    const extra = [r.revokedAt ?? "", r.lastSeen ?? ""];
+    await this.#register(r, [
+      id,
+      r.name,
+      nameKey(r.name),
+      r.publicKey,
+      r.fingerprint,
+      r.createdAt,
+      ...extra,
+    ]);
+  }
+
+  async #register(c: { id: string; name: string }, args: (string | number | Uint8Array)[]) {
+    const id = c.id.toLowerCase();
     const r = await this.#call("register", () =>
       this.#eval(
         S.addClient,
         [this.#k("client", id), this.#k("names"), this.#k("clients"), this.#k("registry")],
-        [id, c.name, nameKey(c.name), c.publicKey, c.fingerprint, createdAt],
+        args,
       ),
     );
     if (r === "NAME_TAKEN")
       throw new StoreError("NAME_TAKEN", `the name "${c.name}" is already taken`);
     if (r === "ID_TAKEN") throw new StoreError("ID_TAKEN", `the ID ${c.id} is already registered`);
-    return { ...c, id, createdAt, revokedAt: null, lastSeen: null, online: false };
   }
 
   async getClient(id: string): Promise<ClientRecord | null> {
@@ -258,12 +283,24 @@ export class RedisStore implements Store {
     return n;
   }
 
+  async heldRecipients(): Promise<string[]> {
+    return this.#call("recipients", () => this.#r.smembers(this.#k("recipients")));
+  }
+
   async pendingCount(): Promise<number> {
     return Number((await this.#call("pending", () => this.#r.get(this.#k("pending")))) ?? 0);
   }
 
   async version(): Promise<number> {
     return Number((await this.#call("version", () => this.#r.get(this.#k("registry")))) ?? 0);
+  }
+
+  /** How many backbone servers are connected to this Redis now (`CLIENT LIST` names). */
+  async serversConnected(): Promise<number> {
+    const list = await this.#call("client list", () => this.#r.client("LIST"));
+    return String(list)
+      .split("\n")
+      .filter((line) => line.includes(` name=${SERVER_CONNECTION_NAME} `)).length;
   }
 
   /** Redis answers, and each recipient's totals match its stream. */
