@@ -111,9 +111,13 @@ export class RedisCluster {
     } catch (cause) {
       c.#r.disconnect();
       c.#reader.disconnect();
-      throw new StoreError("STORE_OPEN", `cannot join the cluster at ${opts.url}: ${String(cause)}`, {
-        cause,
-      });
+      throw new StoreError(
+        "STORE_OPEN",
+        `cannot join the cluster at ${opts.url}: ${String(cause)}`,
+        {
+          cause,
+        },
+      );
     }
     c.#reading = c.#readLoop();
     c.#timers.push(
@@ -145,6 +149,29 @@ export class RedisCluster {
       [`${this.#p}node:${this.nodeId}`, `${this.#p}nodes`],
     );
     if (held === 0 && this.#reading) await this.#opts.onLeaseRetaken?.();
+  }
+
+  /**
+   * Records `fingerprint` as the cluster's server key if none is recorded yet, and returns
+   * the recorded one: every node must present the key clients pin, so a node whose key
+   * differs must refuse to start (docs/CLUSTER.md § Server key).
+   */
+  async claimServerKey(fingerprint: string): Promise<string> {
+    const key = `${this.#p}server_key`;
+    await this.#r.set(key, fingerprint, "NX");
+    return (await this.#r.get(key)) ?? fingerprint;
+  }
+
+  /**
+   * A one-line warning when Redis's persistence settings can lose a message the server
+   * has acknowledged (NOTICE `queued`): anything but `appendonly yes` with `appendfsync
+   * always`. Null when acknowledged means durable.
+   */
+  async persistenceWarning(): Promise<string | null> {
+    const [, aof] = (await this.#r.config("GET", "appendonly")) as string[];
+    const [, fsync] = (await this.#r.config("GET", "appendfsync")) as string[];
+    if (aof === "yes" && fsync === "always") return null;
+    return `redis persistence is appendonly=${aof} appendfsync=${fsync}: messages acknowledged as queued can be lost if Redis stops; set appendonly yes and appendfsync always`;
   }
 
   /** Nodes whose lease is alive, this one included. */
@@ -232,7 +259,16 @@ export class RedisCluster {
 
   /** A command for one node (stop a session, revoke a client …), in order with its mail. */
   async command(node: string, command: Record<string, unknown>): Promise<void> {
-    await this.#r.xadd(`${this.#p}mail:${node}`, "*", "k", "c", "r", "", "p", JSON.stringify(command));
+    await this.#r.xadd(
+      `${this.#p}mail:${node}`,
+      "*",
+      "k",
+      "c",
+      "r",
+      "",
+      "p",
+      JSON.stringify(command),
+    );
   }
 
   async #readLoop(): Promise<void> {
@@ -261,10 +297,12 @@ export class RedisCluster {
         ids.push(String(id));
         this.#lastId = String(id);
         const f: Record<string, Buffer> = {};
-        for (let i = 0; i + 1 < fields.length; i += 2) f[String(fields[i])] = fields[i + 1] as Buffer;
+        for (let i = 0; i + 1 < fields.length; i += 2)
+          f[String(fields[i])] = fields[i + 1] as Buffer;
         const kind = String(f.k);
         const bytes = new Uint8Array(f.p ?? Buffer.alloc(0));
-        if (kind === "d") this.#opts.onMail({ kind: "direct", recipient: String(f.r), plain: bytes });
+        if (kind === "d")
+          this.#opts.onMail({ kind: "direct", recipient: String(f.r), plain: bytes });
         else if (kind === "b") this.#opts.onMail({ kind: "broadcast", plain: bytes });
         else if (kind === "c") {
           try {
