@@ -15,6 +15,7 @@ import {
   StoreError,
   UsageError,
 } from "../errors.ts";
+import type { Receive } from "../wire/session.ts";
 
 /** Exit codes, stable for scripts (documented in the README). */
 export const EXIT = {
@@ -62,6 +63,9 @@ export function describeError(err: unknown): string[] {
       `the server presented       ${err.received}`,
       "Refusing to connect. If the change is legitimate, get a new identity file from the server's admin.",
     ];
+  }
+  if (err instanceof HandshakeError && err.code === "TOO_MANY_SESSIONS") {
+    return ["too many sessions of this identity at once (the server's max_sessions_per_client)"];
   }
   if (err instanceof HandshakeError && err.stage === "authentication") {
     return ["authentication failed (unknown or revoked client, or wrong key)"];
@@ -154,7 +158,7 @@ export interface ConnectFlags {
  */
 export async function connectFromFlags(
   flags: ConnectFlags,
-  opts: { waitSeconds: number; countdown?: boolean },
+  opts: { waitSeconds: number; countdown?: boolean; receive: Receive },
 ): Promise<Client> {
   const identity = await loadIdentity(findIdentityFile(flags.identity));
   const server = flags.server ?? identity.server;
@@ -162,6 +166,8 @@ export async function connectFromFlags(
     identity,
     server,
     waitForServer: opts.waitSeconds * 1000,
+    // chat and listen receive; one-shot commands never see or take anyone's messages.
+    session: { receive: opts.receive },
     ...(opts.countdown
       ? { onRetry: ({ delayMs, error }) => countdown(error.message, delayMs) }
       : {}),
@@ -191,18 +197,6 @@ export function countdown(why: string, delayMs: number): void {
 /** C0 controls but tab, and DEL: a message must not move the cursor or clear the screen. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
-
-/**
- * For commands that are not there to receive (send, status): the server hands a client
- * its stored messages at every login, so any that arrive are shown on stderr rather
- * than lost without a word.
- */
-export function showStrayMessages(client: Client): void {
-  client.on("message", (m) => {
-    const when = m.queuedAt ? ` (sent ${m.queuedAt.toISOString()})` : "";
-    note(`backbone: message for you from ${m.from}${when}: ${displayText(m.data)}`);
-  });
-}
 
 /** Text of message data for display: UTF-8, control characters made visible. */
 export function displayText(data: Uint8Array): string {

@@ -36,6 +36,7 @@ import { type Identity, loadIdentity } from "./identity.ts";
 import { Incoming } from "./incoming.ts";
 import { Link, type LinkEnd } from "./link.ts";
 import { Requests } from "./requests.ts";
+import { ClientSession } from "./session.ts";
 import type {
   ClientEvents,
   ClientStatusEntry,
@@ -100,6 +101,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
 
   readonly #identity: Identity;
   readonly #opts: ConnectOptions;
+  /** This client's session tag and receive choices. */
+  readonly session: ClientSession;
   #link: Link | null = null;
   #requests = new Requests();
   #buffer: Uint8Array[] = [];
@@ -113,6 +116,10 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #lastHeartbeat = 0;
   /** Stored messages received on the current connection, and whether an ACK is due. */
   #storedSeen = 0;
+  /** Stored messages of this connection still waiting in a `messages()` iterator (not acknowledged yet). */
+  #storedUnfinished = 0;
+  /** Counts connections, so an iterator knows whose stored messages it holds. */
+  #generation = 0;
   #ackScheduled = false;
   #addresses = new Map<string, Uint8Array>();
 
@@ -124,6 +131,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.id = identity.id;
     this.name = identity.name;
     this.server = identity.server;
+    this.session = new ClientSession(options.session);
   }
 
   /** True while a session is open. */
@@ -164,14 +172,21 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     const timeoutMs = (this.#opts.connectTimeout ?? this.settings.connection_timeout) * 1000;
     let opened: Link | null = null;
     let endedEarly: LinkEnd | null = null;
-    const { link, config } = await Link.open(this.#identity, host, port, timeoutMs, {
-      message: (plain) => this.#onMessage(plain),
-      // The link can end between CONFIG and this continuation: remember it, then fail.
-      end: (how) => {
-        if (opened) this.#onEnd(opened, how);
-        else endedEarly = how;
+    const { link, config } = await Link.open(
+      this.#identity,
+      host,
+      port,
+      timeoutMs,
+      {
+        message: (plain) => this.#onMessage(plain),
+        // The link can end between CONFIG and this continuation: remember it, then fail.
+        end: (how) => {
+          if (opened) this.#onEnd(opened, how);
+          else endedEarly = how;
+        },
       },
-    });
+      this.session.message(),
+    );
     opened = link;
     if (endedEarly) {
       const how = endedEarly as LinkEnd;
@@ -186,6 +201,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     }
     this.#link = link;
     this.#storedSeen = 0;
+    this.#storedUnfinished = 0;
+    this.#generation++;
     this.#attempt = 0;
     this.#applyConfig(config);
     this.#startTimer();
@@ -326,6 +343,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       const type = b0 & 0x0f;
       const header = type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES;
       if (type > C2CType.STORED || plain.length < header) return; // reserved or malformed
+      if (!this.session.wants(type === C2CType.STORED)) return; // not taken, not acknowledged
       this.emit("message", new Incoming(plain, type));
       if (type === C2CType.STORED) this.#acknowledge();
       return;
@@ -365,14 +383,15 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * count once the current batch of input is handled: the server keeps stored
    * messages until acknowledged (docs/PROTOCOL.md § ACK).
    */
-  #acknowledge(): void {
-    this.#storedSeen++;
+  #acknowledge(count = 1): void {
+    this.#storedSeen += count;
     if (this.#ackScheduled) return;
     this.#ackScheduled = true;
     queueMicrotask(() => {
       this.#ackScheduled = false;
       if (this.#link?.open) {
-        this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(this.#storedSeen)));
+        const done = this.#storedSeen - this.#storedUnfinished;
+        this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(done)));
       }
     });
   }
@@ -385,7 +404,22 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     const queue: IncomingMessage[] = [];
     let wake: (() => void) | null = null;
     let done = false;
+    // A stored message is acknowledged once the loop body has handled it (it asks for
+    // the next), not when it is queued here: a process killed meanwhile gets it again.
+    const gens = new WeakMap<IncomingMessage, number>();
+    let current: IncomingMessage | undefined;
+    const finish = () => {
+      if (current && gens.get(current) === this.#generation && this.#storedUnfinished > 0) {
+        this.#storedUnfinished--;
+        this.#acknowledge(0);
+      }
+      current = undefined;
+    };
     const onMessage = (m: IncomingMessage) => {
+      if (m.kind === "stored") {
+        this.#storedUnfinished++;
+        gens.set(m, this.#generation);
+      }
       queue.push(m);
       wake?.();
     };
@@ -402,9 +436,11 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     };
     const iterator: AsyncIterableIterator<IncomingMessage> = {
       next: async () => {
+        finish();
         while (queue.length === 0 && !done) await new Promise<void>((r) => (wake = r));
         wake = null;
         const value = queue.shift();
+        current = value;
         return value ? { value, done: false } : { value: undefined, done: true };
       },
       return: async () => {
@@ -566,6 +602,7 @@ function checkId(text: string): string {
 
 /** Failures worth retrying: the network, not the server's judgement or the key. */
 function retryable(err: unknown): boolean {
-  if (err instanceof HandshakeError) return err.code === "CLOSED_DURING_HANDSHAKE";
+  if (err instanceof HandshakeError)
+    return err.code === "CLOSED_DURING_HANDSHAKE" || err.code === "TOO_MANY_SESSIONS";
   return err instanceof ConnectionError;
 }

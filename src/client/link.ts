@@ -74,8 +74,12 @@ export class Link implements OutboxOwner {
   lastReceived = performance.now();
   lastSent = performance.now();
 
-  private constructor(identity: Identity, handlers: LinkHandlers) {
+  /** SESSION (docs/PROTOCOL.md § SESSION), sent with the response; null: none. */
+  readonly #session: Uint8Array | null;
+
+  private constructor(identity: Identity, handlers: LinkHandlers, session: Uint8Array | null) {
     this.#handlers = handlers;
+    this.#session = session;
     this.#hs = new ClientHandshake({
       id: idToBytes(identity.id),
       key: identity.key,
@@ -94,8 +98,9 @@ export class Link implements OutboxOwner {
     port: number,
     timeoutMs: number,
     handlers: LinkHandlers,
+    session: Uint8Array | null = null,
   ): Promise<{ link: Link; config: Record<string, unknown> }> {
-    const link = new Link(identity, handlers);
+    const link = new Link(identity, handlers, session);
     const timer = setTimeout(
       () =>
         link.#fail(
@@ -205,8 +210,11 @@ export class Link implements OutboxOwner {
       if (this.#ended || !this.#socket) return;
       // ACK 0 rides with the response: it asks the server to keep stored messages
       // until this client acknowledges them (docs/PROTOCOL.md § ACK).
+      // SESSION comes first (c2s counter 1), in the same write as the response, so the
+      // server has it when it decides the login (docs/PROTOCOL.md § SESSION).
+      const session = this.#session ? [this.#hs.sealEarly(this.#session)] : [];
       const ack = this.#hs.sealEarly(encodeControl(ControlType.ACK, encodeAckBody(0)));
-      this.#socket.write(Buffer.concat([encodeFrame(response), ack]));
+      this.#socket.write(Buffer.concat([encodeFrame(response), ...session, ack]));
       this.#state = "config";
       const chunks = this.#paused ?? [];
       this.#paused = null;
@@ -231,6 +239,8 @@ export class Link implements OutboxOwner {
       } catch {
         this.#stopReason = "stopped";
       }
+      // Nothing more is sent on this link: what is queued from now on waits for the next.
+      if (this.#state === "open") this.#state = "stopping";
       this.#socket?.end();
       return false;
     }

@@ -1,5 +1,6 @@
 /** Public types of the client library. */
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
+import type { Receive } from "../wire/session.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
 import type { Identity } from "./identity.ts";
 
@@ -25,6 +26,14 @@ export interface ConnectOptions {
   connectTimeout?: number;
   /** Bytes of messages kept while reconnecting (default 8 MiB); beyond, `send` throws. */
   maxBufferedBytes?: number;
+  /**
+   * This connection's session (docs/PROTOCOL.md § Sessions and delivery). `receive`:
+   * `all` (default: live and stored messages), `live`, `stored`, or `none` (a one-shot
+   * tool that must never see or take anyone's messages). The tag is random per `Client`
+   * and kept across its reconnects; `tag` (16 bytes) overrides it. `session: false`
+   * sends no SESSION: one untagged session per ID, as before sessions.
+   */
+  session?: { receive?: Receive; tag?: Uint8Array } | false;
 }
 
 /** A C2C message received. */

@@ -140,11 +140,9 @@ export class ClientHandshake {
       const message = decodeMessage(opener.open(framePayload));
       if (message.format === Format.CONTROL && message.type === ControlType.STOP) {
         const reason = safeText(message.body);
-        throw new HandshakeError(
-          "authentication",
-          "AUTH_FAILED",
-          reason || "authentication failed",
-        );
+        // A login past the server's max_sessions_per_client (docs/PROTOCOL.md § Sessions).
+        const code = reason === "too many sessions" ? "TOO_MANY_SESSIONS" : "AUTH_FAILED";
+        throw new HandshakeError("authentication", code, reason || "authentication failed");
       }
       if (message.format !== Format.CONTROL || message.type !== ControlType.CONFIG) {
         throw new HandshakeError(

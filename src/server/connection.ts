@@ -18,7 +18,8 @@ import { COUNTER_LIMIT, MAX_FRAME_PAYLOAD, MAX_RESPONSE_PAYLOAD } from "../wire/
 import { encodeFrame, FrameReader } from "../wire/frame.ts";
 import { ControlType, encodeControl, Format, S2SType } from "../wire/message.ts";
 import type { ServerContext } from "./context.ts";
-import { deliverStored } from "./delivery.ts";
+import { readSessionFrame } from "./session-login.ts";
+import { LEGACY_SESSION, type SessionInfo } from "./sessions.ts";
 
 export type Phase = "handshake" | "verifying" | "open" | "closing" | "closed";
 
@@ -48,6 +49,12 @@ export class Connection implements OutboxOwner {
   outbox: Outbox | null = null;
   /** Why the connection ended, for the log. */
   endReason = "closed by peer";
+  /** The session's tag and receive choices (from SESSION; legacy without one). */
+  session: SessionInfo = LEGACY_SESSION;
+  /** The first frame after the response when it was not SESSION: handled first. */
+  firstPlain: Uint8Array | null = null;
+  /** Wakes a login waiting for the rest of its first frame. */
+  morePaused: (() => void) | null = null;
 
   #reader = new FrameReader(MAX_RESPONSE_PAYLOAD);
   #hs: ServerHandshake | null;
@@ -120,6 +127,7 @@ export class Connection implements OutboxOwner {
         return;
       }
       this.#paused.push(new Uint8Array(chunk));
+      this.morePaused?.();
       return;
     }
     this.#feed(chunk);
@@ -182,6 +190,11 @@ export class Connection implements OutboxOwner {
       this.protocolError((err as WireError).message);
       return false;
     }
+    return this.#handlePlain(plain);
+  };
+
+  #handlePlain(plain: Uint8Array): boolean | undefined {
+    if (!this.#opener) return false;
     this.lastSeen = performance.now();
     if (this.#opener.counter >= COUNTER_LIMIT) {
       this.stop("rekey required"); // the client used its last counter
@@ -199,8 +212,8 @@ export class Connection implements OutboxOwner {
         return false;
       }
     }
-    return this.phase === "open" || this.phase === "closed" ? undefined : false;
-  };
+    return this.phase === "open" || this.phase === "closed" || this.#draining ? undefined : false;
+  }
 
   #pauseUntil(task: Promise<void>): void {
     this.#paused ??= [];
@@ -217,6 +230,12 @@ export class Connection implements OutboxOwner {
     const chunks = this.#paused ?? [];
     this.#paused = null;
     this.#pausedBytes = 0;
+    const first = this.firstPlain;
+    this.firstPlain = null;
+    if (first && !this.#stopped) {
+      this.#handlePlain(first);
+      if (this.#inflight && chunks.length === 0) this.#settleInflight();
+    }
     for (let i = 0; i < chunks.length; i++) {
       this.#feed(chunks[i] as Uint8Array, true);
       if (this.#paused) {
@@ -259,19 +278,36 @@ export class Connection implements OutboxOwner {
       this.#opener = accepted.session.opener;
       this.#reader.max = MAX_FRAME_PAYLOAD;
       this.outbox = new Outbox(this.socket as Socket<unknown>, accepted.session.sealer, this);
+      // The first frame after the response says which session this is (SESSION) —
+      // or, being anything else or absent, that the client has no tag.
+      const paused = this.#paused ?? [];
+      this.#paused = [];
+      const rest = await readSessionFrame(this, accepted.session.opener, paused);
+      if (this.phase !== "verifying") return;
+      this.#paused = rest;
+      ctx.handshakeEnded(this, true);
+      const admitted = ctx.router.register(this);
+      if (!admitted) {
+        this.#refuse("too many sessions");
+        return;
+      }
       // CONFIG takes s2c counter 0: it is queued before the client becomes routable,
       // so nothing can be sealed ahead of it.
       this.outbox.push(encodeControl(ControlType.CONFIG, ctx.connectionSettings()), CONTROL);
       this.#held = [];
       this.phase = "open";
-      ctx.handshakeEnded(this, true);
-      this.inherit(ctx.router.register(this));
+      this.inherit(admitted);
       this.outbox.flush();
-      ctx.log.info("connect", { id: this.idText, name, addr: this.address });
+      ctx.log.info("connect", {
+        id: this.idText,
+        name,
+        addr: this.address,
+        session: this.session.tag?.slice(0, 8),
+      });
       // Frames that came with the response first: an ACK 0 there asks for acknowledged
       // delivery, and must be seen before the first stored message goes out.
       this.#resume();
-      void deliverStored(this);
+      ctx.router.opened(this);
     } catch (err) {
       if (this.phase !== "verifying") return;
       ctx.stats.authFailures++;
@@ -295,9 +331,30 @@ export class Connection implements OutboxOwner {
     }
   }
 
+  /** Refuses an authenticated login with STOP `reason` as its first frame (s2c 0). */
+  #refuse(reason: string): void {
+    this.ctx.log.warn("login refused", { id: this.idText, name: this.name, reason });
+    this.endReason = reason;
+    this.outbox?.push(encodeControl(ControlType.STOP, reason), CONTROL);
+    this.phase = "closing";
+    this.#stopped = true;
+    this.outbox?.flush();
+    if (this.outbox?.idle) this.socket.end();
+    setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
+  }
+
+  /** The input held while the login is decided (see session-login.ts). */
+  takePaused(): Uint8Array[] {
+    const chunks = this.#paused ?? [];
+    this.#paused = [];
+    this.#pausedBytes = 0;
+    return chunks;
+  }
+
   /** Closes a connection that has no session (yet): no STOP, just the socket. */
   abort(reason: string): void {
     if (this.phase === "closed") return;
+    queueMicrotask(() => this.morePaused?.());
     this.endReason = reason;
     this.phase = "closing";
     this.#stopped = true;
@@ -418,7 +475,7 @@ export class Connection implements OutboxOwner {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = null;
     if (waiters) for (const w of waiters) w();
-    if (this.phase === "closing") this.socket.end();
+    if (this.phase === "closing") this.#endOutput();
   }
 
   /**
@@ -459,13 +516,43 @@ export class Connection implements OutboxOwner {
     }
     this.endReason = reason;
     this.ctx.router.unregister(this);
-    this.ctx.router.storeUndelivered(this.idText, this.takeUndelivered());
+    this.ctx.router.storeUndelivered(this, this.takeUndelivered());
     this.outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
     this.phase = "closing";
-    this.#stopped = true;
+    this.#stopped = !this.#draining;
     this.outbox.flush();
-    if (this.outbox.idle) this.socket.end();
+    if (this.outbox.idle) this.#endOutput();
     setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
+  }
+
+  /** Set by `shutdown`: frames still arriving after the STOP are handled until the client closes. */
+  #draining = false;
+
+  /** Closes after the STOP: draining, only the sending side (FIN), reading on until the client closes. */
+  #endOutput(): void {
+    if (this.#draining) this.socket.shutdown();
+    else this.socket.end();
+  }
+
+  /**
+   * The server is stopping (docs/PROTOCOL.md § STOP `server shutting down`): every frame
+   * already received is handled and answered first, then STOP; frames the client sent
+   * before it saw the STOP are still handled (routed or stored) until it closes, so
+   * nothing that reached the socket is lost.
+   */
+  shutdown(reason: string): void {
+    if (this.phase !== "open") {
+      this.stop(reason);
+      return;
+    }
+    this.#draining = true;
+    const deadline = performance.now() + STOP_GRACE_MS;
+    const attempt = () => {
+      if (this.phase !== "open") return;
+      if (this.#paused !== null && performance.now() < deadline) setTimeout(attempt, 2);
+      else this.stop(reason);
+    };
+    attempt();
   }
 
   /** The client said STOP: close without answering. */
@@ -479,6 +566,8 @@ export class Connection implements OutboxOwner {
 
   /** The client broke the protocol: STOP `protocol error`. */
   protocolError(detail: string): void {
+    this.#draining = false;
+    this.#stopped = true;
     this.ctx.stats.protocolErrors++;
     this.ctx.log.warn("protocol error", {
       id: this.idText || undefined,
@@ -504,7 +593,7 @@ export class Connection implements OutboxOwner {
     if (!wasAuthenticated) this.ctx.handshakeEnded(this, false);
     if (wasAuthenticated) {
       this.ctx.router.unregister(this);
-      this.ctx.router.storeUndelivered(this.idText, this.takeUndelivered());
+      this.ctx.router.storeUndelivered(this, this.takeUndelivered());
       this.ctx.log.info("disconnect", {
         id: this.idText,
         name: this.name,
@@ -515,5 +604,6 @@ export class Connection implements OutboxOwner {
     this.#onIdle();
     this.#wakeAckWaiters();
     this.#gone?.resolve();
+    this.morePaused?.();
   }
 }

@@ -13,7 +13,43 @@ import type { ServerContext } from "./context.ts";
 /** Held messages read from the store per batch. */
 const BATCH = 256;
 
-export async function deliverStored(conn: Connection): Promise<void> {
+/**
+ * A session is open: a session that takes stored messages becomes the taker if none is
+ * (one at a time, so none is delivered twice), else it holds its live messages until
+ * the taker has drained the store (so the sender's order holds on every session). A
+ * session that takes no stored messages gets its live ones at once.
+ */
+export function startDelivery(conn: Connection): void {
+  if (!conn.session.stored) {
+    conn.releaseHeld();
+    return;
+  }
+  if (conn.ctx.router.online.claimTaker(conn)) void runTaker(conn);
+}
+
+/** Messages were stored for `key`: a session that takes them and is idle starts taking. */
+export function storedArrived(ctx: ServerContext, key: string): void {
+  const sessions = ctx.router.online;
+  if (sessions.taker(key)) return;
+  const next = sessions.nextTaker(key);
+  if (next && sessions.claimTaker(next)) void runTaker(next);
+}
+
+async function runTaker(conn: Connection): Promise<void> {
+  const sessions = conn.ctx.router.online;
+  const drained = await deliverStored(conn);
+  sessions.releaseTaker(conn);
+  if (drained) {
+    for (const c of sessions.sessionsOf(conn.key)) if (c.session.stored) c.releaseHeld();
+    return;
+  }
+  // The taker ended mid-way: what it did not acknowledge goes to the next one.
+  const next = sessions.nextTaker(conn.key);
+  if (next && sessions.claimTaker(next)) void runTaker(next);
+}
+
+/** Delivers `conn`'s stored messages; true once the store is drained, false if the connection ended first. */
+export async function deliverStored(conn: Connection): Promise<boolean> {
   const { ctx } = conn;
   try {
     // Stores already under way for this client finish first, so none is missed.
@@ -25,9 +61,9 @@ export async function deliverStored(conn: Connection): Promise<void> {
     if (after > 0) await removeDelivered(ctx, conn.idText, after);
     let sent = 0; // stored messages queued on this connection so far
     for (;;) {
-      if (conn.phase !== "open" || !conn.outbox) return;
+      if (conn.phase !== "open" || !conn.outbox) return false;
       const batch = await ctx.store.peek(conn.idText, BATCH, after);
-      if (batch.length === 0) return;
+      if (batch.length === 0) return true;
       const last = (batch[batch.length - 1] as { seq: number }).seq;
       // marks[i]: once the client has `count` stored messages, store entries through
       // `seq` are settled (delivered, or expired on the way).
@@ -61,12 +97,11 @@ export async function deliverStored(conn: Connection): Promise<void> {
         after = through;
       }
       ctx.stats.deliveredStored += queued;
-      if (through !== last) return;
+      if (through !== last) return false;
     }
   } catch (err) {
     ctx.log.error("stored delivery failed", { id: conn.idText, error: String(err) });
-  } finally {
-    conn.releaseHeld();
+    return true; // live messages are not held back for a store that fails
   }
 }
 

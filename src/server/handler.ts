@@ -14,6 +14,7 @@ import {
   encodeControl,
   Format,
 } from "../wire/message.ts";
+import { SESSION_BYTE } from "../wire/session.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { clientStatus, serverStatus } from "./status.ts";
@@ -27,6 +28,8 @@ export function handleMessage(
   const b0 = plain[0];
   if ((b0 === 0x00 || b0 === 0x01) && plain.length >= C2C_HEADER_BYTES)
     return ctx.router.route(conn, plain);
+  // SESSION counts only as the first frame after the response (session-login.ts).
+  if (b0 === SESSION_BYTE) return discard(ctx, conn, "SESSION after the first frame");
   let msg: ReturnType<typeof decodeMessage>;
   try {
     msg = decodeMessage(plain);
@@ -52,7 +55,7 @@ export function handleMessage(
     case ControlType.CLIENT_STATUS: {
       const body = msg.body;
       return conn.inOrder(() =>
-        clientStatus(ctx, body).then((reply) =>
+        clientStatus(ctx, body, conn.session.tag !== null).then((reply) =>
           conn.reply(encodeControl(ControlType.CLIENT_STATUS, reply)),
         ),
       );

@@ -6,15 +6,17 @@
  * overwrites the address with the true sender and posts the same bytes on the
  * recipient's client queue (no copy).
  */
-import { BROADCAST, idKey, idKeyAt, idToBytes, idToText } from "../ids.ts";
+import { BROADCAST, idKey, idKeyAt, idToText } from "../ids.ts";
 import { CONTROL, LIVE } from "../net/outbox.ts";
 import type { EnqueueResult, PresenceChange, QueueLimits } from "../store/store.ts";
 import { BROADCAST_ID, C2C_HEADER_BYTES } from "../wire/constants.ts";
 import { C2CType, ControlType, encodeControl, Format } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
+import { startDelivery, storedArrived } from "./delivery.ts";
 import { RateLimiter } from "./limits.ts";
 import { KeyedSerial } from "./serial.ts";
+import { SessionRegistry } from "./sessions.ts";
 
 export type NoticeStatus = "queued" | "unknown" | "rejected" | "too_large" | "rate_limited";
 
@@ -40,8 +42,8 @@ const UNBOUNDED = {
 };
 
 export class Router {
-  /** Authenticated, routable connections by ID key. */
-  readonly online = new Map<string, Connection>();
+  /** Authenticated connections, several per client ID (sessions.ts). */
+  readonly online = new SessionRegistry();
   readonly #ctx: ServerContext;
   readonly #serial = new KeyedSerial();
   /** Messages for each recipient waiting for the next store write. */
@@ -60,14 +62,17 @@ export class Router {
   }
 
   /**
-   * Makes `conn` the connection of its client. A connection it replaces gets STOP
+   * Adds `conn` to its client's sessions. A session with the same tag gets STOP
    * `replaced by a new connection`; the live messages it had not delivered are
-   * returned, for the new connection to deliver.
+   * returned, for the new connection to deliver. Null: refused (session limit).
    */
-  register(conn: Connection): Uint8Array[] {
-    const old = this.online.get(conn.key);
-    this.online.set(conn.key, conn);
-    this.#notePresence(conn.idText, true, Date.now());
+  register(conn: Connection): Uint8Array[] | null {
+    const wasOnline = this.online.receiving(conn.key);
+    const added = this.online.add(conn, this.#ctx.settings.max_sessions_per_client);
+    if (!added.ok) return null;
+    const old = added.replaced;
+    if (!wasOnline && (conn.session.live || conn.session.stored))
+      this.#notePresence(conn.idText, true, Date.now());
     if (!old || old === conn) return [];
     const inherited = old.takeUndelivered();
     if (old.outbox && !old.outbox.idle) {
@@ -80,10 +85,14 @@ export class Router {
     return inherited;
   }
 
-  /** Removes `conn` if it is still its client's connection. */
+  /** Starts stored delivery (or the hold on live messages) for a session now open. */
+  opened(conn: Connection): void {
+    startDelivery(conn);
+  }
+
+  /** Removes `conn` if it is still one of its client's sessions. */
   unregister(conn: Connection): void {
-    if (this.online.get(conn.key) === conn) {
-      this.online.delete(conn.key);
+    if (this.online.remove(conn) && !this.online.receiving(conn.key)) {
       this.#notePresence(conn.idText, false, Date.now() - (performance.now() - conn.lastSeen));
     }
   }
@@ -140,11 +149,12 @@ export class Router {
       plain.set(from.id, 1); // the server writes the true sender
       return this.#broadcast(from, plain);
     }
-    const to = this.online.get(toKey);
-    if (to?.routable) {
+    const to = this.online.liveReceivers(toKey);
+    if (to.length > 0) {
       plain.set(from.id, 1);
-      to.post(plain, LIVE);
-      stats.routed++;
+      this.online.noteRouted(toKey, plain);
+      for (const conn of to) conn.post(plain, LIVE);
+      stats.routed += to.length;
       return;
     }
     const recipient = idToText(plain.subarray(1, C2C_HEADER_BYTES)); // before it is overwritten
@@ -160,7 +170,7 @@ export class Router {
     plain[0] = (Format.C2C << 4) | C2CType.BROADCAST;
     let n = 0;
     for (const conn of this.online.values()) {
-      if (conn !== from && conn.routable) {
+      if (conn.key !== from.key && conn.routable && conn.session.live) {
         conn.post(plain, CONTROL);
         n++;
       }
@@ -200,10 +210,14 @@ export class Router {
       // Re-checked in turn: a recipient that logged in meanwhile gets them live — but
       // not what a closing connection left: that goes to the store, so the delivery at
       // login (which waits for this write) keeps it ahead of newer live messages.
-      const to = this.online.get((items[0] as Held).toKey);
-      if (to?.routable && items.every((it) => it.bounded)) {
-        for (const it of items) to.post(it.plain, LIVE);
-        stats.routed += items.length;
+      const toKey = (items[0] as Held).toKey;
+      const to = this.online.liveReceivers(toKey);
+      if (to.length > 0 && items.every((it) => it.bounded)) {
+        for (const it of items) {
+          this.online.noteRouted(toKey, it.plain);
+          for (const conn of to) conn.post(it.plain, LIVE);
+        }
+        stats.routed += items.length * to.length;
         return;
       }
       // Messages a closing connection never delivered were accepted already: no checks.
@@ -241,6 +255,7 @@ export class Router {
         this.#settleHeld(recipient, it, { ok: false, reason: "storage failure", failure: true });
     } finally {
       for (const it of items) it.resolve();
+      storedArrived(this.#ctx, (items[0] as Held).toKey);
     }
   }
 
@@ -284,12 +299,14 @@ export class Router {
   }
 
   /**
-   * Stores the live messages a closing connection never delivered (each carries its
-   * sender in the address field). A sender still online hears of any refusal.
+   * Stores the live messages a closing session never delivered (each carries its
+   * sender in the address field) — those no other session of its client received. A
+   * sender still online hears of any refusal.
    */
-  storeUndelivered(recipient: string, messages: Uint8Array[]): void {
-    const toKey = idKey(idToBytes(recipient));
-    for (const plain of messages) {
+  storeUndelivered(conn: Connection, messages: Uint8Array[]): void {
+    const recipient = conn.idText;
+    const toKey = conn.key;
+    for (const plain of this.online.notReceivedElsewhere(conn, messages)) {
       // Already accepted for live delivery: the store's bounds do not apply again.
       this.#hold(recipient, { from: null, toKey, plain, bounded: false, resolve: () => {} });
     }

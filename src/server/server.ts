@@ -19,6 +19,7 @@ import { Connection } from "./connection.ts";
 import { newStats, type ServerContext, type Stats } from "./context.ts";
 import { handleMessage } from "./handler.ts";
 import { addressPrefix, RateLimiter, Semaphore } from "./limits.ts";
+import { Lease, RENEW_MS } from "./nodes.ts";
 import { Router } from "./router.ts";
 import {
   connectionSettings,
@@ -66,6 +67,8 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   #timers: ReturnType<typeof setInterval>[] = [];
   #registryVersion = -1;
   #closing: Promise<void> | null = null;
+  /** This node's lease in the store (nodes.ts): liveness and revocations carried out. */
+  readonly #lease: Lease;
 
   private constructor(opts: ServerOptions) {
     this.settings = mergeSettings(DEFAULT_SERVER_SETTINGS, opts.settings ?? {}, "settings");
@@ -78,6 +81,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     );
     this.rsa = new Semaphore(this.settings.handshake_concurrency);
     this.router = new Router(this);
+    this.#lease = new Lease(this.store);
   }
 
   /** Starts a server; resolves once it accepts connections. Throws `UsageError` `LISTEN_FAILED`. */
@@ -93,6 +97,9 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       server.log.error("presence reset failed", { error: String(err) });
     }
     server.#registryVersion = await server.store.version();
+    // Nobody revoked can log in, so every revocation so far is carried out.
+    server.#lease.appliedSerial = await server.store.revocationSerial();
+    await server.#renewLease();
     server.#listen();
     server.#startTimers();
     return server;
@@ -241,6 +248,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     );
     this.#timers.push(setInterval(() => this.#sweep(), tick));
     this.#timers.push(setInterval(() => void this.#watchRegistry(), REGISTRY_POLL_MS));
+    this.#timers.push(setInterval(() => void this.#renewLease(), RENEW_MS));
     this.#timers.push(setInterval(() => void this.#expire(), EXPIRE_EVERY_MS));
     for (const t of this.#timers) t.unref?.();
     void this.#expire();
@@ -261,27 +269,68 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       this.handshakeEnded(conn, false);
     }
     const silentLimit = this.settings.heartbeat_timeout * 1000;
-    for (const conn of this.router.online.values()) {
+    for (const conn of [...this.router.online.values()]) {
       if (now - conn.lastSeen > silentLimit) conn.stop("heartbeat timeout");
     }
     this.handshakeRate.sweep(now);
     this.router.broadcasts.sweep(now);
   }
 
-  /** Notices registry changes made by other processes: revoked clients are cut off at once. */
-  async #watchRegistry(): Promise<void> {
+  async #renewLease(ended = false): Promise<void> {
     try {
-      const version = await this.store.version();
-      if (version === this.#registryVersion) return;
-      this.#registryVersion = version;
-      this.#keys.clear();
-      for (const conn of [...this.router.online.values()]) {
-        const record = await this.store.getClient(conn.idText);
-        if (!record || record.revokedAt !== null) this.#cutOff(conn);
-      }
+      await this.#lease.renew(ended);
     } catch (err) {
-      this.log.error("registry check failed", { error: String(err) });
+      this.log.warn("lease not renewed", { error: String(err) });
     }
+  }
+
+  #registryCheck: Promise<void> | null = null;
+
+  /**
+   * Notices registry changes made by other processes (`backbone revoke`): every session
+   * of a revoked client is stopped, the messages it had queued are dropped (counted,
+   * logged), and the revocation serial is confirmed in this node's lease — which
+   * `revoke` waits for. `force`: check even if the store's version looks unchanged.
+   */
+  #watchRegistry(force = false): Promise<void> {
+    const run = async () => {
+      try {
+        const version = await this.store.version();
+        if (version === this.#registryVersion && !force) return;
+        this.#registryVersion = version;
+        const serial = await this.store.revocationSerial();
+        if (serial === this.#lease.appliedSerial && !force) return;
+        this.#keys.clear();
+        const revoked = new Map<string, string>();
+        for (const conn of [...this.router.online.values()]) {
+          const record = await this.store.getClient(conn.idText);
+          if (!record || record.revokedAt !== null) {
+            this.#cutOff(conn);
+            revoked.set(conn.idText, conn.name);
+          }
+        }
+        await this.router.allStored(); // what they sent before the cut is in the store now
+        for (const c of await this.store.listClients()) {
+          if (c.revokedAt === null) continue;
+          const dropped = await this.store.dropFromSender(c.id);
+          if (dropped > 0) {
+            this.stats.discarded += dropped;
+            this.log.warn("dropped messages of a revoked client", {
+              id: c.id,
+              name: c.name,
+              count: dropped,
+            });
+          }
+        }
+        this.#lease.appliedSerial = serial;
+        await this.#renewLease();
+      } catch (err) {
+        this.log.error("registry check failed", { error: String(err) });
+      }
+    };
+    const next = (this.#registryCheck ?? Promise.resolve()).then(run);
+    this.#registryCheck = next;
+    return next;
   }
 
   #cutOff(conn: Connection): void {
@@ -336,11 +385,13 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.log.info("settings reloaded", { pushed: changed ? this.router.online.size : 0 });
   }
 
-  /** Revokes a client in the registry and cuts off its connection at once. */
+  /**
+   * Revokes a client in the registry; when this resolves, every session of it is
+   * stopped and what it had queued is dropped.
+   */
   async revoke(id: string): Promise<boolean> {
     const done = await this.store.revokeClient(id, Math.floor(Date.now() / 1000));
-    const conn = [...this.router.online.values()].find((c) => c.idText === id.toLowerCase());
-    if (conn) this.#cutOff(conn);
+    await this.#watchRegistry(true);
     return done;
   }
 
@@ -363,14 +414,14 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.#stopTimers();
     this.#listener?.stop(false);
     for (const conn of [...this.#pending]) conn.abort(reason);
-    const stop = encodeS2S(S2SType.STOP, new TextEncoder().encode(reason));
-    for (const conn of [...this.router.online.values()]) conn.post(stop);
+    for (const conn of [...this.router.online.values()]) conn.shutdown(reason);
     const deadline = Date.now() + timeoutMs;
     while (this.#all.size > 0 && Date.now() < deadline) await Bun.sleep(10);
     for (const conn of this.#all) conn.socket.terminate();
     this.#listener?.stop(true);
     await this.router.allStored();
     await this.router.flushPresence();
+    await this.#renewLease(true);
     this.log.info("stopped", { reason });
   }
 

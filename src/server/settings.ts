@@ -27,6 +27,8 @@ export interface ServerSettings extends ConnectionSettings {
   handshake_concurrency: number;
   /** Bytes waiting to be written to one client before it is stopped as a slow consumer. */
   max_outbound_bytes: number;
+  /** Sessions (connections) one client ID may hold at once; past it a login is refused. */
+  max_sessions_per_client: number;
   /** Offline queue bounds per recipient, and per sender within it. */
   queue_max_messages: number;
   queue_max_bytes: number;
@@ -66,6 +68,10 @@ export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   // 8 MiB is ~30k small messages or 128 full frames of backlog per client (NATS stops
   // slow consumers at 64 MiB with far more clients per server).
   max_outbound_bytes: 8 * 1024 * 1024,
+  // 16 sessions: a person's devices and terminals plus scripts, with room to spare; each
+  // live message is copied to every receiving session, so this bounds that fan-out
+  // (and the memory one identity can hold: 16 × max_outbound_bytes). Docs: PROTOCOL.md.
+  max_sessions_per_client: 16,
   // 10,000 messages / 64 MiB / 7 days per offline recipient: a week's absence of a busy
   // chat user; at most 1,000 of them from any one sender, so one cannot fill another's inbox.
   queue_max_messages: 10_000,
@@ -99,6 +105,7 @@ const KINDS: Record<keyof ServerSettings, Kind> = {
   handshake_burst: "integer",
   handshake_concurrency: "integer",
   max_outbound_bytes: "integer",
+  max_sessions_per_client: "integer",
   queue_max_messages: "integer",
   queue_max_bytes: "integer",
   queue_max_age: "number",

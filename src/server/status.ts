@@ -23,7 +23,7 @@ export async function serverStatus(ctx: ServerContext): Promise<Record<string, u
     server_key: fingerprint(ctx.key.publicKey.spki),
     time: Math.floor(now / 1000),
     uptime: Math.floor((now - ctx.startedAt) / 1000),
-    clients_online: ctx.router.online.size,
+    clients_online: ctx.router.online.receivingClients(),
     clients_registered: registered,
     messages_routed: ctx.stats.routed,
     messages_broadcast: ctx.stats.broadcasts,
@@ -36,9 +36,14 @@ export async function serverStatus(ctx: ServerContext): Promise<Record<string, u
   };
 }
 
+/**
+ * `withSessions`: add each client's session count (`sessions`) — for a connection that
+ * sent SESSION; an untagged one gets the reply exactly as before sessions existed.
+ */
 export async function clientStatus(
   ctx: ServerContext,
   body: Uint8Array,
+  withSessions = false,
 ): Promise<Record<string, unknown>> {
   let queries: unknown;
   try {
@@ -58,12 +63,14 @@ export async function clientStatus(
     (queries as string[]).map(async (query) => {
       const record = await ctx.store.findClient(query);
       if (!record || record.revokedAt !== null) return { query, error: "unknown" };
-      const online = ctx.router.online.get(idKey(idToBytes(record.id)))?.routable ?? false;
+      const key = idKey(idToBytes(record.id));
+      const online = ctx.router.online.receiving(key);
       return {
         id: record.id,
         name: record.name,
         online,
         last_seen: online ? now : (ctx.router.pendingLastSeen(record.id) ?? record.lastSeen),
+        ...(withSessions ? { sessions: ctx.router.online.sessionsOf(key).length } : {}),
       };
     }),
   );

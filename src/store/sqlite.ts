@@ -13,6 +13,7 @@ import { isUuid, nameKey } from "../ids.ts";
 import type {
   ClientRecord,
   EnqueueResult,
+  NodeLease,
   PresenceChange,
   QueuedMessage,
   QueueLimits,
@@ -46,6 +47,11 @@ CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, seq);
 CREATE INDEX IF NOT EXISTS queue_by_age ON queue (queued_at);
 -- Running totals per recipient and per (recipient, sender), kept by triggers so a bound
 -- check is one row read, not a scan.
+-- Server nodes' leases (liveness) and the revocation serial each has carried out.
+CREATE TABLE IF NOT EXISTS nodes (
+  node TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
+  renewed_at INTEGER NOT NULL, until INTEGER NOT NULL, applied_serial INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS inbox (
   recipient TEXT PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -217,7 +223,27 @@ export class SqliteStore implements Store {
   }
 
   async revokeClient(id: string, at: number): Promise<boolean> {
-    return this.#q.revoke.run(at, id.toLowerCase()).changes > 0;
+    return this.#db.transaction(() => {
+      const done = this.#q.revoke.run(at, id.toLowerCase()).changes > 0;
+      if (done) this.#q.raiseSerial.run();
+      return done;
+    })();
+  }
+
+  async revocationSerial(): Promise<number> {
+    return Number((this.#q.serial.get() as { value: string } | null)?.value ?? 0);
+  }
+
+  async dropFromSender(sender: string): Promise<number> {
+    return this.#q.dropFrom.run(sender.toLowerCase()).changes;
+  }
+
+  async renewLease(l: NodeLease): Promise<void> {
+    this.#q.lease.run(l.node, l.host, l.pid, l.renewedAt, l.until, l.appliedSerial);
+  }
+
+  async leases(): Promise<NodeLease[]> {
+    return this.#q.leases.all() as NodeLease[];
   }
 
   async setPresence(changes: PresenceChange[]): Promise<void> {
@@ -346,5 +372,14 @@ function prepare(db: Database) {
     pending: db.prepare("SELECT COALESCE(SUM(count), 0) AS n FROM inbox"),
     recipients: db.prepare("SELECT recipient FROM inbox WHERE count > 0"),
     dataVersion: db.prepare("PRAGMA data_version"),
+    raiseSerial: db.prepare(
+      "INSERT INTO meta (key, value) VALUES ('revocations', '1') ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+    ),
+    serial: db.prepare("SELECT value FROM meta WHERE key = 'revocations'"),
+    dropFrom: db.prepare("DELETE FROM queue WHERE sender = ?"),
+    lease: db.prepare("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?)"),
+    leases: db.prepare(
+      "SELECT node, host, pid, renewed_at AS renewedAt, until, applied_serial AS appliedSerial FROM nodes",
+    ),
   };
 }

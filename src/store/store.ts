@@ -56,6 +56,20 @@ export interface PresenceChange {
   at: number;
 }
 
+/**
+ * A server node's lease on life: it renews `until` (unix ms) while it runs, so a reader
+ * of the store can tell a running server from one that crashed (presence, revocation).
+ * `appliedSerial`: the revocation serial the node has carried out (see `revokeClient`).
+ */
+export interface NodeLease {
+  node: string;
+  host: string;
+  pid: number;
+  renewedAt: number;
+  until: number;
+  appliedSerial: number;
+}
+
 export type EnqueueResult = { ok: true } | { ok: false; reason: string; failure?: true };
 
 export interface Store {
@@ -77,8 +91,19 @@ export interface Store {
    * `ID_TAKEN` like {@link Store.addClient}.
    */
   importClient(record: ClientRecord): Promise<void>;
-  /** Marks a client revoked; false when it does not exist or already is. */
+  /**
+   * Marks a client revoked and raises the revocation serial (in one write); false when
+   * it does not exist or already is.
+   */
   revokeClient(id: string, at: number): Promise<boolean>;
+  /** Revocations made so far: each running node confirms the serial it has carried out. */
+  revocationSerial(): Promise<number>;
+  /** Deletes held messages sent by `sender` (a revoked client); returns how many. */
+  dropFromSender(sender: string): Promise<number>;
+  /** Writes a node's lease (insert or replace). */
+  renewLease(lease: NodeLease): Promise<void>;
+  /** Every node's lease as last written, expired ones included. */
+  leases(): Promise<NodeLease[]>;
   /**
    * Records logins (online) and logouts (offline) at `at` (unix s, also "last seen"),
    * all in one write.

@@ -27,6 +27,8 @@ export const ControlType = {
   NOTICE: 4,
   /** c2s: how many stored messages this connection has received (docs/PROTOCOL.md § ACK). */
   ACK: 5,
+  /** c2s, first frame only: session tag and receive choices (docs/PROTOCOL.md § SESSION). */
+  SESSION: 6,
   STOP: 15,
 } as const;
 export type ControlType = (typeof ControlType)[keyof typeof ControlType];

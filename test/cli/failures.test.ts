@@ -23,7 +23,7 @@ describe("revoke", () => {
 
     expect(await sb.run(["revoke", "bob"])).toEqual({
       code: EXIT.OK,
-      stdout: `revoked client "bob" (${bobId})\n`,
+      stdout: `revoked client "bob" (${bobId}); the running server has stopped its sessions\n`,
       stderr: "",
     });
     // Cut off at once, although its input is still open.

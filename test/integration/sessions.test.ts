@@ -22,17 +22,18 @@ function numbered(i: number): Uint8Array {
 }
 
 describe("sessions", () => {
-  test("a second login with the same ID replaces the first, which does not reconnect", async () => {
+  test("a second login with the same session tag replaces the first, which does not reconnect", async () => {
     await using c = await startCluster();
     const identity = await c.enroll("alice");
     const bob = await c.client("bob");
-    const first = await c.client(identity);
+    const session = { tag: crypto.getRandomValues(new Uint8Array(16)) };
+    const first = await c.client(identity, { session });
     const firstGot = inbox(first);
     const ends: { reason: string; willReconnect: boolean }[] = [];
     const closes: { error?: Error }[] = [];
     first.on("disconnect", (e) => ends.push(e));
     first.on("close", (e) => closes.push(e));
-    const second = await c.client(identity);
+    const second = await c.client(identity, { session });
     const secondGot = inbox(second);
     await first.closed;
     expect(ends).toEqual([{ reason: "replaced by a new connection", willReconnect: false }]);

@@ -135,8 +135,9 @@ describe("CLIENT_STATUS", () => {
       name: "Bob.Builder",
       online: true,
       last_seen: expect.any(Number),
+      sessions: 1,
     };
-    const carolEntry = { id: carol.id, name: "carol", online: false, last_seen: null };
+    const carolEntry = { id: carol.id, name: "carol", online: false, last_seen: null, sessions: 0 };
     expect(entries).toEqual([
       bobEntry,
       bobEntry,
@@ -149,7 +150,7 @@ describe("CLIENT_STATUS", () => {
       { query: stranger, error: "unknown" },
       { query: dave.id, error: "unknown" },
       { query: "dave", error: "unknown" },
-      { id: alice.id, name: "alice", online: true, last_seen: expect.any(Number) },
+      { id: alice.id, name: "alice", online: true, last_seen: expect.any(Number), sessions: 1 },
       bobEntry,
     ]);
   });

@@ -113,6 +113,51 @@ for (const [name, openPair] of backends) {
       s.close();
     });
 
+    test("revocation serial, dropping a revoked sender's messages, node leases", async () => {
+      const s = await open();
+      expect(await s.revocationSerial()).toBe(0);
+      await s.addClient({ id: A, name: "a", publicKey: key(1), fingerprint: "f" });
+      await s.addClient({ id: B, name: "b", publicKey: key(2), fingerprint: "g" });
+      await s.revokeClient(A, 5);
+      await s.revokeClient(A, 6); // already revoked: no new serial
+      expect(await s.revocationSerial()).toBe(1);
+      await s.enqueue(
+        B,
+        [1, 2].map((at) => ({ sender: A, at, data: bytes(at) })),
+        limits,
+      );
+      await s.enqueue(B, [{ sender: C, at: 3, data: bytes(3) }], limits);
+      await s.enqueue(C, [{ sender: A, at: 4, data: bytes(4) }], limits);
+      expect(await s.dropFromSender(A.toUpperCase())).toBe(3);
+      expect((await s.peek(B, 10)).map((m) => m.sender)).toEqual([C]);
+      expect(await s.pendingCount()).toBe(1);
+      // The per-sender bound counts only what is left.
+      const again = await s.enqueue(
+        B,
+        [1, 2, 3, 4].map((at) => ({ sender: A, at, data: bytes(at) })),
+        limits,
+      );
+      expect(again.map((r) => r.ok)).toEqual([true, true, true, false]);
+
+      const lease = {
+        node: "n1",
+        host: "h",
+        pid: 7,
+        renewedAt: 1000,
+        until: 6000,
+        appliedSerial: 1,
+      };
+      await s.renewLease(lease);
+      await s.renewLease({ ...lease, renewedAt: 2000, until: 7000 });
+      await s.renewLease({ ...lease, node: "n2" });
+      const leases = (await s.leases()).sort((x, y) => x.node.localeCompare(y.node));
+      expect(leases).toEqual([
+        { ...lease, renewedAt: 2000, until: 7000 },
+        { ...lease, node: "n2" },
+      ]);
+      s.close();
+    });
+
     test("presence: recorded for known clients only, reset marks all offline", async () => {
       const s = await open();
       await s.addClient({ id: A, name: "a", publicKey: key(1), fingerprint: "f" });

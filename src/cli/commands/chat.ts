@@ -50,6 +50,7 @@ export const chat = defineCommand({
     const client = await connectFromFlags(args, {
       waitSeconds: Number.POSITIVE_INFINITY,
       countdown: true,
+      receive: "all",
     });
     // Stored messages come right after connecting: queue them from now on, not from
     // after the peer lookup's round trip (by then they would be gone).

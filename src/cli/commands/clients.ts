@@ -2,8 +2,9 @@
 import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
 import { dataPaths, defaultDataDir } from "../../server/datadir.ts";
+import { lastLease, liveNodes } from "../../server/nodes.ts";
 import { SqliteStore } from "../../store/sqlite.ts";
-import { ago, CliError, EXIT } from "../common.ts";
+import { ago, CliError, EXIT, note } from "../common.ts";
 
 export const clients = defineCommand({
   meta: {
@@ -21,6 +22,18 @@ export const clients = defineCommand({
     try {
       const list = await store.listClients();
       const now = Math.floor(Date.now() / 1000);
+      // "Online" is only what a running server says: after a crash the store still holds
+      // the flags of that moment, and the last renewal of its lease bounds "last seen".
+      const running = (await liveNodes(store)).length > 0;
+      if (!running) {
+        const crashedAt = Math.floor((await lastLease(store)) / 1000);
+        for (const c of list) {
+          if (c.online && crashedAt > 0) c.lastSeen = Math.max(c.lastSeen ?? 0, crashedAt);
+          c.online = false;
+        }
+        if (list.length > 0)
+          note("backbone: no server is running: nobody is online; LAST SEEN as last recorded");
+      }
       if (args.json) {
         for (const c of list) {
           const row = {

@@ -19,6 +19,7 @@ export const listen = defineCommand({
     const client = await connectFromFlags(args, {
       waitSeconds: Number.POSITIVE_INFINITY,
       countdown: true,
+      receive: "all",
     });
     const names = new NameCache(client);
     const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -26,6 +27,14 @@ export const listen = defineCommand({
       if (willReconnect) note(`connection lost (${reason}); reconnecting…`);
     });
     client.on("connect", () => note("connected"));
+    // Ended by the server for good (revoked, replaced): say why, with chat's exit codes.
+    let ended: string | undefined;
+    client.on("disconnect", ({ reason, willReconnect }) => {
+      if (!willReconnect && reason !== "closed by this client") {
+        ended = reason;
+        note(`connection lost (${reason})`);
+      }
+    });
     const stop = () => void client.close("listener stopped");
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
@@ -60,6 +69,7 @@ export const listen = defineCommand({
         process.stdout.write(`[${clock(time)}] ${name}${tag}: ${displayText(m.data)}\n`);
       }
     }
-    return EXIT.OK;
+    if (ended === undefined) return EXIT.OK;
+    return ended === "revoked" ? EXIT.AUTH : EXIT.UNREACHABLE;
   },
 });

@@ -1,7 +1,15 @@
-/** `backbone revoke`: revoke a client; a running server cuts it off at once. */
+/**
+ * `backbone revoke`: revoke a client. When it returns, a running server has stopped
+ * every session of that client and dropped what it had queued (the server confirms
+ * in its lease, server/nodes.ts) — or it says that no server is running.
+ */
 import { defineCommand } from "citty";
 import { defaultDataDir, openStore } from "../../server/datadir.ts";
+import { awaitRevocation } from "../../server/nodes.ts";
 import { CliError, EXIT } from "../common.ts";
+
+/** How long to wait for a running server to confirm (it checks every 250 ms). */
+const CONFIRM_MS = 10_000;
 
 export const revoke = defineCommand({
   meta: {
@@ -27,7 +35,21 @@ export const revoke = defineCommand({
         return EXIT.OK;
       }
       await store.revokeClient(record.id, Math.floor(Date.now() / 1000));
-      process.stdout.write(`revoked client "${record.name}" (${record.id})\n`);
+      const serial = await store.revocationSerial();
+      let servers: number;
+      try {
+        servers = await awaitRevocation(store, serial, CONFIRM_MS);
+      } catch {
+        throw new CliError(
+          `revoked client "${record.name}" (${record.id}) in the registry, but the running server did not confirm within ${CONFIRM_MS / 1000} s; check its log`,
+          EXIT.FAILURE,
+        );
+      }
+      const cut =
+        servers > 0
+          ? "the running server has stopped its sessions"
+          : "no server is running (it will be refused at the next start)";
+      process.stdout.write(`revoked client "${record.name}" (${record.id}); ${cut}\n`);
       return EXIT.OK;
     } finally {
       store.close();

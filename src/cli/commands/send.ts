@@ -1,14 +1,7 @@
 /** `backbone send`: send one message and exit once the server has taken it. */
 import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
-import {
-  CLIENT_ARGS,
-  CliError,
-  connectFromFlags,
-  EXIT,
-  note,
-  showStrayMessages,
-} from "../common.ts";
+import { CLIENT_ARGS, CliError, connectFromFlags, EXIT, note } from "../common.ts";
 
 export const send = defineCommand({
   meta: {
@@ -41,8 +34,7 @@ export const send = defineCommand({
     const wait = args.wait === undefined ? 10 : Number(args.wait);
     if (!Number.isFinite(wait) || wait < 0)
       throw new CliError("--wait must be a number of seconds", EXIT.USAGE);
-    const client = await connectFromFlags(args, { waitSeconds: wait });
-    showStrayMessages(client);
+    const client = await connectFromFlags(args, { waitSeconds: wait, receive: "none" });
     try {
       const to = await client.resolve(args.to).catch(() => {
         throw new CliError(`no client "${args.to}"`, EXIT.UNDELIVERABLE);

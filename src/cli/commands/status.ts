@@ -1,6 +1,6 @@
 /** `backbone status`: the server's status, asked over the protocol. */
 import { defineCommand } from "citty";
-import { ago, CLIENT_ARGS, connectFromFlags, EXIT, showStrayMessages } from "../common.ts";
+import { ago, CLIENT_ARGS, connectFromFlags, EXIT } from "../common.ts";
 
 export const status = defineCommand({
   meta: { name: "status", description: "Show the server's status" },
@@ -9,8 +9,7 @@ export const status = defineCommand({
     json: { type: "boolean", description: "Print the raw JSON" },
   },
   async run({ args }) {
-    const client = await connectFromFlags(args, { waitSeconds: 0 });
-    showStrayMessages(client);
+    const client = await connectFromFlags(args, { waitSeconds: 0, receive: "none" });
     try {
       const s = await client.serverStatus();
       if (args.json) {

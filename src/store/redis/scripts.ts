@@ -23,12 +23,16 @@ redis.call('INCR', KEYS[4])
 return 'OK'
 `;
 
-/** Revoke. KEYS: client hash, registry version. ARGV: at. Returns 1 when revoked now. */
+/**
+ * Revoke, raising the revocation serial in the same step. KEYS: client hash, registry
+ * version, revocation serial. ARGV: at. Returns 1 when revoked now.
+ */
 export const REVOKE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'revoked_at', ARGV[1])
 redis.call('INCR', KEYS[2])
+redis.call('INCR', KEYS[3])
 return 1
 `;
 
@@ -85,10 +89,11 @@ return out
 `;
 
 /**
- * Delete one recipient's held messages through a sequence number, or (mode "age") those
- * queued before a time, moving the counters with them.
+ * Delete one recipient's held messages through a sequence number (mode "seq"), those
+ * queued before a time ("age"), or those from one sender ("sender"), moving the
+ * counters with them.
  * KEYS: inbox stream, inbox totals hash, per-sender counts hash, recipients set, pending.
- * ARGV: mode ("seq" or "age"), bound, recipient member name.
+ * ARGV: mode, bound (sequence, unix s or sender ID), recipient member name.
  * Returns how many were deleted.
  */
 export const REMOVE = `
@@ -99,9 +104,17 @@ else
   entries = {}
   for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
     local f = e[2]
-    local at
-    for j = 1, #f, 2 do if f[j] == 't' then at = tonumber(f[j + 1]) end end
-    if at and at < tonumber(ARGV[2]) then entries[#entries + 1] = e else break end
+    local at, sender
+    for j = 1, #f, 2 do
+      if f[j] == 't' then at = tonumber(f[j + 1]) elseif f[j] == 's' then sender = f[j + 1] end
+    end
+    if ARGV[1] == 'sender' then
+      if sender == ARGV[2] then entries[#entries + 1] = e end
+    elseif at and at < tonumber(ARGV[2]) then
+      entries[#entries + 1] = e
+    else
+      break
+    end
   end
 end
 if #entries == 0 then return 0 end

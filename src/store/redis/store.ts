@@ -16,6 +16,7 @@ import { isUuid, nameKey } from "../../ids.ts";
 import type {
   ClientRecord,
   EnqueueResult,
+  NodeLease,
   PresenceChange,
   QueuedMessage,
   QueueLimits,
@@ -188,9 +189,34 @@ export class RedisStore implements Store {
 
   async revokeClient(id: string, at: number): Promise<boolean> {
     const r = await this.#call("revoke", () =>
-      this.#eval(S.revoke, [this.#k("client", id.toLowerCase()), this.#k("registry")], [at]),
+      this.#eval(
+        S.revoke,
+        [this.#k("client", id.toLowerCase()), this.#k("registry"), this.#k("revocations")],
+        [at],
+      ),
     );
     return r === 1;
+  }
+
+  async revocationSerial(): Promise<number> {
+    return Number(
+      (await this.#call("revocations", () => this.#r.get(this.#k("revocations")))) ?? 0,
+    );
+  }
+
+  async dropFromSender(sender: string): Promise<number> {
+    return this.#removeEverywhere("sender", sender.toLowerCase());
+  }
+
+  async renewLease(lease: NodeLease): Promise<void> {
+    await this.#call("lease", () =>
+      this.#r.hset(this.#k("leases"), lease.node, JSON.stringify(lease)),
+    );
+  }
+
+  async leases(): Promise<NodeLease[]> {
+    const all = await this.#call("leases", () => this.#r.hgetall(this.#k("leases")));
+    return Object.values(all).map((v) => JSON.parse(v) as NodeLease);
   }
 
   async setPresence(changes: PresenceChange[]): Promise<void> {
@@ -273,12 +299,17 @@ export class RedisStore implements Store {
   }
 
   async expire(before: number): Promise<number> {
-    const recipients = await this.#call("expire", () => this.#r.smembers(this.#k("recipients")));
+    return this.#removeEverywhere("age", before);
+  }
+
+  /** REMOVE in every inbox that holds messages; returns how many went. */
+  async #removeEverywhere(mode: "age" | "sender", bound: string | number): Promise<number> {
+    const recipients = await this.#call(mode, () => this.#r.smembers(this.#k("recipients")));
     let n = 0;
     for (const r of recipients) {
       const [inbox, totals, senders] = this.#inboxKeys(r);
       const keys = [inbox, totals, senders, this.#k("recipients"), this.#k("pending")];
-      n += Number(await this.#call("expire", () => this.#eval(S.remove, keys, ["age", before, r])));
+      n += Number(await this.#call(mode, () => this.#eval(S.remove, keys, [mode, bound, r])));
     }
     return n;
   }
