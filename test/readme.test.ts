@@ -23,7 +23,11 @@ function tsBlocks(heading: string): string[] {
   return [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] as string);
 }
 
-const [CLIENT_EXAMPLE, SERVER_EXAMPLE] = tsBlocks("The library");
+const BLOCKS = tsBlocks("The library");
+/** The client example (first), the server one and the E2E one, found by what they do. */
+const CLIENT_EXAMPLE = BLOCKS[0];
+const SERVER_EXAMPLE = BLOCKS.find((b) => b.includes("BackboneServer.start"));
+const E2E_EXAMPLE = BLOCKS.find((b) => b.includes("connectE2E"));
 
 /** A directory where `import … from "backbone"` resolves to this checkout, as after `bun add file:…`. */
 function project(dir: string): void {
@@ -53,20 +57,22 @@ async function bun(dir: string, file: string) {
 }
 
 describe("README library examples", () => {
-  test("there are two, and they typecheck against the library", () => {
+  test("there are three (client, E2E, server), and they typecheck against the library", () => {
     expect(CLIENT_EXAMPLE).toContain('from "backbone"');
     expect(SERVER_EXAMPLE).toContain('from "backbone"');
+    expect(E2E_EXAMPLE).toContain('from "backbone"');
     // Inside the checkout, so that tsc finds bun-types; `backbone` mapped to src/index.ts.
     const dir = mkdtempSync(join(ROOT, ".readme-check-"));
     try {
       writeFileSync(join(dir, "client.ts"), CLIENT_EXAMPLE as string);
       writeFileSync(join(dir, "server.ts"), SERVER_EXAMPLE as string);
+      writeFileSync(join(dir, "e2e.ts"), E2E_EXAMPLE as string);
       writeFileSync(
         join(dir, "tsconfig.json"),
         JSON.stringify({
           extends: "../tsconfig.json",
           compilerOptions: { paths: { backbone: ["../src/index.ts"] } },
-          include: ["client.ts", "server.ts"],
+          include: ["client.ts", "server.ts", "e2e.ts"],
         }),
       );
       const tsc = Bun.spawnSync(

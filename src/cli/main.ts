@@ -13,6 +13,7 @@ import { clients } from "./commands/clients.ts";
 import { fingerprintCommand } from "./commands/fingerprint.ts";
 import { keygen } from "./commands/keygen.ts";
 import { listen } from "./commands/listen.ts";
+import { migrate } from "./commands/migrate.ts";
 import { revoke } from "./commands/revoke.ts";
 import { room } from "./commands/room.ts";
 import { send } from "./commands/send.ts";
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, CommandDef<any>> = {
   revoke,
   fingerprint: fingerprintCommand,
   verify,
+  migrate,
 };
 
 const main: CommandDef = {

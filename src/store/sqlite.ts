@@ -219,14 +219,26 @@ export class SqliteStore implements Store {
         createdAt,
       );
     } catch (cause) {
-      const msg = String((cause as Error).message);
-      if (msg.includes("clients.name_key"))
-        throw new StoreError("NAME_TAKEN", `the name "${c.name}" is already taken`);
-      if (msg.includes("clients.id"))
-        throw new StoreError("ID_TAKEN", `the ID ${c.id} is already registered`);
-      throw new StoreError("STORE_WRITE", `cannot register client: ${msg}`, { cause });
+      throw registrationError(cause, c);
     }
     return { ...c, createdAt, revokedAt: null, lastSeen: null, online: false };
+  }
+
+  async importClient(r: ClientRecord): Promise<void> {
+    try {
+      this.#q.importClient.run(
+        r.id.toLowerCase(),
+        r.name,
+        nameKey(r.name),
+        r.publicKey,
+        r.fingerprint,
+        r.createdAt,
+        r.revokedAt,
+        r.lastSeen,
+      );
+    } catch (cause) {
+      throw registrationError(cause, r);
+    }
   }
 
   async getClient(id: string): Promise<ClientRecord | null> {
@@ -337,6 +349,10 @@ export class SqliteStore implements Store {
     return this.#q.expire.run(before).changes;
   }
 
+  async heldRecipients(): Promise<string[]> {
+    return (this.#q.recipients.all() as { recipient: string }[]).map((r) => r.recipient);
+  }
+
   async pendingCount(): Promise<number> {
     return (this.#q.pending.get() as { n: number }).n;
   }
@@ -414,11 +430,24 @@ export class SqliteStore implements Store {
   }
 }
 
+/** A failed INSERT into `clients`, as the store's error codes. */
+function registrationError(cause: unknown, c: { id: string; name: string }): StoreError {
+  const msg = String((cause as Error).message);
+  if (msg.includes("clients.name_key"))
+    return new StoreError("NAME_TAKEN", `the name "${c.name}" is already taken`);
+  if (msg.includes("clients.id"))
+    return new StoreError("ID_TAKEN", `the ID ${c.id} is already registered`);
+  return new StoreError("STORE_WRITE", `cannot register client: ${msg}`, { cause });
+}
+
 function prepare(db: Database) {
   const columns = "id, name, public_key, fingerprint, created_at, revoked_at, last_seen, online";
   return {
     insertClient: db.prepare(
       "INSERT INTO clients (id, name, name_key, public_key, fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    ),
+    importClient: db.prepare(
+      "INSERT INTO clients (id, name, name_key, public_key, fingerprint, created_at, revoked_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     ),
     byId: db.prepare(`SELECT ${columns} FROM clients WHERE id = ?`),
     byName: db.prepare(`SELECT ${columns} FROM clients WHERE name_key = ?`),
@@ -465,6 +494,7 @@ function prepare(db: Database) {
     remove: db.prepare("DELETE FROM queue WHERE recipient = ? AND seq <= ?"),
     expire: db.prepare("DELETE FROM queue WHERE queued_at < ?"),
     pending: db.prepare("SELECT COALESCE(SUM(count), 0) AS n FROM inbox"),
+    recipients: db.prepare("SELECT recipient FROM inbox WHERE count > 0"),
     dataVersion: db.prepare("PRAGMA data_version"),
     health: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('health', ?)"),
     raiseSerial: db.prepare(

@@ -150,6 +150,12 @@ export interface Store {
   listClients(): Promise<ClientRecord[]>;
   countClients(): Promise<number>;
   /**
+   * Registers a client exactly as recorded elsewhere (creation, revocation and last-seen
+   * times kept; offline), for `backbone migrate`. Throws `StoreError` `NAME_TAKEN` or
+   * `ID_TAKEN` like {@link Store.addClient}.
+   */
+  importClient(record: ClientRecord): Promise<void>;
+  /**
    * Marks a client revoked and raises the revocation serial (in one write); false when
    * it does not exist or already is.
    */
@@ -186,6 +192,8 @@ export interface Store {
   remove(recipient: string, throughSeq: number): Promise<void>;
   /** Deletes messages queued before `before` (unix s); returns how many. */
   expire(before: number): Promise<number>;
+  /** The recipients that have held messages, in no particular order. */
+  heldRecipients(): Promise<string[]>;
   /** Messages held for every recipient. */
   pendingCount(): Promise<number>;
 

@@ -7,7 +7,6 @@ import { createInterface } from "node:readline";
 import { defineCommand } from "citty";
 import type { Client } from "../../client/client.ts";
 import type { IncomingMessage } from "../../client/types.ts";
-import { UsageError } from "../../errors.ts";
 import { escapeControls } from "../../text/escape.ts";
 import { describeNotice } from "../chat/notices.ts";
 import { terminalChat } from "../chat/terminal.ts";

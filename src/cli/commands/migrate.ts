@@ -1,0 +1,61 @@
+/** `backbone migrate`: copy the registry and every held message from one store to another. */
+import { defineCommand } from "citty";
+import { runningServerPid } from "../../server/pidfile.ts";
+import { migrateStore } from "../../store/migrate.ts";
+import { isRedisUrl, openStoreAt } from "../../store/open.ts";
+import { RedisStore } from "../../store/redis/store.ts";
+import type { Store } from "../../store/store.ts";
+import { CliError, EXIT } from "../common.ts";
+
+export const migrate = defineCommand({
+  meta: {
+    name: "migrate",
+    description: "Copy clients and held messages between a data directory and Redis",
+  },
+  args: {
+    from: {
+      type: "string",
+      required: true,
+      description: "Source: a data directory or redis://HOST:PORT[/DB]",
+      valueHint: "DIR|URL",
+    },
+    to: {
+      type: "string",
+      required: true,
+      description: "Target (must be empty): a data directory or redis://HOST:PORT[/DB]",
+      valueHint: "DIR|URL",
+    },
+  },
+  async run({ args }) {
+    if (args.from === args.to)
+      throw new CliError("--from and --to name the same store", EXIT.USAGE);
+    for (const spec of [args.from, args.to]) {
+      const pid = isRedisUrl(spec) ? null : runningServerPid(spec);
+      if (pid !== null) {
+        throw new CliError(
+          `a server (pid ${pid}) is running on ${spec}; stop it first`,
+          EXIT.USAGE,
+        );
+      }
+    }
+    const from = await openStoreAt(args.from, { create: false });
+    let to: Store | undefined;
+    try {
+      if (from instanceof RedisStore && (await from.serversConnected()) > 0) {
+        throw new CliError(`a server is using ${args.from}; stop every node first`, EXIT.USAGE);
+      }
+      to = await openStoreAt(args.to);
+      const done = await migrateStore(from, to);
+      process.stdout.write(
+        `copied ${done.clients} clients, ${done.rooms} rooms and ${done.messages} held messages for ${done.recipients} recipients from ${args.from} to ${args.to}\n`,
+      );
+      process.stdout.write(
+        `the source is unchanged; start the server on ${args.to}${isRedisUrl(args.to) ? " with --store" : " with --data"} (its server key stays in its --data directory)\n`,
+      );
+      return EXIT.OK;
+    } finally {
+      from.close();
+      to?.close();
+    }
+  },
+});

@@ -1,0 +1,348 @@
+/**
+ * The cluster engine: what backbone nodes sharing one Redis tell each other
+ * (docs/CLUSTER.md). Each node
+ * - holds a lease (`{p}node:{id}`, refreshed every third of its length); a node whose
+ *   lease expires is reaped by any other: its sessions leave presence and the direct
+ *   messages still in its mailbox are held for their recipients;
+ * - records its clients' sessions in presence (`{p}sess:{client}`);
+ * - reads its own mailbox stream (`{p}mail:{id}`) with a blocking XREAD on a connection
+ *   of its own, resuming from the last entry it handled after any reconnect, and deletes
+ *   each entry once handed to its local connections — so a Redis restart or a dropped
+ *   connection loses nothing (unlike pub/sub, which drops what is published while a
+ *   subscriber reconnects);
+ * - routes a direct message in one script (ROUTE) that either writes it to the mailboxes
+ *   of the nodes holding the recipient's live sessions or holds it in the inbox.
+ */
+import IORedis from "ioredis";
+import { StoreError } from "../../errors.ts";
+import { idToText } from "../../ids.ts";
+import type { QueueLimits } from "../store.ts";
+import { BROADCAST, LEASE, REAP, ROUTE, SESSION } from "./cluster-scripts.ts";
+
+/** A node's lease (ms): a crashed node's clients show offline within this. */
+export const DEFAULT_LEASE_MS = 10_000;
+/** Mailbox entries read per XREAD. */
+const READ_COUNT = 512;
+/** How long one blocking XREAD waits (ms) before it is issued again. */
+const BLOCK_MS = 2_000;
+/** How long one ordinary Redis call may take (ms). */
+const COMMAND_TIMEOUT_MS = 2_000;
+
+/** An entry of this node's mailbox. */
+export type MailItem =
+  | { kind: "direct"; recipient: string; plain: Uint8Array }
+  | { kind: "broadcast"; plain: Uint8Array }
+  | { kind: "control"; command: Record<string, unknown> };
+
+export interface ClusterOptions {
+  url: string;
+  nodeId: string;
+  /** Shown to other nodes (host:port, pid). */
+  info?: Record<string, unknown>;
+  prefix?: string;
+  leaseMs?: number;
+  /** Called for each mailbox entry, in order. */
+  onMail(item: MailItem): void;
+  /** The lease had expired (Redis was away longer than it): re-announce local sessions. */
+  onLeaseRetaken?(): void | Promise<void>;
+  /** A Redis call failed in the background (lease refresh, mailbox read, reaping). */
+  onError?(what: string, err: unknown): void;
+}
+
+/** What became of a routed direct message. */
+export type RouteResult =
+  | { delivered: true; local: boolean; remoteNodes: number }
+  | { delivered: false; held: true }
+  | { delivered: false; held: false; reason: string };
+
+interface Script {
+  src: string;
+  sha: string;
+}
+function script(src: string): Script {
+  return { src, sha: new Bun.CryptoHasher("sha1").update(src).digest("hex") };
+}
+const S = {
+  route: script(ROUTE),
+  broadcast: script(BROADCAST),
+  session: script(SESSION),
+  lease: script(LEASE),
+  reap: script(REAP),
+};
+
+export class RedisCluster {
+  readonly nodeId: string;
+  readonly #opts: ClusterOptions;
+  readonly #p: string;
+  readonly #leaseMs: number;
+  readonly #r: IORedis;
+  /** The mailbox reader's own connection: a blocking XREAD holds its connection. */
+  readonly #reader: IORedis;
+  #lastId = "0-0";
+  #closed = false;
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #reading: Promise<void> | null = null;
+
+  private constructor(opts: ClusterOptions) {
+    this.#opts = opts;
+    this.nodeId = opts.nodeId;
+    this.#p = opts.prefix ?? "bb:";
+    this.#leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+    const common = {
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+    };
+    this.#r = new IORedis(opts.url, { ...common, commandTimeout: COMMAND_TIMEOUT_MS });
+    this.#reader = new IORedis(opts.url, common);
+    this.#r.on("error", () => {});
+    this.#reader.on("error", () => {});
+  }
+
+  /**
+   * Joins the cluster: takes the lease, starts reading the mailbox, refreshing the lease
+   * and reaping dead nodes. Throws `StoreError` `STORE_OPEN` when Redis does not answer.
+   */
+  static async join(opts: ClusterOptions): Promise<RedisCluster> {
+    const c = new RedisCluster(opts);
+    try {
+      await Promise.all([c.#r.connect(), c.#reader.connect()]);
+      await c.#lease();
+    } catch (cause) {
+      c.#r.disconnect();
+      c.#reader.disconnect();
+      throw new StoreError(
+        "STORE_OPEN",
+        `cannot join the cluster at ${opts.url}: ${String(cause)}`,
+        {
+          cause,
+        },
+      );
+    }
+    c.#reading = c.#readLoop();
+    c.#timers.push(
+      setInterval(() => void c.#lease().catch((e) => c.#fail("lease refresh", e)), c.#leaseMs / 3),
+      setInterval(() => void c.reapDead().catch((e) => c.#fail("reaping", e)), c.#leaseMs / 2),
+    );
+    return c;
+  }
+
+  #fail(what: string, err: unknown): void {
+    if (!this.#closed) this.#opts.onError?.(what, err);
+  }
+
+  async #eval(s: Script, args: (string | number | Uint8Array)[], keys: string[] = []) {
+    const argv = args.map((a) => (a instanceof Uint8Array ? Buffer.from(a) : String(a)));
+    try {
+      return await this.#r.evalsha(s.sha, keys.length, ...keys, ...argv);
+    } catch (e) {
+      if (!String((e as Error).message).includes("NOSCRIPT")) throw e;
+      return await this.#r.eval(s.src, keys.length, ...keys, ...argv);
+    }
+  }
+
+  async #lease(): Promise<void> {
+    const info = JSON.stringify({ ...this.#opts.info, since: Date.now() });
+    const held = await this.#eval(
+      S.lease,
+      [this.nodeId, info, this.#leaseMs],
+      [`${this.#p}node:${this.nodeId}`, `${this.#p}nodes`],
+    );
+    if (held === 0 && this.#reading) await this.#opts.onLeaseRetaken?.();
+  }
+
+  /**
+   * Records `fingerprint` as the cluster's server key if none is recorded yet, and returns
+   * the recorded one: every node must present the key clients pin, so a node whose key
+   * differs must refuse to start (docs/CLUSTER.md § Server key).
+   */
+  async claimServerKey(fingerprint: string): Promise<string> {
+    const key = `${this.#p}server_key`;
+    await this.#r.set(key, fingerprint, "NX");
+    return (await this.#r.get(key)) ?? fingerprint;
+  }
+
+  /**
+   * A one-line warning when Redis's persistence settings can lose a message the server
+   * has acknowledged (NOTICE `queued`): anything but `appendonly yes` with `appendfsync
+   * always`. Null when acknowledged means durable.
+   */
+  async persistenceWarning(): Promise<string | null> {
+    const [, aof] = (await this.#r.config("GET", "appendonly")) as string[];
+    const [, fsync] = (await this.#r.config("GET", "appendfsync")) as string[];
+    if (aof === "yes" && fsync === "always") return null;
+    return `redis persistence is appendonly=${aof} appendfsync=${fsync}: messages acknowledged as queued can be lost if Redis stops; set appendonly yes and appendfsync always`;
+  }
+
+  /** Nodes whose lease is alive, this one included. */
+  async liveNodes(): Promise<string[]> {
+    const all = await this.#r.smembers(`${this.#p}nodes`);
+    const alive = await Promise.all(all.map((n) => this.#r.exists(`${this.#p}node:${n}`)));
+    return all.filter((_, i) => alive[i] === 1);
+  }
+
+  /** Reaps every node whose lease expired; returns how many. */
+  async reapDead(): Promise<number> {
+    let n = 0;
+    for (const node of await this.#r.smembers(`${this.#p}nodes`)) {
+      if (node === this.nodeId) continue;
+      const [removed] = (await this.#eval(S.reap, [this.#p, node])) as number[];
+      if ((removed ?? -1) >= 0) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Records a session of `client` on this node (`flags.live`: receives live messages;
+   * `flags.stored`: takes stored ones), or removes it (`flags` null). Returns the
+   * client's sessions in the whole cluster afterwards.
+   */
+  async setSession(
+    client: string,
+    session: string,
+    flags: { live: boolean; stored: boolean } | null,
+  ): Promise<number> {
+    const value = flags ? `${flags.live ? 1 : 0} ${flags.stored ? 1 : 0}` : "";
+    return Number(await this.#eval(S.session, [this.#p, this.nodeId, client, session, value]));
+  }
+
+  /** A client's sessions in the whole cluster: node, session, flags. */
+  async sessionsOf(
+    client: string,
+  ): Promise<{ node: string; session: string; live: boolean; stored: boolean }[]> {
+    const h = await this.#r.hgetall(`${this.#p}sess:${client}`);
+    return Object.entries(h).map(([field, v]) => {
+      const [node = "", session = ""] = field.split("/");
+      return { node, session, live: v[0] === "1", stored: v[2] === "1" };
+    });
+  }
+
+  /**
+   * Routes a direct C2C (`plain`: the message as delivered, with its sender in the address
+   * field) to `recipient`: to the mailboxes of the other nodes holding its live sessions
+   * (`local` says whether this node holds one too, for the caller to deliver), else held
+   * in its inbox within `limits`, atomically.
+   */
+  async route(
+    recipient: string,
+    plain: Uint8Array,
+    limits: QueueLimits,
+    at = Math.floor(Date.now() / 1000),
+  ): Promise<RouteResult> {
+    const sender = idToText(plain.subarray(1, 17));
+    const [local, remote, held] = (await this.#eval(S.route, [
+      this.#p,
+      this.nodeId,
+      recipient,
+      sender,
+      at,
+      plain,
+      limits.maxMessages,
+      limits.maxBytes,
+      limits.maxPerSender,
+    ])) as number[];
+    if (held === 0) return { delivered: true, local: local === 1, remoteNodes: remote ?? 0 };
+    if (held === 1) return { delivered: false, held: true };
+    const reason =
+      held === 2
+        ? `recipient's queue is full (${limits.maxMessages} messages)`
+        : held === 3
+          ? `recipient's queue is full (${limits.maxBytes} bytes)`
+          : `you already have ${limits.maxPerSender} messages queued for this recipient`;
+    return { delivered: false, held: false, reason };
+  }
+
+  /** A broadcast to every other live node; returns how many nodes it went to. */
+  async broadcast(plain: Uint8Array): Promise<number> {
+    return Number(await this.#eval(S.broadcast, [this.#p, this.nodeId, plain]));
+  }
+
+  /** A command for one node (stop a session, revoke a client …), in order with its mail. */
+  async command(node: string, command: Record<string, unknown>): Promise<void> {
+    await this.#r.xadd(
+      `${this.#p}mail:${node}`,
+      "*",
+      "k",
+      "c",
+      "r",
+      "",
+      "p",
+      JSON.stringify(command),
+    );
+  }
+
+  async #readLoop(): Promise<void> {
+    const key = `${this.#p}mail:${this.nodeId}`;
+    while (!this.#closed) {
+      let batch: [Buffer, Buffer[]][] = [];
+      try {
+        const res = await this.#reader.xreadBuffer(
+          "COUNT",
+          READ_COUNT,
+          "BLOCK",
+          BLOCK_MS,
+          "STREAMS",
+          key,
+          this.#lastId,
+        );
+        batch = res?.[0]?.[1] ?? [];
+      } catch (e) {
+        this.#fail("mailbox read", e);
+        if (!this.#closed) await Bun.sleep(100);
+        continue;
+      }
+      if (batch.length === 0) continue;
+      const ids: string[] = [];
+      for (const [id, fields] of batch) {
+        ids.push(String(id));
+        this.#lastId = String(id);
+        const f: Record<string, Buffer> = {};
+        for (let i = 0; i + 1 < fields.length; i += 2)
+          f[String(fields[i])] = fields[i + 1] as Buffer;
+        const kind = String(f.k);
+        const bytes = new Uint8Array(f.p ?? Buffer.alloc(0));
+        if (kind === "d")
+          this.#opts.onMail({ kind: "direct", recipient: String(f.r), plain: bytes });
+        else if (kind === "b") this.#opts.onMail({ kind: "broadcast", plain: bytes });
+        else if (kind === "c") {
+          try {
+            this.#opts.onMail({ kind: "control", command: JSON.parse(String(f.p)) });
+          } catch {
+            // A malformed command is no reason to stop reading.
+          }
+        }
+      }
+      // Handed to local connections: gone from the mailbox. Until this returns, a crash
+      // leaves them for the reaper (held for their recipients: at least once).
+      try {
+        await this.#r.xdel(key, ...ids);
+      } catch (e) {
+        this.#fail("mailbox trim", e);
+      }
+    }
+  }
+
+  /** Leaves the cluster: stops reading, drops the lease and this node's presence. */
+  async leave(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#reader.disconnect();
+    await this.#reading;
+    try {
+      await this.#r.del(`${this.#p}node:${this.nodeId}`);
+      await this.#eval(S.reap, [this.#p, this.nodeId]);
+    } catch (e) {
+      this.#opts.onError?.("leaving", e);
+    }
+    this.#r.disconnect();
+  }
+
+  /** Stops at once without telling Redis (what a crash looks like to the others). */
+  abandon(): void {
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#reader.disconnect();
+    this.#r.disconnect();
+  }
+}

@@ -1,0 +1,518 @@
+/**
+ * The Redis store: the registry and the offline queue of src/store/store.ts kept in one
+ * Redis (7.0 or later), so that several server nodes can share them (docs/CLUSTER.md).
+ * Client: ioredis (chosen by measurement, docs/CLUSTER.md § The Redis client). Every
+ * call has a timeout (`commandTimeout`); an unreachable Redis fails the call with
+ * `StoreError` `STORE_UNAVAILABLE` instead of waiting.
+ *
+ * Layout (prefix `bb:` by default): `client:{id}` hash, `names` hash (name key → id),
+ * `clients` zset (id by creation time), `registry` counter (the version), `inbox:{id}`
+ * stream of held messages with ids `SEQ-0`, `inbox:{id}:totals` and `inbox:{id}:senders`
+ * hashes, `seq` counter, `recipients` set, `pending` counter.
+ */
+import IORedis from "ioredis";
+import { StoreError } from "../../errors.ts";
+import { isUuid, nameKey } from "../../ids.ts";
+import type {
+  ClientRecord,
+  EnqueueResult,
+  NodeLease,
+  PresenceChange,
+  QueuedMessage,
+  QueueLimits,
+  RoomMembership,
+  RoomRecord,
+  RoomState,
+  Store,
+  StoredMessage,
+} from "../store.ts";
+import {
+  ADD_CLIENT,
+  CREATE_ROOM,
+  ENQUEUE,
+  PRESENCE,
+  REMOVE,
+  REVOKE,
+  SET_MEMBERSHIP,
+} from "./scripts.ts";
+
+/** How long one Redis call may take before it fails (ms). */
+const COMMAND_TIMEOUT_MS = 2_000;
+/** Messages per ENQUEUE script call: bounds the time Redis spends in one script. */
+const ENQUEUE_CHUNK = 256;
+
+export interface RedisStoreOptions {
+  /** Key prefix, `bb:` by default; lets tests and several deployments share one Redis. */
+  prefix?: string;
+  commandTimeoutMs?: number;
+  /** `CLIENT SETNAME` of the connection (servers use {@link SERVER_CONNECTION_NAME}). */
+  connectionName?: string;
+}
+
+/** The connection name of a backbone server's store connection (see `serversConnected`). */
+export const SERVER_CONNECTION_NAME = "backbone-serve";
+
+/** `redis://HOST:PORT[/DB]` → whether this names a Redis store. */
+export function isRedisUrl(text: string): boolean {
+  return /^rediss?:\/\//i.test(text);
+}
+
+type Script = { sha: string; src: string };
+
+export class RedisStore implements Store {
+  readonly url: string;
+  readonly #r: IORedis;
+  readonly #p: string;
+
+  /** Connects lazily; the first call connects. Use {@link RedisStore.open} to connect now. */
+  constructor(url: string, opts: RedisStoreOptions = {}) {
+    this.url = url;
+    this.#p = opts.prefix ?? "bb:";
+    this.#r = new IORedis(url, {
+      lazyConnect: true,
+      connectionName: opts.connectionName,
+      commandTimeout: opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: true,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+    });
+    // Errors surface through the calls; the connection's own events would otherwise be
+    // printed by ioredis as unhandled.
+    this.#r.on("error", () => {});
+  }
+
+  /** Opens the store at `url` and checks that Redis answers. Throws `STORE_OPEN`. */
+  static async open(url: string, opts: RedisStoreOptions = {}): Promise<RedisStore> {
+    const store = new RedisStore(url, opts);
+    try {
+      await store.#r.connect();
+      await store.#r.ping();
+    } catch (cause) {
+      store.close();
+      throw new StoreError("STORE_OPEN", `cannot open store ${url}: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+    return store;
+  }
+
+  #k(...parts: string[]): string {
+    return this.#p + parts.join(":");
+  }
+
+  async #call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (cause) {
+      if (cause instanceof StoreError) throw cause;
+      throw new StoreError("STORE_UNAVAILABLE", `redis ${what}: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+  }
+
+  async #eval(script: Script, keys: string[], args: (string | number | Uint8Array)[]) {
+    const argv = args.map((a) => (a instanceof Uint8Array ? Buffer.from(a) : String(a)));
+    try {
+      return await this.#r.evalsha(script.sha, keys.length, ...keys, ...argv);
+    } catch (e) {
+      if (!String((e as Error).message).includes("NOSCRIPT")) throw e;
+      return await this.#r.eval(script.src, keys.length, ...keys, ...argv);
+    }
+  }
+
+  async addClient(c: {
+    id: string;
+    name: string;
+    publicKey: Uint8Array;
+    fingerprint: string;
+  }): Promise<ClientRecord> {
+    const createdAt = Math.floor(Date.now() / 1000);
+    const id = c.id.toLowerCase();
+    await this.#register(c, [id, c.name, nameKey(c.name), c.publicKey, c.fingerprint, createdAt]);
+    return { ...c, id, createdAt, revokedAt: null, lastSeen: null, online: false };
+  }
+
+  async importClient(r: ClientRecord): Promise<void> {
+    const id = r.id.toLowerCase();
+    const extra = [r.revokedAt ?? "", r.lastSeen ?? ""];
+    await this.#register(r, [
+      id,
+      r.name,
+      nameKey(r.name),
+      r.publicKey,
+      r.fingerprint,
+      r.createdAt,
+      ...extra,
+    ]);
+  }
+
+  async #register(c: { id: string; name: string }, args: (string | number | Uint8Array)[]) {
+    const id = c.id.toLowerCase();
+    const r = await this.#call("register", () =>
+      this.#eval(
+        S.addClient,
+        [this.#k("client", id), this.#k("names"), this.#k("clients"), this.#k("registry")],
+        args,
+      ),
+    );
+    if (r === "NAME_TAKEN")
+      throw new StoreError("NAME_TAKEN", `the name "${c.name}" is already taken`);
+    if (r === "ID_TAKEN") throw new StoreError("ID_TAKEN", `the ID ${c.id} is already registered`);
+  }
+
+  async getClient(id: string): Promise<ClientRecord | null> {
+    const h = await this.#call("get client", () =>
+      this.#r.hgetallBuffer(this.#k("client", id.toLowerCase())),
+    );
+    return toRecord(h);
+  }
+
+  async findClient(query: string): Promise<ClientRecord | null> {
+    if (isUuid(query)) return this.getClient(query);
+    const id = await this.#call("find client", () =>
+      this.#r.hget(this.#k("names"), nameKey(query)),
+    );
+    return id ? this.getClient(id) : null;
+  }
+
+  async listClients(): Promise<ClientRecord[]> {
+    const ids = await this.#call("list clients", () =>
+      this.#r.zrange(this.#k("clients"), "0", "-1"),
+    );
+    const pipe = this.#r.pipeline();
+    for (const id of ids) pipe.hgetallBuffer(this.#k("client", id));
+    const rows = (await this.#call("list clients", () => pipe.exec())) ?? [];
+    const out: ClientRecord[] = [];
+    for (const [err, h] of rows) {
+      const rec = err ? null : toRecord(h as Record<string, Buffer>);
+      if (rec) out.push(rec);
+    }
+    // As the SQLite store: by creation time, then name.
+    return out.sort(
+      (a, b) => a.createdAt - b.createdAt || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    );
+  }
+
+  async countClients(): Promise<number> {
+    return (await this.listClients()).filter((c) => c.revokedAt === null).length;
+  }
+
+  async revokeClient(id: string, at: number): Promise<boolean> {
+    const r = await this.#call("revoke", () =>
+      this.#eval(
+        S.revoke,
+        [this.#k("client", id.toLowerCase()), this.#k("registry"), this.#k("revocations")],
+        [at],
+      ),
+    );
+    return r === 1;
+  }
+
+  async revocationSerial(): Promise<number> {
+    return Number(
+      (await this.#call("revocations", () => this.#r.get(this.#k("revocations")))) ?? 0,
+    );
+  }
+
+  async dropFromSender(sender: string): Promise<number> {
+    return this.#removeEverywhere("sender", sender.toLowerCase());
+  }
+
+  async renewLease(lease: NodeLease): Promise<void> {
+    await this.#call("lease", () =>
+      this.#r.hset(this.#k("leases"), lease.node, JSON.stringify(lease)),
+    );
+  }
+
+  async leases(): Promise<NodeLease[]> {
+    const all = await this.#call("leases", () => this.#r.hgetall(this.#k("leases")));
+    return Object.values(all).map((v) => JSON.parse(v) as NodeLease);
+  }
+
+  async setPresence(changes: PresenceChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    const keys = changes.map((c) => this.#k("client", c.id.toLowerCase()));
+    const args = changes.flatMap((c) => [c.at, c.online ? 1 : 0]);
+    await this.#call("presence", () => this.#eval(S.presence, keys, args));
+  }
+
+  async resetPresence(): Promise<void> {
+    const ids = await this.#call("presence", () => this.#r.zrange(this.#k("clients"), "0", "-1"));
+    if (ids.length === 0) return;
+    const pipe = this.#r.pipeline();
+    for (const id of ids) pipe.hset(this.#k("client", id), "online", "0");
+    await this.#call("presence", () => pipe.exec());
+  }
+
+  #inboxKeys(recipient: string): [string, string, string] {
+    const inbox = this.#k("inbox", recipient);
+    return [inbox, `${inbox}:totals`, `${inbox}:senders`];
+  }
+
+  async enqueue(
+    recipient: string,
+    messages: QueuedMessage[],
+    limits: QueueLimits,
+  ): Promise<EnqueueResult[]> {
+    const [inbox, totals, senders] = this.#inboxKeys(recipient);
+    const keys = [
+      inbox,
+      totals,
+      senders,
+      this.#k("seq"),
+      this.#k("recipients"),
+      this.#k("pending"),
+    ];
+    const results: EnqueueResult[] = [];
+    try {
+      for (let i = 0; i < messages.length; i += ENQUEUE_CHUNK) {
+        const chunk = messages.slice(i, i + ENQUEUE_CHUNK);
+        const args: (string | number | Uint8Array)[] = [
+          recipient,
+          limits.maxMessages,
+          limits.maxBytes,
+          limits.maxPerSender,
+        ];
+        for (const m of chunk) args.push(m.sender, m.at, m.room ?? "", m.data);
+        const codes = (await this.#eval(S.enqueue, keys, args)) as number[];
+        for (const code of codes) results.push(enqueueResult(code, limits));
+      }
+      return results;
+    } catch (cause) {
+      // A chunk that failed was not written at all (a script is atomic); the ones before it were.
+      const reason = `storage failure: ${(cause as Error).message}`;
+      while (results.length < messages.length) results.push({ ok: false, reason, failure: true });
+      return results;
+    }
+  }
+
+  async peek(recipient: string, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
+    const [inbox] = this.#inboxKeys(recipient);
+    const entries = await this.#call("peek", () =>
+      this.#r.xrangeBuffer(inbox, `(${afterSeq}-0`, "+", "COUNT", limit),
+    );
+    return entries.map(([id, fields]) => {
+      const f = fieldMap(fields);
+      return {
+        seq: Number(String(id).split("-")[0]),
+        sender: String(f.s),
+        room: f.r === undefined ? null : String(f.r),
+        queuedAt: Number(String(f.t)),
+        data: new Uint8Array(f.d ?? Buffer.alloc(0)),
+      };
+    });
+  }
+
+  async remove(recipient: string, throughSeq: number): Promise<void> {
+    const [inbox, totals, senders] = this.#inboxKeys(recipient);
+    const keys = [inbox, totals, senders, this.#k("recipients"), this.#k("pending")];
+    await this.#call("remove", () => this.#eval(S.remove, keys, ["seq", throughSeq, recipient]));
+  }
+
+  async expire(before: number): Promise<number> {
+    return this.#removeEverywhere("age", before);
+  }
+
+  /** REMOVE in every inbox that holds messages; returns how many went. */
+  async #removeEverywhere(mode: "age" | "sender", bound: string | number): Promise<number> {
+    const recipients = await this.#call(mode, () => this.#r.smembers(this.#k("recipients")));
+    let n = 0;
+    for (const r of recipients) {
+      const [inbox, totals, senders] = this.#inboxKeys(r);
+      const keys = [inbox, totals, senders, this.#k("recipients"), this.#k("pending")];
+      n += Number(await this.#call(mode, () => this.#eval(S.remove, keys, [mode, bound, r])));
+    }
+    return n;
+  }
+
+  async heldRecipients(): Promise<string[]> {
+    return this.#call("recipients", () => this.#r.smembers(this.#k("recipients")));
+  }
+
+  async pendingCount(): Promise<number> {
+    return Number((await this.#call("pending", () => this.#r.get(this.#k("pending")))) ?? 0);
+  }
+
+  async version(): Promise<number> {
+    return Number((await this.#call("version", () => this.#r.get(this.#k("registry")))) ?? 0);
+  }
+
+  // ---- rooms: `room:{key}` hash, `room:{key}:members` hash (client → "state since seq"),
+  // `room:{key}:seq` counter, `rooms:of:{client}` set of room keys.
+
+  #roomKeys(name: string, client: string): string[] {
+    const key = nameKey(name);
+    return [
+      this.#k("room", key),
+      `${this.#k("room", key)}:members`,
+      this.#k("rooms", "of", client.toLowerCase()),
+      `${this.#k("room", key)}:seq`,
+    ];
+  }
+
+  async createRoom(r: RoomRecord): Promise<void> {
+    const res = await this.#call("create room", () =>
+      this.#eval(S.createRoom, this.#roomKeys(r.name, r.owner), [
+        r.name,
+        r.owner.toLowerCase(),
+        r.public ? 1 : 0,
+        r.createdAt,
+        nameKey(r.name),
+      ]),
+    );
+    if (res === "NAME_TAKEN")
+      throw new StoreError("NAME_TAKEN", `the room "${r.name}" already exists`);
+  }
+
+  async getRoom(name: string): Promise<RoomRecord | null> {
+    const h = await this.#call("room", () => this.#r.hgetall(this.#k("room", nameKey(name))));
+    if (!h.name) return null;
+    return {
+      name: h.name,
+      owner: String(h.owner),
+      public: h.public === "1",
+      createdAt: Number(h.created_at),
+    };
+  }
+
+  async roomMembers(name: string): Promise<RoomMembership[]> {
+    const [room, members] = this.#roomKeys(name, "");
+    const [h, roomName] = await this.#call("room members", () =>
+      Promise.all([this.#r.hgetall(members as string), this.#r.hget(room as string, "name")]),
+    );
+    if (!roomName) return [];
+    return Object.entries(h)
+      .map(([client, v]) => ({ client, ...parseMembership(v) }))
+      .sort((a, b) => a.seq - b.seq)
+      .map(({ client, state, since }) => ({ room: roomName, client, state, since }));
+  }
+
+  async roomsOf(client: string): Promise<RoomMembership[]> {
+    const id = client.toLowerCase();
+    const keys = (
+      await this.#call("rooms of", () => this.#r.smembers(this.#k("rooms", "of", id)))
+    ).sort();
+    const out: RoomMembership[] = [];
+    for (const key of keys) {
+      const [name, v] = await this.#call("rooms of", () =>
+        Promise.all([
+          this.#r.hget(this.#k("room", key), "name"),
+          this.#r.hget(`${this.#k("room", key)}:members`, id),
+        ]),
+      );
+      if (!name || !v) continue;
+      const { state, since } = parseMembership(v);
+      out.push({ room: name, client: id, state, since });
+    }
+    return out;
+  }
+
+  async setMembership(
+    name: string,
+    client: string,
+    state: RoomState | null,
+    at: number,
+  ): Promise<{ deleted: boolean }> {
+    const deleted = await this.#call("membership", () =>
+      this.#eval(S.setMembership, this.#roomKeys(name, client), [
+        client.toLowerCase(),
+        state ?? "",
+        at,
+        nameKey(name),
+        this.#p,
+      ]),
+    );
+    return { deleted: deleted === 1 };
+  }
+
+  async setRoomOwner(name: string, owner: string): Promise<void> {
+    await this.#call("room owner", () =>
+      this.#r.hset(this.#k("room", nameKey(name)), "owner", owner.toLowerCase()),
+    );
+  }
+
+  /** How many backbone servers are connected to this Redis now (`CLIENT LIST` names). */
+  async serversConnected(): Promise<number> {
+    const list = await this.#call("client list", () => this.#r.client("LIST"));
+    return String(list)
+      .split("\n")
+      .filter((line) => line.includes(` name=${SERVER_CONNECTION_NAME} `)).length;
+  }
+
+  /** Redis answers, and each recipient's totals match its stream. */
+  async check(): Promise<string[]> {
+    const problems: string[] = [];
+    try {
+      await this.#r.ping();
+      for (const r of await this.#r.smembers(this.#k("recipients"))) {
+        const [inbox, totals] = this.#inboxKeys(r);
+        const [len, count] = await Promise.all([
+          this.#r.xlen(inbox),
+          this.#r.hget(totals, "count"),
+        ]);
+        if (len !== Number(count)) problems.push(`inbox of ${r}: ${len} held, totals say ${count}`);
+      }
+    } catch (e) {
+      problems.push(`redis unreachable: ${(e as Error).message}`);
+    }
+    return problems;
+  }
+
+  close(): void {
+    this.#r.disconnect();
+  }
+}
+
+function script(src: string): Script {
+  return { src, sha: new Bun.CryptoHasher("sha1").update(src).digest("hex") };
+}
+
+const S = {
+  addClient: script(ADD_CLIENT),
+  revoke: script(REVOKE),
+  presence: script(PRESENCE),
+  enqueue: script(ENQUEUE),
+  remove: script(REMOVE),
+  createRoom: script(CREATE_ROOM),
+  setMembership: script(SET_MEMBERSHIP),
+};
+
+function enqueueResult(code: number, limits: QueueLimits): EnqueueResult {
+  // The same reasons as the SQLite store, so clients see one wording whatever the backend.
+  if (code === 0) return { ok: true };
+  if (code === 1)
+    return { ok: false, reason: `recipient's queue is full (${limits.maxMessages} messages)` };
+  if (code === 2)
+    return { ok: false, reason: `recipient's queue is full (${limits.maxBytes} bytes)` };
+  return {
+    ok: false,
+    reason: `you already have ${limits.maxPerSender} messages queued for this recipient`,
+  };
+}
+
+function parseMembership(v: string): { state: RoomState; since: number; seq: number } {
+  const [state, since, seq] = v.split(" ");
+  return { state: state as RoomState, since: Number(since), seq: Number(seq) };
+}
+
+function fieldMap(fields: Buffer[]): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) out[String(fields[i])] = fields[i + 1] as Buffer;
+  return out;
+}
+
+function toRecord(h: Record<string, Buffer> | null): ClientRecord | null {
+  if (!h?.id) return null;
+  const num = (b: Buffer | undefined) => (b === undefined ? null : Number(String(b)));
+  return {
+    id: String(h.id),
+    name: String(h.name),
+    publicKey: new Uint8Array(h.public_key ?? Buffer.alloc(0)),
+    fingerprint: String(h.fingerprint),
+    createdAt: Number(String(h.created_at)),
+    revokedAt: num(h.revoked_at),
+    lastSeen: num(h.last_seen),
+    online: String(h.online) === "1",
+  };
+}
