@@ -52,8 +52,7 @@ export async function migrateStore(
   // Rooms, found through their members: each with its owner, then its members and
   // invitations in their order, each since the time it had.
   const rooms = new Set<string>();
-  for (const client of clients)
-    for (const m of await from.roomsOf(client.id)) rooms.add(m.room);
+  for (const client of clients) for (const m of await from.roomsOf(client.id)) rooms.add(m.room);
   for (const name of rooms) {
     const room = await from.getRoom(name);
     if (!room) continue;

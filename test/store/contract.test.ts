@@ -159,6 +159,55 @@ for (const [name, openPair] of backends) {
       s.close();
     });
 
+    test("E2E key directory: publish, one-time prekeys handed out once, the rules", async () => {
+      const s = await open();
+      const k = s.keys;
+      if (!k) throw new Error("no key directory");
+      const id1 = key(7);
+      const otk = (n: number) => ({ id: n, entry: new Uint8Array(100).fill(n) });
+      expect(await k.countKeys(A)).toBeNull();
+      expect(await k.takeKeys(A)).toBeNull();
+      expect(
+        await k.publishKeys(
+          A,
+          { identity: id1, head: key(8), oneTime: [otk(1), otk(2)] },
+          false,
+          3,
+        ),
+      ).toEqual({ ok: true, oneTime: 2 });
+      // Added to, under the same identity; old IDs never come back; a bound.
+      expect(
+        await k.publishKeys(A, { identity: id1, head: key(9), oneTime: [otk(2)] }, false, 3),
+      ).toEqual({ ok: false, error: "stale_prekey" });
+      expect(
+        await k.publishKeys(A, { identity: key(5), head: key(9), oneTime: [] }, false, 3),
+      ).toEqual({ ok: false, error: "identity_mismatch" });
+      expect(
+        await k.publishKeys(
+          A,
+          { identity: id1, head: key(9), oneTime: [otk(3), otk(4)] },
+          false,
+          3,
+        ),
+      ).toEqual({ ok: false, error: "too_many" });
+      expect(
+        await k.publishKeys(A, { identity: id1, head: key(9), oneTime: [otk(3)] }, false, 3),
+      ).toEqual({ ok: true, oneTime: 3 });
+      // Handed out lowest first, each once, even to concurrent takers.
+      const taken = await Promise.all([k.takeKeys(A), k.takeKeys(A), k.takeKeys(A), k.takeKeys(A)]);
+      expect(taken.map((t) => t?.oneTime?.[0] ?? null).sort()).toEqual([1, 2, 3, null].sort());
+      expect(taken[0]?.head).toEqual(key(9));
+      expect(await k.countKeys(A)).toBe(0);
+      // Replaced wholesale by a new identity; then deleted.
+      expect(
+        await k.publishKeys(A, { identity: key(6), head: key(8), oneTime: [otk(1)] }, true, 3),
+      ).toEqual({ ok: true, oneTime: 1 });
+      expect(await k.deleteKeys(A)).toBe(true);
+      expect(await k.deleteKeys(A)).toBe(false);
+      expect(await k.countKeys(A)).toBeNull();
+      s.close();
+    });
+
     test("presence: recorded for known clients only, reset marks all offline", async () => {
       const s = await open();
       await s.addClient({ id: A, name: "a", publicKey: key(1), fingerprint: "f" });

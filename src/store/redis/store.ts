@@ -16,6 +16,7 @@ import { isUuid, nameKey } from "../../ids.ts";
 import type {
   ClientRecord,
   EnqueueResult,
+  KeyStore,
   NodeLease,
   PresenceChange,
   QueuedMessage,
@@ -26,6 +27,7 @@ import type {
   Store,
   StoredMessage,
 } from "../store.ts";
+import { RedisKeyStore } from "./keys.ts";
 import {
   ADD_CLIENT,
   CREATE_ROOM,
@@ -61,6 +63,8 @@ type Script = { sha: string; src: string };
 
 export class RedisStore implements Store {
   readonly url: string;
+  /** The E2E key directory (docs/PROTOCOL.md § KEYS). */
+  readonly keys: KeyStore;
   readonly #r: IORedis;
   readonly #p: string;
 
@@ -79,6 +83,7 @@ export class RedisStore implements Store {
     // Errors surface through the calls; the connection's own events would otherwise be
     // printed by ioredis as unhandled.
     this.#r.on("error", () => {});
+    this.keys = new RedisKeyStore(this.#r, this.#p);
   }
 
   /** Opens the store at `url` and checks that Redis answers. Throws `STORE_OPEN`. */
@@ -199,6 +204,8 @@ export class RedisStore implements Store {
   }
 
   async revokeClient(id: string, at: number): Promise<boolean> {
+    // A revoked client's E2E bundle goes with it (docs/PROTOCOL.md § KEYS).
+    await this.#call("revoke", () => this.keys.deleteKeys(id));
     const r = await this.#call("revoke", () =>
       this.#eval(
         S.revoke,
