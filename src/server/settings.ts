@@ -60,6 +60,8 @@ export interface ServerSettings extends ConnectionSettings {
   room_fanout_burst: number;
   log_format: "text" | "json";
   log_level: "debug" | "info" | "warn" | "error";
+  /** `serve`'s store, `redis://HOST:PORT[/DB]` (docs/CLUSTER.md); the data directory's by default. */
+  store?: string;
   /** `serve`'s monitoring port, `HOST:PORT` (src/monitor/); none by default. */
   monitor?: string;
   /** File holding the monitor's bearer token (required off loopback). */
@@ -165,6 +167,7 @@ const KINDS: Record<keyof ServerSettings, Kind> = {
   room_fanout_burst: "integer",
   log_format: "string",
   log_level: "string",
+  store: "string",
   monitor: "string",
   monitor_token_file: "string",
 };

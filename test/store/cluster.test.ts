@@ -186,18 +186,4 @@ describe("cluster engine", () => {
     expect(await raw.exists("bb:node:node-a")).toBe(1);
     raw.disconnect();
   });
-
-  test("one server key per cluster; a warning unless acknowledged means durable", async () => {
-    await using redis = await startRedis();
-    const a = await node(redis.url, "node-a");
-    const b = await node(redis.url, "node-b");
-    expect(await a.c.claimServerKey("SHA256:first")).toBe("SHA256:first");
-    expect(await b.c.claimServerKey("SHA256:second")).toBe("SHA256:first");
-    expect(await a.c.persistenceWarning()).toMatch(
-      /^redis persistence is appendonly=no appendfsync=\w+: messages acknowledged as queued can be lost/,
-    );
-    await using durable = await startRedis({ appendonly: "yes", appendfsync: "always" });
-    const d = await node(durable.url, "node-d");
-    expect(await d.c.persistenceWarning()).toBeNull();
-  });
 });

@@ -289,6 +289,27 @@ for (const [name, openPair] of backends) {
   });
 }
 
+describe("redis store: one server key, durable settings", () => {
+  test("the first server's key is recorded; a warning unless acknowledged means durable", async () => {
+    await using r = await startRedis();
+    const a = await RedisStore.open(r.url);
+    const b = await RedisStore.open(r.url);
+    expect(await a.recordedServerKey()).toBeNull();
+    expect(await a.claimServerKey("SHA256:first")).toBe("SHA256:first");
+    expect(await b.claimServerKey("SHA256:second")).toBe("SHA256:first");
+    expect(await b.recordedServerKey()).toBe("SHA256:first");
+    expect(await a.persistenceWarning()).toMatch(
+      /^redis persistence is appendonly=no appendfsync=\w+: messages acknowledged as queued can be lost/,
+    );
+    a.close();
+    b.close();
+    await using durable = await startRedis({ appendonly: "yes", appendfsync: "always" });
+    const d = await RedisStore.open(durable.url);
+    expect(await d.persistenceWarning()).toBeNull();
+    d.close();
+  });
+});
+
 describe("redis store: Redis unreachable", () => {
   test("a call fails with STORE_UNAVAILABLE within its timeout, enqueue answers a failure", async () => {
     await using r = await startRedis();

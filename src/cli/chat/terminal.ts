@@ -152,7 +152,7 @@ class TerminalChat {
     this.#setPeer(peer);
     this.#watch(client, incoming);
     this.#say(
-      `connected to ${client.server} as ${client.name}; talking ${isRoomAddress(peer.id) ? "in" : "to"} ${peer.name} (/help for commands)`,
+      `connected to ${client.server} as ${client.name}; talking to ${peer.name} (/help for commands)`,
     );
     this.#isReady = true;
     this.#ready.resolve();

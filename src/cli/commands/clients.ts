@@ -4,8 +4,10 @@ import { defineCommand } from "citty";
 import { checkDataDirPath, dataPaths, defaultDataDir } from "../../server/datadir.ts";
 import { lastLease, liveNodes } from "../../server/nodes.ts";
 import { SqliteStore } from "../../store/sqlite.ts";
+import type { Store } from "../../store/store.ts";
 import { escapeControls } from "../../text/escape.ts";
 import { ago, CliError, EXIT, note, safeJson } from "../common.ts";
+import { openToolStore, STORE_ARG, storeSpec } from "../store-option.ts";
 
 export const clients = defineCommand({
   meta: {
@@ -14,13 +16,18 @@ export const clients = defineCommand({
   },
   args: {
     data: { type: "string", description: "Server data directory", valueHint: "DIR" },
+    ...STORE_ARG,
     json: { type: "boolean", description: "One JSON object per line" },
   },
   async run({ args }) {
     const dir = args.data ?? defaultDataDir();
-    checkDataDirPath(dir);
-    if (!existsSync(dataPaths(dir).db)) throw new CliError(`no server data in ${dir}`, EXIT.USAGE);
-    const store = new SqliteStore(dataPaths(dir).db);
+    const spec = storeSpec(args.store);
+    if (!spec) {
+      checkDataDirPath(dir);
+      if (!existsSync(dataPaths(dir).db))
+        throw new CliError(`no server data in ${dir}`, EXIT.USAGE);
+    }
+    const store: Store = spec ? await openToolStore(dir, spec) : new SqliteStore(dataPaths(dir).db);
     try {
       const list = await store.listClients();
       const now = Math.floor(Date.now() / 1000);

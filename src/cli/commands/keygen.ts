@@ -12,12 +12,12 @@ import {
   dataPaths,
   defaultDataDir,
   loadOrCreateServerKey,
-  openStore,
   undoCreate,
 } from "../../server/datadir.ts";
 import { enrollClient, refuseLookAlike } from "../../server/enroll.ts";
 import { DEFAULT_PORT, RSA_BITS } from "../../wire/constants.ts";
 import { CliError, EXIT, note, readUserFile, withProgress } from "../common.ts";
+import { openToolStore, STORE_ARG, storeSpec } from "../store-option.ts";
 import { configuredPort } from "./serve.ts";
 
 export const keygen = defineCommand({
@@ -36,6 +36,7 @@ export const keygen = defineCommand({
       description: "Server data directory (default: $BACKBONE_DATA or ~/.local/share/backbone)",
       valueHint: "DIR",
     },
+    ...STORE_ARG,
     server: {
       type: "string",
       description:
@@ -68,10 +69,11 @@ export const keygen = defineCommand({
     }
     const server = args.server ?? `127.0.0.1:${configuredPort(dir) ?? DEFAULT_PORT}`;
     parseHostPort(server);
+    const spec = storeSpec(args.store);
     if (args.name !== undefined) {
       // Before anything is created; a look-alike of an existing name is named first.
-      if (existsSync(dataPaths(dir).db)) {
-        const existing = openStore(dir);
+      if (spec || existsSync(dataPaths(dir).db)) {
+        const existing = await openToolStore(dir, spec);
         try {
           await refuseLookAlike(existing, args.name.normalize("NFKC"));
         } finally {
@@ -103,7 +105,7 @@ export const keygen = defineCommand({
     });
     if (created) note(`server key: ${serverKey.publicKey.fingerprint} (new; in ${paths.key})`);
 
-    const store = openStore(dir);
+    const store = await openToolStore(dir, spec, serverKey);
     let done = false;
     try {
       const enrolled = await withProgress(

@@ -4,10 +4,11 @@
  * in its lease, server/nodes.ts) — or it says that no server is running.
  */
 import { defineCommand } from "citty";
-import { defaultDataDir, openStore } from "../../server/datadir.ts";
+import { defaultDataDir } from "../../server/datadir.ts";
 import { awaitRevocation } from "../../server/nodes.ts";
 import { escapeControls } from "../../text/escape.ts";
 import { CliError, EXIT } from "../common.ts";
+import { openToolStore, STORE_ARG, storeSpec } from "../store-option.ts";
 
 /** How long to wait for a running server to confirm (it checks every 250 ms). */
 const CONFIRM_MS = 10_000;
@@ -25,9 +26,10 @@ export const revoke = defineCommand({
       valueHint: "ID|NAME",
     },
     data: { type: "string", description: "Server data directory", valueHint: "DIR" },
+    ...STORE_ARG,
   },
   async run({ args }) {
-    const store = openStore(args.data ?? defaultDataDir());
+    const store = await openToolStore(args.data ?? defaultDataDir(), storeSpec(args.store));
     try {
       const record = await store.findClient(args.client);
       if (!record) throw new CliError(`no client "${args.client}"`, EXIT.USAGE);

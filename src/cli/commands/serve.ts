@@ -8,7 +8,6 @@ import {
   dataPaths,
   defaultDataDir,
   loadOrCreateServerKey,
-  openStore,
   undoCreate,
 } from "../../server/datadir.ts";
 import { BackboneServer } from "../../server/server.ts";
@@ -19,7 +18,9 @@ import {
   type ServerSettings,
 } from "../../server/settings.ts";
 import { writeFileNoFollow } from "../../store/files.ts";
+import type { Store } from "../../store/store.ts";
 import { CliError, EXIT } from "../common.ts";
+import { openServerStore, STORE_ARG, storeSpec } from "../store-option.ts";
 
 export const serve = defineCommand({
   meta: {
@@ -57,6 +58,7 @@ export const serve = defineCommand({
       options: ["debug", "info", "warn", "error"],
       description: "Least severe level logged (default info)",
     },
+    ...STORE_ARG,
     monitor: {
       type: "string",
       description:
@@ -79,6 +81,7 @@ export const serve = defineCommand({
       port: args.port,
       log_format: args["log-format"],
       log_level: args["log-level"],
+      store: args.store ?? process.env.BACKBONE_STORE,
       monitor: args.monitor,
       monitor_token_file: args["monitor-token-file"],
     };
@@ -99,11 +102,11 @@ export const serve = defineCommand({
       log.info("server key created", { fingerprint: key.publicKey.fingerprint, path: paths.key });
     const pidFile = `${paths.dir}/serve.pid`;
     let server: BackboneServer;
-    let store: ReturnType<typeof openStore>;
+    let store: Store;
     try {
       claimPidFile(pidFile, dir);
       try {
-        store = openStore(dir);
+        store = await openServerStore(dir, storeSpec(settings.store), key, log);
       } catch (err) {
         rmSync(pidFile, { force: true });
         throw err;

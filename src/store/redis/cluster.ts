@@ -151,29 +151,6 @@ export class RedisCluster {
     if (held === 0 && this.#reading) await this.#opts.onLeaseRetaken?.();
   }
 
-  /**
-   * Records `fingerprint` as the cluster's server key if none is recorded yet, and returns
-   * the recorded one: every node must present the key clients pin, so a node whose key
-   * differs must refuse to start (docs/CLUSTER.md § Server key).
-   */
-  async claimServerKey(fingerprint: string): Promise<string> {
-    const key = `${this.#p}server_key`;
-    await this.#r.set(key, fingerprint, "NX");
-    return (await this.#r.get(key)) ?? fingerprint;
-  }
-
-  /**
-   * A one-line warning when Redis's persistence settings can lose a message the server
-   * has acknowledged (NOTICE `queued`): anything but `appendonly yes` with `appendfsync
-   * always`. Null when acknowledged means durable.
-   */
-  async persistenceWarning(): Promise<string | null> {
-    const [, aof] = (await this.#r.config("GET", "appendonly")) as string[];
-    const [, fsync] = (await this.#r.config("GET", "appendfsync")) as string[];
-    if (aof === "yes" && fsync === "always") return null;
-    return `redis persistence is appendonly=${aof} appendfsync=${fsync}: messages acknowledged as queued can be lost if Redis stops; set appendonly yes and appendfsync always`;
-  }
-
   /** Nodes whose lease is alive, this one included. */
   async liveNodes(): Promise<string[]> {
     const all = await this.#r.smembers(`${this.#p}nodes`);

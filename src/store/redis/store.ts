@@ -439,6 +439,39 @@ export class RedisStore implements Store {
     );
   }
 
+  /**
+   * Records `fingerprint` as the cluster's server key if none is recorded yet, and returns
+   * the recorded one: every node must present the key clients pin, so a node whose key
+   * differs must refuse to start (docs/CLUSTER.md § Server key).
+   */
+  async claimServerKey(fingerprint: string): Promise<string> {
+    const key = this.#k("server_key");
+    await this.#r.set(key, fingerprint, "NX");
+    return (await this.#r.get(key)) ?? fingerprint;
+  }
+
+  /**
+   * A one-line warning when Redis's persistence settings can lose a message the server
+   * has acknowledged (NOTICE `queued`): anything but `appendonly yes` with `appendfsync
+   * always`. Null when acknowledged means durable.
+   */
+  async persistenceWarning(): Promise<string | null> {
+    const [, aof] = (await this.#r.config("GET", "appendonly")) as string[];
+    const [, fsync] = (await this.#r.config("GET", "appendfsync")) as string[];
+    if (aof === "yes" && fsync === "always") return null;
+    return `redis persistence is appendonly=${aof} appendfsync=${fsync}: messages acknowledged as queued can be lost if Redis stops; set appendonly yes and appendfsync always`;
+  }
+
+  /** One small write (the `health` key): fails when Redis cannot take writes. */
+  async probe(): Promise<void> {
+    await this.#call("probe", () => this.#r.set(this.#k("health"), String(Date.now())));
+  }
+
+  /** The server key fingerprint recorded by the first server, if any. */
+  async recordedServerKey(): Promise<string | null> {
+    return this.#call("server key", () => this.#r.get(this.#k("server_key")));
+  }
+
   /** How many backbone servers are connected to this Redis now (`CLIENT LIST` names). */
   async serversConnected(): Promise<number> {
     const list = await this.#call("client list", () => this.#r.client("LIST"));

@@ -1,0 +1,103 @@
+/**
+ * `--store` for the commands that open the server's store (`serve`, `keygen`, `revoke`,
+ * `clients`): `redis://HOST:PORT[/DB]` names the Redis store (docs/CLUSTER.md), nothing
+ * the embedded SQLite store of the data directory. Also `BACKBONE_STORE`, and
+ * `store = "…"` in `serve`'s config file.
+ */
+import type { RsaPrivateKey } from "../crypto/rsa.ts";
+import type { Logger } from "../log.ts";
+import { openStore } from "../server/datadir.ts";
+import { liveNodes } from "../server/nodes.ts";
+import { isRedisUrl } from "../store/open.ts";
+import { RedisStore, SERVER_CONNECTION_NAME } from "../store/redis/store.ts";
+import type { Store } from "../store/store.ts";
+import { CliError, EXIT } from "./common.ts";
+
+export const STORE_ARG = {
+  store: {
+    type: "string",
+    description:
+      "The store: redis://HOST:PORT[/DB] (default: the embedded store of the data directory; also BACKBONE_STORE)",
+    valueHint: "URL",
+  },
+} as const;
+
+/** `--store`, else `BACKBONE_STORE`, else undefined (the data directory's store). */
+export function storeSpec(flag: string | undefined): string | undefined {
+  const spec = flag ?? process.env.BACKBONE_STORE;
+  if (spec === undefined || spec === "") return undefined;
+  if (!isRedisUrl(spec)) {
+    throw new CliError(
+      `--store: ${JSON.stringify(spec)} is not a store address (redis://HOST:PORT[/DB]); the embedded store is chosen with --data`,
+      EXIT.USAGE,
+    );
+  }
+  return spec;
+}
+
+/**
+ * Opens the store a tool works on (`keygen`, `revoke`, `clients`). With Redis, a server
+ * key recorded there that differs from `key` (the data directory's) is refused: the
+ * identities written would pin a key no node presents.
+ */
+export async function openToolStore(
+  dir: string,
+  spec: string | undefined,
+  key?: RsaPrivateKey,
+): Promise<Store> {
+  if (!spec) return openStore(dir);
+  const store = await RedisStore.open(spec);
+  try {
+    const recorded = await store.recordedServerKey();
+    if (key && recorded !== null && recorded !== key.publicKey.fingerprint) {
+      throw new CliError(
+        `the servers on ${spec} present key ${recorded}, but ${dir} holds ${key.publicKey.fingerprint}; use the data directory of a node (--data)`,
+        EXIT.SERVER_KEY,
+      );
+    }
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  return store;
+}
+
+/**
+ * Opens the store `serve` runs on. With Redis: the first server records its key and a
+ * server with another key refuses to start, naming both; a warning when Redis's
+ * persistence can lose acknowledged messages; and — until routing between nodes is
+ * built — a refusal when another server already runs on the same Redis.
+ */
+export async function openServerStore(
+  dir: string,
+  spec: string | undefined,
+  key: RsaPrivateKey,
+  log: Logger,
+): Promise<Store> {
+  if (!spec) return openStore(dir);
+  const store = await RedisStore.open(spec, { connectionName: SERVER_CONNECTION_NAME });
+  try {
+    const mine = key.publicKey.fingerprint;
+    const recorded = await store.claimServerKey(mine);
+    if (recorded !== mine) {
+      throw new CliError(
+        `the servers on ${spec} present key ${recorded}, but this one has ${mine} (in ${dir}); every server of one store must present the same key: copy server.key and server.pub from a running node's data directory`,
+        EXIT.SERVER_KEY,
+      );
+    }
+    const running = await liveNodes(store);
+    if (running.length > 0) {
+      const other = running[0];
+      throw new CliError(
+        `another server (${other?.host} pid ${other?.pid}) already runs on ${spec}; one server per store for now (routing between nodes is not built yet)`,
+        EXIT.USAGE,
+      );
+    }
+    const warning = await store.persistenceWarning();
+    if (warning) log.warn(warning);
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  return store;
+}

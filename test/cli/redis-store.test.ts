@@ -1,0 +1,80 @@
+/**
+ * `serve --store redis://…` through the compiled binary, on a real redis-server: the
+ * same commands as on the embedded store (keygen, send, listen, revoke, clients with
+ * `--store`), the server key recorded in Redis, and the refusals.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { cleanupAll, EXIT, expectError, sandbox } from "../helpers/binary.ts";
+import { startRedis } from "../helpers/redis.ts";
+
+afterEach(cleanupAll);
+
+describe("serve on Redis", () => {
+  test("keygen, live and stored delivery, revoke and clients, all through --store", async () => {
+    await using sb = await sandbox();
+    await using redis = await startRedis();
+    const store = ["--store", redis.url];
+    const server = await sb.serve(store);
+    // Redis without appendonly/fsync always: said once in the log.
+    await server.proc.waitFor(/WARN +redis persistence is appendonly=no/, "stderr");
+    for (const name of ["alice", "bob", "carol"]) await sb.keygen(name, server.address, store);
+
+    const asAlice = ["--no-e2e", "--identity", "alice.identity"];
+    const offline = await sb.run(["send", "bob", "while away", ...asAlice]);
+    expect(offline).toMatchObject({ code: EXIT.OK, stderr: expect.stringContaining("stored") });
+    const bob = sb.start(["listen", "--no-e2e", "--identity", "bob.identity"]);
+    await bob.waitFor(/alice \(while you were away\): while away$/);
+    expect((await sb.run(["send", "bob", "live now", ...asAlice])).code).toBe(EXIT.OK);
+    await bob.waitFor(/alice: live now$/);
+
+    const list = await sb.run(["clients", "--json", ...store]);
+    const rows = list.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(rows.map((r) => r.name).sort()).toEqual(["alice", "bob", "carol"]);
+    expect(rows.find((r) => r.name === "bob")?.online).toBe(true);
+
+    const revoked = await sb.run(["revoke", "carol", ...store]);
+    expect(revoked.code).toBe(EXIT.OK);
+    expect(revoked.stdout).toContain("the running server has stopped its sessions");
+    expectError(
+      await sb.run(["status", "--identity", "carol.identity"]),
+      EXIT.AUTH,
+      /authentication failed|revoked/,
+    );
+  });
+
+  test("a second server with another key is refused, naming both; one with the same key waits its turn", async () => {
+    await using sb = await sandbox();
+    await using redis = await startRedis();
+    const first = await sb.serve(["--store", redis.url]);
+    const other = join(sb.dir, "other-data");
+    mkdirSync(other, { mode: 0o700 });
+    const r = await sb.run(["serve", "--port", "0", "--data", other, "--store", redis.url]);
+    expect(r.code).toBe(EXIT.SERVER_KEY);
+    expect(r.stderr).toContain(`present key ${first.fingerprint}`);
+    expect(r.stderr).toMatch(/but this one has SHA256:\S+ \(in .*other-data\)/);
+    // One error line (after the log lines of a first start, which then leaves no key behind).
+    expect(r.stderr.split("\n").filter((l) => l.startsWith("backbone:"))).toHaveLength(1);
+    expect(existsSync(join(other, "server.key"))).toBe(false);
+
+    // The same key (the first node's key files copied) while the first runs.
+    const twinData = join(sb.dir, "twin-data");
+    mkdirSync(twinData, { mode: 0o700 });
+    for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(twinData, f));
+    const twin = await sb.run(["serve", "--port", "0", "--data", twinData, "--store", redis.url]);
+    expectError(twin, EXIT.USAGE, /already runs on redis:\/\/.*one server per store for now/);
+  });
+
+  test("--store that is not a Redis address: one line", async () => {
+    await using sb = await sandbox();
+    expectError(
+      await sb.run(["clients", "--store", "/tmp/somewhere"]),
+      EXIT.USAGE,
+      /^backbone: --store: "\/tmp\/somewhere" is not a store address/,
+    );
+  });
+});
