@@ -168,6 +168,9 @@ export async function sendDirect(
     if (err instanceof E2EError && err.code === "KEY_CHANGED") {
       throw new CliError(`${err.message} (check it with: backbone verify ${to})`, EXIT_KEY_CHANGED);
     }
+    // Too large to send: refused, as the server's own size limit is (exit 6).
+    if (err instanceof E2EError && err.code === "TOO_LARGE")
+      throw new CliError(`not sent: ${err.message}`, EXIT.UNDELIVERABLE);
     if (err instanceof E2EError) throw new CliError(err.message, EXIT.FAILURE);
     throw err;
   }

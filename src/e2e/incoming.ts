@@ -39,3 +39,8 @@ export function inboxMessage(e: InboxEntry): IncomingMessage {
     verified: e.verified,
   };
 }
+
+/** The digest a live envelope is known by in `RecentLive` (SHA-256, 32 hex characters). */
+export function liveDigest(envelope: Uint8Array): string {
+  return new Bun.CryptoHasher("sha256").update(envelope).digest("hex").slice(0, 32);
+}

@@ -19,11 +19,19 @@ import { fetchBundle, syncKeys } from "./directory.ts";
 import { isEnvelope } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
-import { inboxMessage, wrap } from "./incoming.ts";
+import { inboxMessage, liveDigest, wrap } from "./incoming.ts";
 import { publicIdentity } from "./keys.ts";
 import type { Observation } from "./known-peers.ts";
 import { decryptMessage, encryptMessage, type PeerSessions, startSession } from "./session.ts";
-import { defaultStateDir, E2EState, type InboxEntry, type OpenOptions } from "./state.ts";
+import {
+  defaultStateDir,
+  E2EState,
+  type InboxEntry,
+  type OpenOptions,
+  RECENT_LIVE_MAX,
+  RECENT_LIVE_SECONDS,
+  type RecentLive,
+} from "./state.ts";
 
 export interface E2EOptions extends OpenOptions {
   /** The state directory (default `defaultStateDir(id)`). */
@@ -96,6 +104,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   #client: Client | null = null;
   #chain: Promise<unknown> = Promise.resolve();
   #clearScheduled = false;
+  /** Digests of live messages this process has shown (each once, see RecentLive). */
+  #shownLive = new Set<string>();
   /** Keys of inbox entries shown, to remove at the next clearing. */
   #delivered = new Set<string>();
 
@@ -157,6 +167,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       }
       return wrap(m, m.data, false, false);
     }
+    // A live message goes to every session of this client: the first process to decrypt
+    // it uses up the ratchet step and leaves the plaintext for the others, briefly.
+    const live = m.kind === "direct";
+    const digest = live ? liveDigest(m.data) : "";
+    let shared: RecentLive | null = null;
     // One transaction: the ratchet step, the used prekey and the message are saved
     // together, before the message is shown and before it is acknowledged.
     const entry = this.state.transaction((tx): InboxEntry | null => {
@@ -172,6 +187,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       } catch (err) {
         if (!(err instanceof E2EError)) throw err;
         tx.skipWrite();
+        if (err.code === "DUPLICATE" && live) {
+          shared =
+            this.state.recentLive.find((r) => r.digest === digest && r.sender === from) ?? null;
+          return null;
+        }
         if (err.code !== "DUPLICATE") {
           this.emit("decryptFailed", { from, code: err.code, message: err.message });
         }
@@ -184,9 +204,29 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       if (r.usedOneTimePreKey !== null) this.state.oneTimePreKeys.delete(r.usedOneTimePreKey);
       const e = this.#entry(m, r.plaintext, true, this.#verified(from, fp));
       this.state.inbox.push(e);
+      if (live) {
+        const now = this.state.now();
+        this.state.recentLive = this.state.recentLive
+          .filter((x) => now - x.at < RECENT_LIVE_SECONDS)
+          .slice(-(RECENT_LIVE_MAX - 1));
+        this.state.recentLive.push({
+          digest,
+          sender: from,
+          at: now,
+          plaintext: r.plaintext,
+          verified: e.verified,
+        });
+      }
       return e;
     });
-    if (!entry) return null;
+    if (!entry) {
+      // Shown by another process of this client: shown here too, once.
+      const got = shared as RecentLive | null;
+      if (!got || this.#shownLive.has(digest)) return null;
+      this.#shownLive.add(digest);
+      return wrap(m, got.plaintext, true, got.verified);
+    }
+    if (live) this.#shownLive.add(digest);
     crashPoint("after-persist");
     if (this.#replaying) return null; // shown in order by attach
     this.#scheduleClear(entry.key);

@@ -46,6 +46,25 @@ export interface InboxEntry {
   verified: boolean;
 }
 
+/**
+ * A live message decrypted by one process of this client, kept briefly so that the
+ * client's other processes (sessions, docs/PROTOCOL.md § Sessions), which receive the
+ * same ciphertext, can show it too: the ratchet step is used up by the first.
+ */
+export interface RecentLive {
+  /** SHA-256 of the envelope, hex (first 32 characters). */
+  digest: string;
+  sender: string;
+  /** Unix seconds when it was decrypted. */
+  at: number;
+  plaintext: Uint8Array;
+  verified: boolean;
+}
+
+/** How many live messages, and for how long (s), other processes can still show. */
+export const RECENT_LIVE_MAX = 64;
+export const RECENT_LIVE_SECONDS = 120;
+
 /** Signed prekeys are replaced after this long (X3DH § 2.4 "periodically"). */
 export const SIGNED_PREKEY_LIFETIME = 7 * 24 * 3600;
 /** Old signed prekeys kept for messages still in flight. */
@@ -97,6 +116,8 @@ export class E2EState {
   nextPreKeyId = 1;
   peers = new Map<string, PeerSessions>();
   inbox: InboxEntry[] = [];
+  /** Recently decrypted live messages (see RecentLive). */
+  recentLive: RecentLive[] = [];
   knownPeers = new KnownPeers();
   generation = 0;
   /** ID of the signed prekey last published (0: never published). */
@@ -275,6 +296,15 @@ export class E2EState {
         e2e: m.e2e !== false,
         verified: Boolean(m.verified),
       }));
+      this.recentLive = ((o.recentLive as Record<string, unknown>[] | undefined) ?? []).map(
+        (m) => ({
+          digest: String(m.digest),
+          sender: String(m.sender),
+          at: Number(m.at),
+          plaintext: unhex(m.plaintext),
+          verified: Boolean(m.verified),
+        }),
+      );
     } catch (cause) {
       if (cause instanceof E2EError) throw cause;
       throw new E2EError("STATE_CORRUPT", `${join(this.dir, "state.json")} is damaged`, { cause });
@@ -308,6 +338,7 @@ export class E2EState {
       publishedSignedPreKey: this.publishedSignedPreKey,
       peers: Object.fromEntries([...this.peers].map(([k, v]) => [k, serializePeer(v)])),
       inbox: this.inbox.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
+      recentLive: this.recentLive.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
     };
     if (this.#peersDirty) {
       writePrivateFile(join(this.dir, "known_peers"), this.knownPeers.format());

@@ -71,7 +71,7 @@ describe("a hostile server's words, shown not obeyed", () => {
   test("send: a NOTICE reason with controls is one escaped line (exit 6)", async () => {
     await using sb = await sandbox();
     await using _server = await hostileServer(sb);
-    const r = await sb.run(["send", "bob", "hi", "--identity", "alice.identity"]);
+    const r = await sb.run(["send", "bob", "hi", "--no-e2e", "--identity", "alice.identity"]);
     expect(r.code).toBe(EXIT.UNDELIVERABLE);
     expect(r.stderr).toBe(`backbone: not delivered (rejected): ${EVIL_SHOWN}\n`);
   });
@@ -91,10 +91,10 @@ describe("a hostile server's words, shown not obeyed", () => {
   test("listen and piped chat: a client name with controls is escaped", async () => {
     await using sb = await sandbox();
     await using server = await hostileServer(sb);
-    const listen = sb.start(["listen", "--identity", "bob.identity"]);
-    const chat = sb.start(["chat", "mallory", "--identity", "alice.identity"]);
+    const listen = sb.start(["listen", "--no-e2e", "--identity", "bob.identity"]);
+    const chat = sb.start(["chat", "mallory", "--no-e2e", "--identity", "alice.identity"]);
     await server.logins(2);
-    const r = await sb.run(["send", "bob", "hello", "--identity", "mallory.identity"]);
+    const r = await sb.run(["send", "bob", "hello", "--no-e2e", "--identity", "mallory.identity"]);
     expect(r.code).toBe(EXIT.OK);
     const line = await listen.waitFor(/hello$/);
     expect(line.input).toMatch(

@@ -18,7 +18,9 @@ async function trio(sb: Sandbox) {
 }
 
 async function sendAs(sb: Sandbox, from: string, to: string, bytes: Uint8Array): Promise<void> {
-  const r = await sb.run(["send", to, "--identity", `${from}.identity`], { stdin: bytes });
+  const r = await sb.run(["send", to, "--no-e2e", "--identity", `${from}.identity`], {
+    stdin: bytes,
+  });
   expect(r.code).toBe(EXIT.OK);
   expect(r.stderr).toMatch(/^(|\S+ is offline: stored for delivery at its next login\n)$/);
 }
@@ -27,7 +29,7 @@ describe("one message, one line, nothing that drives the terminal", () => {
   test("listen: every hostile class escaped, one line per message", async () => {
     await using sb = await sandbox();
     const server = await trio(sb);
-    const bob = sb.start(["listen", "--identity", "bob.identity"]);
+    const bob = sb.start(["listen", "--no-e2e", "--identity", "bob.identity"]);
     await server.proc.waitFor(/INFO +connect .*name=bob/, "stderr");
     for (const h of HOSTILE) await sendAs(sb, "mallory", "bob", h.bytes);
     await bob.until(
@@ -41,7 +43,7 @@ describe("one message, one line, nothing that drives the terminal", () => {
   test("listen --json: valid JSON, one line, C1 and separators as \\u escapes", async () => {
     await using sb = await sandbox();
     const server = await trio(sb);
-    const bob = sb.start(["listen", "--json", "--identity", "bob.identity"]);
+    const bob = sb.start(["listen", "--json", "--no-e2e", "--identity", "bob.identity"]);
     await server.proc.waitFor(/INFO +connect .*name=bob/, "stderr");
     const text = "a\u009b2J\u2028b\u202ec\nd";
     await sendAs(sb, "mallory", "bob", utf8(text));
@@ -53,7 +55,7 @@ describe("one message, one line, nothing that drives the terminal", () => {
   test("piped chat: every hostile class escaped, one line per message", async () => {
     await using sb = await sandbox();
     const server = await trio(sb);
-    const bob = sb.start(["chat", "mallory", "--identity", "bob.identity"]);
+    const bob = sb.start(["chat", "mallory", "--no-e2e", "--identity", "bob.identity"]);
     await server.proc.waitFor(/INFO +connect .*name=bob/, "stderr");
     for (const h of HOSTILE) await sendAs(sb, "mallory", "bob", h.bytes);
     await bob.until(
@@ -92,7 +94,7 @@ describe("messages that cannot be sent", () => {
     expectError(await sb.run(["send", "bob", ...id], { stdin: "" }), EXIT.USAGE, empty);
     expectError(await sb.run(["send", "bob", ...id], { stdin: "\n" }), EXIT.USAGE, empty);
     // Nothing reached the server: bob has nothing stored.
-    const bob = sb.start(["listen", "--identity", "bob.identity"]);
+    const bob = sb.start(["listen", "--no-e2e", "--identity", "bob.identity"]);
     await server.proc.waitFor(/INFO +connect .*name=bob/, "stderr");
     await sendAs(sb, "alice", "bob", utf8("marker"));
     await bob.waitFor(/alice: marker$/);
@@ -102,7 +104,7 @@ describe("messages that cannot be sent", () => {
   test("send: a message over the server's size limit exits 6 (refused)", async () => {
     await using sb = await sandbox();
     await trio(sb);
-    const r = await sb.run(["send", "bob", "--identity", "alice.identity"], {
+    const r = await sb.run(["send", "bob", "--no-e2e", "--identity", "alice.identity"], {
       stdin: "x".repeat(70_000),
     });
     expectError(r, EXIT.UNDELIVERABLE, /^backbone: not sent: message of 70000 bytes exceeds/);
@@ -111,9 +113,9 @@ describe("messages that cannot be sent", () => {
   test("piped chat: a line over the limit is reported and skipped; the rest go", async () => {
     await using sb = await sandbox();
     const server = await trio(sb);
-    const bob = sb.start(["chat", "alice", "--identity", "bob.identity"]);
+    const bob = sb.start(["chat", "alice", "--no-e2e", "--identity", "bob.identity"]);
     await server.proc.waitFor(/INFO +connect .*name=bob/, "stderr");
-    const r = await sb.run(["chat", "bob", "--identity", "alice.identity"], {
+    const r = await sb.run(["chat", "bob", "--no-e2e", "--identity", "alice.identity"], {
       stdin: `before\n${"y".repeat(70_000)}\nafter\n`,
     });
     expect(r.code).toBe(EXIT.UNDELIVERABLE);

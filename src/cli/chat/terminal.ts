@@ -230,7 +230,8 @@ class TerminalChat {
   #showMessage(m: IncomingMessage, name: string): void {
     const tag =
       (m.stored ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "") +
-      (this.#e2e && m.e2e !== true ? " (not end-to-end encrypted)" : "");
+      // Room messages are never end-to-end encrypted (not built yet; README § Rooms).
+      (this.#e2e && m.room === null && m.e2e === false ? " (not end-to-end encrypted)" : "");
     const head = `[${clock(m.queuedAt ?? m.receivedAt)}] ${roomPrefix(m)}${escapeControls(name)}${tag}: `;
     const lines = escapeBytes(m.data, { multiline: true }).split("\n");
     this.editor.print(wrapBlock(head, lines, MESSAGE_INDENT, this.editor.columns));
@@ -286,18 +287,33 @@ class TerminalChat {
     const body = (!pasted && text.startsWith("//") ? text.slice(1) : text).replace(/\n+$/, "");
     const client = this.#client as Client;
     const peer = this.#peer;
+    const e2e = this.#e2e !== null && !isRoomAddress(peer.id);
+    if (!client.connected) {
+      if (!this.#heldNoteShown) {
+        this.#heldNoteShown = true;
+        this.#say("* not connected: what you send goes out once the connection is back");
+      }
+      // The E2E layer may need the server (the peer's keys): wait for it, lines in order.
+      // Without it the client library holds the line itself until it is back.
+      if (e2e) await this.#reconnected(client);
+      if (this.#leaving) return;
+    }
     try {
       // A room's lines go as they are: end-to-end encryption of rooms is not built yet.
-      if (isRoomAddress(peer.id)) client.send(peer.id, body);
+      if (!e2e) client.send(peer.id, body);
       else await sendDirect(client, this.#e2e, peer.id, body, peer.name, this.#flags);
     } catch (err) {
       this.#say(`* not sent: ${(err as Error).message}`);
-      return;
     }
-    if (!client.connected && !this.#heldNoteShown) {
-      this.#heldNoteShown = true;
-      this.#say("* not connected: what you send goes out once the connection is back");
-    }
+  }
+
+  /** Resolves once `client` is connected again (or closed for good). */
+  #reconnected(client: Client): Promise<void> {
+    if (client.connected) return Promise.resolve();
+    return new Promise((resolve) => {
+      client.once("connect", () => resolve());
+      client.once("close", () => resolve());
+    });
   }
 
   async #command(text: string): Promise<void> {
