@@ -6,6 +6,7 @@
  */
 import { hostname } from "node:os";
 import type { NodeLease, Store } from "../store/store.ts";
+import { isAlive } from "./pidfile.ts";
 
 /** How long a lease holds without renewal (ms), and how often a node renews it. */
 export const LEASE_MS = 5000;
@@ -17,16 +18,7 @@ export const RENEW_MS = 1000;
  */
 export function nodeAlive(lease: NodeLease, now = Date.now()): boolean {
   if (lease.until <= now) return false;
-  return lease.host !== hostname() || pidAlive(lease.pid);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return lease.host !== hostname() || isAlive(lease.pid);
 }
 
 /** The running nodes on `store`. */

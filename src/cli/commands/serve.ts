@@ -1,5 +1,5 @@
-/** `backbone serve`: run the server on the embedded store. */
-import { existsSync, readFileSync, rmSync } from "node:fs";
+/** `backbone serve`: run the server on the embedded store, or on Redis (`--store`). */
+import { existsSync, rmSync } from "node:fs";
 import { defineCommand } from "citty";
 import { formatHostPort } from "../../client/address.ts";
 import { UsageError } from "../../errors.ts";
@@ -10,6 +10,7 @@ import {
   loadOrCreateServerKey,
   undoCreate,
 } from "../../server/datadir.ts";
+import { pidFilePath, runningServerPid } from "../../server/pidfile.ts";
 import { BackboneServer } from "../../server/server.ts";
 import {
   DEFAULT_SERVER_SETTINGS,
@@ -100,7 +101,7 @@ export const serve = defineCommand({
     });
     if (created)
       log.info("server key created", { fingerprint: key.publicKey.fingerprint, path: paths.key });
-    const pidFile = `${paths.dir}/serve.pid`;
+    const pidFile = pidFilePath(paths.dir);
     let server: BackboneServer;
     let store: Store;
     try {
@@ -215,25 +216,14 @@ function withListenHint(err: unknown): unknown {
 
 /** Refuses to run two servers on one data directory. */
 function claimPidFile(path: string, dir: string): void {
-  if (existsSync(path)) {
-    const pid = Number(readFileSync(path, "utf8").trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-      throw new CliError(`another server (pid ${pid}) is already running on ${dir}`, EXIT.USAGE);
-    }
+  const pid = runningServerPid(dir);
+  if (pid !== null) {
+    throw new CliError(`another server (pid ${pid}) is already running on ${dir}`, EXIT.USAGE);
   }
   try {
     writeFileNoFollow(path, `${process.pid}\n`, 0o644); // a planted symlink is replaced, never followed
   } catch (cause) {
     throw new CliError((cause as Error).message, EXIT.USAGE);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

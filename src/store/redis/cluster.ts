@@ -18,6 +18,7 @@ import { StoreError } from "../../errors.ts";
 import { idToText } from "../../ids.ts";
 import type { QueueLimits } from "../store.ts";
 import { BROADCAST, LEASE, REAP, ROUTE, SESSION } from "./cluster-scripts.ts";
+import { runScript, type Script, script } from "./lua.ts";
 
 /** A node's lease (ms): a crashed node's clients show offline within this. */
 export const DEFAULT_LEASE_MS = 10_000;
@@ -55,13 +56,6 @@ export type RouteResult =
   | { delivered: false; held: true }
   | { delivered: false; held: false; reason: string };
 
-interface Script {
-  src: string;
-  sha: string;
-}
-function script(src: string): Script {
-  return { src, sha: new Bun.CryptoHasher("sha1").update(src).digest("hex") };
-}
 const S = {
   route: script(ROUTE),
   broadcast: script(BROADCAST),
@@ -131,14 +125,8 @@ export class RedisCluster {
     if (!this.#closed) this.#opts.onError?.(what, err);
   }
 
-  async #eval(s: Script, args: (string | number | Uint8Array)[], keys: string[] = []) {
-    const argv = args.map((a) => (a instanceof Uint8Array ? Buffer.from(a) : String(a)));
-    try {
-      return await this.#r.evalsha(s.sha, keys.length, ...keys, ...argv);
-    } catch (e) {
-      if (!String((e as Error).message).includes("NOSCRIPT")) throw e;
-      return await this.#r.eval(s.src, keys.length, ...keys, ...argv);
-    }
+  #eval(s: Script, args: (string | number | Uint8Array)[], keys: string[] = []) {
+    return runScript(this.#r, s, keys, args);
   }
 
   async #lease(): Promise<void> {

@@ -28,6 +28,7 @@ import type {
   StoredMessage,
 } from "../store.ts";
 import { RedisKeyStore } from "./keys.ts";
+import { runScript, type Script, script } from "./lua.ts";
 import {
   ADD_CLIENT,
   CREATE_ROOM,
@@ -58,8 +59,6 @@ export const SERVER_CONNECTION_NAME = "backbone-serve";
 export function isRedisUrl(text: string): boolean {
   return /^rediss?:\/\//i.test(text);
 }
-
-type Script = { sha: string; src: string };
 
 export class RedisStore implements Store {
   readonly url: string;
@@ -116,14 +115,8 @@ export class RedisStore implements Store {
     }
   }
 
-  async #eval(script: Script, keys: string[], args: (string | number | Uint8Array)[]) {
-    const argv = args.map((a) => (a instanceof Uint8Array ? Buffer.from(a) : String(a)));
-    try {
-      return await this.#r.evalsha(script.sha, keys.length, ...keys, ...argv);
-    } catch (e) {
-      if (!String((e as Error).message).includes("NOSCRIPT")) throw e;
-      return await this.#r.eval(script.src, keys.length, ...keys, ...argv);
-    }
+  #eval(s: Script, keys: string[], args: (string | number | Uint8Array)[]) {
+    return runScript(this.#r, s, keys, args);
   }
 
   async addClient(c: {
@@ -502,10 +495,6 @@ export class RedisStore implements Store {
   close(): void {
     this.#r.disconnect();
   }
-}
-
-function script(src: string): Script {
-  return { src, sha: new Bun.CryptoHasher("sha1").update(src).digest("hex") };
 }
 
 const S = {
