@@ -29,15 +29,8 @@ import type {
 } from "../store.ts";
 import { RedisKeyStore } from "./keys.ts";
 import { runScript, type Script, script } from "./lua.ts";
-import {
-  ADD_CLIENT,
-  CREATE_ROOM,
-  ENQUEUE,
-  PRESENCE,
-  REMOVE,
-  REVOKE,
-  SET_MEMBERSHIP,
-} from "./scripts.ts";
+import { RedisRooms } from "./rooms.ts";
+import { ADD_CLIENT, ENQUEUE, PRESENCE, REMOVE, REVOKE } from "./scripts.ts";
 
 /** How long one Redis call may take before it fails (ms). */
 const COMMAND_TIMEOUT_MS = 2_000;
@@ -66,6 +59,7 @@ export class RedisStore implements Store {
   readonly keys: KeyStore;
   readonly #r: IORedis;
   readonly #p: string;
+  readonly #rooms: RedisRooms;
 
   /** Connects lazily; the first call connects. Use {@link RedisStore.open} to connect now. */
   constructor(url: string, opts: RedisStoreOptions = {}) {
@@ -83,6 +77,7 @@ export class RedisStore implements Store {
     // printed by ioredis as unhandled.
     this.#r.on("error", () => {});
     this.keys = new RedisKeyStore(this.#r, this.#p);
+    this.#rooms = new RedisRooms(this.#r, this.#p, (what, run) => this.#call(what, run));
   }
 
   /** Opens the store at `url` and checks that Redis answers. Throws `STORE_OPEN`. */
@@ -338,98 +333,30 @@ export class RedisStore implements Store {
     return Number((await this.#call("version", () => this.#r.get(this.#k("registry")))) ?? 0);
   }
 
-  // ---- rooms: `room:{key}` hash, `room:{key}:members` hash (client → "state since seq"),
-  // `room:{key}:seq` counter, `rooms:of:{client}` set of room keys.
+  // ---- rooms (src/store/redis/rooms.ts)
 
-  #roomKeys(name: string, client: string): string[] {
-    const key = nameKey(name);
-    return [
-      this.#k("room", key),
-      `${this.#k("room", key)}:members`,
-      this.#k("rooms", "of", client.toLowerCase()),
-      `${this.#k("room", key)}:seq`,
-    ];
+  createRoom(r: RoomRecord): Promise<void> {
+    return this.#rooms.createRoom(r);
   }
-
-  async createRoom(r: RoomRecord): Promise<void> {
-    const res = await this.#call("create room", () =>
-      this.#eval(S.createRoom, this.#roomKeys(r.name, r.owner), [
-        r.name,
-        r.owner.toLowerCase(),
-        r.public ? 1 : 0,
-        r.createdAt,
-        nameKey(r.name),
-      ]),
-    );
-    if (res === "NAME_TAKEN")
-      throw new StoreError("NAME_TAKEN", `the room "${r.name}" already exists`);
+  getRoom(name: string): Promise<RoomRecord | null> {
+    return this.#rooms.getRoom(name);
   }
-
-  async getRoom(name: string): Promise<RoomRecord | null> {
-    const h = await this.#call("room", () => this.#r.hgetall(this.#k("room", nameKey(name))));
-    if (!h.name) return null;
-    return {
-      name: h.name,
-      owner: String(h.owner),
-      public: h.public === "1",
-      createdAt: Number(h.created_at),
-    };
+  roomMembers(name: string): Promise<RoomMembership[]> {
+    return this.#rooms.roomMembers(name);
   }
-
-  async roomMembers(name: string): Promise<RoomMembership[]> {
-    const [room, members] = this.#roomKeys(name, "");
-    const [h, roomName] = await this.#call("room members", () =>
-      Promise.all([this.#r.hgetall(members as string), this.#r.hget(room as string, "name")]),
-    );
-    if (!roomName) return [];
-    return Object.entries(h)
-      .map(([client, v]) => ({ client, ...parseMembership(v) }))
-      .sort((a, b) => a.seq - b.seq)
-      .map(({ client, state, since }) => ({ room: roomName, client, state, since }));
+  roomsOf(client: string): Promise<RoomMembership[]> {
+    return this.#rooms.roomsOf(client);
   }
-
-  async roomsOf(client: string): Promise<RoomMembership[]> {
-    const id = client.toLowerCase();
-    const keys = (
-      await this.#call("rooms of", () => this.#r.smembers(this.#k("rooms", "of", id)))
-    ).sort();
-    const out: RoomMembership[] = [];
-    for (const key of keys) {
-      const [name, v] = await this.#call("rooms of", () =>
-        Promise.all([
-          this.#r.hget(this.#k("room", key), "name"),
-          this.#r.hget(`${this.#k("room", key)}:members`, id),
-        ]),
-      );
-      if (!name || !v) continue;
-      const { state, since } = parseMembership(v);
-      out.push({ room: name, client: id, state, since });
-    }
-    return out;
-  }
-
-  async setMembership(
+  setMembership(
     name: string,
     client: string,
     state: RoomState | null,
     at: number,
   ): Promise<{ deleted: boolean }> {
-    const deleted = await this.#call("membership", () =>
-      this.#eval(S.setMembership, this.#roomKeys(name, client), [
-        client.toLowerCase(),
-        state ?? "",
-        at,
-        nameKey(name),
-        this.#p,
-      ]),
-    );
-    return { deleted: deleted === 1 };
+    return this.#rooms.setMembership(name, client, state, at);
   }
-
-  async setRoomOwner(name: string, owner: string): Promise<void> {
-    await this.#call("room owner", () =>
-      this.#r.hset(this.#k("room", nameKey(name)), "owner", owner.toLowerCase()),
-    );
+  setRoomOwner(name: string, owner: string): Promise<void> {
+    return this.#rooms.setRoomOwner(name, owner);
   }
 
   /**
@@ -503,8 +430,6 @@ const S = {
   presence: script(PRESENCE),
   enqueue: script(ENQUEUE),
   remove: script(REMOVE),
-  createRoom: script(CREATE_ROOM),
-  setMembership: script(SET_MEMBERSHIP),
 };
 
 function enqueueResult(code: number, limits: QueueLimits): EnqueueResult {
@@ -518,11 +443,6 @@ function enqueueResult(code: number, limits: QueueLimits): EnqueueResult {
     ok: false,
     reason: `you already have ${limits.maxPerSender} messages queued for this recipient`,
   };
-}
-
-function parseMembership(v: string): { state: RoomState; since: number; seq: number } {
-  const [state, since, seq] = v.split(" ");
-  return { state: state as RoomState, since: Number(since), seq: Number(seq) };
 }
 
 function fieldMap(fields: Buffer[]): Record<string, Buffer> {
