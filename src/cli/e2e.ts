@@ -105,7 +105,14 @@ export function attachE2E(client: Client, e2e: E2EManager, say: Say = note): voi
     ),
   );
   e2e.attach(client);
-  client.once("close", () => e2e.close());
+  // After the command's own close listeners too, and never throwing into them.
+  client.once("close", () => {
+    try {
+      e2e.close();
+    } catch {
+      // the state is saved by each change; a lock left behind is taken over by PID
+    }
+  });
 }
 
 /**

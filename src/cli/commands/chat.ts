@@ -14,7 +14,7 @@ import { CLIENT_ARGS, CliError, displayText, EXIT, note } from "../common.ts";
 import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, sendDirect } from "../e2e.ts";
 import { NameCache } from "../names.ts";
 import { describeRoomNotice, isRoomAddress, roomPeer, roomPrefix } from "../rooms-ui.ts";
-import { reportEnd, sessionEnd } from "../session.ts";
+import { reportEnd, type SessionEnd, sessionEnd } from "../session.ts";
 import { messageText } from "../tty/lines.ts";
 
 export const chat = defineCommand({
@@ -41,18 +41,21 @@ export const chat = defineCommand({
       countdown: true,
       receive: "all",
     });
+    // Revoked or refused from now on — also during the peer lookup — ends the chat.
+    const ended = sessionEnd(client);
     // Stored messages come right after connecting: queue them from now on, not from
     // after the peer lookup's round trip (by then they would be gone).
     const incoming = client.messages();
     const names = new NameCache(client);
-    const peer = await resolvePeer(client, args.peer, names);
+    const peer = await Promise.race([resolvePeer(client, args.peer, names), ended]);
+    if (!("id" in peer)) return reportEnd(peer);
     // Direct lines go through the E2E layer (in order; see src/cli/e2e.ts); a room's
     // lines go as they are (end-to-end encryption of rooms is not built yet).
     const sendLine: SendLine = (to, line) =>
       isRoomAddress(to.id)
         ? Promise.resolve(client.send(to.id, line))
         : sendDirect(client, e2e, to.id, line, to.name, args);
-    return piped(client, peer, names, incoming, sendLine);
+    return piped(client, peer, names, incoming, sendLine, ended);
   },
 });
 
@@ -86,6 +89,7 @@ async function piped(
   names: NameCache,
   incoming: AsyncIterable<IncomingMessage>,
   sendLine: SendLine,
+  ended: Promise<SessionEnd>,
 ): Promise<number> {
   // One message, one line: the name and the text with every control made visible.
   void (async () => {
@@ -110,7 +114,7 @@ async function piped(
     if (!ending && willReconnect) note(`connection lost (${reason}); reconnecting`);
   });
   // Revoked, or refused when reconnecting: say why, and exit as a one-shot would.
-  void sessionEnd(client).then((end) => cutOff.resolve(reportEnd(end)));
+  void ended.then((end) => cutOff.resolve(reportEnd(end)));
   client.on("connect", () => note("reconnected"));
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
   let lineNo = 0;
