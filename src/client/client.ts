@@ -429,7 +429,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     }
     if (!this.session.wants(stored)) return;
     this.emit("message", m);
-    if (stored) this.#acks.received();
+    // After a failed hook, no stored message of any kind is acknowledged on this connection.
+    if (stored && !this.#ackHeld) this.#acks.received();
   }
 
   /**

@@ -104,6 +104,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   #client: Client | null = null;
   #chain: Promise<unknown> = Promise.resolve();
   #clearScheduled = false;
+  /** When this process opened the state (unix s): see RecentLive. */
+  readonly #openedAt: number;
   /** Digests of live messages this process has shown (each once, see RecentLive). */
   #shownLive = new Set<string>();
   /** Keys of inbox entries shown, to remove at the next clearing. */
@@ -119,6 +121,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   private constructor(state: E2EState) {
     super();
     this.state = state;
+    this.#openedAt = state.now();
     this.#replaying = state.inbox.length > 0;
   }
 
@@ -188,8 +191,12 @@ export class E2EManager extends EventEmitter<E2EEvents> {
         if (!(err instanceof E2EError)) throw err;
         tx.skipWrite();
         if (err.code === "DUPLICATE" && live) {
+          // Only a message decrypted while this process ran: a ciphertext replayed to a
+          // process started later is a replay there, not a message it missed.
           shared =
-            this.state.recentLive.find((r) => r.digest === digest && r.sender === from) ?? null;
+            this.state.recentLive.find(
+              (r) => r.digest === digest && r.sender === from && r.at >= this.#openedAt,
+            ) ?? null;
           return null;
         }
         if (err.code !== "DUPLICATE") {

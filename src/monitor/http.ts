@@ -149,6 +149,11 @@ export function serveHttp(parts: HttpParts): Server<undefined> {
       idleTimeout: 30,
       async fetch(req) {
         const url = new URL(req.url);
+        // Without a token only loopback is allowed: a Host naming anything else is a web
+        // page that rebound its name to 127.0.0.1 (DNS rebinding), not a local tool.
+        if (!config.token && !loopbackHost(req.headers.get("host"))) {
+          return text("403 forbidden: this monitor answers only to a loopback Host", 403);
+        }
         if (!allowed(req.headers.get("authorization"))) {
           return text("401 unauthorized: this monitor needs its token", 401, {
             "www-authenticate": 'Bearer realm="backbone monitor", Basic realm="backbone monitor"',
@@ -178,4 +183,13 @@ export function serveHttp(parts: HttpParts): Server<undefined> {
     );
   }
   return server;
+}
+
+/** `localhost`, `127.x.y.z` or `[::1]`, with or without a port. */
+export function loopbackHost(host: string | null): boolean {
+  if (!host) return false;
+  const name = host.startsWith("[")
+    ? host.slice(0, host.indexOf("]") + 1)
+    : host.replace(/:\d+$/, "");
+  return name === "localhost" || name === "[::1]" || /^127(\.\d{1,3}){3}$/.test(name);
 }

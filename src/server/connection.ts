@@ -70,6 +70,8 @@ export class Connection implements OutboxOwner {
   bytesIn = 0;
   msgsIn = 0;
   rawBytesOut = 0;
+  /** This session has sent KEYS (0x18): it gets the key directory's NOTICEs. */
+  usesKeys = false;
   /** The session's tag and receive choices (from SESSION; legacy without one). */
   session: SessionInfo = LEGACY_SESSION;
   /** The first frame after the response when it was not SESSION: handled first. */
@@ -385,6 +387,10 @@ export class Connection implements OutboxOwner {
       this.abort("handshake rate limited");
       return;
     }
+    // Revocations from here on are re-checked before the session is admitted: one made
+    // while this login is in flight would otherwise miss it (it is not routable yet).
+    const revocations = await ctx.store.revocationSerial().catch(() => -1);
+    if (this.phase !== "verifying") return;
     let name = "";
     try {
       const accepted = await ctx.rsa.run(() =>
@@ -430,6 +436,11 @@ export class Connection implements OutboxOwner {
         this.#refuse("protocol error", true);
         return;
       }
+      if (await this.#revokedSince(revocations)) {
+        if (this.phase === "verifying") this.#refuse("revoked");
+        return;
+      }
+      if (this.phase !== "verifying") return;
       const admitted = ctx.router.register(this);
       if (!admitted) {
         this.#refuse("too many sessions");
@@ -479,6 +490,18 @@ export class Connection implements OutboxOwner {
    * Refuses an authenticated login with STOP `reason` as its first frame (s2c 0) — or
    * after CONFIG (`afterConfig`), for a first frame the client got wrong.
    */
+  /** Whether this client was revoked after the revocation serial read `before` (a store read only then). */
+  async #revokedSince(before: number): Promise<boolean> {
+    const { store } = this.ctx;
+    try {
+      if ((await store.revocationSerial()) === before) return false;
+      const record = await store.getClient(this.idText);
+      return !record || record.revokedAt !== null;
+    } catch {
+      return false; // the store is away: the registry poll still cuts it off once it answers
+    }
+  }
+
   #refuse(reason: string, afterConfig = false): void {
     if (!afterConfig)
       this.ctx.log.warn("login refused", { id: this.idText, name: this.name, reason });

@@ -57,6 +57,7 @@ export async function handleKeys(
   conn: Connection,
   body: Uint8Array,
 ): Promise<void> {
+  conn.usesKeys = true;
   const reply = (r: Record<string, unknown>) => conn.reply(encodeControl(ControlType.KEYS, r));
   let req: Record<string, unknown>;
   try {
@@ -148,15 +149,15 @@ async function fetch(ctx: ServerContext, conn: Connection, req: Record<string, u
   const oneTimePreKeys = taken.oneTime ? [parseEntry(taken.oneTime)] : [];
   const bundle = encodeBundle({ ...head, oneTimePreKeys });
   if (taken.oneTime && taken.remaining < PREKEYS_LOW) {
-    const owner = ctx.router.online.get(idKey(idToBytes(record.id)));
-    owner?.reply(
-      encodeControl(ControlType.NOTICE, {
-        address: record.id,
-        status: "prekeys_low",
-        reason: "few one-time prekeys left; publish more",
-        one_time_prekeys: taken.remaining,
-      }),
-    );
+    // To the owner's sessions that speak KEYS: a client that never sent 0x18 never gets it.
+    const notice = encodeControl(ControlType.NOTICE, {
+      address: record.id,
+      status: "prekeys_low",
+      reason: "few one-time prekeys left; publish more",
+      one_time_prekeys: taken.remaining,
+    });
+    for (const owner of ctx.router.online.sessionsOf(idKey(idToBytes(record.id))))
+      if (owner.usesKeys) owner.reply(notice);
   }
   return { op, id: record.id, name: record.name, bundle: Buffer.from(bundle).toString("base64") };
 }

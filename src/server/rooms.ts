@@ -121,7 +121,7 @@ export class Rooms {
           reply = { op, ok: false, error: "failure", reason: "the server could not do that now" };
         }
       }
-      conn.reply(encodeControl(ControlType.ROOM, reply));
+      conn.reply(encodeRoomReply(reply));
     });
   }
 
@@ -391,5 +391,22 @@ function roomName(value: unknown): string {
     return checkRoomName(value);
   } catch (err) {
     throw new RoomFailure("bad_name", (err as Error).message);
+  }
+}
+
+/**
+ * A ROOM reply as a control message; one too large for a message (the members of a
+ * room of many hundreds) becomes an error reply, so every request still gets exactly one.
+ */
+function encodeRoomReply(reply: Record<string, unknown>): Uint8Array {
+  try {
+    return encodeControl(ControlType.ROOM, reply);
+  } catch {
+    return encodeControl(ControlType.ROOM, {
+      op: reply.op,
+      ok: false,
+      error: "too_large",
+      reason: "the answer does not fit in one message",
+    });
   }
 }

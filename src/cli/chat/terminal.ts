@@ -288,6 +288,8 @@ class TerminalChat {
     const client = this.#client as Client;
     const peer = this.#peer;
     const e2e = this.#e2e !== null && !isRoomAddress(peer.id);
+    if (isRoomAddress(peer.id) && (this.#flags.strict || this.#flags["peer-key"]))
+      return this.#say("* not sent: rooms are not end-to-end encrypted yet (--strict/--peer-key)");
     if (!client.connected) {
       if (!this.#heldNoteShown) {
         this.#heldNoteShown = true;

@@ -11,7 +11,7 @@ import { escapeControls } from "../../text/escape.ts";
 import { describeNotice } from "../chat/notices.ts";
 import { terminalChat } from "../chat/terminal.ts";
 import { CLIENT_ARGS, CliError, displayText, EXIT, note } from "../common.ts";
-import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, sendDirect } from "../e2e.ts";
+import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, EXIT_E2E_REQUIRED, sendDirect } from "../e2e.ts";
 import { NameCache } from "../names.ts";
 import { describeRoomNotice, isRoomAddress, roomPeer, roomPrefix } from "../rooms-ui.ts";
 import { reportEnd, type SessionEnd, sessionEnd } from "../session.ts";
@@ -34,6 +34,11 @@ export const chat = defineCommand({
     ...E2E_SEND_ARGS,
   },
   async run({ args }) {
+    if (isRoomAddress(args.peer) && (args.strict || args["peer-key"]))
+      throw new CliError(
+        `${args.peer} is a room, and rooms are not end-to-end encrypted yet (--strict/--peer-key)`,
+        EXIT_E2E_REQUIRED,
+      );
     const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
     if (tty) return terminalChat(args);
     const { client, e2e } = await connectWithE2E(args, {

@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
 import { UsageError } from "../../errors.ts";
 import { CLIENT_ARGS, CliError, EXIT, note } from "../common.ts";
-import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, sendDirect } from "../e2e.ts";
+import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, EXIT_E2E_REQUIRED, sendDirect } from "../e2e.ts";
 import { isRoomAddress, sendToRoom } from "../rooms-ui.ts";
 
 export const send = defineCommand({
@@ -49,7 +49,15 @@ export const send = defineCommand({
       receive: "none",
     });
     try {
-      if (isRoomAddress(args.to)) return await sendToRoom(client, args.to, text);
+      if (isRoomAddress(args.to)) {
+        // Rooms are not end-to-end encrypted yet: a demand for it refuses, sends nothing.
+        if (args.strict || args["peer-key"])
+          throw new CliError(
+            `${args.to} is a room, and rooms are not end-to-end encrypted yet: not sent (--strict/--peer-key)`,
+            EXIT_E2E_REQUIRED,
+          );
+        return await sendToRoom(client, args.to, text);
+      }
       const to = await client.resolve(args.to).catch(() => {
         throw new CliError(`no client "${args.to}"`, EXIT.UNDELIVERABLE);
       });
