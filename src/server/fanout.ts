@@ -104,6 +104,8 @@ export function fanOut(
         pause = budget.charge(from.key, n, s.room_fanout_rate, s.room_fanout_burst);
       }
       await (pause > 0 ? Bun.sleep(pause) : new Promise<void>((r) => setImmediate(r)));
+      // A sender revoked meanwhile: nothing more of it is routed (docs/SECURITY.md).
+      if (from.endReason === "revoked") break;
       deliverSlice(ctx, from, plain, targets.slice(i, i + FANOUT_SLICE), stillMember, stored);
     }
     await Promise.all(stored);

@@ -66,6 +66,31 @@ describe("revocation", () => {
   });
 });
 
+describe("revocation and room fan-out", () => {
+  test("a revoked sender's room fan-out waiting for its budget delivers and stores nothing more", async () => {
+    await using c = await startCluster({ room_fanout_rate: 1, room_fanout_burst: 1 });
+    const mallory = await c.client("mallory");
+    const bob = await c.client("bob");
+    const carolId = await c.enroll("carol");
+    const carol = await c.client(carolId);
+    await mallory.rooms.create("ops", { public: true });
+    await bob.rooms.join("ops");
+    await carol.rooms.join("ops");
+    await carol.close(); // offline: her copy would go to her queue
+    await Bun.sleep(1100); // the budget refilled
+    const bobGot: string[] = [];
+    bob.on("message", (m) => bobGot.push(td.decode(m.data)));
+    // Two copies against a burst of one: the fan-out waits about a second.
+    mallory.send("#ops", "sent before the revocation");
+    await Bun.sleep(100); // read by the server (its reply would wait behind the fan-out)
+    expect(await c.server.revoke(mallory.id)).toBe(true);
+    await Bun.sleep(2500); // past the budget's wait
+    await bob.ping();
+    expect(bobGot).toEqual([]);
+    expect(await c.store.peek(carolId.id, 10)).toEqual([]);
+  });
+});
+
 describe("acknowledgements after a failed incoming hook", () => {
   test("a stored room message does not acknowledge a stored direct message the hook failed on", async () => {
     await using c = await startCluster();
