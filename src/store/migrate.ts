@@ -1,6 +1,6 @@
 /**
  * Copies one store into another (`backbone migrate`): every client as recorded
- * (revoked ones too, with their times), every room with its owner, members and
+ * (revoked ones too, with their times) with its E2E key bundle, every room with its owner, members and
  * invitations, and every held message, in order, with the time it was queued (and its
  * room). The target must be empty; the source is only read, so a migration that
  * fails half-way leaves the source whole and can be run again into a fresh target.
@@ -20,6 +20,8 @@ const UNBOUNDED = {
 
 export interface MigrationResult {
   clients: number;
+  /** E2E key bundles copied. */
+  bundles: number;
   rooms: number;
   messages: number;
   recipients: number;
@@ -43,10 +45,18 @@ export async function migrateStore(
       `the target already holds ${present} clients and ${held} messages; migrate into an empty store`,
     );
   }
-  const done: MigrationResult = { clients: 0, rooms: 0, messages: 0, recipients: 0 };
+  const done: MigrationResult = { clients: 0, bundles: 0, rooms: 0, messages: 0, recipients: 0 };
   const clients = await from.listClients();
   for (const client of clients) {
     await to.importClient({ ...client, online: false });
+    // Its E2E bundle too: without it, peers would find no keys and fall back to plaintext.
+    const keys = await from.keys?.exportKeys(client.id);
+    if (keys) {
+      if (!to.keys)
+        throw new UsageError("MIGRATE_WRITE", "the target store has no E2E key directory");
+      await to.keys.importKeys(client.id, keys);
+      done.bundles++;
+    }
     done.clients++;
   }
   // Rooms, found through their members: each with its owner, then its members and

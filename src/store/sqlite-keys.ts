@@ -4,7 +4,7 @@
  * so two fetchers can never get the same one.
  */
 import type { Database } from "bun:sqlite";
-import type { KeyStore } from "./store.ts";
+import type { ExportedKeys, KeyStore } from "./store.ts";
 
 export const KEYS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS e2e_bundles (
@@ -107,6 +107,29 @@ export class SqliteKeyStore implements KeyStore {
     })();
   }
 
+  async exportKeys(owner: string): Promise<ExportedKeys | null> {
+    const id = owner.toLowerCase();
+    const row = this.#q.bundle.get(id) as {
+      identity: Uint8Array;
+      head: Uint8Array;
+      max_prekey_id: number;
+    } | null;
+    if (!row) return null;
+    const oneTime = (this.#q.prekeys.all(id) as { key_id: number; entry: Uint8Array }[]).map(
+      (k) => ({ id: k.key_id, entry: k.entry }),
+    );
+    return { identity: row.identity, head: row.head, maxPrekeyId: row.max_prekey_id, oneTime };
+  }
+
+  async importKeys(owner: string, k: ExportedKeys): Promise<void> {
+    const id = owner.toLowerCase();
+    this.#db.transaction(() => {
+      this.#q.deletePrekeys.run(id);
+      this.#q.upsert.run(id, k.identity, k.head, k.maxPrekeyId, Math.floor(Date.now() / 1000));
+      for (const p of k.oneTime) this.#q.insertPrekey.run(id, p.id, p.entry);
+    })();
+  }
+
   /** Deletes `owner`'s bundle inside a caller's transaction (revocation). */
   deleteSync(owner: string): void {
     this.#q.deletePrekeys.run(owner.toLowerCase());
@@ -128,6 +151,7 @@ function prepare(db: Database) {
          max_prekey_id = excluded.max_prekey_id, updated_at = excluded.updated_at`,
     ),
     insertPrekey: db.prepare("INSERT INTO e2e_prekeys (owner, key_id, entry) VALUES (?, ?, ?)"),
+    prekeys: db.prepare("SELECT key_id, entry FROM e2e_prekeys WHERE owner = ? ORDER BY key_id"),
     count: db.prepare("SELECT COUNT(*) AS n FROM e2e_prekeys WHERE owner = ?"),
     take: db.prepare(
       `DELETE FROM e2e_prekeys WHERE owner = ? AND key_id =

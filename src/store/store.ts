@@ -132,6 +132,19 @@ export interface KeyStore {
   countKeys(owner: string): Promise<number | null>;
   /** Deletes `owner`'s bundle; false when there was none. */
   deleteKeys(owner: string): Promise<boolean>;
+  /** `owner`'s whole bundle as held (for `backbone migrate`); null when none. */
+  exportKeys(owner: string): Promise<ExportedKeys | null>;
+  /** Holds `keys` for `owner` exactly as exported elsewhere (replacing any bundle). */
+  importKeys(owner: string, keys: ExportedKeys): Promise<void>;
+}
+
+/** A bundle as a key directory holds it, prekey ID floor included (see KeyStore). */
+export interface ExportedKeys {
+  identity: Uint8Array;
+  head: Uint8Array;
+  /** The highest one-time prekey ID ever held for this identity. */
+  maxPrekeyId: number;
+  oneTime: { id: number; entry: Uint8Array }[];
 }
 
 export interface Store {

@@ -41,7 +41,7 @@ describe("migrate", () => {
     const there = await sb.run(["migrate", "--from", sb.data, "--to", redis.url]);
     expect(there).toMatchObject({ code: EXIT.OK, stderr: "" });
     expect(there.stdout).toContain(
-      "copied 3 clients, 1 rooms and 3 held messages for 1 recipients",
+      "copied 3 clients (1 E2E key bundles), 1 rooms and 3 held messages for 1 recipients",
     );
 
     const source = new SqliteStore(join(sb.data, "backbone.db"));
@@ -55,6 +55,10 @@ describe("migrate", () => {
       data: new TextDecoder().decode(m.data),
     });
     expect((await copy.peek(bob, 10)).map(held)).toEqual((await source.peek(bob, 10)).map(held));
+    // alice's E2E bundle (published by her first send) came along, prekeys and all.
+    const aliceId = (await source.findClient("alice"))?.id as string;
+    expect(await copy.keys.exportKeys(aliceId)).toEqual(await source.keys?.exportKeys(aliceId));
+    expect(await copy.keys.countKeys(aliceId)).toBeGreaterThan(0);
     expect(await copy.getRoom("ops")).toEqual(await source.getRoom("ops"));
     expect(await copy.roomMembers("ops")).toEqual(await source.roomMembers("ops"));
     expect((await copy.roomMembers("ops")).map((m) => m.state)).toEqual(["member", "invited"]);

@@ -198,6 +198,20 @@ for (const [name, openPair] of backends) {
       expect(taken.map((t) => t?.oneTime?.[0] ?? null).sort()).toEqual([1, 2, 3, null].sort());
       expect(taken[0]?.head).toEqual(key(9));
       expect(await k.countKeys(A)).toBe(0);
+      // Exported and imported whole (migrate), the prekey floor with it.
+      await k.publishKeys(A, { identity: id1, head: key(9), oneTime: [otk(5), otk(6)] }, false, 3);
+      const exported = await k.exportKeys(A);
+      expect(exported).toMatchObject({ identity: id1, head: key(9), maxPrekeyId: 6 });
+      expect(exported?.oneTime.map((o) => o.id)).toEqual([5, 6]);
+      await k.importKeys(B, exported as NonNullable<typeof exported>);
+      expect(await k.exportKeys(B)).toEqual(exported);
+      expect(
+        await k.publishKeys(B, { identity: id1, head: key(9), oneTime: [otk(6)] }, false, 9),
+      ).toEqual({
+        ok: false,
+        error: "stale_prekey",
+      });
+      expect(await k.exportKeys(C)).toBeNull();
       // Replaced wholesale by a new identity; then deleted.
       expect(
         await k.publishKeys(A, { identity: key(6), head: key(8), oneTime: [otk(1)] }, true, 3),

@@ -47,7 +47,7 @@ export const migrate = defineCommand({
       to = await openStoreAt(args.to);
       const done = await migrateStore(from, to);
       process.stdout.write(
-        `copied ${done.clients} clients, ${done.rooms} rooms and ${done.messages} held messages for ${done.recipients} recipients from ${args.from} to ${args.to}\n`,
+        `copied ${done.clients} clients (${done.bundles} E2E key bundles), ${done.rooms} rooms and ${done.messages} held messages for ${done.recipients} recipients from ${args.from} to ${args.to}\n`,
       );
       process.stdout.write(
         `the source is unchanged; start the server on ${args.to}${isRedisUrl(args.to) ? " with --store" : " with --data"} (its server key stays in its --data directory)\n`,

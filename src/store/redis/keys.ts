@@ -5,7 +5,7 @@
  * script, so a one-time prekey is handed out exactly once however many nodes fetch.
  */
 import type IORedis from "ioredis";
-import type { KeyStore } from "../store.ts";
+import type { ExportedKeys, KeyStore } from "../store.ts";
 
 /**
  * ARGV: replace (0/1), max one-time, identity, head, then (id, entry) pairs.
@@ -112,6 +112,32 @@ export class RedisKeyStore implements KeyStore {
     const [b, otk] = this.#keys(owner);
     if (!(await this.#r.exists(b))) return null;
     return this.#r.zcard(otk);
+  }
+
+  async exportKeys(owner: string): Promise<ExportedKeys | null> {
+    const [b, otk, ent] = this.#keys(owner);
+    const h = await this.#r.hgetallBuffer(b);
+    if (!h.identity || !h.head) return null;
+    const ids = await this.#r.zrange(otk, "0", "-1");
+    const entries = ids.length > 0 ? await this.#r.hmgetBuffer(ent, ...ids) : [];
+    return {
+      identity: new Uint8Array(h.identity),
+      head: new Uint8Array(h.head),
+      maxPrekeyId: Number(String(h.max_prekey_id ?? "0")),
+      oneTime: ids.map((id, i) => ({ id: Number(id), entry: new Uint8Array(entries[i] ?? []) })),
+    };
+  }
+
+  async importKeys(owner: string, k: ExportedKeys): Promise<void> {
+    const [b, otk, ent] = this.#keys(owner);
+    const tx = this.#r.multi().del(b, otk, ent);
+    tx.hset(b, "identity", Buffer.from(k.identity), "head", Buffer.from(k.head));
+    tx.hset(b, "max_prekey_id", String(k.maxPrekeyId));
+    for (const p of k.oneTime) {
+      tx.zadd(otk, p.id, String(p.id));
+      tx.hset(ent, String(p.id), Buffer.from(p.entry));
+    }
+    await tx.exec();
   }
 
   async deleteKeys(owner: string): Promise<boolean> {
