@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StoreError } from "../../src/errors.ts";
-import { RedisStore } from "../../src/store/redis/store.ts";
+import { RedisStore, redactUrl } from "../../src/store/redis/store.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import type { QueueLimits, Store } from "../../src/store/store.ts";
 import { type RedisServer, startRedis } from "../helpers/redis.ts";
@@ -302,6 +302,18 @@ for (const [name, openPair] of backends) {
     });
   });
 }
+
+describe("redis store: addresses in messages", () => {
+  test("a password in the URL is never shown", async () => {
+    expect(redactUrl("redis://:s3cret@127.0.0.1:6379/1")).toBe("redis://***@127.0.0.1:6379/1");
+    expect(redactUrl("rediss://user:pw@host:6380")).toBe("rediss://***@host:6380");
+    expect(redactUrl("redis://127.0.0.1:6379/2")).toBe("redis://127.0.0.1:6379/2");
+    const err = await RedisStore.open("redis://:s3cret@127.0.0.1:1", {
+      commandTimeoutMs: 200,
+    }).catch((e: Error) => e);
+    expect(String((err as Error).message)).not.toContain("s3cret");
+  });
+});
 
 describe("redis store: one server key, durable settings", () => {
   test("the first server's key is recorded; a warning unless acknowledged means durable", async () => {

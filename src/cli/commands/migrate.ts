@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { runningServerPid } from "../../server/pidfile.ts";
 import { migrateStore } from "../../store/migrate.ts";
 import { isRedisUrl, openStoreAt } from "../../store/open.ts";
-import { RedisStore } from "../../store/redis/store.ts";
+import { RedisStore, redactUrl } from "../../store/redis/store.ts";
 import type { Store } from "../../store/store.ts";
 import { CliError, EXIT } from "../common.ts";
 
@@ -42,15 +42,18 @@ export const migrate = defineCommand({
     let to: Store | undefined;
     try {
       if (from instanceof RedisStore && (await from.serversConnected()) > 0) {
-        throw new CliError(`a server is using ${args.from}; stop every node first`, EXIT.USAGE);
+        throw new CliError(
+          `a server is using ${redactUrl(args.from)}; stop every node first`,
+          EXIT.USAGE,
+        );
       }
       to = await openStoreAt(args.to);
       const done = await migrateStore(from, to);
       process.stdout.write(
-        `copied ${done.clients} clients (${done.bundles} E2E key bundles), ${done.rooms} rooms and ${done.messages} held messages for ${done.recipients} recipients from ${args.from} to ${args.to}\n`,
+        `copied ${done.clients} clients (${done.bundles} E2E key bundles), ${done.rooms} rooms and ${done.messages} held messages for ${done.recipients} recipients from ${redactUrl(args.from)} to ${redactUrl(args.to)}\n`,
       );
       process.stdout.write(
-        `the source is unchanged; start the server on ${args.to}${isRedisUrl(args.to) ? " with --store" : " with --data"} (its server key stays in its --data directory)\n`,
+        `the source is unchanged; start the server on ${redactUrl(args.to)}${isRedisUrl(args.to) ? " with --store" : " with --data"} (its server key stays in its --data directory)\n`,
       );
       return EXIT.OK;
     } finally {

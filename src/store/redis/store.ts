@@ -48,6 +48,11 @@ export interface RedisStoreOptions {
 /** The connection name of a backbone server's store connection (see `serversConnected`). */
 export const SERVER_CONNECTION_NAME = "backbone-serve";
 
+/** `url` with its password (and user) left out, for messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(rediss?:\/\/)[^@/]*@/i, "$1***@");
+}
+
 /** `redis://HOST:PORT[/DB]` → whether this names a Redis store. */
 export function isRedisUrl(text: string): boolean {
   return /^rediss?:\/\//i.test(text);
@@ -88,9 +93,13 @@ export class RedisStore implements Store {
       await store.#r.ping();
     } catch (cause) {
       store.close();
-      throw new StoreError("STORE_OPEN", `cannot open store ${url}: ${(cause as Error).message}`, {
-        cause,
-      });
+      throw new StoreError(
+        "STORE_OPEN",
+        `cannot open store ${redactUrl(url)}: ${(cause as Error).message}`,
+        {
+          cause,
+        },
+      );
     }
     return store;
   }
