@@ -49,20 +49,12 @@ export interface TimedStore {
 export function timedStore(inner: Store, timer: StoreTimer): TimedStore {
   const failures = new Map<string, StoreFailure>();
   const writes = new Set(["setPresence", "enqueue", "remove", "expire", "probe"]);
-  // Every method of the store, bound to it (a class store keeps private fields).
-  const wrapper: Record<string, unknown> = {};
-  for (let o = inner as object | null; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
-    for (const name of Object.getOwnPropertyNames(o)) {
-      const v = (inner as unknown as Record<string, unknown>)[name];
-      if (name !== "constructor" && !(name in wrapper) && typeof v === "function")
-        wrapper[name] = v.bind(inner);
-    }
-  }
+  const timed: Record<string, unknown> = {};
   for (const op of STORE_OPS) {
     const fn = (inner as unknown as Record<string, unknown>)[op];
     if (typeof fn !== "function") continue;
     const call = fn as (...args: unknown[]) => Promise<unknown>;
-    wrapper[op] = async (...args: unknown[]) => {
+    timed[op] = async (...args: unknown[]) => {
       const t0 = performance.now();
       try {
         const result = await call.apply(inner, args);
@@ -95,5 +87,14 @@ export function timedStore(inner: Store, timer: StoreTimer): TimedStore {
     for (const f of failures.values()) if (f.at >= since && (!last || f.at > last.at)) last = f;
     return last;
   };
-  return { store: wrapper as unknown as Store, lastFailure };
+  // Everything else of the store as it is — methods bound to it (a class store keeps
+  // private fields), and properties too (`keys`, the E2E key directory, among them).
+  const store = new Proxy(inner, {
+    get(target, name, receiver) {
+      if (typeof name === "string" && name in timed) return timed[name];
+      const v = Reflect.get(target, name, receiver);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  return { store, lastFailure };
 }
