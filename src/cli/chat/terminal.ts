@@ -73,7 +73,9 @@ export async function terminalChat(args: ChatArgs): Promise<number> {
   try {
     return await chat.run(identity);
   } finally {
-    chat.editor.stop();
+    try {
+      chat.editor.stop(); // on a terminal that is gone this write fails: nothing to restore
+    } catch {}
     chat.closeE2E();
   }
 }
@@ -120,8 +122,15 @@ class TerminalChat {
     const editor = this.editor;
     editor.setPrompt(`${this.#peer.name}> `);
     editor.start();
-    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const)
+    for (const sig of ["SIGINT", "SIGTERM"] as const)
       process.on(sig, () => void this.#leave(false));
+    // The terminal went away (window closed, SSH dropped): leave at once, writing nothing
+    // more to it — a session left behind would take the client's messages.
+    const gone = () => void this.#leave(false, true);
+    process.on("SIGHUP", gone);
+    process.stdin.once("end", gone);
+    process.stdin.on("error", gone);
+    process.stdout.on("error", gone);
     // The E2E state is opened before connecting: stored messages are decrypted on arrival.
     this.#e2e = openE2E(identity, this.#flags, (line) => this.#say(line));
     editor.setStatus(`connecting to ${escapeControls(this.#server)}…`);
@@ -403,10 +412,26 @@ class TerminalChat {
    * command still in flight. Exit 0, or 3 (with a line on stderr) when some lines
    * never reached the server.
    */
-  async #leave(fromCommand: boolean): Promise<void> {
+  async #leave(fromCommand: boolean, terminalGone = false): Promise<void> {
     if (this.#quitting) return;
     this.#quitting = true;
+    try {
+      await this.#finish(fromCommand, terminalGone);
+    } catch {
+      // Whatever failed on the way out (a terminal that is gone), the chat ends.
+      this.#done.resolve(terminalGone ? EXIT.OK : EXIT.FAILURE);
+    }
+  }
+
+  async #finish(fromCommand: boolean, terminalGone: boolean): Promise<void> {
     const client = this.#client;
+    if (terminalGone) {
+      this.#leaving = true;
+      this.#stopCountdown();
+      if (client) await client.close("terminal closed").catch(() => {});
+      this.#done.resolve(EXIT.OK);
+      return;
+    }
     if (client?.connected && !fromCommand)
       await Promise.race([this.#chain, Bun.sleep(LEAVE_WAIT_MS)]);
     this.#leaving = true;
