@@ -4,6 +4,8 @@
  * the embedded SQLite store of the data directory. Also `BACKBONE_STORE`, and
  * `store = "…"` in `serve`'s config file.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { RsaPrivateKey } from "../crypto/rsa.ts";
 import type { Logger } from "../log.ts";
 import { openStore } from "../server/datadir.ts";
@@ -22,9 +24,25 @@ export const STORE_ARG = {
   },
 } as const;
 
-/** `--store`, else `BACKBONE_STORE`, else undefined (the data directory's store). */
-export function storeSpec(flag: string | undefined): string | undefined {
-  const spec = flag ?? process.env.BACKBONE_STORE;
+/** Where `serve --store` leaves the store it runs on, for the tools given only `--data`. */
+export function storeFile(dir: string): string {
+  return join(dir, "store");
+}
+
+/**
+ * `--store`, else `BACKBONE_STORE`, else — given the data directory — the store a server
+ * on it was last started with (`DIR/store`), else undefined (the data directory's own).
+ */
+export function storeSpec(flag: string | undefined, dir?: string): string | undefined {
+  let recorded: string | undefined;
+  if (dir !== undefined && flag === undefined && process.env.BACKBONE_STORE === undefined) {
+    try {
+      recorded = readFileSync(storeFile(dir), "utf8").trim() || undefined;
+    } catch {
+      recorded = undefined;
+    }
+  }
+  const spec = flag ?? process.env.BACKBONE_STORE ?? recorded;
   if (spec === undefined || spec === "") return undefined;
   if (!isRedisUrl(spec)) {
     throw new CliError(

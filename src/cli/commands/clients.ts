@@ -21,7 +21,7 @@ export const clients = defineCommand({
   },
   async run({ args }) {
     const dir = args.data ?? defaultDataDir();
-    const spec = storeSpec(args.store);
+    const spec = storeSpec(args.store, dir);
     if (!spec) {
       checkDataDirPath(dir);
       if (!existsSync(dataPaths(dir).db))

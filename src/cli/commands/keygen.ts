@@ -69,7 +69,7 @@ export const keygen = defineCommand({
     }
     const server = args.server ?? `127.0.0.1:${configuredPort(dir) ?? DEFAULT_PORT}`;
     parseHostPort(server);
-    const spec = storeSpec(args.store);
+    const spec = storeSpec(args.store, dir);
     if (args.name !== undefined) {
       // Before anything is created; a look-alike of an existing name is named first.
       if (spec || existsSync(dataPaths(dir).db)) {

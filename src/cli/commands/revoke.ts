@@ -29,7 +29,8 @@ export const revoke = defineCommand({
     ...STORE_ARG,
   },
   async run({ args }) {
-    const store = await openToolStore(args.data ?? defaultDataDir(), storeSpec(args.store));
+    const dir = args.data ?? defaultDataDir();
+    const store = await openToolStore(dir, storeSpec(args.store, dir));
     try {
       const record = await store.findClient(args.client);
       if (!record) throw new CliError(`no client "${args.client}"`, EXIT.USAGE);

@@ -21,7 +21,7 @@ import {
 import { writeFileNoFollow } from "../../store/files.ts";
 import type { Store } from "../../store/store.ts";
 import { CliError, EXIT } from "../common.ts";
-import { openServerStore, STORE_ARG, storeSpec } from "../store-option.ts";
+import { openServerStore, STORE_ARG, storeFile, storeSpec } from "../store-option.ts";
 
 export const serve = defineCommand({
   meta: {
@@ -107,7 +107,11 @@ export const serve = defineCommand({
     try {
       claimPidFile(pidFile, dir);
       try {
-        store = await openServerStore(dir, storeSpec(settings.store), key, log);
+        const spec = storeSpec(settings.store);
+        store = await openServerStore(dir, spec, key, log);
+        // The tools given only --data (keygen, revoke, clients) then find the same store.
+        if (spec) writeFileNoFollow(storeFile(dir), `${spec}\n`, 0o600);
+        else rmSync(storeFile(dir), { force: true });
       } catch (err) {
         rmSync(pidFile, { force: true });
         throw err;
