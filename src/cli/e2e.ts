@@ -149,7 +149,8 @@ export async function sendDirect(
   name?: string,
   flags: { "peer-key"?: string | undefined; strict?: boolean | undefined } = {},
 ): Promise<{ e2e: boolean }> {
-  if (!e2e) {
+  // To yourself (your other sessions) there is no pairwise session: they share your key.
+  if (!e2e || to.toLowerCase() === client.id.toLowerCase()) {
     client.send(to, data);
     return { e2e: false };
   }

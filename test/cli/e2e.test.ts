@@ -65,7 +65,9 @@ describe("E2E from the command line", () => {
     expect(v.code).toBe(EXIT.OK);
     const digits = safetyDigits(v.stdout);
     expect(digits).toMatch(/^\d{60}$/);
-    expect(v.stdout).toContain(encodeQR(digits, "term"));
+    // Through a pipe: no QR code (it is drawn with terminal colours), no escape at all.
+    expect(v.stdout).not.toContain(encodeQR(digits, "term"));
+    expect(v.stdout).not.toContain("\x1b");
     expect(v.stdout).toContain("Do they match? [y/N] bob is now verified.");
     expect(v.stderr).toBe("");
     // bob sees the same number; answering no verifies nothing (exit 8).

@@ -102,6 +102,8 @@ class TerminalChat {
   #countdown: ReturnType<typeof setInterval> | null = null;
   #heldNoteShown = false;
   readonly #flags: ChatArgs;
+  /** Rooms whose "not end-to-end encrypted" note was shown. */
+  readonly #roomsNoted = new Set<string>();
   /** The E2E layer (null with --no-e2e). */
   #e2e: E2EManager | null = null;
 
@@ -190,6 +192,10 @@ class TerminalChat {
 
   #setPeer(p: Peer): void {
     this.#peer = p;
+    if (this.#e2e && isRoomAddress(p.id) && !this.#roomsNoted.has(p.id)) {
+      this.#roomsNoted.add(p.id);
+      this.#say(`* messages in ${p.name} are not end-to-end encrypted (rooms are not yet)`);
+    }
     this.#names?.set(p.id, p.name);
     this.editor.setPrompt(`${escapeControls(p.name)}> `);
   }

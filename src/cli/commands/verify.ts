@@ -40,7 +40,7 @@ export const verify = defineCommand({
     qr: {
       type: "boolean",
       default: true,
-      description: "Print the safety number as a QR code too (default)",
+      description: "Print the safety number as a QR code too, on a terminal (default)",
       negativeDescription: "Do not print the QR code",
     },
   },
@@ -68,7 +68,9 @@ export const verify = defineCommand({
       out.write(
         `\nTheir identity key: ${peer.fingerprint}\nYours:              ${e2e.fingerprint}\n`,
       );
-      if (args.qr !== false) out.write(`\n${encodeQR(peer.safetyNumber, "term")}\n`);
+      // The QR code is drawn with terminal colours: only on a terminal, never into a file.
+      if (args.qr !== false && process.stdout.isTTY)
+        out.write(`\n${encodeQR(peer.safetyNumber, "term")}\n`);
       if (peer.pending) {
         throw new CliError(
           `${label}'s key changed to ${peer.pending} since you verified it; run again with --accept to accept and verify the new one`,
