@@ -66,33 +66,46 @@ export interface NatsServer {
   port: number;
 }
 
-/** Starts nats-server on a free port, plaintext or with TLS. */
+/** A port nothing listens on now (the kernel's choice for port 0). */
+async function freePort(): Promise<number> {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
+/**
+ * Starts nats-server on a free port, plaintext or with TLS. A port taken between the
+ * choice and the start (another program on a busy machine) is tried again, three times.
+ */
 export async function startNats(
   bin: string,
   dir: string,
   tls: { cert: string; key: string } | null,
 ): Promise<NatsServer> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const conf = join(dir, `nats-${tls ? "tls" : "plain"}.conf`);
-  const lines = [
-    `listen: 127.0.0.1:${port}`,
-    "max_payload: 1MB",
-    "max_pending: 256MB",
-    "write_deadline: 30s",
-  ];
-  if (tls) lines.push(`tls { cert_file: "${tls.cert}"\n key_file: "${tls.key}" }`);
-  writeFileSync(conf, `${lines.join("\n")}\n`);
-  const server = spawn([bin, "-c", conf, "-a", "127.0.0.1"]);
-  // nats-server logs to stderr; wait until the port accepts connections.
-  for (let i = 0; i < 100; i++) {
-    try {
-      const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-      s.end();
-      return { server, port };
-    } catch {
-      await Bun.sleep(50);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const conf = join(dir, `nats-${tls ? "tls" : "plain"}.conf`);
+    const lines = [
+      `listen: 127.0.0.1:${port}`,
+      "max_payload: 1MB",
+      "max_pending: 256MB",
+      "write_deadline: 30s",
+    ];
+    if (tls) lines.push(`tls { cert_file: "${tls.cert}"\n key_file: "${tls.key}" }`);
+    writeFileSync(conf, `${lines.join("\n")}\n`);
+    const server = spawn([bin, "-c", conf, "-a", "127.0.0.1"]);
+    // nats-server logs to stderr; wait until the port accepts connections (10 s at most).
+    for (let i = 0; i < 200 && server.proc.exitCode === null; i++) {
+      try {
+        const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+        s.end();
+        return { server, port };
+      } catch {
+        await Bun.sleep(50);
+      }
     }
+    await server.kill();
   }
-  await server.kill();
-  throw new Error("nats-server did not start");
+  throw new Error("nats-server did not start (three ports tried)");
 }
