@@ -28,6 +28,7 @@ import {
   E2EState,
   type InboxEntry,
   type OpenOptions,
+  RECENT_LIVE_BYTES,
   RECENT_LIVE_MAX,
   RECENT_LIVE_SECONDS,
   type RecentLive,
@@ -213,9 +214,14 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       this.state.inbox.push(e);
       if (live) {
         const now = this.state.now();
+        // Bounded in count, age and bytes: the whole state is written at every change.
+        let bytes = r.plaintext.length;
         this.state.recentLive = this.state.recentLive
           .filter((x) => now - x.at < RECENT_LIVE_SECONDS)
-          .slice(-(RECENT_LIVE_MAX - 1));
+          .slice(-(RECENT_LIVE_MAX - 1))
+          .reverse()
+          .filter((x) => (bytes += x.plaintext.length) <= RECENT_LIVE_BYTES)
+          .reverse();
         this.state.recentLive.push({
           digest,
           sender: from,

@@ -64,6 +64,8 @@ export interface RecentLive {
 /** How many live messages, and for how long (s), other processes can still show. */
 export const RECENT_LIVE_MAX = 64;
 export const RECENT_LIVE_SECONDS = 120;
+/** …and how many bytes of plaintext at most: the state file is rewritten at every change. */
+export const RECENT_LIVE_BYTES = 256 * 1024;
 
 /** Signed prekeys are replaced after this long (X3DH § 2.4 "periodically"). */
 export const SIGNED_PREKEY_LIFETIME = 7 * 24 * 3600;
