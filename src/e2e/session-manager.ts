@@ -215,13 +215,14 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       if (live) {
         const now = this.state.now();
         // Bounded in count, age and bytes: the whole state is written at every change.
-        let bytes = r.plaintext.length;
-        this.state.recentLive = this.state.recentLive
+        const kept = this.state.recentLive
           .filter((x) => now - x.at < RECENT_LIVE_SECONDS)
-          .slice(-(RECENT_LIVE_MAX - 1))
-          .reverse()
-          .filter((x) => (bytes += x.plaintext.length) <= RECENT_LIVE_BYTES)
-          .reverse();
+          .slice(-(RECENT_LIVE_MAX - 1));
+        let bytes = r.plaintext.length;
+        let from = kept.length;
+        while (from > 0 && bytes + (kept[from - 1]?.plaintext.length ?? 0) <= RECENT_LIVE_BYTES)
+          bytes += kept[--from]?.plaintext.length ?? 0;
+        this.state.recentLive = kept.slice(from);
         this.state.recentLive.push({
           digest,
           sender: from,
