@@ -219,10 +219,10 @@ export class E2EManager extends EventEmitter<E2EEvents> {
           .filter((x) => now - x.at < RECENT_LIVE_SECONDS)
           .slice(-(RECENT_LIVE_MAX - 1));
         let bytes = r.plaintext.length;
-        let from = kept.length;
-        while (from > 0 && bytes + (kept[from - 1]?.plaintext.length ?? 0) <= RECENT_LIVE_BYTES)
-          bytes += kept[--from]?.plaintext.length ?? 0;
-        this.state.recentLive = kept.slice(from);
+        let start = kept.length;
+        while (start > 0 && bytes + (kept[start - 1]?.plaintext.length ?? 0) <= RECENT_LIVE_BYTES)
+          bytes += kept[--start]?.plaintext.length ?? 0;
+        this.state.recentLive = kept.slice(start);
         this.state.recentLive.push({
           digest,
           sender: from,
