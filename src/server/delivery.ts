@@ -40,7 +40,14 @@ export function storedArrived(ctx: ServerContext, key: string): void {
 
 async function runTaker(conn: Connection): Promise<void> {
   const sessions = conn.ctx.router.online;
+  // Cluster mode: one taker in the whole cluster, under a lease (cluster-node.ts).
+  const cluster = conn.ctx.router.cluster;
+  if (cluster && !(await cluster.takeStored(conn))) {
+    sessions.releaseTaker(conn);
+    return;
+  }
   const drained = await deliverStored(conn);
+  if (cluster) await cluster.releaseStored(conn);
   sessions.releaseTaker(conn);
   if (drained) {
     for (const c of sessions.sessionsOf(conn.key)) if (c.session.stored) c.releaseHeld();

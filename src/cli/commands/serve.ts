@@ -1,5 +1,6 @@
 /** `backbone serve`: run the server on the embedded store, or on Redis (`--store`). */
 import { existsSync, rmSync } from "node:fs";
+import { hostname } from "node:os";
 import { defineCommand } from "citty";
 import { formatHostPort } from "../../client/address.ts";
 import { UsageError } from "../../errors.ts";
@@ -10,6 +11,7 @@ import {
   loadOrCreateServerKey,
   undoCreate,
 } from "../../server/datadir.ts";
+import { type Cluster, joinRedisCluster } from "../../server/cluster.ts";
 import { pidFilePath, runningServerPid } from "../../server/pidfile.ts";
 import { BackboneServer } from "../../server/server.ts";
 import {
@@ -112,14 +114,21 @@ export const serve = defineCommand({
         rmSync(pidFile, { force: true });
         throw err;
       }
+      let cluster: Cluster | undefined;
       try {
+        // On Redis, this server is a node of a cluster (docs/CLUSTER.md).
+        const spec = storeSpec(settings.store);
+        if (spec)
+          cluster = await joinRedisCluster(spec, { host: hostname(), pid: process.pid }, log);
         server = await BackboneServer.start({
           key,
           store: monitor ? monitor.wrapStore(store) : store,
           settings,
           log,
+          ...(cluster ? { cluster } : {}),
         });
       } catch (err) {
+        await cluster?.leave().catch(() => {});
         store.close();
         rmSync(pidFile, { force: true });
         throw err;

@@ -17,7 +17,15 @@ import IORedis from "ioredis";
 import { StoreError } from "../../errors.ts";
 import { idToText } from "../../ids.ts";
 import type { QueueLimits } from "../store.ts";
-import { BROADCAST, LEASE, REAP, ROUTE, SESSION } from "./cluster-scripts.ts";
+import {
+  BROADCAST,
+  LEASE,
+  REAP,
+  ROUTE,
+  SESSION,
+  TAKER_RELEASE,
+  TAKER_RENEW,
+} from "./cluster-scripts.ts";
 import { runScript, type Script, script } from "./lua.ts";
 
 /** A node's lease (ms): a crashed node's clients show offline within this. */
@@ -54,7 +62,17 @@ export interface ClusterOptions {
 export type RouteResult =
   | { delivered: true; local: boolean; remoteNodes: number }
   | { delivered: false; held: true }
-  | { delivered: false; held: false; reason: string };
+  | { delivered: false; held: false; reason: string; unknown?: true };
+
+/** Extras of a routed message: a room message's room and data, the registry check. */
+export interface RouteOptions {
+  /** The room of a room message (type 3): held with it. */
+  room?: string;
+  /** What to hold: the room message's data without its room header. */
+  holdData?: Uint8Array;
+  /** Refuse (`unknown`) a recipient not registered or revoked, in the same step. */
+  checkRegistered?: boolean;
+}
 
 const S = {
   route: script(ROUTE),
@@ -62,6 +80,8 @@ const S = {
   session: script(SESSION),
   lease: script(LEASE),
   reap: script(REAP),
+  takerRelease: script(TAKER_RELEASE),
+  takerRenew: script(TAKER_RENEW),
 };
 
 export class RedisCluster {
@@ -193,6 +213,7 @@ export class RedisCluster {
     plain: Uint8Array,
     limits: QueueLimits,
     at = Math.floor(Date.now() / 1000),
+    opts: RouteOptions = {},
   ): Promise<RouteResult> {
     const sender = idToText(plain.subarray(1, 17));
     const [local, remote, held] = (await this.#eval(S.route, [
@@ -205,9 +226,13 @@ export class RedisCluster {
       limits.maxMessages,
       limits.maxBytes,
       limits.maxPerSender,
+      opts.room ?? "",
+      opts.holdData ?? "",
+      opts.checkRegistered ? "1" : "0",
     ])) as number[];
     if (held === 0) return { delivered: true, local: local === 1, remoteNodes: remote ?? 0 };
     if (held === 1) return { delivered: false, held: true };
+    if (held === 5) return { delivered: false, held: false, reason: "no such client", unknown: true };
     const reason =
       held === 2
         ? `recipient's queue is full (${limits.maxMessages} messages)`
@@ -234,6 +259,42 @@ export class RedisCluster {
       "p",
       JSON.stringify(command),
     );
+  }
+
+  /**
+   * Takes the lease on `client`'s stored messages for `ms` (`SET NX PX`): one taker in
+   * the whole cluster at a time. `token` names the holder. Returns whether it was taken.
+   */
+  async takeStored(client: string, token: string, ms: number): Promise<boolean> {
+    return (await this.#r.set(`${this.#p}taker:${client}`, token, "PX", ms, "NX")) === "OK";
+  }
+
+  /** Extends the taker lease while `token` holds it; false when it is lost. */
+  async renewStored(client: string, token: string, ms: number): Promise<boolean> {
+    return Number(await this.#eval(S.takerRenew, [token, ms], [`${this.#p}taker:${client}`])) === 1;
+  }
+
+  /** Releases the taker lease if `token` holds it. */
+  async releaseStored(client: string, token: string): Promise<void> {
+    await this.#eval(S.takerRelease, [token], [`${this.#p}taker:${client}`]);
+  }
+
+  /**
+   * Clients with a session that receives messages (live or stored) on any live node:
+   * the union of the live nodes' client sets, each checked in presence.
+   */
+  async clientsOnline(): Promise<number> {
+    const nodes = await this.liveNodes();
+    if (nodes.length === 0) return 0;
+    const clients = await this.#r.sunion(...nodes.map((n) => `${this.#p}node:${n}:clients`));
+    if (clients.length === 0) return 0;
+    const pipe = this.#r.pipeline();
+    for (const c of clients) pipe.hvals(`${this.#p}sess:${c}`);
+    const res = (await pipe.exec()) ?? [];
+    let n = 0;
+    for (const [, vals] of res)
+      if ((vals as string[]).some((v) => v[0] === "1" || v[2] === "1")) n++;
+    return n;
   }
 
   async #readLoop(): Promise<void> {

@@ -1,0 +1,296 @@
+/**
+ * The router's side of cluster mode (docs/CLUSTER.md § How the router uses the engine):
+ * - every session is recorded in cluster presence under its session key (the tag in hex,
+ *   or `untagged` for a client that sent no SESSION — one per client, as on one node);
+ * - every direct message and every room copy goes through ROUTE, which writes it to the
+ *   mailboxes of the other nodes holding the recipient's live sessions, tells whether
+ *   this node holds one (delivered here, not through Redis), or holds it within the
+ *   bounds — atomically, with the registry check. All of a node's ROUTE calls go in
+ *   order on one Redis connection and are answered in order, so per-sender order holds;
+ * - mailbox entries are handed to the local live sessions, or stored like a closing
+ *   connection's undelivered messages when the session left meanwhile;
+ * - stored messages are taken under a lease per client (`SET NX PX`, renewed while
+ *   delivering), so two nodes never deliver the same one; a node that holds messages
+ *   or ends a delivery tells the nodes with stored-taking sessions (`stored` command),
+ *   and a session that could not take the lease tries again after half a lease;
+ * - a session tag replaced on another node: a `replace` command to that node.
+ */
+import { idKey, idToBytes } from "../ids.ts";
+import { CONTROL, LIVE } from "../net/outbox.ts";
+import type { QueueLimits } from "../store/store.ts";
+import { C2CType, Format } from "../wire/message.ts";
+import { decodeRoomMessage } from "../wire/room.ts";
+import type { Cluster, MailItem } from "./cluster.ts";
+import type { Connection } from "./connection.ts";
+import type { ServerContext } from "./context.ts";
+import { storedArrived } from "./delivery.ts";
+import { roomOf } from "./room-queue.ts";
+
+/** How long a stored-message taker lease holds without renewal (ms). */
+export const TAKER_LEASE_MS = 10_000;
+
+/** A session's key in cluster presence. */
+export function sessionKey(conn: Connection): string {
+  return conn.session.tag ?? "untagged";
+}
+
+export class ClusterNode {
+  readonly cluster: Cluster;
+  readonly #ctx: ServerContext;
+  /** Each session's presence write, for its stored delivery to wait on. */
+  readonly #registered = new WeakMap<Connection, Promise<void>>();
+  /** Renewal timers of the taker leases this node holds, by client. */
+  readonly #renewals = new Map<string, ReturnType<typeof setInterval>>();
+
+  constructor(ctx: ServerContext, cluster: Cluster) {
+    this.#ctx = ctx;
+    this.cluster = cluster;
+    cluster.attach({
+      onMail: (item) => this.#onMail(item),
+      onLeaseRetaken: () => this.#reannounce(),
+    });
+  }
+
+  // ---- presence -----------------------------------------------------------------------
+
+  /** A session opened here: into presence; the same session key on another node is replaced. */
+  added(conn: Connection): void {
+    const key = sessionKey(conn);
+    const flags = { live: conn.session.live, stored: conn.session.stored };
+    const done = (async () => {
+      try {
+        await this.cluster.setSession(conn.idText, key, flags);
+        for (const s of await this.cluster.sessionsOf(conn.idText)) {
+          if (s.session === key && s.node !== this.cluster.nodeId)
+            await this.cluster.command(s.node, {
+              op: "replace",
+              client: conn.idText,
+              session: key,
+            });
+        }
+      } catch (err) {
+        this.#ctx.log.warn("cluster presence not recorded", {
+          id: conn.idText,
+          error: String(err),
+        });
+      }
+    })();
+    this.#registered.set(conn, done);
+  }
+
+  /** A session here ended: out of presence, unless another connection here holds its key. */
+  removed(conn: Connection): void {
+    const key = sessionKey(conn);
+    if (this.#ctx.router.online.sessionsOf(conn.key).some((c) => sessionKey(c) === key)) return;
+    const after = this.#registered.get(conn) ?? Promise.resolve();
+    void after
+      .then(() => this.cluster.setSession(conn.idText, key, null))
+      .catch((err) =>
+        this.#ctx.log.warn("cluster presence not removed", {
+          id: conn.idText,
+          error: String(err),
+        }),
+      );
+  }
+
+  /** Resolves once `conn`'s presence is written (its stored delivery starts after). */
+  registered(conn: Connection): Promise<void> {
+    return this.#registered.get(conn) ?? Promise.resolve();
+  }
+
+  /** Sessions of a client in the whole cluster that receive messages. */
+  async presence(client: string): Promise<{ online: boolean; sessions: number }> {
+    const all = await this.cluster.sessionsOf(client);
+    return { online: all.some((s) => s.live || s.stored), sessions: all.length };
+  }
+
+  async #reannounce(): Promise<void> {
+    for (const conn of this.#ctx.router.online.values())
+      if (conn.routable) this.added(conn);
+  }
+
+  // ---- routing ------------------------------------------------------------------------
+
+  /**
+   * Routes a direct message (sender written in) or a room copy to `recipient`.
+   * `from`: the sending connection (told with a NOTICE), null for a room copy whose
+   * NOTICEs the fan-out decides. Resolves once decided.
+   */
+  async route(
+    from: Connection,
+    recipient: string,
+    toKey: string,
+    plain: Uint8Array,
+    limits: QueueLimits,
+  ): Promise<void> {
+    const { stats, router } = this.#ctx;
+    const room = roomOf(plain);
+    const opts =
+      room === null
+        ? { checkRegistered: true }
+        : { room, holdData: decodeRoomMessage(plain).data, checkRegistered: true };
+    let result: Awaited<ReturnType<Cluster["route"]>>;
+    try {
+      result = await this.cluster.route(recipient, plain, limits, undefined, opts);
+    } catch (err) {
+      // Redis unreachable: live delivery on this node goes on; nothing can be held.
+      if (this.#deliverHere(toKey, plain)) return;
+      stats.rejected++;
+      stats.storeFailures++;
+      this.#ctx.log.error("store write failed", { to: recipient, reason: String(err) });
+      const why = "storage failure";
+      if (room === null) router.notice(from, recipient, "rejected", why);
+      else router.notice(from, `#${room}`, "rejected", `member ${recipient}: ${why}`);
+      return;
+    }
+    if (result.delivered) {
+      stats.routed += result.remoteNodes;
+      stats.deliveredDirect += result.remoteNodes;
+      if (result.local && !this.#deliverHere(toKey, plain))
+        router.storeLeftover(recipient, toKey, plain);
+      return;
+    }
+    if (result.held) {
+      stats.stored++;
+      if (room === null)
+        router.notice(
+          from,
+          recipient,
+          "queued",
+          "recipient is offline; stored for delivery at its next login",
+        );
+      storedArrived(this.#ctx, toKey);
+      return;
+    }
+    if (result.unknown) {
+      if (room === null) router.notice(from, recipient, "unknown", "no such client");
+      return;
+    }
+    stats.rejected++;
+    if (room === null) router.notice(from, recipient, "rejected", result.reason);
+    else router.notice(from, `#${room}`, "rejected", `member ${recipient}: ${result.reason}`);
+  }
+
+  /** Posts `plain` to the local live sessions of `toKey`; false when there are none. */
+  #deliverHere(toKey: string, plain: Uint8Array): boolean {
+    const online = this.#ctx.router.online;
+    const to = online.liveReceivers(toKey);
+    if (to.length === 0) return false;
+    online.noteRouted(toKey, plain);
+    for (const conn of to) conn.post(plain, LIVE);
+    this.#ctx.stats.routed += to.length;
+    this.#ctx.stats.deliveredDirect += to.length;
+    return true;
+  }
+
+  /** A broadcast (type 1, sender written in) for the other nodes. */
+  broadcast(plain: Uint8Array): void {
+    this.cluster.broadcast(plain.slice()).catch((err) =>
+      this.#ctx.log.warn("broadcast not sent to other nodes", { error: String(err) }),
+    );
+  }
+
+  /** Messages were held for `client` here: the nodes with its stored-taking sessions start. */
+  async tellTakers(client: string): Promise<void> {
+    try {
+      for (const node of new Set(
+        (await this.cluster.sessionsOf(client))
+          .filter((s) => s.stored && s.node !== this.cluster.nodeId)
+          .map((s) => s.node),
+      ))
+        await this.cluster.command(node, { op: "stored", client });
+    } catch (err) {
+      this.#ctx.log.warn("cluster command not sent", { error: String(err) });
+    }
+  }
+
+  #onMail(item: MailItem): void {
+    const { router, stats } = this.#ctx;
+    if (item.kind === "direct") {
+      const toKey = idKey(idToBytes(item.recipient));
+      if (!this.#deliverHere(toKey, item.plain))
+        router.storeLeftover(item.recipient, toKey, item.plain);
+      return;
+    }
+    if (item.kind === "broadcast") {
+      const plain = item.plain;
+      if (plain[0] !== ((Format.C2C << 4) | C2CType.BROADCAST) || plain.length < 17) return;
+      const senderKey = idKey(plain.subarray(1, 17));
+      let n = 0;
+      for (const conn of router.online.values()) {
+        if (conn.key !== senderKey && conn.routable && conn.session.live) {
+          conn.post(plain, CONTROL);
+          n++;
+        }
+      }
+      stats.routed += n;
+      stats.deliveredBroadcast += n;
+      return;
+    }
+    const c = item.command;
+    if (typeof c.client !== "string") return;
+    let key: string;
+    try {
+      key = idKey(idToBytes(c.client));
+    } catch {
+      return;
+    }
+    if (c.op === "stored") storedArrived(this.#ctx, key);
+    else if (c.op === "replace") {
+      for (const conn of [...router.online.sessionsOf(key)])
+        if (sessionKey(conn) === c.session) conn.stop("replaced by a new connection");
+    }
+  }
+
+  // ---- the stored-message taker lease ---------------------------------------------------
+
+  /**
+   * Takes the cluster-wide taker lease of `conn`'s client (after its presence is
+   * written, so a message held meanwhile is seen by its delivery). False: another node
+   * delivers; `conn` tries again after half a lease, or when told.
+   */
+  async takeStored(conn: Connection): Promise<boolean> {
+    await this.registered(conn);
+    const token = this.#token(conn);
+    let ok = false;
+    try {
+      ok = await this.cluster.takeStored(conn.idText, token, TAKER_LEASE_MS);
+    } catch (err) {
+      this.#ctx.log.warn("taker lease not taken", { id: conn.idText, error: String(err) });
+    }
+    if (ok) {
+      const t = setInterval(() => {
+        this.cluster
+          .renewStored(conn.idText, token, TAKER_LEASE_MS)
+          .catch((err) =>
+            this.#ctx.log.warn("taker lease not renewed", { id: conn.idText, error: String(err) }),
+          );
+      }, TAKER_LEASE_MS / 3);
+      t.unref?.();
+      this.#renewals.set(token, t);
+      return true;
+    }
+    const retry = setTimeout(() => {
+      if (conn.phase === "open") storedArrived(this.#ctx, conn.key);
+    }, TAKER_LEASE_MS / 2);
+    retry.unref?.();
+    return false;
+  }
+
+  /** Gives the lease up; the other nodes' stored-taking sessions are told to look. */
+  async releaseStored(conn: Connection): Promise<void> {
+    const token = this.#token(conn);
+    clearInterval(this.#renewals.get(token));
+    this.#renewals.delete(token);
+    try {
+      await this.cluster.releaseStored(conn.idText, token);
+    } catch (err) {
+      this.#ctx.log.warn("taker lease not released", { id: conn.idText, error: String(err) });
+    }
+    await this.tellTakers(conn.idText);
+  }
+
+  #token(conn: Connection): string {
+    return `${this.cluster.nodeId}/${conn.cid}`;
+  }
+}
