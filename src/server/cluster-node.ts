@@ -105,8 +105,7 @@ export class ClusterNode {
   }
 
   async #reannounce(): Promise<void> {
-    for (const conn of this.#ctx.router.online.values())
-      if (conn.routable) this.added(conn);
+    for (const conn of this.#ctx.router.online.values()) if (conn.routable) this.added(conn);
   }
 
   // ---- routing ------------------------------------------------------------------------
@@ -185,9 +184,11 @@ export class ClusterNode {
 
   /** A broadcast (type 1, sender written in) for the other nodes. */
   broadcast(plain: Uint8Array): void {
-    this.cluster.broadcast(plain.slice()).catch((err) =>
-      this.#ctx.log.warn("broadcast not sent to other nodes", { error: String(err) }),
-    );
+    this.cluster
+      .broadcast(plain.slice())
+      .catch((err) =>
+        this.#ctx.log.warn("broadcast not sent to other nodes", { error: String(err) }),
+      );
   }
 
   /** Messages were held for `client` here: the nodes with its stored-taking sessions start. */

@@ -18,6 +18,7 @@ import { type Logger, StructuredLogger, silentLogger } from "../log.ts";
 import type { ClientRecord, Store } from "../store/store.ts";
 import { encodeS2S, S2SType } from "../wire/message.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
+import type { Cluster } from "./cluster.ts";
 import { Connection } from "./connection.ts";
 import { addClosed, newStats, type ServerContext, type Stats } from "./context.ts";
 import { DescriptorGuard, raiseFdLimit } from "./fd-limit.ts";
@@ -26,7 +27,6 @@ import { ClientKeyCache } from "./key-cache.ts";
 import { addressPrefix, RateLimiter, Semaphore, WorkBudget } from "./limits.ts";
 import { Lease, RENEW_MS } from "./nodes.ts";
 import { Router } from "./router.ts";
-import type { Cluster } from "./cluster.ts";
 import {
   connectionSettings,
   DEFAULT_SERVER_SETTINGS,

@@ -47,7 +47,11 @@ async function clusterFigures(ctx: ServerContext): Promise<Record<string, unknow
   if (!cluster) return {};
   try {
     const [nodes, online] = await Promise.all([cluster.liveNodes(), cluster.clientsOnline()]);
-    return { cluster_node: cluster.nodeId, cluster_nodes: nodes.length, cluster_clients_online: online };
+    return {
+      cluster_node: cluster.nodeId,
+      cluster_nodes: nodes.length,
+      cluster_clients_online: online,
+    };
   } catch {
     return { cluster_node: cluster.nodeId };
   }

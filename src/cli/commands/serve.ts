@@ -5,13 +5,13 @@ import { defineCommand } from "citty";
 import { formatHostPort } from "../../client/address.ts";
 import { UsageError } from "../../errors.ts";
 import { StructuredLogger } from "../../log.ts";
+import { type Cluster, joinRedisCluster } from "../../server/cluster.ts";
 import {
   dataPaths,
   defaultDataDir,
   loadOrCreateServerKey,
   undoCreate,
 } from "../../server/datadir.ts";
-import { type Cluster, joinRedisCluster } from "../../server/cluster.ts";
 import { pidFilePath, runningServerPid } from "../../server/pidfile.ts";
 import { BackboneServer } from "../../server/server.ts";
 import {

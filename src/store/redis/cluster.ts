@@ -26,7 +26,7 @@ import {
   TAKER_RELEASE,
   TAKER_RENEW,
 } from "./cluster-scripts.ts";
-import { runScript, type Script, script } from "./lua.ts";
+import { runScript, runScriptInOrder, type Script, script } from "./lua.ts";
 
 /** A node's lease (ms): a crashed node's clients show offline within this. */
 export const DEFAULT_LEASE_MS = 10_000;
@@ -216,23 +216,29 @@ export class RedisCluster {
     opts: RouteOptions = {},
   ): Promise<RouteResult> {
     const sender = idToText(plain.subarray(1, 17));
-    const [local, remote, held] = (await this.#eval(S.route, [
-      this.#p,
-      this.nodeId,
-      recipient,
-      sender,
-      at,
-      plain,
-      limits.maxMessages,
-      limits.maxBytes,
-      limits.maxPerSender,
-      opts.room ?? "",
-      opts.holdData ?? "",
-      opts.checkRegistered ? "1" : "0",
-    ])) as number[];
+    const [local, remote, held] = (await runScriptInOrder(
+      this.#r,
+      S.route,
+      [],
+      [
+        this.#p,
+        this.nodeId,
+        recipient,
+        sender,
+        at,
+        plain,
+        limits.maxMessages,
+        limits.maxBytes,
+        limits.maxPerSender,
+        opts.room ?? "",
+        opts.holdData ?? "",
+        opts.checkRegistered ? "1" : "0",
+      ],
+    )) as number[];
     if (held === 0) return { delivered: true, local: local === 1, remoteNodes: remote ?? 0 };
     if (held === 1) return { delivered: false, held: true };
-    if (held === 5) return { delivered: false, held: false, reason: "no such client", unknown: true };
+    if (held === 5)
+      return { delivered: false, held: false, reason: "no such client", unknown: true };
     const reason =
       held === 2
         ? `recipient's queue is full (${limits.maxMessages} messages)`
@@ -244,7 +250,7 @@ export class RedisCluster {
 
   /** A broadcast to every other live node; returns how many nodes it went to. */
   async broadcast(plain: Uint8Array): Promise<number> {
-    return Number(await this.#eval(S.broadcast, [this.#p, this.nodeId, plain]));
+    return Number(await runScriptInOrder(this.#r, S.broadcast, [], [this.#p, this.nodeId, plain]));
   }
 
   /** A command for one node (stop a session, revoke a client …), in order with its mail. */

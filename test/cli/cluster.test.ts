@@ -1,0 +1,207 @@
+/**
+ * Cluster mode (docs/CLUSTER.md): two `serve` processes of the compiled binary on one
+ * real redis-server, each with its own data directory holding the same server key.
+ * Clients are library clients on real TCP, each pointed at one node.
+ */
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { type Client, connect } from "../../src/client/client.ts";
+import { loadIdentity } from "../../src/client/identity.ts";
+import type { ConnectOptions, Notice } from "../../src/client/types.ts";
+import { cleanupAll, type Sandbox, type ServerInfo, sandbox } from "../helpers/binary.ts";
+import { inbox, notices, until } from "../helpers/cluster.ts";
+import { type RedisServer, startRedis } from "../helpers/redis.ts";
+
+afterEach(cleanupAll);
+setDefaultTimeout(60_000);
+
+interface Nodes {
+  sb: Sandbox;
+  redis: RedisServer;
+  a: ServerInfo;
+  b: ServerInfo;
+  ids: Record<string, string>;
+  /** Connects `name` to `node` (no reconnects); closed with the test. */
+  client(name: string, node: ServerInfo, opts?: Partial<ConnectOptions>): Promise<Client>;
+  close(): Promise<void>;
+}
+
+async function twoNodes(names: string[]): Promise<Nodes> {
+  const sb = await sandbox();
+  const redis = await startRedis();
+  const store = ["--store", redis.url];
+  const a = await sb.serve(store);
+  // Node B: its own data directory with copies of node A's key files.
+  const dataB = join(sb.dir, "data-b");
+  mkdirSync(dataB, { mode: 0o700 });
+  for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(dataB, f));
+  const b = await sb.serve([...store, "--data", dataB]);
+  const ids: Record<string, string> = {};
+  for (const name of names) {
+    const r = await sb.keygen(name, a.address, store);
+    ids[name] = /id: +(\S+)/.exec(r.stdout)?.[1] as string;
+  }
+  const clients: Client[] = [];
+  return {
+    sb,
+    redis,
+    a,
+    b,
+    ids,
+    async client(name, node, opts = {}) {
+      const identity = await loadIdentity(join(sb.dir, `${name}.identity`));
+      const c = await connect({
+        identity: { ...identity, server: node.address },
+        reconnect: false,
+        ...opts,
+      });
+      clients.push(c);
+      return c;
+    },
+    async close() {
+      await Promise.all(clients.map((c) => c.close().catch(() => {})));
+      await sb[Symbol.asyncDispose]();
+      await redis[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** What `client` hears of `name`'s presence (CLIENT_STATUS). */
+async function isOnline(client: Client, name: string): Promise<boolean | undefined> {
+  const [entry] = await client.clientStatus([name]);
+  return entry && "online" in entry ? entry.online : undefined;
+}
+
+function texts(got: { text: string }[]): string[] {
+  return got.map((m) => m.text);
+}
+
+const N = 200;
+const numbered = (prefix: string, n = N) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+describe("two nodes on one Redis", () => {
+  test("clients on different nodes chat both ways in order; a broadcast reaches every node", async () => {
+    const t = await twoNodes(["alice", "bob", "carol"]);
+    try {
+      const alice = await t.client("alice", t.a);
+      const bob = await t.client("bob", t.b);
+      const carol = await t.client("carol", t.b);
+      const [toAlice, toBob, toCarol] = [inbox(alice), inbox(bob), inbox(carol)];
+      const [nA, nB] = [notices(alice), notices(bob)];
+      // Both see the other online across nodes, with the sessions of the whole cluster.
+      await until(async () => (await isOnline(alice, "bob")) === true);
+      for (const m of numbered("a")) alice.send(t.ids.bob as string, m);
+      for (const m of numbered("b")) bob.send(t.ids.alice as string, m);
+      await until(() => toBob.length >= N && toAlice.length >= N, 15_000, "both directions");
+      expect(texts(toBob)).toEqual(numbered("a"));
+      expect(texts(toAlice)).toEqual(numbered("b"));
+      expect(toBob.every((m) => m.from === t.ids.alice && m.kind === "direct")).toBe(true);
+
+      alice.broadcast("to everyone");
+      await until(() => toBob.length > N && toCarol.length > 0, 10_000, "broadcast on node B");
+      expect(toBob.at(-1)).toMatchObject({ text: "to everyone", kind: "broadcast" });
+      expect(texts(toCarol)).toEqual(["to everyone"]);
+      expect(toAlice.length).toBe(N); // not to the sender
+      expect([...nA, ...nB]).toEqual([]);
+
+      // SERVER_STATUS: this node's figures and the cluster's.
+      const s = (await alice.serverStatus()) as unknown as Record<string, number>;
+      expect(s.clients_online).toBe(1);
+      expect(s.cluster_nodes).toBe(2);
+      expect(s.cluster_clients_online).toBe(3);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("a message stored through node A is delivered at login on node B; unknown is told", async () => {
+    const t = await twoNodes(["alice", "bob"]);
+    try {
+      const alice = await t.client("alice", t.a);
+      const nA = notices(alice);
+      alice.send(t.ids.bob as string, "while away");
+      alice.send("00000000-0000-4000-8000-000000000000", "to nobody");
+      await until(() => nA.length === 2);
+      expect(nA.map((n: Notice) => n.status)).toEqual(["queued", "unknown"]);
+      const bob = await t.client("bob", t.b);
+      const got = inbox(bob);
+      await until(() => got.length === 1);
+      expect(got[0]).toMatchObject({ text: "while away", from: t.ids.alice, kind: "stored" });
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("a stored backlog is delivered exactly once with receiving sessions on both nodes", async () => {
+    const t = await twoNodes(["alice", "bob"]);
+    try {
+      const alice = await t.client("alice", t.a);
+      const nA = notices(alice);
+      for (const m of numbered("s", 300)) alice.send(t.ids.bob as string, m);
+      await until(() => nA.length === 300, 15_000, "300 queued");
+      expect(nA.every((n) => n.status === "queued")).toBe(true);
+      // Two sessions of bob, one per node, log in at once.
+      const [onA, onB] = await Promise.all([t.client("bob", t.a), t.client("bob", t.b)]);
+      const [gotA, gotB] = [inbox(onA), inbox(onB)];
+      await until(() => gotA.length + gotB.length >= 300, 15_000, "the backlog");
+      // Then a live message reaches both: everything stored came before it.
+      alice.send(t.ids.bob as string, "live");
+      await until(() => gotA.at(-1)?.text === "live" && gotB.at(-1)?.text === "live");
+      const stored = [...gotA, ...gotB].filter((m) => m.kind === "stored");
+      expect(stored.map((m) => m.text).sort()).toEqual(numbered("s", 300).sort());
+      // Each session's share in order.
+      for (const got of [gotA, gotB]) {
+        const mine = got.filter((m) => m.kind === "stored").map((m) => Number(m.text.slice(1)));
+        expect(mine).toEqual([...mine].sort((x, y) => x - y));
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("same-tag replacement across nodes; revoke stops the session on the other node", async () => {
+    const t = await twoNodes(["alice", "bob"]);
+    try {
+      const tag = new Uint8Array(16).fill(7);
+      const first = await t.client("bob", t.a, { session: { tag } });
+      const ended = new Promise<string>((r) => first.on("disconnect", (d) => r(d.reason)));
+      const second = await t.client("bob", t.b, { session: { tag } });
+      expect(await ended).toBe("replaced by a new connection");
+      expect(second.connected).toBe(true);
+
+      const alice = await t.client("alice", t.b);
+      const gone = new Promise<string>((r) => alice.on("disconnect", (d) => r(d.reason)));
+      // Revoked through the store (node A's data directory), alice sits on node B.
+      const r = await t.sb.run(["revoke", "alice", "--store", t.redis.url]);
+      expect(r.code).toBe(0);
+      expect(await gone).toMatch(/revoked/);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("kill -9 of a node: its clients show offline within the lease; messages meanwhile are held", async () => {
+    const t = await twoNodes(["alice", "bob"]);
+    try {
+      const alice = await t.client("alice", t.a);
+      const nA = notices(alice);
+      await t.client("bob", t.b);
+      await until(async () => (await isOnline(alice, "bob")) === true);
+      t.b.proc.kill("SIGKILL");
+      await t.b.proc.exit();
+      // Sent while node B is dead but still in presence: into its mailbox, held when reaped.
+      alice.send(t.ids.bob as string, "into the void 1");
+      await until(async () => (await isOnline(alice, "bob")) === false, 20_000, "bob offline");
+      alice.send(t.ids.bob as string, "into the void 2");
+      await until(() => nA.length === 1);
+      expect(nA[0]?.status).toBe("queued");
+      const bob = await t.client("bob", t.a);
+      const got = inbox(bob);
+      await until(() => got.length === 2, 10_000, "both held messages");
+      expect(texts(got)).toEqual(["into the void 1", "into the void 2"]);
+    } finally {
+      await t.close();
+    }
+  });
+});
