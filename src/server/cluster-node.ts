@@ -28,6 +28,12 @@ import { roomOf } from "./room-queue.ts";
 
 /** How long a stored-message taker lease holds without renewal (ms). */
 export const TAKER_LEASE_MS = 10_000;
+/**
+ * How soon a session that found the taker lease held tries again (ms): the holder tells
+ * it when it moved messages, but not after an empty run, and a holder that died tells
+ * nobody (its lease then lapses).
+ */
+const TAKER_RETRY_MS = 250;
 
 /** A session's key in cluster presence. */
 export function sessionKey(conn: Connection): string {
@@ -100,7 +106,12 @@ export class ClusterNode {
 
   /** Sessions of a client in the whole cluster that receive messages. */
   async presence(client: string): Promise<{ online: boolean; sessions: number }> {
-    const all = await this.cluster.sessionsOf(client);
+    // Sessions of a node whose lease lapsed are gone, even before it is reaped.
+    const [sessions, nodes] = await Promise.all([
+      this.cluster.sessionsOf(client),
+      this.cluster.liveNodes(),
+    ]);
+    const all = sessions.filter((s) => nodes.includes(s.node));
     return { online: all.some((s) => s.live || s.stored), sessions: all.length };
   }
 
@@ -182,13 +193,34 @@ export class ClusterNode {
     return true;
   }
 
-  /** A broadcast (type 1, sender written in) for the other nodes. */
-  broadcast(plain: Uint8Array): void {
-    this.cluster
-      .broadcast(plain.slice())
-      .catch((err) =>
-        this.#ctx.log.warn("broadcast not sent to other nodes", { error: String(err) }),
-      );
+  /**
+   * A broadcast (type 1, sender written in): to the other nodes' mailboxes, then to the
+   * live sessions here — after the BROADCAST call, so it keeps its place among the
+   * sender's direct messages, which go through ROUTE on the same connection. Redis
+   * unreachable: this node's sessions still get it.
+   */
+  async broadcast(from: Connection, plain: Uint8Array): Promise<void> {
+    try {
+      await this.cluster.broadcast(plain.slice());
+    } catch (err) {
+      this.#ctx.log.warn("broadcast not sent to other nodes", { error: String(err) });
+    }
+    from.charge(this.#postBroadcast(plain, from.key)); // one work unit per copy here
+  }
+
+  /** Posts a broadcast to the live sessions here but the sender's; returns how many. */
+  #postBroadcast(plain: Uint8Array, senderKey: string): number {
+    const { router, stats } = this.#ctx;
+    let n = 0;
+    for (const conn of router.online.values()) {
+      if (conn.key !== senderKey && conn.routable && conn.session.live) {
+        conn.post(plain, CONTROL);
+        n++;
+      }
+    }
+    stats.routed += n;
+    stats.deliveredBroadcast += n;
+    return n;
   }
 
   /** Messages were held for `client` here: the nodes with its stored-taking sessions start. */
@@ -205,8 +237,20 @@ export class ClusterNode {
     }
   }
 
+  /**
+   * A room or membership changed here: the other nodes drop their room memory now (their
+   * registry poll would, within 250 ms). A room message another node fans out in the
+   * few milliseconds before the command arrives still goes by its older membership.
+   */
+  roomsChanged(): void {
+    void (async () => {
+      for (const node of await this.cluster.liveNodes())
+        if (node !== this.cluster.nodeId) await this.cluster.command(node, { op: "rooms" });
+    })().catch((err) => this.#ctx.log.warn("cluster command not sent", { error: String(err) }));
+  }
+
   #onMail(item: MailItem): void {
-    const { router, stats } = this.#ctx;
+    const { router } = this.#ctx;
     if (item.kind === "direct") {
       const toKey = idKey(idToBytes(item.recipient));
       if (!this.#deliverHere(toKey, item.plain))
@@ -216,19 +260,14 @@ export class ClusterNode {
     if (item.kind === "broadcast") {
       const plain = item.plain;
       if (plain[0] !== ((Format.C2C << 4) | C2CType.BROADCAST) || plain.length < 17) return;
-      const senderKey = idKey(plain.subarray(1, 17));
-      let n = 0;
-      for (const conn of router.online.values()) {
-        if (conn.key !== senderKey && conn.routable && conn.session.live) {
-          conn.post(plain, CONTROL);
-          n++;
-        }
-      }
-      stats.routed += n;
-      stats.deliveredBroadcast += n;
+      this.#postBroadcast(plain, idKey(plain.subarray(1, 17)));
       return;
     }
     const c = item.command;
+    if (c.op === "rooms") {
+      router.rooms.invalidate();
+      return;
+    }
     if (typeof c.client !== "string") return;
     let key: string;
     try {
@@ -248,7 +287,7 @@ export class ClusterNode {
   /**
    * Takes the cluster-wide taker lease of `conn`'s client (after its presence is
    * written, so a message held meanwhile is seen by its delivery). False: another node
-   * delivers; `conn` tries again after half a lease, or when told.
+   * delivers; `conn` tries again after TAKER_RETRY_MS, or when told.
    */
   async takeStored(conn: Connection): Promise<boolean> {
     await this.registered(conn);
@@ -273,13 +312,13 @@ export class ClusterNode {
     }
     const retry = setTimeout(() => {
       if (conn.phase === "open") storedArrived(this.#ctx, conn.key);
-    }, TAKER_LEASE_MS / 2);
+    }, TAKER_RETRY_MS);
     retry.unref?.();
     return false;
   }
 
-  /** Gives the lease up; the other nodes' stored-taking sessions are told to look. */
-  async releaseStored(conn: Connection): Promise<void> {
+  /** Gives the lease up; with `tell`, the other nodes' stored-taking sessions look. */
+  async releaseStored(conn: Connection, tell: boolean): Promise<void> {
     const token = this.#token(conn);
     clearInterval(this.#renewals.get(token));
     this.#renewals.delete(token);
@@ -288,7 +327,7 @@ export class ClusterNode {
     } catch (err) {
       this.#ctx.log.warn("taker lease not released", { id: conn.idText, error: String(err) });
     }
-    await this.tellTakers(conn.idText);
+    if (tell) await this.tellTakers(conn.idText);
   }
 
   #token(conn: Connection): string {

@@ -46,8 +46,11 @@ async function runTaker(conn: Connection): Promise<void> {
     sessions.releaseTaker(conn);
     return;
   }
-  const drained = await deliverStored(conn);
-  if (cluster) await cluster.releaseStored(conn);
+  const progress = { sent: 0 };
+  const drained = await deliverStored(conn, progress);
+  // Others are told only after a run that moved something (else two nodes would wake
+  // each other for ever); one that waits for the lease also tries again by itself.
+  if (cluster) await cluster.releaseStored(conn, !drained || progress.sent > 0);
   sessions.releaseTaker(conn);
   if (drained) {
     for (const c of sessions.sessionsOf(conn.key)) if (c.session.stored) c.releaseHeld();
@@ -58,8 +61,14 @@ async function runTaker(conn: Connection): Promise<void> {
   if (next && sessions.claimTaker(next)) void runTaker(next);
 }
 
-/** Delivers `conn`'s stored messages; true once the store is drained, false if the connection ended first. */
-export async function deliverStored(conn: Connection): Promise<boolean> {
+/**
+ * Delivers `conn`'s stored messages; true once the store is drained, false if the
+ * connection ended first. `progress.sent`: how many it queued on the connection.
+ */
+export async function deliverStored(
+  conn: Connection,
+  progress?: { sent: number },
+): Promise<boolean> {
   const { ctx } = conn;
   try {
     // Stores already under way for this client finish first, so none is missed.
@@ -99,6 +108,7 @@ export async function deliverStored(conn: Connection): Promise<boolean> {
         marks.push({ count: sent, seq: m.seq });
       }
       ctx.stats.routed += queued; // handed to the recipient's connection (SERVER_STATUS)
+      if (progress) progress.sent = sent;
       ctx.schedule(conn);
       await conn.whenIdle();
       let through: number;

@@ -187,12 +187,17 @@ export class Router {
     return this.#offline(from, recipient, toKey, plain);
   }
 
-  #broadcast(from: Connection, plain: Uint8Array): undefined {
+  #broadcast(from: Connection, plain: Uint8Array): Promise<void> | undefined {
     if (!this.broadcasts.take(from.key)) {
       this.notice(from, BROADCAST, "rate_limited", "too many broadcasts; slow down");
       return;
     }
     plain[0] = (Format.C2C << 4) | C2CType.BROADCAST;
+    if (this.cluster) {
+      // To the other nodes, then here, in order with the sender's direct messages.
+      this.#ctx.stats.broadcasts++;
+      return this.cluster.broadcast(from, plain);
+    }
     let n = 0;
     for (const conn of this.online.values()) {
       if (conn.key !== from.key && conn.routable && conn.session.live) {
@@ -200,7 +205,6 @@ export class Router {
         n++;
       }
     }
-    this.cluster?.broadcast(plain);
     from.charge(n); // one work unit per copy (docs/PROTOCOL.md § Limits)
     this.#ctx.stats.broadcasts++;
     this.#ctx.stats.routed += n;

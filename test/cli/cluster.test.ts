@@ -67,6 +67,16 @@ async function twoNodes(names: string[]): Promise<Nodes> {
   };
 }
 
+type Got = { text: string; kind: string }[];
+
+/** An `incoming` hook that records every message from the first one on. */
+function collect(into: Got): ConnectOptions["incoming"] {
+  return (m) => {
+    into.push({ text: new TextDecoder().decode(m.data), kind: m.kind });
+    return m;
+  };
+}
+
 /** What `client` hears of `name`'s presence (CLIENT_STATUS). */
 async function isOnline(client: Client, name: string): Promise<boolean | undefined> {
   const [entry] = await client.clientStatus([name]);
@@ -98,9 +108,16 @@ describe("two nodes on one Redis", () => {
       expect(texts(toAlice)).toEqual(numbered("b"));
       expect(toBob.every((m) => m.from === t.ids.alice && m.kind === "direct")).toBe(true);
 
+      // A broadcast keeps its place among the sender's direct messages.
+      alice.send(t.ids.bob as string, "before");
       alice.broadcast("to everyone");
-      await until(() => toBob.length > N && toCarol.length > 0, 10_000, "broadcast on node B");
-      expect(toBob.at(-1)).toMatchObject({ text: "to everyone", kind: "broadcast" });
+      alice.send(t.ids.bob as string, "after");
+      await until(() => toBob.length >= N + 3 && toCarol.length > 0, 10_000, "node B");
+      expect(toBob.slice(N).map((m) => [m.text, m.kind])).toEqual([
+        ["before", "direct"],
+        ["to everyone", "broadcast"],
+        ["after", "direct"],
+      ]);
       expect(texts(toCarol)).toEqual(["to everyone"]);
       expect(toAlice.length).toBe(N); // not to the sender
       expect([...nA, ...nB]).toEqual([]);
@@ -110,6 +127,42 @@ describe("two nodes on one Redis", () => {
       expect(s.clients_online).toBe(1);
       expect(s.cluster_nodes).toBe(2);
       expect(s.cluster_clients_online).toBe(3);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("a room message reaches members on the other node in order, and is held for the offline one", async () => {
+    const t = await twoNodes(["alice", "bob", "carol"]);
+    try {
+      const alice = await t.client("alice", t.a);
+      const bob = await t.client("bob", t.b);
+      await alice.rooms.create("ops", { public: true });
+      await bob.rooms.join("ops");
+      const carol = await t.client("carol", t.a);
+      await carol.rooms.join("ops");
+      await carol.close();
+      // Node A knows of bob's join on node B (told at once, not by its 250 ms poll).
+      await until(
+        async () => (await alice.rooms.members("ops")).members.length === 3,
+        1_000,
+        "node A to see bob's join",
+      );
+      const [toBob, nA] = [inbox(bob), notices(alice)];
+      const sent = numbered("r", 50);
+      for (const m of sent) alice.send("#ops", m);
+      alice.send(t.ids.bob as string, "after the room");
+      await until(() => toBob.length === 51, 10_000, "the room's messages on node B");
+      expect(texts(toBob)).toEqual([...sent, "after the room"]);
+      expect(toBob.slice(0, 50).every((m) => m.kind === "room" && m.from === t.ids.alice)).toBe(
+        true,
+      );
+      const carolB = await t.client("carol", t.b);
+      const toCarol = inbox(carolB);
+      await until(() => toCarol.length === 50, 10_000, "carol's held room messages");
+      expect(texts(toCarol)).toEqual(sent);
+      expect(toCarol.every((m) => m.kind === "room")).toBe(true);
+      expect(nA).toEqual([]);
     } finally {
       await t.close();
     }
@@ -142,8 +195,13 @@ describe("two nodes on one Redis", () => {
       await until(() => nA.length === 300, 15_000, "300 queued");
       expect(nA.every((n) => n.status === "queued")).toBe(true);
       // Two sessions of bob, one per node, log in at once.
-      const [onA, onB] = await Promise.all([t.client("bob", t.a), t.client("bob", t.b)]);
-      const [gotA, gotB] = [inbox(onA), inbox(onB)];
+      // (Collected from the first message on: one connect may resolve before the other.)
+      const gotA: Got = [];
+      const gotB: Got = [];
+      await Promise.all([
+        t.client("bob", t.a, { incoming: collect(gotA) }),
+        t.client("bob", t.b, { incoming: collect(gotB) }),
+      ]);
       await until(() => gotA.length + gotB.length >= 300, 15_000, "the backlog");
       // Then a live message reaches both: everything stored came before it.
       alice.send(t.ids.bob as string, "live");

@@ -46,6 +46,50 @@ end
 `;
 
 /**
+ * Reap a node whose lease expired, as a Lua function: its sessions leave presence, and
+ * the direct and room messages still in its mailbox are held for their recipients, in
+ * mailbox order (room ones with their room; bounds do not apply: they were accepted).
+ * Returns removed sessions, held messages.
+ */
+const REAP_FN = `
+local function reapNode(p, node)
+  local removed, held = 0, 0
+  local clients = p .. 'node:' .. node .. ':clients'
+  for _, client in ipairs(redis.call('SMEMBERS', clients)) do
+    local key = p .. 'sess:' .. client
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      if string.sub(field, 1, #node + 1) == node .. '/' then
+        redis.call('HDEL', key, field)
+        removed = removed + 1
+      end
+    end
+  end
+  local mail = p .. 'mail:' .. node
+  local now = redis.call('TIME')[1]
+  for _, e in ipairs(redis.call('XRANGE', mail, '-', '+')) do
+    local f = e[2]
+    local kind, recipient, data, room, holdData
+    for j = 1, #f, 2 do
+      if f[j] == 'k' then kind = f[j + 1] elseif f[j] == 'r' then recipient = f[j + 1] elseif f[j] == 'p' then data = f[j + 1]
+      elseif f[j] == 'm' then room = f[j + 1] elseif f[j] == 'h' then holdData = f[j + 1] end
+    end
+    if kind == 'd' then
+      -- data is the delivered C2C: byte0 || sender (16) || message data
+      local s = string.sub(data, 2, 17)
+      local hex = string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)
+      local sender = string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-' .. string.sub(hex, 13, 16) .. '-' .. string.sub(hex, 17, 20) .. '-' .. string.sub(hex, 21, 32)
+      hold(p, recipient, sender, now, holdData or string.sub(data, 18), room)
+      notifyTakers(p, recipient, node)
+      held = held + 1
+    end
+  end
+  redis.call('DEL', mail, clients)
+  redis.call('SREM', p .. 'nodes', node)
+  return removed, held
+end
+`;
+
+/**
  * Route one direct or room message. KEYS: none (single Redis; see docs/CLUSTER.md).
  * ARGV: prefix, this node, recipient, sender, at, plain (the C2C as delivered:
  * byte0 || sender (16) || data), max_messages, max_bytes, max_per_sender, and
@@ -57,10 +101,11 @@ end
  * Returns {local, remote, held}: local = 1 when this node holds a live session of the
  * recipient (the caller delivers), remote = mailboxes written, held = 0 not held,
  * 1 held, 2..4 refused by a bound (count, bytes, sender), 5 unknown recipient.
+ * A node in the recipient's presence whose lease lapsed is reaped first (REAP_FN).
  * When it holds, each other node holding a session that takes stored messages gets a
  * control entry `{"op":"stored","client":…}` (start taking).
  */
-export const ROUTE = `${HOLD_FN}${NOTIFY_FN}
+export const ROUTE = `${HOLD_FN}${NOTIFY_FN}${REAP_FN}
 local p, self, recipient, sender, at, plain = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local room = ARGV[10] or ''
 local data = ARGV[11]
@@ -72,6 +117,17 @@ if ARGV[12] == '1' then
   end
 end
 local fields = redis.call('HGETALL', p .. 'sess:' .. recipient)
+-- A node holding a session whose lease lapsed is reaped first: what its mailbox holds
+-- is held ahead of this message, so the sender's order stays.
+local reaped = false
+for i = 1, #fields, 2 do
+  local node = string.match(fields[i], '^([^/]+)/')
+  if node and node ~= self and redis.call('EXISTS', p .. 'node:' .. node) == 0 then
+    reapNode(p, node)
+    reaped = true
+  end
+end
+if reaped then fields = redis.call('HGETALL', p .. 'sess:' .. recipient) end
 local localLive, remote, seen = 0, 0, {}
 for i = 1, #fields, 2 do
   local node = string.match(fields[i], '^([^/]+)/')
@@ -147,46 +203,14 @@ return 0
 `;
 
 /**
- * Reap a node whose lease expired: its sessions leave presence, and the direct and room
- * messages still in its mailbox are held for their recipients (room ones with their room) (bounds do not apply: they were
- * accepted). ARGV: prefix, node. Returns {sessions removed, messages held}; does nothing
- * (returns {-1, 0}) when the node's lease is alive again.
+ * Reap a node whose lease expired (see REAP_FN). ARGV: prefix, node. Returns
+ * {sessions removed, messages held}; does nothing (returns {-1, 0}) when the node's
+ * lease is alive again.
  */
-export const REAP = `${HOLD_FN}${NOTIFY_FN}
+export const REAP = `${HOLD_FN}${NOTIFY_FN}${REAP_FN}
 local p, node = ARGV[1], ARGV[2]
 if redis.call('EXISTS', p .. 'node:' .. node) == 1 then return {-1, 0} end
-local removed, held = 0, 0
-local clients = p .. 'node:' .. node .. ':clients'
-for _, client in ipairs(redis.call('SMEMBERS', clients)) do
-  local key = p .. 'sess:' .. client
-  for _, field in ipairs(redis.call('HKEYS', key)) do
-    if string.sub(field, 1, #node + 1) == node .. '/' then
-      redis.call('HDEL', key, field)
-      removed = removed + 1
-    end
-  end
-end
-local mail = p .. 'mail:' .. node
-local now = redis.call('TIME')[1]
-for _, e in ipairs(redis.call('XRANGE', mail, '-', '+')) do
-  local f = e[2]
-  local kind, recipient, data, room, holdData
-  for j = 1, #f, 2 do
-    if f[j] == 'k' then kind = f[j + 1] elseif f[j] == 'r' then recipient = f[j + 1] elseif f[j] == 'p' then data = f[j + 1]
-    elseif f[j] == 'm' then room = f[j + 1] elseif f[j] == 'h' then holdData = f[j + 1] end
-  end
-  if kind == 'd' then
-    -- data is the delivered C2C: byte0 || sender (16) || message data
-    local s = string.sub(data, 2, 17)
-    local hex = string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)
-    local sender = string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-' .. string.sub(hex, 13, 16) .. '-' .. string.sub(hex, 17, 20) .. '-' .. string.sub(hex, 21, 32)
-    hold(p, recipient, sender, now, holdData or string.sub(data, 18), room)
-    notifyTakers(p, recipient, node)
-    held = held + 1
-  end
-end
-redis.call('DEL', mail, clients)
-redis.call('SREM', p .. 'nodes', node)
+local removed, held = reapNode(p, node)
 return {removed, held}
 `;
 

@@ -295,11 +295,17 @@ export class RedisCluster {
     const clients = await this.#r.sunion(...nodes.map((n) => `${this.#p}node:${n}:clients`));
     if (clients.length === 0) return 0;
     const pipe = this.#r.pipeline();
-    for (const c of clients) pipe.hvals(`${this.#p}sess:${c}`);
+    for (const c of clients) pipe.hgetall(`${this.#p}sess:${c}`);
     const res = (await pipe.exec()) ?? [];
+    const live = new Set(nodes);
     let n = 0;
-    for (const [, vals] of res)
-      if ((vals as string[]).some((v) => v[0] === "1" || v[2] === "1")) n++;
+    for (const [, h] of res) {
+      const fields = Object.entries((h ?? {}) as Record<string, string>);
+      if (
+        fields.some(([f, v]) => live.has(f.split("/")[0] ?? "") && (v[0] === "1" || v[2] === "1"))
+      )
+        n++;
+    }
     return n;
   }
 
