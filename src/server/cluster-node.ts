@@ -249,6 +249,18 @@ export class ClusterNode {
     })().catch((err) => this.#ctx.log.warn("cluster command not sent", { error: String(err) }));
   }
 
+  /**
+   * A room event (ROOM control message, `body`) for the sessions of `ids` on the other
+   * nodes (each node hands it to the receiving sessions it holds).
+   */
+  roomEvent(ids: string[], body: Uint8Array): void {
+    const command = { op: "room_event", ids, body: Buffer.from(body).toString("base64") };
+    void (async () => {
+      for (const node of await this.cluster.liveNodes())
+        if (node !== this.cluster.nodeId) await this.cluster.command(node, command);
+    })().catch((err) => this.#ctx.log.warn("cluster command not sent", { error: String(err) }));
+  }
+
   #onMail(item: MailItem): void {
     const { router } = this.#ctx;
     if (item.kind === "direct") {
@@ -266,6 +278,21 @@ export class ClusterNode {
     const c = item.command;
     if (c.op === "rooms") {
       router.rooms.invalidate();
+      return;
+    }
+    if (c.op === "room_event" && Array.isArray(c.ids) && typeof c.body === "string") {
+      const body = new Uint8Array(Buffer.from(c.body, "base64"));
+      for (const id of c.ids) {
+        if (typeof id !== "string") continue;
+        let key: string;
+        try {
+          key = idKey(idToBytes(id));
+        } catch {
+          continue;
+        }
+        for (const conn of router.online.sessionsOf(key))
+          if (conn.routable && conn.session.live) conn.reply(body);
+      }
       return;
     }
     if (typeof c.client !== "string") return;

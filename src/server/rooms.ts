@@ -379,6 +379,7 @@ export class Rooms {
     const to = new Set(also);
     for (const [id, state] of room.members) if (state === "member") to.add(id);
     const online = this.#ctx.router.online;
+    this.#ctx.router.cluster?.roomEvent([...to], body); // members on other nodes
     setImmediate(() => {
       for (const id of to) {
         for (const conn of online.sessionsOf(target(id).key))

@@ -138,7 +138,11 @@ describe("two nodes on one Redis", () => {
       const alice = await t.client("alice", t.a);
       const bob = await t.client("bob", t.b);
       await alice.rooms.create("ops", { public: true });
+      const heard: string[] = [];
+      alice.on("room", (e) => heard.push(`${e.event} ${e.member.name}`));
       await bob.rooms.join("ops");
+      // The owner on node A hears of the join on node B.
+      await until(() => heard.includes("joined bob"), 5_000, "the joined event on node A");
       const carol = await t.client("carol", t.a);
       await carol.rooms.join("ops");
       await carol.close();
@@ -223,9 +227,13 @@ describe("two nodes on one Redis", () => {
     try {
       const tag = new Uint8Array(16).fill(7);
       const first = await t.client("bob", t.a, { session: { tag } });
-      const ended = new Promise<string>((r) => first.on("disconnect", (d) => r(d.reason)));
+      let ended: string | undefined;
+      first.on("disconnect", (d) => {
+        ended = d.reason;
+      });
       const second = await t.client("bob", t.b, { session: { tag } });
-      expect(await ended).toBe("replaced by a new connection");
+      await until(() => ended !== undefined, 5_000, "the old session to end");
+      expect(ended).toBe("replaced by a new connection");
       expect(second.connected).toBe(true);
 
       const alice = await t.client("alice", t.b);
