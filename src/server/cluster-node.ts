@@ -104,15 +104,32 @@ export class ClusterNode {
     return this.#registered.get(conn) ?? Promise.resolve();
   }
 
-  /** Sessions of a client in the whole cluster that receive messages. */
-  async presence(client: string): Promise<{ online: boolean; sessions: number }> {
+  /**
+   * Sessions of a client in the whole cluster (`elsewhere`: on other nodes only), and
+   * whether one receives messages.
+   */
+  async presence(
+    client: string,
+    elsewhere = false,
+  ): Promise<{ online: boolean; sessions: number }> {
     // Sessions of a node whose lease lapsed are gone, even before it is reaped.
     const [sessions, nodes] = await Promise.all([
       this.cluster.sessionsOf(client),
       this.cluster.liveNodes(),
     ]);
-    const all = sessions.filter((s) => nodes.includes(s.node));
+    const all = sessions.filter(
+      (s) => nodes.includes(s.node) && !(elsewhere && s.node === this.cluster.nodeId),
+    );
     return { online: all.some((s) => s.live || s.stored), sessions: all.length };
+  }
+
+  /** Of presence changes to record, those not contradicted by sessions on other nodes. */
+  async stillOffline<T extends { id: string; online: boolean }>(changes: T[]): Promise<T[]> {
+    const keep: T[] = [];
+    for (const c of changes) {
+      if (c.online || !(await this.presence(c.id, true)).online) keep.push(c);
+    }
+    return keep;
   }
 
   async #reannounce(): Promise<void> {

@@ -130,9 +130,11 @@ export class Router {
     if (this.#presenceTimer) clearTimeout(this.#presenceTimer);
     this.#presenceTimer = null;
     if (this.#presence.size === 0) return;
-    const changes = [...this.#presence.values()];
+    let changes = [...this.#presence.values()];
     this.#presence.clear();
     try {
+      // Cluster mode: a client still online on another node is not recorded offline.
+      if (this.cluster) changes = await this.cluster.stillOffline(changes);
       await this.#ctx.store.setPresence(changes);
     } catch (err) {
       this.#ctx.log.warn("presence not recorded", { error: String(err) });

@@ -122,6 +122,19 @@ describe("two nodes on one Redis", () => {
       expect(toAlice.length).toBe(N); // not to the sender
       expect([...nA, ...nB]).toEqual([]);
 
+      // A session of bob on node A ends: bob stays online (his session on node B), also
+      // for `backbone clients`, which reads the store.
+      const bobOnA = await t.client("bob", t.a);
+      await bobOnA.close();
+      await Bun.sleep(300); // the presence write is gathered for 50 ms (nothing to wait on)
+      expect(await isOnline(alice, "bob")).toBe(true);
+      const listed = await t.sb.run(["clients", "--json", "--store", t.redis.url]);
+      const rows = listed.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(rows.find((r) => r.name === "bob")?.online).toBe(true);
+
       // SERVER_STATUS: this node's figures and the cluster's.
       const s = (await alice.serverStatus()) as unknown as Record<string, number>;
       expect(s.clients_online).toBe(1);
