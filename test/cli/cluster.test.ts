@@ -273,6 +273,19 @@ describe("two nodes on one Redis", () => {
       alice.send(t.ids.bob as string, "into the void 1");
       await until(async () => (await isOnline(alice, "bob")) === false, 20_000, "bob offline");
       alice.send(t.ids.bob as string, "into the void 2");
+      // `backbone clients` (the store's flag) agrees once node B is reaped.
+      await until(
+        async () => {
+          const r = await t.sb.run(["clients", "--json", "--store", t.redis.url]);
+          const rows = r.stdout
+            .trim()
+            .split("\n")
+            .map((l) => JSON.parse(l));
+          return rows.find((row) => row.name === "bob")?.online === false;
+        },
+        10_000,
+        "clients to show bob offline",
+      );
       await until(() => nA.length === 1);
       expect(nA[0]?.status).toBe("queued");
       const bob = await t.client("bob", t.a);

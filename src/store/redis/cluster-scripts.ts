@@ -46,7 +46,8 @@ end
 `;
 
 /**
- * Reap a node whose lease expired, as a Lua function: its sessions leave presence, and
+ * Reap a node whose lease expired, as a Lua function: its sessions leave presence (a
+ * client left with none is recorded offline, last seen now), and
  * the direct and room messages still in its mailbox are held for their recipients, in
  * mailbox order (room ones with their room; bounds do not apply: they were accepted).
  * Returns removed sessions, held messages.
@@ -54,6 +55,7 @@ end
 const REAP_FN = `
 local function reapNode(p, node)
   local removed, held = 0, 0
+  local now = redis.call('TIME')[1]
   local clients = p .. 'node:' .. node .. ':clients'
   for _, client in ipairs(redis.call('SMEMBERS', clients)) do
     local key = p .. 'sess:' .. client
@@ -63,9 +65,13 @@ local function reapNode(p, node)
         removed = removed + 1
       end
     end
+    -- No session left anywhere: offline in the registry too (what 'clients' shows).
+    local ck = p .. 'client:' .. client
+    if redis.call('HLEN', key) == 0 and redis.call('EXISTS', ck) == 1 then
+      redis.call('HSET', ck, 'online', '0', 'last_seen', now)
+    end
   end
   local mail = p .. 'mail:' .. node
-  local now = redis.call('TIME')[1]
   for _, e in ipairs(redis.call('XRANGE', mail, '-', '+')) do
     local f = e[2]
     local kind, recipient, data, room, holdData
