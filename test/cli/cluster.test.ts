@@ -14,6 +14,18 @@ import { inbox, notices, until } from "../helpers/cluster.ts";
 import { type RedisServer, startRedis } from "../helpers/redis.ts";
 
 afterEach(cleanupAll);
+
+/** The Python client written from docs/PROTOCOL.md alone (test/interop.test.ts). */
+const PYTHON = process.env.BACKBONE_PYTHON ?? "python3";
+const PY_CLIENT = join(import.meta.dir, "..", "interop", "backbone_client.py");
+const hasPython = (() => {
+  try {
+    const opts = { stdout: "ignore", stderr: "ignore" } as const;
+    return Bun.spawnSync([PYTHON, "-c", "import cryptography"], opts).exitCode === 0;
+  } catch {
+    return false;
+  }
+})();
 setDefaultTimeout(60_000);
 
 interface Nodes {
@@ -296,4 +308,46 @@ describe("two nodes on one Redis", () => {
       await t.close();
     }
   });
+
+  test.skipIf(!hasPython)(
+    "the Python interop client on node B talks with a client on node A",
+    async () => {
+      const t = await twoNodes(["alice", "bob"]);
+      const py = Bun.spawn([PYTHON, PY_CLIENT, join(t.sb.dir, "bob.identity"), t.b.address], {
+        stdin: "pipe",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      try {
+        const lines: string[] = [];
+        void (async () => {
+          const decoder = new TextDecoder();
+          let rest = "";
+          for await (const chunk of py.stdout) {
+            rest += decoder.decode(chunk, { stream: true });
+            const parts = rest.split("\n");
+            rest = parts.pop() ?? "";
+            lines.push(...parts);
+          }
+        })();
+        await until(() => lines.some((l) => l.startsWith("CONFIG ")), 10_000, "python logged in");
+        const alice = await t.client("alice", t.a);
+        const got = inbox(alice);
+        await until(async () => (await isOnline(alice, "bob")) === true);
+        for (let i = 0; i < 5; i++) alice.send(t.ids.bob as string, `to python ${i}`);
+        await until(() => lines.filter((l) => l.startsWith("MSG ")).length === 5, 10_000, "MSG");
+        expect(lines.filter((l) => l.startsWith("MSG "))).toEqual(
+          Array.from({ length: 5 }, (_, i) => `MSG direct ${t.ids.alice} to python ${i}`),
+        );
+        py.stdin.write(`send ${t.ids.alice} from python\n`);
+        py.stdin.flush();
+        await until(() => got.length === 1, 10_000, "python's message on node A");
+        expect(got[0]).toMatchObject({ text: "from python", from: t.ids.bob, kind: "direct" });
+      } finally {
+        py.kill();
+        await py.exited;
+        await t.close();
+      }
+    },
+  );
 });
