@@ -330,16 +330,19 @@ export class ClusterNode {
 
   /**
    * Takes the cluster-wide taker lease of `conn`'s client (after its presence is
-   * written, so a message held meanwhile is seen by its delivery). False: another node
-   * delivers; `conn` tries again after TAKER_RETRY_MS, or when told.
+   * written, so a message held meanwhile is seen by its delivery). `busy`: another node
+   * delivers; `failed`: Redis did not answer. Either way `conn` tries again after
+   * TAKER_RETRY_MS (or when told).
    */
-  async takeStored(conn: Connection): Promise<boolean> {
+  async takeStored(conn: Connection): Promise<"taken" | "busy" | "failed"> {
     await this.registered(conn);
     const token = this.#token(conn);
     let ok = false;
+    let failed = false;
     try {
       ok = await this.cluster.takeStored(conn.idText, token, TAKER_LEASE_MS);
     } catch (err) {
+      failed = true;
       this.#ctx.log.warn("taker lease not taken", { id: conn.idText, error: String(err) });
     }
     if (ok) {
@@ -352,13 +355,13 @@ export class ClusterNode {
       }, TAKER_LEASE_MS / 3);
       t.unref?.();
       this.#renewals.set(token, t);
-      return true;
+      return "taken";
     }
     const retry = setTimeout(() => {
       if (conn.phase === "open") storedArrived(this.#ctx, conn.key);
     }, TAKER_RETRY_MS);
     retry.unref?.();
-    return false;
+    return failed ? "failed" : "busy";
   }
 
   /** Gives the lease up; with `tell`, the other nodes' stored-taking sessions look. */

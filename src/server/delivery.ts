@@ -42,9 +42,14 @@ async function runTaker(conn: Connection): Promise<void> {
   const sessions = conn.ctx.router.online;
   // Cluster mode: one taker in the whole cluster, under a lease (cluster-node.ts).
   const cluster = conn.ctx.router.cluster;
-  if (cluster && !(await cluster.takeStored(conn))) {
-    sessions.releaseTaker(conn);
-    return;
+  if (cluster) {
+    const lease = await cluster.takeStored(conn);
+    if (lease !== "taken") {
+      sessions.releaseTaker(conn);
+      // Redis failing: live messages are not held back for it (as for a failing store).
+      if (lease === "failed") conn.releaseHeld();
+      return;
+    }
   }
   const progress = { sent: 0 };
   const drained = await deliverStored(conn, progress);

@@ -39,9 +39,9 @@ interface Nodes {
   close(): Promise<void>;
 }
 
-async function twoNodes(names: string[]): Promise<Nodes> {
+async function twoNodes(names: string[], config: Record<string, string> = {}): Promise<Nodes> {
   const sb = await sandbox();
-  const redis = await startRedis();
+  const redis = await startRedis(config);
   const store = ["--store", redis.url];
   const a = await sb.serve(store);
   // Node B: its own data directory with copies of node A's key files.
@@ -350,4 +350,40 @@ describe("two nodes on one Redis", () => {
       }
     },
   );
+
+  test("Redis stopped: live delivery on one node goes on, offline sends are rejected; all resumes", async () => {
+    const t = await twoNodes(["alice", "bob", "carol"], {
+      appendonly: "yes",
+      appendfsync: "always",
+    });
+    try {
+      const alice = await t.client("alice", t.a);
+      const bob = await t.client("bob", t.a);
+      const [toBob, nA] = [inbox(bob), notices(alice)];
+      await t.redis.stop();
+      for (let i = 0; i < 5; i++) alice.send(t.ids.bob as string, `while Redis is away ${i}`);
+      alice.send(t.ids.carol as string, "to an offline client");
+      await until(() => toBob.length === 5 && nA.length === 1, 15_000, "local delivery, NOTICE");
+      expect(texts(toBob)).toEqual(numbered("while Redis is away ", 5));
+      expect(nA[0]).toMatchObject({ status: "rejected", reason: "storage failure" });
+      await t.redis.start();
+      // Back: an offline send is held again (tried until the nodes have reconnected), and
+      // carol gets it on node B.
+      const deadline = performance.now() + 20_000;
+      for (;;) {
+        const before = nA.length;
+        alice.send(t.ids.carol as string, "after Redis is back");
+        await until(() => nA.length > before, 10_000, "a NOTICE");
+        if (nA.at(-1)?.status === "queued") break;
+        if (performance.now() > deadline) throw new Error("no queued NOTICE after Redis returned");
+        await Bun.sleep(100);
+      }
+      const carol = await t.client("carol", t.b);
+      const got = inbox(carol);
+      await until(() => got.length > 0, 10_000, "carol's held message");
+      expect(got[0]).toMatchObject({ text: "after Redis is back", kind: "stored" });
+    } finally {
+      await t.close();
+    }
+  });
 });
