@@ -2,11 +2,14 @@
  * The router's side of cluster mode (docs/CLUSTER.md § How the router uses the engine):
  * - every session is recorded in cluster presence under its session key (the tag in hex,
  *   or `untagged` for a client that sent no SESSION — one per client, as on one node);
- * - every direct message and every room copy goes through ROUTE, which writes it to the
+ * - a direct message whose recipient has live sessions here and, as far as this node
+ *   knows, none elsewhere is delivered here without Redis (cluster-local.ts); every
+ *   other direct message and every room copy goes through ROUTE, which writes it to the
  *   mailboxes of the other nodes holding the recipient's live sessions, tells whether
  *   this node holds one (delivered here, not through Redis), or holds it within the
  *   bounds — atomically, with the registry check. All of a node's ROUTE calls go in
- *   order on one Redis connection and are answered in order, so per-sender order holds;
+ *   order on one Redis connection and are answered in order, and a local delivery waits
+ *   for the sender's messages still in Redis, so per-sender order holds;
  * - mailbox entries are handed to the local live sessions, or stored like a closing
  *   connection's undelivered messages when the session left meanwhile;
  * - stored messages are taken under a lease per client (`SET NX PX`, renewed while
@@ -19,8 +22,9 @@ import { idKey, idToBytes } from "../ids.ts";
 import { CONTROL, LIVE } from "../net/outbox.ts";
 import type { QueueLimits } from "../store/store.ts";
 import { C2CType, Format } from "../wire/message.ts";
-import { decodeRoomMessage } from "../wire/room.ts";
+import { C2C_ROOM, decodeRoomMessage } from "../wire/room.ts";
 import type { Cluster, MailItem } from "./cluster.ts";
+import { LocalRoutes } from "./cluster-local.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { storedArrived } from "./delivery.ts";
@@ -48,9 +52,13 @@ export class ClusterNode {
   /** Renewal timers of the taker leases this node holds, by client. */
   readonly #renewals = new Map<string, ReturnType<typeof setInterval>>();
 
+  /** When a direct message may skip Redis (cluster-local.ts). */
+  readonly #local: LocalRoutes;
+
   constructor(ctx: ServerContext, cluster: Cluster) {
     this.#ctx = ctx;
     this.cluster = cluster;
+    this.#local = new LocalRoutes(cluster.nodeId);
     cluster.attach({
       onMail: (item) => this.#onMail(item),
       onLeaseRetaken: () => this.#reannounce(),
@@ -66,7 +74,10 @@ export class ClusterNode {
     const done = (async () => {
       try {
         await this.cluster.setSession(conn.idText, key, flags);
-        for (const s of await this.cluster.sessionsOf(conn.idText)) {
+        if (flags.live) await this.#tellPresence(conn.idText, true);
+        const sessions = await this.cluster.sessionsOf(conn.idText);
+        this.#local.read(conn.idText, sessions);
+        for (const s of sessions) {
           if (s.session === key && s.node !== this.cluster.nodeId)
             await this.cluster.command(s.node, {
               op: "replace",
@@ -87,16 +98,27 @@ export class ClusterNode {
   /** A session here ended: out of presence, unless another connection here holds its key. */
   removed(conn: Connection): void {
     const key = sessionKey(conn);
-    if (this.#ctx.router.online.sessionsOf(conn.key).some((c) => sessionKey(c) === key)) return;
+    const online = this.#ctx.router.online;
+    if (online.sessionsOf(conn.key).length === 0) this.#local.forget(conn.idText);
+    if (online.sessionsOf(conn.key).some((c) => sessionKey(c) === key)) return;
     const after = this.#registered.get(conn) ?? Promise.resolve();
+    const live = online.liveReceivers(conn.key).length > 0;
     void after
       .then(() => this.cluster.setSession(conn.idText, key, null))
+      .then(() => (conn.session.live && !live ? this.#tellPresence(conn.idText, false) : undefined))
       .catch((err) =>
         this.#ctx.log.warn("cluster presence not removed", {
           id: conn.idText,
           error: String(err),
         }),
       );
+  }
+
+  /** Tells the other nodes whether this node holds a live session of `client` now. */
+  async #tellPresence(client: string, live: boolean): Promise<void> {
+    const command = { op: "presence", client, node: this.cluster.nodeId, live };
+    for (const node of await this.cluster.liveNodes())
+      if (node !== this.cluster.nodeId) await this.cluster.command(node, command);
   }
 
   /** Resolves once `conn`'s presence is written (its stored delivery starts after). */
@@ -143,7 +165,28 @@ export class ClusterNode {
    * `from`: the sending connection (told with a NOTICE), null for a room copy whose
    * NOTICEs the fan-out decides. Resolves once decided.
    */
-  async route(
+  route(
+    from: Connection,
+    recipient: string,
+    toKey: string,
+    plain: Uint8Array,
+    limits: QueueLimits,
+  ): Promise<void> | undefined {
+    // Only here, and nothing of this sender still on its way: no need to ask Redis.
+    if (
+      !this.#local.busy(from) &&
+      plain[0] !== C2C_ROOM &&
+      this.#local.localOnly(recipient) &&
+      this.#deliverHere(toKey, plain)
+    )
+      return;
+    this.#local.begin(from);
+    return this.#viaRedis(from, recipient, toKey, plain, limits).finally(() =>
+      this.#local.end(from),
+    );
+  }
+
+  async #viaRedis(
     from: Connection,
     recipient: string,
     toKey: string,
@@ -217,10 +260,13 @@ export class ClusterNode {
    * unreachable: this node's sessions still get it.
    */
   async broadcast(from: Connection, plain: Uint8Array): Promise<void> {
+    this.#local.begin(from);
     try {
       await this.cluster.broadcast(plain.slice());
     } catch (err) {
       this.#ctx.log.warn("broadcast not sent to other nodes", { error: String(err) });
+    } finally {
+      this.#local.end(from);
     }
     from.charge(this.#postBroadcast(plain, from.key)); // one work unit per copy here
   }
@@ -293,6 +339,10 @@ export class ClusterNode {
       return;
     }
     const c = item.command;
+    if (c.op === "presence" && typeof c.client === "string" && typeof c.node === "string") {
+      this.#local.told(c.client, c.node, c.live === true);
+      return;
+    }
     if (c.op === "rooms") {
       router.rooms.invalidate();
       return;

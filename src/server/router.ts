@@ -235,7 +235,10 @@ export class Router {
    * sessions here and on other nodes, or held (fanout.ts).
    */
   routeCopy(from: Connection, recipient: string, toKey: string, plain: Uint8Array): Promise<void> {
-    return (this.cluster as ClusterNode).route(from, recipient, toKey, plain, this.#limits());
+    return (
+      (this.cluster as ClusterNode).route(from, recipient, toKey, plain, this.#limits()) ??
+      Promise.resolve()
+    );
   }
 
   /**

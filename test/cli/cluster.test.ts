@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import IORedis from "ioredis";
 import { type Client, connect } from "../../src/client/client.ts";
 import { loadIdentity } from "../../src/client/identity.ts";
 import type { ConnectOptions, Notice } from "../../src/client/types.ts";
@@ -383,6 +384,47 @@ describe("two nodes on one Redis", () => {
       await until(() => got.length > 0, 10_000, "carol's held message");
       expect(got[0]).toMatchObject({ text: "after Redis is back", kind: "stored" });
     } finally {
+      await t.close();
+    }
+  });
+
+  test("between two clients on one node no message goes through Redis, until the recipient logs in elsewhere too", async () => {
+    const t = await twoNodes(["alice", "bob"]);
+    const redis = new IORedis(t.redis.url);
+    const evals = async () =>
+      Number(/cmdstat_eval:calls=(\d+)/.exec(await redis.info("commandstats"))?.[1] ?? 0);
+    try {
+      const alice = await t.client("alice", t.a);
+      const bob = await t.client("bob", t.a);
+      const toBob = inbox(bob);
+      // Settled: both known to node A (one message through, answered).
+      alice.send(t.ids.bob as string, "hello");
+      await until(() => toBob.length === 1);
+      const before = await evals();
+      for (const m of numbered("l", 100)) alice.send(t.ids.bob as string, m);
+      await until(() => toBob.length === 101, 10_000, "100 local messages");
+      expect(texts(toBob.slice(1))).toEqual(numbered("l", 100));
+      // ROUTE is the one EVAL a message costs; a stray EVAL of another script may fall in.
+      expect((await evals()) - before).toBeLessThan(10);
+
+      // Bob logs in on node B as well: node A learns of it and routes through Redis.
+      const bobB = await t.client("bob", t.b);
+      const onB = inbox(bobB);
+      await until(
+        () => {
+          alice.send(t.ids.bob as string, "anyone on B?");
+          return onB.length > 0;
+        },
+        5_000,
+        "a message on node B",
+      );
+      const n = toBob.length;
+      for (const m of numbered("both", 20)) alice.send(t.ids.bob as string, m);
+      await until(() => onB.length >= 21 && toBob.length >= n + 20, 10_000, "both sessions");
+      expect(texts(onB.slice(-20))).toEqual(numbered("both", 20));
+      expect(texts(toBob.slice(-20))).toEqual(numbered("both", 20));
+    } finally {
+      redis.disconnect();
       await t.close();
     }
   });
