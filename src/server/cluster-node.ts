@@ -25,19 +25,11 @@ import { C2CType, Format } from "../wire/message.ts";
 import { C2C_ROOM, decodeRoomMessage } from "../wire/room.ts";
 import type { Cluster, MailItem } from "./cluster.ts";
 import { LocalRoutes } from "./cluster-local.ts";
+import { TakerLeases } from "./cluster-taker.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { storedArrived } from "./delivery.ts";
 import { roomOf } from "./room-queue.ts";
-
-/** How long a stored-message taker lease holds without renewal (ms). */
-export const TAKER_LEASE_MS = 10_000;
-/**
- * How soon a session that found the taker lease held tries again (ms): the holder tells
- * it when it moved messages, but not after an empty run, and a holder that died tells
- * nobody (its lease then lapses).
- */
-const TAKER_RETRY_MS = 250;
 
 /** A session's key in cluster presence. */
 export function sessionKey(conn: Connection): string {
@@ -49,8 +41,8 @@ export class ClusterNode {
   readonly #ctx: ServerContext;
   /** Each session's presence write, for its stored delivery to wait on. */
   readonly #registered = new WeakMap<Connection, Promise<void>>();
-  /** Renewal timers of the taker leases this node holds, by client. */
-  readonly #renewals = new Map<string, ReturnType<typeof setInterval>>();
+  /** The stored-message taker leases (cluster-taker.ts). */
+  readonly #takers: TakerLeases;
 
   /** When a direct message may skip Redis (cluster-local.ts). */
   readonly #local: LocalRoutes;
@@ -59,6 +51,7 @@ export class ClusterNode {
     this.#ctx = ctx;
     this.cluster = cluster;
     this.#local = new LocalRoutes(cluster.nodeId);
+    this.#takers = new TakerLeases(ctx, cluster);
     cluster.attach({
       onMail: (item) => this.#onMail(item),
       onLeaseRetaken: () => this.#reannounce(),
@@ -376,58 +369,20 @@ export class ClusterNode {
     }
   }
 
-  // ---- the stored-message taker lease ---------------------------------------------------
+  // ---- the stored-message taker lease (cluster-taker.ts) ------------------------------
 
   /**
-   * Takes the cluster-wide taker lease of `conn`'s client (after its presence is
-   * written, so a message held meanwhile is seen by its delivery). `busy`: another node
-   * delivers; `failed`: Redis did not answer. Either way `conn` tries again after
-   * TAKER_RETRY_MS (or when told).
+   * Takes the cluster-wide taker lease of `conn`'s client, after its presence is written
+   * (so a message held meanwhile is seen by its delivery).
    */
   async takeStored(conn: Connection): Promise<"taken" | "busy" | "failed"> {
     await this.registered(conn);
-    const token = this.#token(conn);
-    let ok = false;
-    let failed = false;
-    try {
-      ok = await this.cluster.takeStored(conn.idText, token, TAKER_LEASE_MS);
-    } catch (err) {
-      failed = true;
-      this.#ctx.log.warn("taker lease not taken", { id: conn.idText, error: String(err) });
-    }
-    if (ok) {
-      const t = setInterval(() => {
-        this.cluster
-          .renewStored(conn.idText, token, TAKER_LEASE_MS)
-          .catch((err) =>
-            this.#ctx.log.warn("taker lease not renewed", { id: conn.idText, error: String(err) }),
-          );
-      }, TAKER_LEASE_MS / 3);
-      t.unref?.();
-      this.#renewals.set(token, t);
-      return "taken";
-    }
-    const retry = setTimeout(() => {
-      if (conn.phase === "open") storedArrived(this.#ctx, conn.key);
-    }, TAKER_RETRY_MS);
-    retry.unref?.();
-    return failed ? "failed" : "busy";
+    return this.#takers.take(conn);
   }
 
   /** Gives the lease up; with `tell`, the other nodes' stored-taking sessions look. */
   async releaseStored(conn: Connection, tell: boolean): Promise<void> {
-    const token = this.#token(conn);
-    clearInterval(this.#renewals.get(token));
-    this.#renewals.delete(token);
-    try {
-      await this.cluster.releaseStored(conn.idText, token);
-    } catch (err) {
-      this.#ctx.log.warn("taker lease not released", { id: conn.idText, error: String(err) });
-    }
+    await this.#takers.release(conn);
     if (tell) await this.tellTakers(conn.idText);
-  }
-
-  #token(conn: Connection): string {
-    return `${this.cluster.nodeId}/${conn.cid}`;
   }
 }

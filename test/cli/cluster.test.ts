@@ -4,15 +4,12 @@
  * Clients are library clients on real TCP, each pointed at one node.
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import IORedis from "ioredis";
-import { type Client, connect } from "../../src/client/client.ts";
-import { loadIdentity } from "../../src/client/identity.ts";
-import type { ConnectOptions, Notice } from "../../src/client/types.ts";
-import { cleanupAll, type Sandbox, type ServerInfo, sandbox } from "../helpers/binary.ts";
+import type { Notice } from "../../src/client/types.ts";
+import { cleanupAll } from "../helpers/binary.ts";
 import { inbox, notices, until } from "../helpers/cluster.ts";
-import { type RedisServer, startRedis } from "../helpers/redis.ts";
+import { collect, type Got, isOnline, twoNodes } from "../helpers/two-nodes.ts";
 
 afterEach(cleanupAll);
 
@@ -28,73 +25,6 @@ const hasPython = (() => {
   }
 })();
 setDefaultTimeout(60_000);
-
-interface Nodes {
-  sb: Sandbox;
-  redis: RedisServer;
-  a: ServerInfo;
-  b: ServerInfo;
-  ids: Record<string, string>;
-  /** Connects `name` to `node` (no reconnects); closed with the test. */
-  client(name: string, node: ServerInfo, opts?: Partial<ConnectOptions>): Promise<Client>;
-  close(): Promise<void>;
-}
-
-async function twoNodes(names: string[], config: Record<string, string> = {}): Promise<Nodes> {
-  const sb = await sandbox();
-  const redis = await startRedis(config);
-  const store = ["--store", redis.url];
-  const a = await sb.serve(store);
-  // Node B: its own data directory with copies of node A's key files.
-  const dataB = join(sb.dir, "data-b");
-  mkdirSync(dataB, { mode: 0o700 });
-  for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(dataB, f));
-  const b = await sb.serve([...store, "--data", dataB]);
-  const ids: Record<string, string> = {};
-  for (const name of names) {
-    const r = await sb.keygen(name, a.address, store);
-    ids[name] = /id: +(\S+)/.exec(r.stdout)?.[1] as string;
-  }
-  const clients: Client[] = [];
-  return {
-    sb,
-    redis,
-    a,
-    b,
-    ids,
-    async client(name, node, opts = {}) {
-      const identity = await loadIdentity(join(sb.dir, `${name}.identity`));
-      const c = await connect({
-        identity: { ...identity, server: node.address },
-        reconnect: false,
-        ...opts,
-      });
-      clients.push(c);
-      return c;
-    },
-    async close() {
-      await Promise.all(clients.map((c) => c.close().catch(() => {})));
-      await sb[Symbol.asyncDispose]();
-      await redis[Symbol.asyncDispose]();
-    },
-  };
-}
-
-type Got = { text: string; kind: string }[];
-
-/** An `incoming` hook that records every message from the first one on. */
-function collect(into: Got): ConnectOptions["incoming"] {
-  return (m) => {
-    into.push({ text: new TextDecoder().decode(m.data), kind: m.kind });
-    return m;
-  };
-}
-
-/** What `client` hears of `name`'s presence (CLIENT_STATUS). */
-async function isOnline(client: Client, name: string): Promise<boolean | undefined> {
-  const [entry] = await client.clientStatus([name]);
-  return entry && "online" in entry ? entry.online : undefined;
-}
 
 function texts(got: { text: string }[]): string[] {
   return got.map((m) => m.text);
@@ -233,13 +163,25 @@ describe("two nodes on one Redis", () => {
         t.client("bob", t.b, { incoming: collect(gotB) }),
       ]);
       await until(() => gotA.length + gotB.length >= 300, 15_000, "the backlog");
-      // Then a live message reaches both: everything stored came before it.
-      alice.send(t.ids.bob as string, "live");
-      await until(() => gotA.at(-1)?.text === "live" && gotB.at(-1)?.text === "live");
+      // Then live messages reach both: everything stored came before them. (Node A
+      // delivers to its own session without Redis until it has heard of the session on
+      // node B, a few milliseconds: sent until one arrives there.)
+      await until(
+        () => {
+          alice.send(t.ids.bob as string, "live");
+          return gotB.some((m) => m.text === "live");
+        },
+        5_000,
+        "a live message on node B",
+      );
+      alice.send(t.ids.bob as string, "last");
+      await until(() => gotA.at(-1)?.text === "last" && gotB.at(-1)?.text === "last");
       const stored = [...gotA, ...gotB].filter((m) => m.kind === "stored");
       expect(stored.map((m) => m.text).sort()).toEqual(numbered("s", 300).sort());
-      // Each session's share in order.
+      // Each session's share in order, and before any live message.
       for (const got of [gotA, gotB]) {
+        const lastStored = got.map((m) => m.kind).lastIndexOf("stored");
+        expect(got.slice(0, lastStored + 1).every((m) => m.kind === "stored")).toBe(true);
         const mine = got.filter((m) => m.kind === "stored").map((m) => Number(m.text.slice(1)));
         expect(mine).toEqual([...mine].sort((x, y) => x - y));
       }
