@@ -60,24 +60,26 @@ export class ClusterNode {
 
   // ---- presence -----------------------------------------------------------------------
 
-  /** A session opened here: into presence; the same session key on another node is replaced. */
-  added(conn: Connection): void {
+  /**
+   * A session opened here (`again`: announced again after this node's lease lapsed):
+   * into presence; the same session key on another node is replaced.
+   */
+  added(conn: Connection, again = false): void {
     const key = sessionKey(conn);
     const flags = { live: conn.session.live, stored: conn.session.stored };
     const done = (async () => {
       try {
-        await this.cluster.setSession(conn.idText, key, flags);
+        // The same key on another node is replaced — named by the write itself, so of two
+        // logins at the same instant only the later replaces the earlier.
+        const replaced = await this.cluster.claimSession(conn.idText, key, flags);
         if (flags.live) await this.#tellPresence(conn.idText, true);
-        const sessions = await this.cluster.sessionsOf(conn.idText);
-        this.#local.read(conn.idText, sessions);
-        for (const s of sessions) {
-          if (s.session === key && s.node !== this.cluster.nodeId)
-            await this.cluster.command(s.node, {
-              op: "replace",
-              client: conn.idText,
-              session: key,
-            });
-        }
+        this.#local.read(conn.idText, await this.cluster.sessionsOf(conn.idText));
+        // Announced again (this node's lease had lapsed): a session with its key elsewhere
+        // is the client's newer one — this one gives way.
+        if (again && replaced.length > 0) conn.stop("replaced by a new connection");
+        else
+          for (const node of replaced)
+            await this.cluster.command(node, { op: "replace", client: conn.idText, session: key });
       } catch (err) {
         this.#ctx.log.warn("cluster presence not recorded", {
           id: conn.idText,
@@ -148,7 +150,7 @@ export class ClusterNode {
   }
 
   async #reannounce(): Promise<void> {
-    for (const conn of this.#ctx.router.online.values()) if (conn.routable) this.added(conn);
+    for (const conn of this.#ctx.router.online.values()) if (conn.routable) this.added(conn, true);
   }
 
   // ---- routing ------------------------------------------------------------------------

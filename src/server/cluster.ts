@@ -41,6 +41,12 @@ export interface Cluster {
     session: string,
     flags: { live: boolean; stored: boolean } | null,
   ): Promise<number>;
+  /** Records a new session here; returns the other nodes holding one with its key. */
+  claimSession(
+    client: string,
+    session: string,
+    flags: { live: boolean; stored: boolean },
+  ): Promise<string[]>;
   sessionsOf(client: string): Promise<ClusterSession[]>;
   route(
     recipient: string,
@@ -92,6 +98,7 @@ export async function joinRedisCluster(
       for (const item of early.splice(0)) h.onMail(item);
     },
     setSession: (c, s, f) => engine.setSession(c, s, f),
+    claimSession: (c, s, f) => engine.claimSession(c, s, f),
     sessionsOf: (c) => engine.sessionsOf(c),
     route: (r, p, l, at, o) => engine.route(r, p, l, at, o),
     broadcast: (p) => engine.broadcast(p),

@@ -204,6 +204,27 @@ describe("two nodes on one Redis", () => {
       expect(ended).toBe("replaced by a new connection");
       expect(second.connected).toBe(true);
 
+      // Logins with one tag on both nodes at the same instant: the later one stays.
+      for (let round = 0; round < 5; round++) {
+        const same = new Uint8Array(16).fill(round + 10);
+        const ends: string[] = [];
+        const pair = await Promise.all(
+          [t.a, t.b].map(async (node) => {
+            const c = await t.client("bob", node, { session: { tag: same } });
+            c.on("disconnect", (d) => ends.push(d.reason));
+            return c;
+          }),
+        );
+        await until(() => ends.length > 0, 5_000, `round ${round}: one replaced`);
+        // A second replacement would follow within milliseconds: give it time to come.
+        await Bun.sleep(300);
+        expect({ round, ends, up: pair.filter((c) => c.connected).length }).toEqual({
+          round,
+          ends: ["replaced by a new connection"],
+          up: 1,
+        });
+      }
+
       const alice = await t.client("alice", t.b);
       const gone = new Promise<string>((r) => alice.on("disconnect", (d) => r(d.reason)));
       // Revoked through the store (node A's data directory), alice sits on node B.

@@ -198,6 +198,25 @@ return redis.call('HLEN', key)
 `;
 
 /**
+ * Add a session and name the other nodes already holding a session with the same key
+ * (which it replaces: only the later of two logins sees the earlier one, so two logins
+ * at the same instant do not end each other). ARGV: prefix, node, client, session,
+ * flags. Returns those nodes.
+ */
+export const SESSION_CLAIM = `
+local p, node, client, session = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local key = p .. 'sess:' .. client
+local others = {}
+for _, field in ipairs(redis.call('HKEYS', key)) do
+  local n = string.match(field, '^([^/]+)/')
+  if n and n ~= node and string.sub(field, #n + 2) == session then others[#others + 1] = n end
+end
+redis.call('HSET', key, node .. '/' .. session, ARGV[5])
+redis.call('SADD', p .. 'node:' .. node .. ':clients', client)
+return others
+`;
+
+/**
  * Take or refresh this node's lease. KEYS: lease key, nodes set. ARGV: node, info, ms.
  * Returns 1 when the lease was still held, 0 when it had expired (and was taken again).
  */

@@ -23,6 +23,7 @@ import {
   REAP,
   ROUTE,
   SESSION,
+  SESSION_CLAIM,
   TAKER_RELEASE,
   TAKER_RENEW,
 } from "./cluster-scripts.ts";
@@ -78,6 +79,7 @@ const S = {
   route: script(ROUTE),
   broadcast: script(BROADCAST),
   session: script(SESSION),
+  sessionClaim: script(SESSION_CLAIM),
   lease: script(LEASE),
   reap: script(REAP),
   takerRelease: script(TAKER_RELEASE),
@@ -189,6 +191,20 @@ export class RedisCluster {
   ): Promise<number> {
     const value = flags ? `${flags.live ? 1 : 0} ${flags.stored ? 1 : 0}` : "";
     return Number(await this.#eval(S.session, [this.#p, this.nodeId, client, session, value]));
+  }
+
+  /**
+   * Records a new session of `client` on this node and returns the other nodes that
+   * already hold a session with the same key (the ones it replaces), in one step.
+   */
+  async claimSession(
+    client: string,
+    session: string,
+    flags: { live: boolean; stored: boolean },
+  ): Promise<string[]> {
+    const value = `${flags.live ? 1 : 0} ${flags.stored ? 1 : 0}`;
+    const res = await this.#eval(S.sessionClaim, [this.#p, this.nodeId, client, session, value]);
+    return (res as string[]).map(String);
   }
 
   /** A client's sessions in the whole cluster: node, session, flags. */
