@@ -15,8 +15,9 @@
  * - stored messages are taken under a lease per client (`SET NX PX`, renewed while
  *   delivering), so two nodes never deliver the same one; a node that holds messages
  *   or ends a delivery tells the nodes with stored-taking sessions (`stored` command),
- *   and a session that could not take the lease tries again after half a lease;
- * - a session tag replaced on another node: a `replace` command to that node.
+ *   and a session that could not take the lease tries again every 250 ms (cluster-taker.ts);
+ * - a session tag replaced on another node: a `replace` command to that node, named by
+ *   the presence write itself (only the later of two logins replaces the other).
  */
 import { idKey, idToBytes } from "../ids.ts";
 import { CONTROL, LIVE } from "../net/outbox.ts";
