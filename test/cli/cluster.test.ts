@@ -391,4 +391,32 @@ describe("two nodes on one Redis", () => {
       await t.close();
     }
   });
+
+  test("kill -9 of a node while a client sends: every message answered queued is delivered", async () => {
+    const t = await twoNodes(["alice", "carol"], { appendonly: "yes", appendfsync: "always" });
+    try {
+      const alice = await t.client("alice", t.a);
+      const nA = notices(alice);
+      let sent = 0;
+      const sending = (async () => {
+        while (sent < 900 && alice.connected) {
+          for (let i = 0; i < 20; i++) alice.send(t.ids.carol as string, `m${sent++}`);
+          await Bun.sleep(2);
+        }
+      })();
+      await until(() => nA.length >= 100, 10_000, "100 queued");
+      t.a.proc.kill("SIGKILL");
+      await sending.catch(() => {});
+      const queued = nA.filter((n) => n.status === "queued").length;
+      expect(nA.every((n) => n.status === "queued")).toBe(true);
+      // carol logs in on node B: each message acknowledged as queued is there, in order
+      // (NOTICEs come in the order of the messages, so they are the first `queued`).
+      const got: Got = [];
+      await t.client("carol", t.b, { incoming: collect(got) });
+      await until(() => got.length >= queued, 10_000, `${queued} held messages`);
+      expect(texts(got.slice(0, queued))).toEqual(numbered("m", queued));
+    } finally {
+      await t.close();
+    }
+  });
 });
