@@ -13,12 +13,24 @@
 import type { ClusterSession } from "./cluster.ts";
 import type { Connection } from "./connection.ts";
 
+/**
+ * How long (ms) a message delivered here without Redis is kept, to be copied to a
+ * session of its recipient that another node reports afterwards (the report takes a few
+ * milliseconds; a new session may so get a message sent just before its login).
+ */
+export const FORWARD_WINDOW_MS = 100;
+/** Most such messages kept per client. */
+const FORWARD_MAX = 256;
+
 export class LocalRoutes {
   readonly #self: string;
   /** Client ID → other nodes said to hold a live session of it. */
   readonly #remote = new Map<string, Set<string>>();
   /** Clients with a session here whose presence has been read. */
   readonly #watched = new Set<string>();
+  /** Client ID → messages delivered here without Redis in the last FORWARD_WINDOW_MS. */
+  readonly #recent = new Map<string, { at: number; plain: Uint8Array }[]>();
+  #noted = 0;
   /** Messages of each sender on their way through Redis. */
   readonly #inflight = new WeakMap<Connection, number>();
 
@@ -52,6 +64,32 @@ export class LocalRoutes {
   forget(client: string): void {
     this.#watched.delete(client);
     this.#remote.delete(client);
+    this.#recent.delete(client);
+  }
+
+  /** `plain` was delivered to `client`'s sessions here without Redis. */
+  noteLocal(client: string, plain: Uint8Array): void {
+    const now = performance.now();
+    let list = this.#recent.get(client);
+    if (!list) {
+      list = [];
+      this.#recent.set(client, list);
+    }
+    list.push({ at: now, plain });
+    while (list.length > FORWARD_MAX || (list[0] && now - list[0].at > FORWARD_WINDOW_MS))
+      list.shift();
+    // Now and then, clients that received nothing lately are let go.
+    if (++this.#noted % 4096 === 0)
+      for (const [id, l] of this.#recent)
+        if (now - (l.at(-1)?.at ?? 0) > FORWARD_WINDOW_MS) this.#recent.delete(id);
+  }
+
+  /** Takes the messages delivered here to `client` in the last FORWARD_WINDOW_MS. */
+  takeRecent(client: string): Uint8Array[] {
+    const list = this.#recent.get(client);
+    this.#recent.delete(client);
+    const now = performance.now();
+    return (list ?? []).filter((m) => now - m.at <= FORWARD_WINDOW_MS).map((m) => m.plain);
   }
 
   /** True when a message for `client` may go to its live sessions here only. */

@@ -174,8 +174,10 @@ export class ClusterNode {
       plain[0] !== C2C_ROOM &&
       this.#local.localOnly(recipient) &&
       this.#deliverHere(toKey, plain)
-    )
+    ) {
+      this.#local.noteLocal(recipient, plain); // copied to a session another node reports
       return;
+    }
     this.#local.begin(from);
     return this.#viaRedis(from, recipient, toKey, plain, limits).finally(() =>
       this.#local.end(from),
@@ -328,6 +330,11 @@ export class ClusterNode {
         router.storeLeftover(item.recipient, toKey, item.plain);
       return;
     }
+    if (item.kind === "forward") {
+      // Delivered on the other node already: only for the live sessions here, if any.
+      this.#deliverHere(idKey(idToBytes(item.recipient)), item.plain);
+      return;
+    }
     if (item.kind === "broadcast") {
       const plain = item.plain;
       if (plain[0] !== ((Format.C2C << 4) | C2CType.BROADCAST) || plain.length < 17) return;
@@ -337,6 +344,13 @@ export class ClusterNode {
     const c = item.command;
     if (c.op === "presence" && typeof c.client === "string" && typeof c.node === "string") {
       this.#local.told(c.client, c.node, c.live === true);
+      // What was delivered here alone while that session was on its way to being known
+      // goes to it too, ahead of anything routed to it from now on.
+      const recent = c.live === true ? this.#local.takeRecent(c.client) : [];
+      if (recent.length > 0)
+        this.cluster
+          .forward(c.node, c.client, recent)
+          .catch((err) => this.#ctx.log.warn("copies not forwarded", { error: String(err) }));
       return;
     }
     if (c.op === "rooms") {

@@ -58,6 +58,8 @@ export interface Cluster {
   /** A broadcast to every other live node; returns how many. */
   broadcast(plain: Uint8Array): Promise<number>;
   command(node: string, command: Record<string, unknown>): Promise<void>;
+  /** Copies for `node`'s sessions of `recipient` of messages delivered here (kind `f`). */
+  forward(node: string, recipient: string, plains: Uint8Array[]): Promise<void>;
   liveNodes(): Promise<string[]>;
   clientsOnline(): Promise<number>;
   takeStored(client: string, token: string, ms: number): Promise<boolean>;
@@ -103,6 +105,7 @@ export async function joinRedisCluster(
     route: (r, p, l, at, o) => engine.route(r, p, l, at, o),
     broadcast: (p) => engine.broadcast(p),
     command: (n, c) => engine.command(n, c),
+    forward: (n, r, p) => engine.forward(n, r, p),
     liveNodes: () => engine.liveNodes(),
     clientsOnline: () => engine.clientsOnline(),
     takeStored: (c, t, ms) => engine.takeStored(c, t, ms),

@@ -163,19 +163,9 @@ describe("two nodes on one Redis", () => {
         t.client("bob", t.b, { incoming: collect(gotB) }),
       ]);
       await until(() => gotA.length + gotB.length >= 300, 15_000, "the backlog");
-      // Then live messages reach both: everything stored came before them. (Node A
-      // delivers to its own session without Redis until it has heard of the session on
-      // node B, a few milliseconds: sent until one arrives there.)
-      await until(
-        () => {
-          alice.send(t.ids.bob as string, "live");
-          return gotB.some((m) => m.text === "live");
-        },
-        5_000,
-        "a live message on node B",
-      );
-      alice.send(t.ids.bob as string, "last");
-      await until(() => gotA.at(-1)?.text === "last" && gotB.at(-1)?.text === "last");
+      // Then a live message reaches both: everything stored came before it.
+      alice.send(t.ids.bob as string, "live");
+      await until(() => gotA.at(-1)?.text === "live" && gotB.at(-1)?.text === "live");
       const stored = [...gotA, ...gotB].filter((m) => m.kind === "stored");
       expect(stored.map((m) => m.text).sort()).toEqual(numbered("s", 300).sort());
       // Each session's share in order, and before any live message.
@@ -415,6 +405,38 @@ describe("two nodes on one Redis", () => {
       await t.client("carol", t.b, { incoming: collect(got) });
       await until(() => got.length >= queued, 10_000, `${queued} held messages`);
       expect(texts(got.slice(0, queued))).toEqual(numbered("m", queued));
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("a session that logs in on node B gets every message sent after its login, also those node A was delivering locally", async () => {
+    const t = await twoNodes(["alice", "bob"]);
+    try {
+      const alice = await t.client("alice", t.a);
+      await t.client("bob", t.a); // bob's first session, next to alice: local delivery
+      let sent = 0;
+      let stop = false;
+      const sending = (async () => {
+        while (!stop && sent < 5_000) {
+          alice.send(t.ids.bob as string, `m${sent++}`);
+          await Bun.sleep(1);
+        }
+      })();
+      await until(() => sent >= 50, 5_000, "a stream");
+      const got: Got = [];
+      await t.client("bob", t.b, { incoming: collect(got) });
+      const afterLogin = sent; // sent once the login on node B was complete
+      await until(() => sent >= afterLogin + 100, 10_000, "100 more");
+      stop = true;
+      await sending;
+      await until(() => got.some((m) => m.text === `m${sent - 1}`), 10_000, "the last one");
+      const order = got.map((m) => Number(m.text.slice(1)));
+      expect(order).toEqual([...order].sort((x, y) => x - y)); // the sender's order
+      const indices = new Set(order);
+      const missing = [];
+      for (let i = afterLogin; i < sent; i++) if (!indices.has(i)) missing.push(i);
+      expect(missing).toEqual([]);
     } finally {
       await t.close();
     }

@@ -42,7 +42,9 @@ const COMMAND_TIMEOUT_MS = 2_000;
 export type MailItem =
   | { kind: "direct"; recipient: string; plain: Uint8Array }
   | { kind: "broadcast"; plain: Uint8Array }
-  | { kind: "control"; command: Record<string, unknown> };
+  | { kind: "control"; command: Record<string, unknown> }
+  /** A copy of what another node delivered locally just before it knew of a session here. */
+  | { kind: "forward"; recipient: string; plain: Uint8Array };
 
 export interface ClusterOptions {
   url: string;
@@ -269,6 +271,18 @@ export class RedisCluster {
     return Number(await runScriptInOrder(this.#r, S.broadcast, [], [this.#p, this.nodeId, plain]));
   }
 
+  /**
+   * Copies of messages this node delivered to its own sessions of `recipient` for
+   * `node`'s sessions of it (kind `f`: delivered there if it has a live one, else
+   * dropped; never held by REAP), in order with this node's other mail to it.
+   */
+  async forward(node: string, recipient: string, plains: Uint8Array[]): Promise<void> {
+    const pipe = this.#r.pipeline();
+    for (const p of plains)
+      pipe.xadd(`${this.#p}mail:${node}`, "*", "k", "f", "r", recipient, "p", Buffer.from(p));
+    await pipe.exec();
+  }
+
   /** A command for one node (stop a session, revoke a client …), in order with its mail. */
   async command(node: string, command: Record<string, unknown>): Promise<void> {
     await this.#r.xadd(
@@ -358,6 +372,8 @@ export class RedisCluster {
         if (kind === "d")
           this.#opts.onMail({ kind: "direct", recipient: String(f.r), plain: bytes });
         else if (kind === "b") this.#opts.onMail({ kind: "broadcast", plain: bytes });
+        else if (kind === "f")
+          this.#opts.onMail({ kind: "forward", recipient: String(f.r), plain: bytes });
         else if (kind === "c") {
           try {
             this.#opts.onMail({ kind: "control", command: JSON.parse(String(f.p)) });
