@@ -9,7 +9,6 @@ import { join } from "node:path";
 import type { RsaPrivateKey } from "../crypto/rsa.ts";
 import type { Logger } from "../log.ts";
 import { openStore } from "../server/datadir.ts";
-import { liveNodes } from "../server/nodes.ts";
 import { isRedisUrl } from "../store/open.ts";
 import { RedisStore, SERVER_CONNECTION_NAME } from "../store/redis/store.ts";
 import type { Store } from "../store/store.ts";
@@ -83,8 +82,8 @@ export async function openToolStore(
 /**
  * Opens the store `serve` runs on. With Redis: the first server records its key and a
  * server with another key refuses to start, naming both; a warning when Redis's
- * persistence can lose acknowledged messages; and — until routing between nodes is
- * built — a refusal when another server already runs on the same Redis.
+ * persistence can lose acknowledged messages. Several servers on one Redis are the
+ * nodes of a cluster (docs/CLUSTER.md).
  */
 export async function openServerStore(
   dir: string,
@@ -101,14 +100,6 @@ export async function openServerStore(
       throw new CliError(
         `the servers on ${spec} present key ${recorded}, but this one has ${mine} (in ${dir}); every server of one store must present the same key: copy server.key and server.pub from a running node's data directory`,
         EXIT.SERVER_KEY,
-      );
-    }
-    const running = await liveNodes(store);
-    if (running.length > 0) {
-      const other = running[0];
-      throw new CliError(
-        `another server (${other?.host} pid ${other?.pid}) already runs on ${spec}; one server per store for now (routing between nodes is not built yet)`,
-        EXIT.USAGE,
       );
     }
     const warning = await store.persistenceWarning();

@@ -5,6 +5,7 @@ import type { StandIn } from "../handshake/server.ts";
 import type { Logger } from "../log.ts";
 import type { ClientRecord, Store } from "../store/store.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
+import type { Cluster } from "./cluster.ts";
 import type { Connection } from "./connection.ts";
 import type { RateLimiter, Semaphore, WorkBudget } from "./limits.ts";
 import type { Router } from "./router.ts";
@@ -99,6 +100,8 @@ export interface ServerContext {
   readonly key: RsaPrivateKey;
   readonly store: Store;
   readonly router: Router;
+  /** The cluster this node belongs to (cluster.ts); null on a single node. */
+  readonly cluster: Cluster | null;
   readonly log: Logger;
   readonly stats: Stats;
   readonly handshakeRate: RateLimiter;

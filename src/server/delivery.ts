@@ -40,7 +40,22 @@ export function storedArrived(ctx: ServerContext, key: string): void {
 
 async function runTaker(conn: Connection): Promise<void> {
   const sessions = conn.ctx.router.online;
-  const drained = await deliverStored(conn);
+  // Cluster mode: one taker in the whole cluster, under a lease (cluster-node.ts).
+  const cluster = conn.ctx.router.cluster;
+  if (cluster) {
+    const lease = await cluster.takeStored(conn);
+    if (lease !== "taken") {
+      sessions.releaseTaker(conn);
+      // Redis failing: live messages are not held back for it (as for a failing store).
+      if (lease === "failed") conn.releaseHeld();
+      return;
+    }
+  }
+  const progress = { sent: 0 };
+  const drained = await deliverStored(conn, progress);
+  // Others are told only after a run that moved something (else two nodes would wake
+  // each other for ever); one that waits for the lease also tries again by itself.
+  if (cluster) await cluster.releaseStored(conn, !drained || progress.sent > 0);
   sessions.releaseTaker(conn);
   if (drained) {
     for (const c of sessions.sessionsOf(conn.key)) if (c.session.stored) c.releaseHeld();
@@ -51,8 +66,14 @@ async function runTaker(conn: Connection): Promise<void> {
   if (next && sessions.claimTaker(next)) void runTaker(next);
 }
 
-/** Delivers `conn`'s stored messages; true once the store is drained, false if the connection ended first. */
-export async function deliverStored(conn: Connection): Promise<boolean> {
+/**
+ * Delivers `conn`'s stored messages; true once the store is drained, false if the
+ * connection ended first. `progress.sent`: how many it queued on the connection.
+ */
+export async function deliverStored(
+  conn: Connection,
+  progress?: { sent: number },
+): Promise<boolean> {
   const { ctx } = conn;
   try {
     // Stores already under way for this client finish first, so none is missed.
@@ -92,6 +113,7 @@ export async function deliverStored(conn: Connection): Promise<boolean> {
         marks.push({ count: sent, seq: m.seq });
       }
       ctx.stats.routed += queued; // handed to the recipient's connection (SERVER_STATUS)
+      if (progress) progress.sent = sent;
       ctx.schedule(conn);
       await conn.whenIdle();
       let through: number;

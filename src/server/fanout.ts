@@ -124,6 +124,11 @@ function deliverSlice(
   for (const t of targets) {
     // A member removed while the fan-out waited gets nothing more.
     if (!stillMember(t.id)) continue;
+    if (ctx.router.cluster) {
+      // Cluster mode: each copy through ROUTE, to the member's sessions on every node.
+      stored.push(ctx.router.routeCopy(from, t.id, t.key, plain.slice()));
+      continue;
+    }
     const live = online.liveReceivers(t.key);
     if (live.length > 0) {
       // A copy per member: the sessions registry tells copies apart by identity.

@@ -165,6 +165,7 @@ export class Rooms {
     return this.#serial.run(roomKey(name), async () => {
       try {
         await this.#ctx.store.createRoom(record);
+        this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
       } catch (err) {
         if (err instanceof StoreError && err.code === "NAME_TAKEN")
           throw new RoomFailure("exists", `a room #${name} exists already`);
@@ -243,6 +244,7 @@ export class Rooms {
       if (theirs !== "member")
         throw new RoomFailure("not_member", `${who.name} is not in #${name}`);
       await this.#ctx.store.setRoomOwner(name, who.id);
+      this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
       room.record = { ...room.record, owner: who.id };
       this.#event(room, { event: "owner", member, by });
     }
@@ -299,6 +301,7 @@ export class Rooms {
     const next = [...room.members].find(([, s]) => s === "member")?.[0];
     if (!next) return;
     await this.#ctx.store.setRoomOwner(room.record.name, next);
+    this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
     room.record = { ...room.record, owner: next };
     this.#event(room, { event: "owner", member: await this.#who(next), by: from });
   }
@@ -324,6 +327,7 @@ export class Rooms {
   async #set(room: Room, id: string, state: RoomState | null): Promise<boolean> {
     const at = Math.floor(Date.now() / 1000);
     const { deleted } = await this.#ctx.store.setMembership(room.record.name, id, state, at);
+    this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
     if (state === null) room.members.delete(id);
     else {
       room.members.delete(id); // a change of state moves it to the end, as in the store
@@ -375,6 +379,7 @@ export class Rooms {
     const to = new Set(also);
     for (const [id, state] of room.members) if (state === "member") to.add(id);
     const online = this.#ctx.router.online;
+    this.#ctx.router.cluster?.roomEvent([...to], body); // members on other nodes
     setImmediate(() => {
       for (const id of to) {
         for (const conn of online.sessionsOf(target(id).key))

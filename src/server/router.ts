@@ -11,6 +11,7 @@ import { CONTROL, LIVE } from "../net/outbox.ts";
 import type { EnqueueResult, PresenceChange, QueueLimits } from "../store/store.ts";
 import { BROADCAST_ID, C2C_HEADER_BYTES } from "../wire/constants.ts";
 import { C2CType, ControlType, encodeControl, Format } from "../wire/message.ts";
+import { ClusterNode } from "./cluster-node.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { startDelivery, storedArrived } from "./delivery.ts";
@@ -63,8 +64,12 @@ export class Router {
    */
   readonly deliveredThrough = new Map<string, number>();
 
+  /** Cluster mode (cluster-node.ts): null on a single node. */
+  readonly cluster: ClusterNode | null;
+
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
+    this.cluster = ctx.cluster ? new ClusterNode(ctx, ctx.cluster) : null;
     this.broadcasts = new RateLimiter(ctx.settings.broadcast_rate, ctx.settings.broadcast_burst);
     this.rooms = new Rooms(ctx);
   }
@@ -81,6 +86,7 @@ export class Router {
     const old = added.replaced;
     if (!wasOnline && (conn.session.live || conn.session.stored))
       this.#notePresence(conn.idText, true, Date.now());
+    this.cluster?.added(conn);
     if (!old || old === conn) return [];
     const inherited = old.takeUndelivered();
     if (old.outbox && !old.outbox.idle) {
@@ -100,7 +106,9 @@ export class Router {
 
   /** Removes `conn` if it is still one of its client's sessions. */
   unregister(conn: Connection): void {
-    if (this.online.remove(conn) && !this.online.receiving(conn.key)) {
+    const removed = this.online.remove(conn);
+    if (removed) this.cluster?.removed(conn);
+    if (removed && !this.online.receiving(conn.key)) {
       this.#notePresence(conn.idText, false, Date.now() - (performance.now() - conn.lastSeen));
     }
   }
@@ -122,9 +130,11 @@ export class Router {
     if (this.#presenceTimer) clearTimeout(this.#presenceTimer);
     this.#presenceTimer = null;
     if (this.#presence.size === 0) return;
-    const changes = [...this.#presence.values()];
+    let changes = [...this.#presence.values()];
     this.#presence.clear();
     try {
+      // Cluster mode: a client still online on another node is not recorded offline.
+      if (this.cluster) changes = await this.cluster.stillOffline(changes);
       await this.#ctx.store.setPresence(changes);
     } catch (err) {
       this.#ctx.log.warn("presence not recorded", { error: String(err) });
@@ -159,6 +169,12 @@ export class Router {
       return this.#broadcast(from, plain);
     }
     stats.receivedDirect++;
+    if (this.cluster) {
+      // Every direct message goes through ROUTE, in order (cluster-node.ts).
+      const recipient = idToText(plain.subarray(1, C2C_HEADER_BYTES));
+      plain.set(from.id, 1);
+      return this.cluster.route(from, recipient, toKey, plain, this.#limits());
+    }
     const to = this.online.liveReceivers(toKey);
     if (to.length > 0) {
       plain.set(from.id, 1);
@@ -173,12 +189,17 @@ export class Router {
     return this.#offline(from, recipient, toKey, plain);
   }
 
-  #broadcast(from: Connection, plain: Uint8Array): undefined {
+  #broadcast(from: Connection, plain: Uint8Array): Promise<void> | undefined {
     if (!this.broadcasts.take(from.key)) {
       this.notice(from, BROADCAST, "rate_limited", "too many broadcasts; slow down");
       return;
     }
     plain[0] = (Format.C2C << 4) | C2CType.BROADCAST;
+    if (this.cluster) {
+      // To the other nodes, then here, in order with the sender's direct messages.
+      this.#ctx.stats.broadcasts++;
+      return this.cluster.broadcast(from, plain);
+    }
     let n = 0;
     for (const conn of this.online.values()) {
       if (conn.key !== from.key && conn.routable && conn.session.live) {
@@ -207,6 +228,26 @@ export class Router {
   /** Holds a room message (sender written in) for an offline member (fanout.ts). */
   holdFor(from: Connection, recipient: string, toKey: string, plain: Uint8Array): Promise<void> {
     return this.#offline(from, recipient, toKey, plain);
+  }
+
+  /**
+   * Cluster mode: a room copy for a member (sender written in) through ROUTE — to its
+   * sessions here and on other nodes, or held (fanout.ts).
+   */
+  routeCopy(from: Connection, recipient: string, toKey: string, plain: Uint8Array): Promise<void> {
+    return (
+      (this.cluster as ClusterNode).route(from, recipient, toKey, plain, this.#limits()) ??
+      Promise.resolve()
+    );
+  }
+
+  /**
+   * A message accepted for live delivery whose recipient's session here left before it
+   * was handed over (cluster mode: a mailbox entry, a ROUTE answer): stored like a
+   * closing connection's undelivered messages, within the bounds.
+   */
+  storeLeftover(recipient: string, toKey: string, plain: Uint8Array): void {
+    this.#hold(recipient, { from: null, toKey, plain, undelivered: true, resolve: () => {} });
   }
 
   #hold(recipient: string, item: Held): void {
@@ -276,6 +317,7 @@ export class Router {
       drops.log(log, recipient);
       for (const it of items) it.resolve();
       storedArrived(this.#ctx, (items[0] as Held).toKey);
+      if (this.cluster) void this.cluster.tellTakers(recipient);
     }
   }
 

@@ -18,6 +18,7 @@ import { type Logger, StructuredLogger, silentLogger } from "../log.ts";
 import type { ClientRecord, Store } from "../store/store.ts";
 import { encodeS2S, S2SType } from "../wire/message.ts";
 import type { ConnectionSettings } from "../wire/settings.ts";
+import type { Cluster } from "./cluster.ts";
 import { Connection } from "./connection.ts";
 import { addClosed, newStats, type ServerContext, type Stats } from "./context.ts";
 import { DescriptorGuard, raiseFdLimit } from "./fd-limit.ts";
@@ -42,6 +43,11 @@ export interface ServerOptions {
   settings?: Partial<ServerSettings>;
   /** Where logs go; silent by default. */
   log?: Logger;
+  /**
+   * Cluster mode (docs/CLUSTER.md): the cluster this node joined, on the same Redis as
+   * `store`. Absent: a single node. The server leaves it when it closes.
+   */
+  cluster?: Cluster;
 }
 
 /** How often the registry is checked for changes made by other processes (revocations). */
@@ -56,6 +62,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   readonly key: RsaPrivateKey;
   readonly store: Store;
   readonly router: Router;
+  readonly cluster: Cluster | null;
   readonly log: Logger;
   readonly stats: Stats = newStats();
   readonly handshakeRate: RateLimiter;
@@ -85,6 +92,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.key = opts.key;
     this.store = opts.store;
     this.log = opts.log ?? silentLogger;
+    this.cluster = opts.cluster ?? null;
     this.handshakeRate = new RateLimiter(
       this.settings.handshake_rate,
       this.settings.handshake_burst,
@@ -101,7 +109,11 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     server.store.setMaxBytes?.(server.settings.store_max_bytes);
     await warmDummyKeys();
     try {
-      await server.store.resetPresence(); // nobody is online on a server that just started
+      // Nobody is online on a server that just started — unless other nodes run.
+      const others = server.cluster
+        ? (await server.cluster.liveNodes()).filter((n) => n !== server.cluster?.nodeId)
+        : [];
+      if (others.length === 0) await server.store.resetPresence();
     } catch (err) {
       // A full or failing disk must not keep the server down: live traffic needs no
       // writes, and stale "online" flags only mislead until the disk has room again.
@@ -499,6 +511,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     await this.router.allStored();
     await this.router.flushPresence();
     await this.#renewLease(true);
+    await this.cluster?.leave();
     this.log.info("stopped", { reason });
   }
 

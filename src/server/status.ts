@@ -34,7 +34,27 @@ export async function serverStatus(ctx: ServerContext): Promise<Record<string, u
     messages_discarded: ctx.stats.discarded,
     connections: ctx.stats.connections,
     auth_failures: ctx.stats.authFailures,
+    ...(ctx.cluster ? await clusterFigures(ctx) : {}),
   };
+}
+
+/**
+ * Cluster mode: the cluster's figures next to this node's (`clients_online` stays this
+ * node's): live nodes and clients with a receiving session on any of them.
+ */
+async function clusterFigures(ctx: ServerContext): Promise<Record<string, unknown>> {
+  const cluster = ctx.cluster;
+  if (!cluster) return {};
+  try {
+    const [nodes, online] = await Promise.all([cluster.liveNodes(), cluster.clientsOnline()]);
+    return {
+      cluster_node: cluster.nodeId,
+      cluster_nodes: nodes.length,
+      cluster_clients_online: online,
+    };
+  } catch {
+    return { cluster_node: cluster.nodeId };
+  }
 }
 
 /** What a SERVER_STATUS costs in work units (two counts over the store). */
@@ -75,13 +95,24 @@ export async function clientStatus(
       const record = await ctx.store.findClient(query);
       if (!record || record.revokedAt !== null) return { query, error: "unknown" };
       const key = idKey(idToBytes(record.id));
-      const online = ctx.router.online.receiving(key);
+      let online = ctx.router.online.receiving(key);
+      let sessions = ctx.router.online.sessionsOf(key).length;
+      if (ctx.router.cluster) {
+        // Cluster mode: presence across every node (a node's own sessions included).
+        try {
+          const p = await ctx.router.cluster.presence(record.id);
+          online = p.online;
+          sessions = p.sessions;
+        } catch {
+          // Redis unreachable: this node's view.
+        }
+      }
       return {
         id: record.id,
         name: record.name,
         online,
         last_seen: online ? now : (ctx.router.pendingLastSeen(record.id) ?? record.lastSeen),
-        ...(withSessions ? { sessions: ctx.router.online.sessionsOf(key).length } : {}),
+        ...(withSessions ? { sessions } : {}),
       };
     }),
   );

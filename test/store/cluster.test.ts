@@ -186,4 +186,52 @@ describe("cluster engine", () => {
     expect(await raw.exists("bb:node:node-a")).toBe(1);
     raw.disconnect();
   });
+
+  test("a session claim names the nodes it replaces; the taker lease is one holder's at a time", async () => {
+    await using redis = await startRedis();
+    const a = await node(redis.url, "node-a");
+    const b = await node(redis.url, "node-b");
+    const flags = { live: true, stored: true };
+    expect(await a.c.claimSession(X, "t1", flags)).toEqual([]);
+    // The later claim of the same key sees the earlier one, not the other way round.
+    expect(await b.c.claimSession(X, "t1", flags)).toEqual(["node-a"]);
+    expect(await b.c.claimSession(X, "t2", flags)).toEqual([]);
+    expect(await a.c.clientsOnline()).toBe(1);
+
+    expect(await a.c.takeStored(X, "node-a/1", 5_000)).toBe(true);
+    expect(await b.c.takeStored(X, "node-b/7", 5_000)).toBe(false);
+    // Only the holder renews or releases it.
+    expect(await b.c.renewStored(X, "node-b/7", 5_000)).toBe(false);
+    await b.c.releaseStored(X, "node-b/7");
+    expect(await b.c.takeStored(X, "node-b/7", 5_000)).toBe(false);
+    expect(await a.c.renewStored(X, "node-a/1", 5_000)).toBe(true);
+    await a.c.releaseStored(X, "node-a/1");
+    expect(await b.c.takeStored(X, "node-b/7", 5_000)).toBe(true);
+  });
+
+  test("ROUTE refuses an unregistered recipient when asked, and keeps a room message's room", async () => {
+    await using redis = await startRedis();
+    const a = await node(redis.url, "node-a");
+    expect(
+      await a.c.route(X, plain(Y, "hi"), limits, undefined, { checkRegistered: true }),
+    ).toEqual({
+      delivered: false,
+      held: false,
+      reason: "no such client",
+      unknown: true,
+    });
+    // Held with its room: it comes back out of the store as a room message.
+    const held = await a.c.route(X, plain(Y, "in ops"), limits, 1_700_000_000, {
+      room: "ops",
+      holdData: new TextEncoder().encode("in ops"),
+    });
+    expect(held).toEqual({ delivered: false, held: true });
+    const store = await RedisStore.open(redis.url);
+    const [m] = await store.peek(X, 10);
+    expect({ room: m?.room, data: new TextDecoder().decode(m?.data) }).toEqual({
+      room: "ops",
+      data: "in ops",
+    });
+    store.close();
+  });
 });

@@ -1,9 +1,11 @@
 /** `backbone serve`: run the server on the embedded store, or on Redis (`--store`). */
 import { existsSync, rmSync } from "node:fs";
+import { hostname } from "node:os";
 import { defineCommand } from "citty";
 import { formatHostPort } from "../../client/address.ts";
 import { UsageError } from "../../errors.ts";
 import { StructuredLogger } from "../../log.ts";
+import { type Cluster, joinRedisCluster } from "../../server/cluster.ts";
 import {
   dataPaths,
   defaultDataDir,
@@ -116,14 +118,21 @@ export const serve = defineCommand({
         rmSync(pidFile, { force: true });
         throw err;
       }
+      let cluster: Cluster | undefined;
       try {
+        // On Redis, this server is a node of a cluster (docs/CLUSTER.md).
+        const spec = storeSpec(settings.store);
+        if (spec)
+          cluster = await joinRedisCluster(spec, { host: hostname(), pid: process.pid }, log);
         server = await BackboneServer.start({
           key,
           store: monitor ? monitor.wrapStore(store) : store,
           settings,
           log,
+          ...(cluster ? { cluster } : {}),
         });
       } catch (err) {
+        await cluster?.leave().catch(() => {});
         store.close();
         rmSync(pidFile, { force: true });
         throw err;

@@ -17,8 +17,17 @@ import IORedis from "ioredis";
 import { StoreError } from "../../errors.ts";
 import { idToText } from "../../ids.ts";
 import type { QueueLimits } from "../store.ts";
-import { BROADCAST, LEASE, REAP, ROUTE, SESSION } from "./cluster-scripts.ts";
-import { runScript, type Script, script } from "./lua.ts";
+import {
+  BROADCAST,
+  LEASE,
+  REAP,
+  ROUTE,
+  SESSION,
+  SESSION_CLAIM,
+  TAKER_RELEASE,
+  TAKER_RENEW,
+} from "./cluster-scripts.ts";
+import { runScript, runScriptInOrder, type Script, script } from "./lua.ts";
 
 /** A node's lease (ms): a crashed node's clients show offline within this. */
 export const DEFAULT_LEASE_MS = 10_000;
@@ -33,7 +42,9 @@ const COMMAND_TIMEOUT_MS = 2_000;
 export type MailItem =
   | { kind: "direct"; recipient: string; plain: Uint8Array }
   | { kind: "broadcast"; plain: Uint8Array }
-  | { kind: "control"; command: Record<string, unknown> };
+  | { kind: "control"; command: Record<string, unknown> }
+  /** A copy of what another node delivered locally just before it knew of a session here. */
+  | { kind: "forward"; recipient: string; plain: Uint8Array };
 
 export interface ClusterOptions {
   url: string;
@@ -54,14 +65,27 @@ export interface ClusterOptions {
 export type RouteResult =
   | { delivered: true; local: boolean; remoteNodes: number }
   | { delivered: false; held: true }
-  | { delivered: false; held: false; reason: string };
+  | { delivered: false; held: false; reason: string; unknown?: true };
+
+/** Extras of a routed message: a room message's room and data, the registry check. */
+export interface RouteOptions {
+  /** The room of a room message (type 3): held with it. */
+  room?: string;
+  /** What to hold: the room message's data without its room header. */
+  holdData?: Uint8Array;
+  /** Refuse (`unknown`) a recipient not registered or revoked, in the same step. */
+  checkRegistered?: boolean;
+}
 
 const S = {
   route: script(ROUTE),
   broadcast: script(BROADCAST),
   session: script(SESSION),
+  sessionClaim: script(SESSION_CLAIM),
   lease: script(LEASE),
   reap: script(REAP),
+  takerRelease: script(TAKER_RELEASE),
+  takerRenew: script(TAKER_RENEW),
 };
 
 export class RedisCluster {
@@ -171,6 +195,20 @@ export class RedisCluster {
     return Number(await this.#eval(S.session, [this.#p, this.nodeId, client, session, value]));
   }
 
+  /**
+   * Records a new session of `client` on this node and returns the other nodes that
+   * already hold a session with the same key (the ones it replaces), in one step.
+   */
+  async claimSession(
+    client: string,
+    session: string,
+    flags: { live: boolean; stored: boolean },
+  ): Promise<string[]> {
+    const value = `${flags.live ? 1 : 0} ${flags.stored ? 1 : 0}`;
+    const res = await this.#eval(S.sessionClaim, [this.#p, this.nodeId, client, session, value]);
+    return (res as string[]).map(String);
+  }
+
   /** A client's sessions in the whole cluster: node, session, flags. */
   async sessionsOf(
     client: string,
@@ -193,21 +231,32 @@ export class RedisCluster {
     plain: Uint8Array,
     limits: QueueLimits,
     at = Math.floor(Date.now() / 1000),
+    opts: RouteOptions = {},
   ): Promise<RouteResult> {
     const sender = idToText(plain.subarray(1, 17));
-    const [local, remote, held] = (await this.#eval(S.route, [
-      this.#p,
-      this.nodeId,
-      recipient,
-      sender,
-      at,
-      plain,
-      limits.maxMessages,
-      limits.maxBytes,
-      limits.maxPerSender,
-    ])) as number[];
+    const [local, remote, held] = (await runScriptInOrder(
+      this.#r,
+      S.route,
+      [],
+      [
+        this.#p,
+        this.nodeId,
+        recipient,
+        sender,
+        at,
+        plain,
+        limits.maxMessages,
+        limits.maxBytes,
+        limits.maxPerSender,
+        opts.room ?? "",
+        opts.holdData ?? "",
+        opts.checkRegistered ? "1" : "0",
+      ],
+    )) as number[];
     if (held === 0) return { delivered: true, local: local === 1, remoteNodes: remote ?? 0 };
     if (held === 1) return { delivered: false, held: true };
+    if (held === 5)
+      return { delivered: false, held: false, reason: "no such client", unknown: true };
     const reason =
       held === 2
         ? `recipient's queue is full (${limits.maxMessages} messages)`
@@ -219,7 +268,19 @@ export class RedisCluster {
 
   /** A broadcast to every other live node; returns how many nodes it went to. */
   async broadcast(plain: Uint8Array): Promise<number> {
-    return Number(await this.#eval(S.broadcast, [this.#p, this.nodeId, plain]));
+    return Number(await runScriptInOrder(this.#r, S.broadcast, [], [this.#p, this.nodeId, plain]));
+  }
+
+  /**
+   * Copies of messages this node delivered to its own sessions of `recipient` for
+   * `node`'s sessions of it (kind `f`: delivered there if it has a live one, else
+   * dropped; never held by REAP), in order with this node's other mail to it.
+   */
+  async forward(node: string, recipient: string, plains: Uint8Array[]): Promise<void> {
+    const pipe = this.#r.pipeline();
+    for (const p of plains)
+      pipe.xadd(`${this.#p}mail:${node}`, "*", "k", "f", "r", recipient, "p", Buffer.from(p));
+    await pipe.exec();
   }
 
   /** A command for one node (stop a session, revoke a client …), in order with its mail. */
@@ -234,6 +295,48 @@ export class RedisCluster {
       "p",
       JSON.stringify(command),
     );
+  }
+
+  /**
+   * Takes the lease on `client`'s stored messages for `ms` (`SET NX PX`): one taker in
+   * the whole cluster at a time. `token` names the holder. Returns whether it was taken.
+   */
+  async takeStored(client: string, token: string, ms: number): Promise<boolean> {
+    return (await this.#r.set(`${this.#p}taker:${client}`, token, "PX", ms, "NX")) === "OK";
+  }
+
+  /** Extends the taker lease while `token` holds it; false when it is lost. */
+  async renewStored(client: string, token: string, ms: number): Promise<boolean> {
+    return Number(await this.#eval(S.takerRenew, [token, ms], [`${this.#p}taker:${client}`])) === 1;
+  }
+
+  /** Releases the taker lease if `token` holds it. */
+  async releaseStored(client: string, token: string): Promise<void> {
+    await this.#eval(S.takerRelease, [token], [`${this.#p}taker:${client}`]);
+  }
+
+  /**
+   * Clients with a session that receives messages (live or stored) on any live node:
+   * the union of the live nodes' client sets, each checked in presence.
+   */
+  async clientsOnline(): Promise<number> {
+    const nodes = await this.liveNodes();
+    if (nodes.length === 0) return 0;
+    const clients = await this.#r.sunion(...nodes.map((n) => `${this.#p}node:${n}:clients`));
+    if (clients.length === 0) return 0;
+    const pipe = this.#r.pipeline();
+    for (const c of clients) pipe.hgetall(`${this.#p}sess:${c}`);
+    const res = (await pipe.exec()) ?? [];
+    const live = new Set(nodes);
+    let n = 0;
+    for (const [, h] of res) {
+      const fields = Object.entries((h ?? {}) as Record<string, string>);
+      if (
+        fields.some(([f, v]) => live.has(f.split("/")[0] ?? "") && (v[0] === "1" || v[2] === "1"))
+      )
+        n++;
+    }
+    return n;
   }
 
   async #readLoop(): Promise<void> {
@@ -269,6 +372,8 @@ export class RedisCluster {
         if (kind === "d")
           this.#opts.onMail({ kind: "direct", recipient: String(f.r), plain: bytes });
         else if (kind === "b") this.#opts.onMail({ kind: "broadcast", plain: bytes });
+        else if (kind === "f")
+          this.#opts.onMail({ kind: "forward", recipient: String(f.r), plain: bytes });
         else if (kind === "c") {
           try {
             this.#opts.onMail({ kind: "control", command: JSON.parse(String(f.p)) });

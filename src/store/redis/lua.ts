@@ -30,3 +30,20 @@ export async function runScript(
     return await redis.eval(s.src, keys.length, ...keys, ...argv);
   }
 }
+
+/**
+ * Runs `s` by its text (`EVAL`) every time, for a script whose calls must run in Redis
+ * in the order they were issued (ROUTE, BROADCAST: per-sender order). `runScript`'s
+ * fallback could reorder them: calls issued before the script was loaded fail with
+ * NOSCRIPT and are sent again after later calls that already succeeded. Redis caches
+ * the compiled script, so the cost is the script's bytes on the wire.
+ */
+export function runScriptInOrder(
+  redis: IORedis,
+  s: Script,
+  keys: string[],
+  args: (string | number | Uint8Array)[],
+): Promise<unknown> {
+  const argv = args.map((a) => (a instanceof Uint8Array ? Buffer.from(a) : String(a)));
+  return redis.eval(s.src, keys.length, ...keys, ...argv);
+}

@@ -42,6 +42,8 @@ export class RedisRooms {
       `${this.#k("room", key)}:members`,
       this.#k("rooms", "of", client.toLowerCase()),
       `${this.#k("room", key)}:seq`,
+      // Every change moves the registry version, so other nodes drop their room cache.
+      this.#k("registry"),
     ];
   }
 
@@ -122,7 +124,11 @@ export class RedisRooms {
 
   async setRoomOwner(name: string, owner: string): Promise<void> {
     await this.#call("room owner", () =>
-      this.#r.hset(this.#k("room", nameKey(name)), "owner", owner.toLowerCase()),
+      this.#r
+        .multi()
+        .hset(this.#k("room", nameKey(name)), "owner", owner.toLowerCase())
+        .incr(this.#k("registry"))
+        .exec(),
     );
   }
 }

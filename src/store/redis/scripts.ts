@@ -145,7 +145,7 @@ return #entries
 
 /**
  * Create a room with its owner as first member. KEYS: room hash, members hash, owner's
- * rooms set, member sequence. ARGV: name, owner, public (0/1), created_at, room key.
+ * rooms set, member sequence, registry version (moved: other nodes re-read rooms). ARGV: name, owner, public (0/1), created_at, room key.
  * Returns "OK" or "NAME_TAKEN".
  */
 export const CREATE_ROOM = `
@@ -154,13 +154,14 @@ redis.call('HSET', KEYS[1], 'name', ARGV[1], 'owner', ARGV[2], 'public', ARGV[3]
 local seq = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[2], ARGV[2], 'member ' .. ARGV[4] .. ' ' .. seq)
 redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('INCR', KEYS[5])
 return 'OK'
 `;
 
 /**
  * Set (or remove, state "") a client's place in a room; when no member is left the room
  * and its invitations go. KEYS: room hash, members hash, the client's rooms set, member
- * sequence. ARGV: client, state, at, room key, prefix. Returns 1 when the room was deleted.
+ * sequence, registry version (moved by every change). ARGV: client, state, at, room key, prefix. Returns 1 when the room was deleted.
  * A state equal to the current one changes nothing (its arrival order and time stay).
  */
 export const SET_MEMBERSHIP = `
@@ -171,8 +172,10 @@ if ARGV[2] ~= '' then
   local seq = redis.call('INCR', KEYS[4])
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. seq)
   redis.call('SADD', KEYS[3], ARGV[4])
+  redis.call('INCR', KEYS[5])
   return 0
 end
+redis.call('INCR', KEYS[5])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[4])
 for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
