@@ -145,6 +145,8 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       this.#listener = Bun.listen<Connection>({
         hostname: this.settings.host,
         port,
+        // Bun takes reusePort for listeners too; its types list it for connect only.
+        ...(this.settings.reuse_port ? ({ reusePort: true } as object) : {}),
         socket: {
           open: (socket) => this.#guard(socket, () => this.#onOpen(socket)),
           data: (socket, chunk) => this.#guard(socket, () => socket.data?.onData(chunk)),

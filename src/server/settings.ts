@@ -60,6 +60,12 @@ export interface ServerSettings extends ConnectionSettings {
   room_fanout_burst: number;
   log_format: "text" | "json";
   log_level: "debug" | "info" | "warn" | "error";
+  /**
+   * Share the port with other servers on this machine (SO_REUSEPORT; the kernel spreads
+   * new connections over them): several nodes of one cluster, one per core
+   * (docs/CLUSTER.md § Several nodes on one machine). Off by default: a port in use is an error.
+   */
+  reuse_port: boolean;
   /** `serve`'s store, `redis://HOST:PORT[/DB]` (docs/CLUSTER.md); the data directory's by default. */
   store?: string;
   /** `serve`'s monitoring port, `HOST:PORT` (src/monitor/); none by default. */
@@ -134,9 +140,10 @@ export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   room_fanout_burst: 2_000,
   log_format: "text",
   log_level: "info",
+  reuse_port: false,
 });
 
-type Kind = "number" | "integer" | "string";
+type Kind = "number" | "integer" | "string" | "boolean";
 const KINDS: Record<keyof ServerSettings, Kind> = {
   host: "string",
   port: "integer",
@@ -168,6 +175,7 @@ const KINDS: Record<keyof ServerSettings, Kind> = {
   log_format: "string",
   log_level: "string",
   store: "string",
+  reuse_port: "boolean",
   monitor: "string",
   monitor_token_file: "string",
 };
@@ -214,6 +222,11 @@ export function mergeSettings(
 }
 
 function checkValue(key: string, kind: Kind, value: unknown, source: string): unknown {
+  if (kind === "boolean") {
+    if (value === true || value === "true") return true;
+    if (value === false || value === "false") return false;
+    throw new UsageError("BAD_SETTING", `${source}: ${key} must be true or false`);
+  }
   if (kind === "string") {
     if (typeof value !== "string" || value === "") {
       throw new UsageError("BAD_SETTING", `${source}: ${key} must be a non-empty string`);

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { cleanupAll, EXIT, expectError, sandbox } from "../helpers/binary.ts";
+import { cleanupAll, EXIT, expectError, freePort, sandbox } from "../helpers/binary.ts";
 import { startRedis } from "../helpers/redis.ts";
 
 afterEach(cleanupAll);
@@ -78,5 +78,52 @@ describe("serve on Redis", () => {
       EXIT.USAGE,
       /^backbone: --store: "\/tmp\/somewhere" is not a store address/,
     );
+  });
+
+  test("several nodes on one machine share one port with --reuse-port; the kernel spreads the logins", async () => {
+    await using sb = await sandbox();
+    await using redis = await startRedis();
+    const port = freePort();
+    const node = (data: string) =>
+      sb.start([
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--reuse-port",
+        "--store",
+        redis.url,
+        "--data",
+        data,
+      ]);
+    const a = node(sb.data);
+    await a.waitFor(/^listening on /, "stdout", 10_000);
+    const dataB = join(sb.dir, "data-b");
+    mkdirSync(dataB, { mode: 0o700 });
+    for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(dataB, f));
+    const b = node(dataB);
+    await b.waitFor(/^listening on /, "stdout", 10_000);
+    await sb.keygen("alice", `127.0.0.1:${port}`, ["--store", redis.url]);
+    for (let i = 0; i < 16; i++) {
+      expect((await sb.run(["status", "--identity", "alice.identity"])).code).toBe(EXIT.OK);
+    }
+    const logins = (p: typeof a) =>
+      p.lines.stderr.filter((l) => /INFO +connect .*name=alice/.test(l)).length;
+    expect(logins(a) + logins(b)).toBe(16);
+    expect(logins(a)).toBeGreaterThan(0);
+    expect(logins(b)).toBeGreaterThan(0);
+    // Without --reuse-port a taken port is still refused.
+    const third = await sb.run([
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--data",
+      join(sb.dir, "c"),
+    ]);
+    expect(third.code).toBe(EXIT.USAGE);
+    expect(third.stderr).toContain(`port ${port} is already in use`);
   });
 });

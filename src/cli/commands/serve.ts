@@ -62,6 +62,11 @@ export const serve = defineCommand({
       description: "Least severe level logged (default info)",
     },
     ...STORE_ARG,
+    "reuse-port": {
+      type: "boolean",
+      description:
+        "Share the port with other servers of one cluster on this machine (one per core)",
+    },
     monitor: {
       type: "string",
       description:
@@ -85,6 +90,7 @@ export const serve = defineCommand({
       log_format: args["log-format"],
       log_level: args["log-level"],
       store: args.store ?? process.env.BACKBONE_STORE,
+      reuse_port: args["reuse-port"],
       monitor: args.monitor,
       monitor_token_file: args["monitor-token-file"],
     };
