@@ -6,7 +6,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { connect } from "../../src/client/client.ts";
+import { loadIdentity } from "../../src/client/identity.ts";
 import { cleanupAll, EXIT, expectError, freePort, sandbox } from "../helpers/binary.ts";
+import { notices, until } from "../helpers/cluster.ts";
 import { startRedis } from "../helpers/redis.ts";
 
 afterEach(cleanupAll);
@@ -125,5 +128,62 @@ describe("serve on Redis", () => {
     ]);
     expect(third.code).toBe(EXIT.USAGE);
     expect(third.stderr).toContain(`port ${port} is already in use`);
+  });
+
+  test("kill -9 of the node a client is on: it reconnects through the shared port to the other; nothing answered queued is lost", async () => {
+    await using sb = await sandbox();
+    await using redis = await startRedis({ appendonly: "yes", appendfsync: "always" });
+    const port = freePort();
+    const dataB = join(sb.dir, "data-b");
+    const node = (data: string) =>
+      sb.start([
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--reuse-port",
+        "--store",
+        redis.url,
+        "--data",
+        data,
+      ]);
+    const a = node(sb.data);
+    await a.waitFor(/^listening on /, "stdout", 10_000);
+    mkdirSync(dataB, { mode: 0o700 });
+    for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(dataB, f));
+    const b = node(dataB);
+    await b.waitFor(/^listening on /, "stdout", 10_000);
+    for (const name of ["alice", "carol"])
+      await sb.keygen(name, `127.0.0.1:${port}`, ["--store", redis.url]);
+    const identity = await loadIdentity(join(sb.dir, "alice.identity"));
+    const alice = await connect({ identity, backoff: { initialMs: 50, maxMs: 200 } });
+    const carolId = (await alice.resolve("carol")) as string;
+    const queued = notices(alice);
+    for (let i = 0; i < 10; i++) alice.send(carolId, `before ${i}`);
+    await until(() => queued.length === 10, 10_000, "10 queued");
+    // The node alice is on dies; she comes back through the same port to the other one.
+    const onA = a.lines.stderr.some((l) => /INFO +connect .*name=alice/.test(l));
+    const reconnected = new Promise<void>((resolve) => alice.once("connect", () => resolve()));
+    (onA ? a : b).proc.kill("SIGKILL");
+    await reconnected;
+    for (let i = 0; i < 10; i++) alice.send(carolId, `after ${i}`);
+    await until(() => queued.length === 20, 15_000, "20 queued");
+    expect(queued.every((n) => n.status === "queued")).toBe(true);
+    const got: string[] = [];
+    const carol = await connect({
+      identity: await loadIdentity(join(sb.dir, "carol.identity")),
+      incoming: (m) => {
+        got.push(new TextDecoder().decode(m.data));
+        return m;
+      },
+    });
+    await until(() => got.length === 20, 15_000, "carol's 20 messages");
+    expect(got).toEqual([
+      ...Array.from({ length: 10 }, (_, i) => `before ${i}`),
+      ...Array.from({ length: 10 }, (_, i) => `after ${i}`),
+    ]);
+    await alice.close();
+    await carol.close();
   });
 });
