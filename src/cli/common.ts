@@ -52,6 +52,7 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof PinningError) return EXIT.SERVER_KEY;
   // Not the identity's fault: the server is full of its sessions for now.
   if (err instanceof HandshakeError && err.code === "TOO_MANY_SESSIONS") return EXIT.UNREACHABLE;
+  if (err instanceof HandshakeError && err.code === "UNAVAILABLE") return EXIT.UNREACHABLE;
   if (err instanceof HandshakeError)
     return err.stage === "authentication" ? EXIT.AUTH : EXIT.UNREACHABLE;
   if (err instanceof ConnectionError) return EXIT.UNREACHABLE;
@@ -83,6 +84,9 @@ function describeErrorRaw(err: unknown): string[] {
   }
   if (err instanceof HandshakeError && err.code === "TOO_MANY_SESSIONS") {
     return ["too many sessions of this identity at once (the server's max_sessions_per_client)"];
+  }
+  if (err instanceof HandshakeError && err.code === "UNAVAILABLE") {
+    return ["the server cannot read its registry now (its store is unreachable); try again later"];
   }
   if (err instanceof HandshakeError && err.stage === "authentication") {
     return ["authentication failed (unknown or revoked client, or wrong key)"];

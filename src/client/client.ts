@@ -672,6 +672,10 @@ function checkId(text: string): string {
 /** Failures worth retrying: the network, not the server's judgement or the key. */
 function retryable(err: unknown): boolean {
   if (err instanceof HandshakeError)
-    return err.code === "CLOSED_DURING_HANDSHAKE" || err.code === "TOO_MANY_SESSIONS";
+    return (
+      err.code === "CLOSED_DURING_HANDSHAKE" ||
+      err.code === "TOO_MANY_SESSIONS" ||
+      err.code === "UNAVAILABLE"
+    );
   return err instanceof ConnectionError;
 }

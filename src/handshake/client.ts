@@ -141,7 +141,13 @@ export class ClientHandshake {
       if (message.format === Format.CONTROL && message.type === ControlType.STOP) {
         const reason = safeText(message.body);
         // A login past the server's max_sessions_per_client (docs/PROTOCOL.md § Sessions).
-        const code = reason === "too many sessions" ? "TOO_MANY_SESSIONS" : "AUTH_FAILED";
+        // The registry unreadable (the store is away): not a refusal of this client.
+        const code =
+          reason === "too many sessions"
+            ? "TOO_MANY_SESSIONS"
+            : reason === "service unavailable"
+              ? "UNAVAILABLE"
+              : "AUTH_FAILED";
         throw new HandshakeError("authentication", code, reason || "authentication failed");
       }
       if (message.format !== Format.CONTROL || message.type !== ControlType.CONFIG) {

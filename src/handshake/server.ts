@@ -36,6 +36,8 @@ import type { SessionKeys } from "./session.ts";
 
 /** The text of the STOP sent for every authentication failure, whatever the cause. */
 export const AUTH_FAILED = "authentication failed";
+/** STOP reason when the registry cannot be read (the store is away): try again later. */
+export const UNAVAILABLE = "service unavailable";
 
 export interface ServerHandshakeOptions {
   /** The server's private key. */
@@ -166,7 +168,18 @@ export class ServerHandshake {
         err.clientId = idToText(clientId); // any 16 bytes format as UUID text
         return err;
       };
-      const found = await lookup(clientId, signature.length);
+      let found: Awaited<ReturnType<KeyLookup>>;
+      try {
+        found = await lookup(clientId, signature.length);
+      } catch (cause) {
+        // Not the client's fault: it hears so (and retries), rather than a silent close.
+        const err = new HandshakeError("response", "UNAVAILABLE", "the registry cannot be read", {
+          cause,
+          reply: sealer.seal(encodeControl(ControlType.STOP, UNAVAILABLE)),
+        });
+        err.clientId = idToText(clientId);
+        throw err;
+      }
       const clientKey = found instanceof StandIn ? null : found;
       const standIn = found instanceof StandIn ? found.key : null;
       // An unknown ID is checked against a stand-in (or dummy) key of the same size, so

@@ -465,9 +465,10 @@ export class Connection implements OutboxOwner {
       ctx.router.opened(this);
     } catch (err) {
       if (this.phase !== "verifying") return;
-      ctx.stats.authFailures++;
       const e = err instanceof HandshakeError ? err : null;
-      ctx.log.warn("auth failed", {
+      const unavailable = e?.code === "UNAVAILABLE";
+      if (!unavailable) ctx.stats.authFailures++;
+      ctx.log.warn(unavailable ? "login refused: the store is unavailable" : "auth failed", {
         addr: this.address,
         id: e?.clientId,
         stage: e?.stage ?? "internal",
@@ -475,7 +476,7 @@ export class Connection implements OutboxOwner {
       });
       if (e?.reply) {
         this.#writeRaw(encodeFrame(e.reply));
-        this.endReason = "authentication failed";
+        this.endReason = unavailable ? "service unavailable" : "authentication failed";
         this.phase = "closing";
         this.#stopped = true;
         if (!this.#raw) this.socket.end();

@@ -186,4 +186,27 @@ describe("serve on Redis", () => {
     await alice.close();
     await carol.close();
   });
+
+  test("Redis unreachable: a login is refused with STOP service unavailable (one clear line, exit 3); back, it works", async () => {
+    await using sb = await sandbox();
+    await using redis = await startRedis({ appendonly: "yes", appendfsync: "always" });
+    const server = await sb.serve(["--store", redis.url]);
+    await sb.keygen("alice", server.address, ["--store", redis.url]);
+    expect((await sb.run(["status", "--identity", "alice.identity"])).code).toBe(EXIT.OK);
+    await redis.stop();
+    const r = await sb.run(["status", "--identity", "alice.identity"]);
+    expectError(
+      r,
+      EXIT.UNREACHABLE,
+      /^backbone: the server cannot read its registry now \(its store is unreachable\); try again later$/,
+    );
+    await server.proc.waitFor(/WARN +login refused: the store is unavailable/, "stderr");
+    await redis.start();
+    let code = -1;
+    for (let i = 0; i < 40 && code !== EXIT.OK; i++) {
+      code = (await sb.run(["status", "--identity", "alice.identity"])).code;
+      if (code !== EXIT.OK) await Bun.sleep(250);
+    }
+    expect(code).toBe(EXIT.OK);
+  });
 });
