@@ -41,7 +41,7 @@ describe("migrate", () => {
     const there = await sb.run(["migrate", "--from", sb.data, "--to", redis.url]);
     expect(there).toMatchObject({ code: EXIT.OK, stderr: "" });
     expect(there.stdout).toContain(
-      "copied 3 clients (1 E2E key bundles), 1 rooms and 3 held messages for 1 recipients",
+      "copied 3 clients (1 E2E key bundle), 1 room and 3 held messages for 1 recipient",
     );
 
     const source = new SqliteStore(join(sb.data, "backbone.db"));

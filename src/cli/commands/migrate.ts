@@ -50,7 +50,7 @@ export const migrate = defineCommand({
       to = await openStoreAt(args.to);
       const done = await migrateStore(from, to);
       process.stdout.write(
-        `copied ${done.clients} clients (${done.bundles} E2E key bundles), ${done.rooms} rooms and ${done.messages} held messages for ${done.recipients} recipients from ${redactUrl(args.from)} to ${redactUrl(args.to)}\n`,
+        `copied ${count(done.clients, "client")} (${count(done.bundles, "E2E key bundle")}), ${count(done.rooms, "room")} and ${count(done.messages, "held message")} for ${count(done.recipients, "recipient")} from ${redactUrl(args.from)} to ${redactUrl(args.to)}\n`,
       );
       process.stdout.write(
         `the source is unchanged; start the server on ${redactUrl(args.to)}${isRedisUrl(args.to) ? " with --store" : " with --data"} (its server key stays in its --data directory)\n`,
@@ -62,3 +62,8 @@ export const migrate = defineCommand({
     }
   },
 });
+
+/** "1 room", "2 rooms". */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}

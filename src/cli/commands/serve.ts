@@ -97,7 +97,7 @@ export const serve = defineCommand({
     const load = (file = configFile()): ServerSettings => {
       const fromFile = file ? readSettingsFile(file) : {};
       const base = mergeSettings(DEFAULT_SERVER_SETTINGS, fromFile, file ?? "config");
-      return mergeSettings(base, flags, "flags");
+      return mergeSettings(base, flags, "command line");
     };
     const settings = load();
     const log = new StructuredLogger({ format: settings.log_format, level: settings.log_level });
@@ -189,7 +189,7 @@ export const serve = defineCommand({
           next.monitor_token_file !== settings.monitor_token_file
         )
           log.warn("monitor changes take effect at the next start");
-        server.reload(next, file ?? "flags");
+        server.reload(next, file ?? "command line");
       } catch (err) {
         log.error("reload failed; keeping the running settings", { error: (err as Error).message });
       }
