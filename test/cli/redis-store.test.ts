@@ -4,13 +4,14 @@
  * `--store`), the server key recorded in Redis, and the refusals.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "../../src/client/client.ts";
 import { loadIdentity } from "../../src/client/identity.ts";
-import { cleanupAll, EXIT, expectError, freePort, sandbox } from "../helpers/binary.ts";
+import { cleanupAll, EXIT, expectError, sandbox } from "../helpers/binary.ts";
 import { notices, until } from "../helpers/cluster.ts";
 import { startRedis } from "../helpers/redis.ts";
+import { nodeData, sharedPortNodes } from "../helpers/two-nodes.ts";
 
 afterEach(cleanupAll);
 
@@ -66,9 +67,7 @@ describe("serve on Redis", () => {
     expect(existsSync(join(other, "server.key"))).toBe(false);
 
     // The same key (the first node's key files copied) while the first runs.
-    const twinData = join(sb.dir, "twin-data");
-    mkdirSync(twinData, { mode: 0o700 });
-    for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(twinData, f));
+    const twinData = nodeData(sb, "twin-data");
     // It joins as a second node of the cluster (test/cli/cluster.test.ts), same key.
     const twin = await sb.serve(["--data", twinData, "--store", redis.url]);
     expect(twin.fingerprint).toBe(first.fingerprint);
@@ -86,27 +85,7 @@ describe("serve on Redis", () => {
   test("several nodes on one machine share one port with --reuse-port; the kernel spreads the logins", async () => {
     await using sb = await sandbox();
     await using redis = await startRedis();
-    const port = freePort();
-    const node = (data: string) =>
-      sb.start([
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--reuse-port",
-        "--store",
-        redis.url,
-        "--data",
-        data,
-      ]);
-    const a = node(sb.data);
-    await a.waitFor(/^listening on /, "stdout", 10_000);
-    const dataB = join(sb.dir, "data-b");
-    mkdirSync(dataB, { mode: 0o700 });
-    for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(dataB, f));
-    const b = node(dataB);
-    await b.waitFor(/^listening on /, "stdout", 10_000);
+    const { port, a, b } = await sharedPortNodes(sb, redis.url);
     await sb.keygen("alice", `127.0.0.1:${port}`, ["--store", redis.url]);
     for (let i = 0; i < 16; i++) {
       expect((await sb.run(["status", "--identity", "alice.identity"])).code).toBe(EXIT.OK);
@@ -133,27 +112,7 @@ describe("serve on Redis", () => {
   test("kill -9 of the node a client is on: it reconnects through the shared port to the other; nothing answered queued is lost", async () => {
     await using sb = await sandbox();
     await using redis = await startRedis({ appendonly: "yes", appendfsync: "always" });
-    const port = freePort();
-    const dataB = join(sb.dir, "data-b");
-    const node = (data: string) =>
-      sb.start([
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--reuse-port",
-        "--store",
-        redis.url,
-        "--data",
-        data,
-      ]);
-    const a = node(sb.data);
-    await a.waitFor(/^listening on /, "stdout", 10_000);
-    mkdirSync(dataB, { mode: 0o700 });
-    for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(dataB, f));
-    const b = node(dataB);
-    await b.waitFor(/^listening on /, "stdout", 10_000);
+    const { port, a, b } = await sharedPortNodes(sb, redis.url);
     for (const name of ["alice", "carol"])
       await sb.keygen(name, `127.0.0.1:${port}`, ["--store", redis.url]);
     const identity = await loadIdentity(join(sb.dir, "alice.identity"));

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { type Client, connect } from "../../src/client/client.ts";
 import { loadIdentity } from "../../src/client/identity.ts";
 import type { ConnectOptions } from "../../src/client/types.ts";
-import { type Sandbox, type ServerInfo, sandbox } from "./binary.ts";
+import { freePort, type Running, type Sandbox, type ServerInfo, sandbox } from "./binary.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
 
 export interface Nodes {
@@ -30,11 +30,7 @@ export async function twoNodes(
   const redis = await startRedis(config);
   const store = ["--store", redis.url];
   const a = await sb.serve(store);
-  // Node B: its own data directory with copies of node A's key files.
-  const dataB = join(sb.dir, "data-b");
-  mkdirSync(dataB, { mode: 0o700 });
-  for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(dataB, f));
-  const b = await sb.serve([...store, "--data", dataB]);
+  const b = await sb.serve([...store, "--data", nodeData(sb, "data-b")]);
   const ids: Record<string, string> = {};
   for (const name of names) {
     const r = await sb.keygen(name, a.address, store);
@@ -63,6 +59,35 @@ export async function twoNodes(
       await redis[Symbol.asyncDispose]();
     },
   };
+}
+
+/** Another node's data directory in the sandbox, holding copies of the first one's key files. */
+export function nodeData(sb: Sandbox, name: string): string {
+  const dir = join(sb.dir, name);
+  mkdirSync(dir, { mode: 0o700 });
+  for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(dir, f));
+  return dir;
+}
+
+/**
+ * Two nodes on one machine sharing one port (`--reuse-port`) on the store `storeUrl`;
+ * resolves once both listen.
+ */
+export async function sharedPortNodes(
+  sb: Sandbox,
+  storeUrl: string,
+): Promise<{ port: number; a: Running; b: Running }> {
+  const port = freePort();
+  const node = (data: string) =>
+    sb.start([
+      ...["serve", "--host", "127.0.0.1", "--port", String(port), "--reuse-port"],
+      ...["--store", storeUrl, "--data", data],
+    ]);
+  const a = node(sb.data);
+  await a.waitFor(/^listening on /, "stdout", 10_000);
+  const b = node(nodeData(sb, "data-b"));
+  await b.waitFor(/^listening on /, "stdout", 10_000);
+  return { port, a, b };
 }
 
 export type Got = { text: string; kind: string }[];
