@@ -13,6 +13,7 @@ import { StoreError } from "../errors.ts";
 import { isUuid, nameKey } from "../ids.ts";
 import { prepareDatabaseFiles } from "./files.ts";
 import { KEYS_SCHEMA, SqliteKeyStore } from "./sqlite-keys.ts";
+import { addRoomColumn, ROOMS_SCHEMA, SqliteRooms } from "./sqlite-rooms.ts";
 import type {
   ClientRecord,
   EnqueueResult,
@@ -66,18 +67,6 @@ CREATE TABLE IF NOT EXISTS inbox_sender (
   recipient TEXT NOT NULL, sender TEXT NOT NULL, count INTEGER NOT NULL,
   PRIMARY KEY (recipient, sender)
 ) WITHOUT ROWID;
--- Rooms (docs/PROTOCOL.md § Rooms): names unique up to nameKey, members and invitations.
-CREATE TABLE IF NOT EXISTS rooms (
-  name_key TEXT PRIMARY KEY, name TEXT NOT NULL, owner TEXT NOT NULL,
-  public INTEGER NOT NULL, created_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS room_members (
-  room_key TEXT NOT NULL REFERENCES rooms (name_key) ON DELETE CASCADE,
-  client TEXT NOT NULL, state TEXT NOT NULL, since INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  PRIMARY KEY (room_key, client)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS room_members_by_client ON room_members (client);
 CREATE TRIGGER IF NOT EXISTS queue_in AFTER INSERT ON queue BEGIN
   INSERT INTO inbox VALUES (NEW.recipient, 1, length(NEW.data))
     ON CONFLICT (recipient) DO UPDATE SET count = count + 1, bytes = bytes + length(NEW.data);
@@ -89,19 +78,6 @@ CREATE TRIGGER IF NOT EXISTS queue_out AFTER DELETE ON queue BEGIN
   UPDATE inbox_sender SET count = count - 1 WHERE recipient = OLD.recipient AND sender = OLD.sender;
 END;
 `;
-
-interface RoomRow {
-  name: string;
-  owner: string;
-  public: number;
-  createdAt: number;
-}
-
-/** Stores made before rooms lack `queue.room`: added in place (NULL: a direct message). */
-function addRoomColumn(db: Database): void {
-  const cols = db.query<{ name: string }, []>("PRAGMA table_info(queue)").all();
-  if (!cols.some((c) => c.name === "room")) db.exec("ALTER TABLE queue ADD COLUMN room TEXT");
-}
 
 interface ClientRow {
   id: string;
@@ -139,6 +115,7 @@ export class SqliteStore implements Store {
   readonly #q: ReturnType<typeof prepare>;
   /** The E2E key directory (sqlite-keys.ts). */
   readonly keys: SqliteKeyStore;
+  readonly #rooms: SqliteRooms;
   /** SQLite's own page limit, restored by `setMaxBytes(0)`. */
   readonly #maxPages: number;
 
@@ -160,6 +137,7 @@ export class SqliteStore implements Store {
         this.#db.exec("PRAGMA foreign_keys = ON");
         this.#db.transaction(() => {
           this.#db.exec(SCHEMA);
+          this.#db.exec(ROOMS_SCHEMA);
           addRoomColumn(this.#db);
           this.#db.exec(KEYS_SCHEMA);
           this.#db
@@ -180,6 +158,7 @@ export class SqliteStore implements Store {
     }
     this.#q = prepare(this.#db);
     this.keys = new SqliteKeyStore(this.#db);
+    this.#rooms = new SqliteRooms(this.#db);
     this.#maxPages = this.#pragma("max_page_count");
   }
 
@@ -357,54 +336,30 @@ export class SqliteStore implements Store {
     return (this.#q.pending.get() as { n: number }).n;
   }
 
-  async createRoom(r: RoomRecord): Promise<void> {
-    try {
-      this.#db.transaction(() => {
-        this.#q.insertRoom.run(nameKey(r.name), r.name, r.owner, r.public ? 1 : 0, r.createdAt);
-        this.#q.upsertMember.run(nameKey(r.name), r.owner, "member", r.createdAt);
-      })();
-    } catch (cause) {
-      if (String((cause as Error).message).includes("rooms.name_key"))
-        throw new StoreError("NAME_TAKEN", `the room "${r.name}" already exists`);
-      throw new StoreError("STORE_WRITE", `cannot create room: ${(cause as Error).message}`, {
-        cause,
-      });
-    }
-  }
+  // ---- rooms (src/store/sqlite-rooms.ts)
 
-  async getRoom(name: string): Promise<RoomRecord | null> {
-    const row = this.#q.room.get(nameKey(name)) as RoomRow | null;
-    return row ? { ...row, public: row.public === 1 } : null;
+  createRoom(r: RoomRecord): Promise<void> {
+    return this.#rooms.createRoom(r);
   }
-
-  async roomMembers(name: string): Promise<RoomMembership[]> {
-    return this.#q.members.all(nameKey(name)) as RoomMembership[];
+  getRoom(name: string): Promise<RoomRecord | null> {
+    return this.#rooms.getRoom(name);
   }
-
-  async roomsOf(client: string): Promise<RoomMembership[]> {
-    return this.#q.roomsOf.all(client.toLowerCase()) as RoomMembership[];
+  roomMembers(name: string): Promise<RoomMembership[]> {
+    return this.#rooms.roomMembers(name);
   }
-
-  async setMembership(
+  roomsOf(client: string): Promise<RoomMembership[]> {
+    return this.#rooms.roomsOf(client);
+  }
+  setMembership(
     name: string,
     client: string,
     state: RoomState | null,
     at: number,
   ): Promise<{ deleted: boolean }> {
-    const key = nameKey(name);
-    return this.#db.transaction(() => {
-      if (state) {
-        this.#q.upsertMember.run(key, client.toLowerCase(), state, at);
-        return { deleted: false };
-      }
-      this.#q.deleteMember.run(key, client.toLowerCase());
-      if ((this.#q.memberCount.get(key) as { n: number }).n > 0) return { deleted: false };
-      return { deleted: this.#q.deleteRoom.run(key).changes > 0 };
-    })();
+    return this.#rooms.setMembership(name, client, state, at);
   }
-
-  async setRoomOwner(name: string, owner: string): Promise<void> {
-    this.#q.setOwner.run(owner.toLowerCase(), nameKey(name));
+  setRoomOwner(name: string, owner: string): Promise<void> {
+    return this.#rooms.setRoomOwner(name, owner);
   }
 
   async version(): Promise<number> {
@@ -426,6 +381,7 @@ export class SqliteStore implements Store {
     // finalize them first, so that close really releases the database, WAL and -shm.
     for (const statement of Object.values(this.#q)) statement.finalize();
     this.keys.close();
+    this.#rooms.close();
     this.#db.close(false);
   }
 }
@@ -460,33 +416,6 @@ function prepare(db: Database) {
     inboxSender: db.prepare("SELECT count FROM inbox_sender WHERE recipient = ? AND sender = ?"),
     insertMessage: db.prepare(
       "INSERT INTO queue (recipient, sender, queued_at, data, room) VALUES (?, ?, ?, ?, ?)",
-    ),
-    insertRoom: db.prepare(
-      "INSERT INTO rooms (name_key, name, owner, public, created_at) VALUES (?, ?, ?, ?, ?)",
-    ),
-    // `seq` keeps the order members came in; a state change (invited → member) renews it.
-    upsertMember: db.prepare(
-      `INSERT INTO room_members (room_key, client, state, since, seq) VALUES (?1, ?2, ?3, ?4,
-         (SELECT COALESCE(MAX(seq), 0) + 1 FROM room_members WHERE room_key = ?1))
-       ON CONFLICT (room_key, client) DO UPDATE SET state = excluded.state, since = excluded.since,
-         seq = excluded.seq WHERE state <> excluded.state`,
-    ),
-    deleteMember: db.prepare("DELETE FROM room_members WHERE room_key = ? AND client = ?"),
-    memberCount: db.prepare(
-      "SELECT COUNT(*) AS n FROM room_members WHERE room_key = ? AND state = 'member'",
-    ),
-    deleteRoom: db.prepare("DELETE FROM rooms WHERE name_key = ?"),
-    setOwner: db.prepare("UPDATE rooms SET owner = ? WHERE name_key = ?"),
-    room: db.prepare(
-      "SELECT name, owner, public, created_at AS createdAt FROM rooms WHERE name_key = ?",
-    ),
-    members: db.prepare(
-      `SELECT r.name AS room, m.client, m.state, m.since FROM room_members m
-       JOIN rooms r ON r.name_key = m.room_key WHERE m.room_key = ? ORDER BY m.seq`,
-    ),
-    roomsOf: db.prepare(
-      `SELECT r.name AS room, m.client, m.state, m.since FROM room_members m
-       JOIN rooms r ON r.name_key = m.room_key WHERE m.client = ? ORDER BY r.name_key`,
     ),
     peek: db.prepare(
       "SELECT seq, sender, queued_at AS queuedAt, data, room FROM queue WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?",
