@@ -38,6 +38,7 @@ import { parseHostPort } from "./address.ts";
 import { type Identity, type IdentityOptions, loadIdentity } from "./identity.ts";
 import { Incoming } from "./incoming.ts";
 import { Link, type LinkEnd } from "./link.ts";
+import { messageIterator } from "./messages.ts";
 import { Requests } from "./requests.ts";
 import { NO_ADDRESS, Rooms, roomControl, unsentRoomMessage } from "./rooms.ts";
 import { ClientSession } from "./session.ts";
@@ -438,50 +439,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * @example for await (const m of client.messages()) console.log(m.from, m.data);
    */
   messages(): AsyncIterableIterator<IncomingMessage> {
-    const queue: IncomingMessage[] = [];
-    let wake: (() => void) | null = null;
-    let done = false;
-    // A stored message is acknowledged once the loop body has handled it (it asks for
-    // the next), not when it is queued here: a process killed meanwhile gets it again.
-    const held = new WeakMap<IncomingMessage, number>();
-    let current: IncomingMessage | undefined;
-    const finish = () => {
-      const token = current && held.get(current);
-      if (token !== undefined) this.#acks.release(token);
-      current = undefined;
-    };
-    const onMessage = (m: IncomingMessage) => {
-      if (m.stored) held.set(m, this.#acks.hold());
-      queue.push(m);
-      wake?.();
-    };
-    const onClose = () => {
-      done = true;
-      wake?.();
-    };
-    this.on("message", onMessage);
-    this.once("close", onClose);
-    const stop = () => {
-      done = true;
-      this.off("message", onMessage);
-      this.off("close", onClose);
-    };
-    const iterator: AsyncIterableIterator<IncomingMessage> = {
-      next: async () => {
-        finish();
-        while (queue.length === 0 && !done) await new Promise<void>((r) => (wake = r));
-        wake = null;
-        const value = queue.shift();
-        current = value;
-        return value ? { value, done: false } : { value: undefined, done: true };
-      },
-      return: async () => {
-        stop();
-        return { value: undefined, done: true };
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
+    return messageIterator(this, this.#acks);
   }
 
   /**
