@@ -164,7 +164,7 @@ export class Rooms {
     };
     return this.#serial.run(roomKey(name), async () => {
       try {
-        await this.#ctx.store.createRoom(record);
+        await this.#ctx.store.rooms.createRoom(record);
         this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
       } catch (err) {
         if (err instanceof StoreError && err.code === "NAME_TAKEN")
@@ -243,7 +243,7 @@ export class Rooms {
     } else {
       if (theirs !== "member")
         throw new RoomFailure("not_member", `${who.name} is not in #${name}`);
-      await this.#ctx.store.setRoomOwner(name, who.id);
+      await this.#ctx.store.rooms.setRoomOwner(name, who.id);
       this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
       room.record = { ...room.record, owner: who.id };
       this.#event(room, { event: "owner", member, by });
@@ -253,7 +253,7 @@ export class Rooms {
 
   async #list(conn: Connection): Promise<Reply> {
     const rooms = [];
-    for (const m of await this.#ctx.store.roomsOf(conn.idText)) {
+    for (const m of await this.#ctx.store.rooms.roomsOf(conn.idText)) {
       const room = await this.#load(m.room);
       if (!room) continue;
       let members = 0;
@@ -283,7 +283,7 @@ export class Rooms {
    * was the last member of is deleted. Idempotent (the registry check calls it again).
    */
   async forget(id: string): Promise<void> {
-    for (const m of await this.#ctx.store.roomsOf(id)) {
+    for (const m of await this.#ctx.store.rooms.roomsOf(id)) {
       await this.#serial.run(roomKey(m.room), async () => {
         const room = await this.#load(m.room);
         const state = room?.members.get(id);
@@ -300,7 +300,7 @@ export class Rooms {
   async #passOwnership(room: Room, from: { id: string; name: string }): Promise<void> {
     const next = [...room.members].find(([, s]) => s === "member")?.[0];
     if (!next) return;
-    await this.#ctx.store.setRoomOwner(room.record.name, next);
+    await this.#ctx.store.rooms.setRoomOwner(room.record.name, next);
     this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
     room.record = { ...room.record, owner: next };
     this.#event(room, { event: "owner", member: await this.#who(next), by: from });
@@ -314,10 +314,10 @@ export class Rooms {
     const cached = this.#cache.get(key);
     if (cached) return cached;
     const { store } = this.#ctx;
-    const record = await store.getRoom(name);
+    const record = await store.rooms.getRoom(name);
     if (!record) return null;
     const members = new Map<string, RoomState>();
-    for (const m of await store.roomMembers(name)) members.set(m.client, m.state);
+    for (const m of await store.rooms.roomMembers(name)) members.set(m.client, m.state);
     const room = this.#cache.get(key) ?? { record, members };
     this.#cache.set(key, room);
     return room;
@@ -326,7 +326,7 @@ export class Rooms {
   /** Writes a membership (null: removes it) to the store, then to memory. True: room deleted. */
   async #set(room: Room, id: string, state: RoomState | null): Promise<boolean> {
     const at = Math.floor(Date.now() / 1000);
-    const { deleted } = await this.#ctx.store.setMembership(room.record.name, id, state, at);
+    const { deleted } = await this.#ctx.store.rooms.setMembership(room.record.name, id, state, at);
     this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
     if (state === null) room.members.delete(id);
     else {
@@ -348,7 +348,7 @@ export class Rooms {
 
   async #checkRoomCount(id: string, state: RoomState): Promise<void> {
     const max = this.#ctx.settings.room_max_per_client;
-    const n = (await this.#ctx.store.roomsOf(id)).filter((m) => m.state === state).length;
+    const n = (await this.#ctx.store.rooms.roomsOf(id)).filter((m) => m.state === state).length;
     if (n >= max) {
       const what = state === "member" ? "rooms" : "invitations";
       throw new RoomFailure("limit", `too many ${what} (room_max_per_client ${max})`);

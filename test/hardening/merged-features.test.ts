@@ -209,7 +209,7 @@ describe("rooms", () => {
         publicKey: new Uint8Array(32),
         fingerprint: `x${i}`,
       });
-      await c.store.setMembership("big", id, "member", now);
+      await c.store.rooms.setMembership("big", id, "member", now);
     }
     c.server.router.rooms.invalidate();
     const raw = await c.raw(aliceId);

@@ -74,13 +74,13 @@ describe("a room larger than one fan-out slice", () => {
     // Members written to the store directly (enrolled, never online), before this
     // server has loaded the room.
     const at = Math.floor(Date.now() / 1000);
-    await c.store.createRoom({ name: "big", owner: alice.id, public: false, createdAt: at });
-    await c.store.setMembership("big", bob.id, "member", at);
+    await c.store.rooms.createRoom({ name: "big", owner: alice.id, public: false, createdAt: at });
+    await c.store.rooms.setMembership("big", bob.id, "member", at);
     const offline: string[] = [];
     for (let i = 0; i < 298; i++) {
       const id = (await c.enroll(`m${i}`)).id;
       offline.push(id);
-      await c.store.setMembership("big", id, "member", at);
+      await c.store.rooms.setMembership("big", id, "member", at);
     }
     const got = received(bob);
     const heard = notices(alice);

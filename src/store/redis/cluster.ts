@@ -26,6 +26,7 @@ import {
 } from "./cluster-scripts.ts";
 import { runScript, runScriptInOrder, type Script, script } from "./lua.ts";
 import { MailboxReader, type MailItem } from "./mailbox.ts";
+import { enqueueResult } from "./records.ts";
 
 export type { MailItem } from "./mailbox.ts";
 
@@ -251,13 +252,9 @@ export class RedisCluster {
     if (held === 1) return { delivered: false, held: true };
     if (held === 5)
       return { delivered: false, held: false, reason: "no such client", unknown: true };
-    const reason =
-      held === 2
-        ? `recipient's queue is full (${limits.maxMessages} messages)`
-        : held === 3
-          ? `recipient's queue is full (${limits.maxBytes} bytes)`
-          : `you already have ${limits.maxPerSender} messages queued for this recipient`;
-    return { delivered: false, held: false, reason };
+    // ROUTE's codes 2…4 are ENQUEUE's 1…3 (the same bounds, the same words).
+    const r = enqueueResult((held ?? 4) - 1, limits);
+    return { delivered: false, held: false, reason: r.ok ? "" : r.reason };
   }
 
   /** A broadcast to every other live node; returns how many nodes it went to. */
