@@ -23,6 +23,17 @@ import { KeyedSerial } from "./serial.ts";
 interface Room {
   record: RoomRecord;
   members: Map<string, RoomState>;
+  /** When each invitation was made (unix s): it lapses after `room_invite_ttl`. */
+  invitedAt?: Map<string, number>;
+}
+
+/**
+ * The most invitations to one owner's rooms a client may hold at once: a tenth of its
+ * invitation slots (`room_max_per_client`), at least one — so that no one client can
+ * fill them all (docs/PROTOCOL.md § Membership).
+ */
+export function inviteShare(maxPerClient: number): number {
+  return Math.max(1, Math.floor(maxPerClient / 10));
 }
 
 /** A request's failure: `error` is the code programs act on, `reason` text for people. */
@@ -133,6 +144,7 @@ export class Rooms {
     // Changes to one room run one at a time (replies still in this connection's order).
     return this.#serial.run(key, async () => {
       const room = await this.#load(name);
+      if (room) await this.#lapse(room);
       const mine = room?.members.get(conn.idText);
       // To a client neither member nor invited, an invite-only room does not exist.
       if (!room || (!mine && !room.record.public))
@@ -232,6 +244,7 @@ export class Rooms {
       if (theirs) throw new RoomFailure("already_member", `${who.name} is in #${name} already`);
       this.#checkRoomSize(room);
       await this.#checkRoomCount(who.id, "invited");
+      await this.#checkInviteShare(conn.idText, who);
       await this.#set(room, who.id, "invited");
       this.#event(room, { event: "invited", member, by }, [who.id]);
     } else if (op === "remove") {
@@ -254,6 +267,7 @@ export class Rooms {
   async #list(conn: Connection): Promise<Reply> {
     const rooms = [];
     for (const m of await this.#ctx.store.rooms.roomsOf(conn.idText)) {
+      if (this.#lapsed(m)) continue;
       const room = await this.#load(m.room);
       if (!room) continue;
       let members = 0;
@@ -286,6 +300,7 @@ export class Rooms {
     for (const m of await this.#ctx.store.rooms.roomsOf(id)) {
       await this.#serial.run(roomKey(m.room), async () => {
         const room = await this.#load(m.room);
+        if (room) await this.#lapse(room);
         const state = room?.members.get(id);
         if (!room || !state) return;
         const who = await this.#who(id);
@@ -317,8 +332,13 @@ export class Rooms {
     const record = await store.rooms.getRoom(name);
     if (!record) return null;
     const members = new Map<string, RoomState>();
-    for (const m of await store.rooms.roomMembers(name)) members.set(m.client, m.state);
-    const room = this.#cache.get(key) ?? { record, members };
+    const invitedAt = new Map<string, number>();
+    for (const m of await store.rooms.roomMembers(name)) {
+      if (m.state === "invited") invitedAt.set(m.client, m.since);
+      // A lapsed invitation is as if it were not there (#lapse deletes it).
+      if (!this.#lapsed(m)) members.set(m.client, m.state);
+    }
+    const room = this.#cache.get(key) ?? { record, members, invitedAt };
     this.#cache.set(key, room);
     return room;
   }
@@ -333,6 +353,8 @@ export class Rooms {
       room.members.delete(id); // a change of state moves it to the end, as in the store
       room.members.set(id, state);
     }
+    if (state === "invited") (room.invitedAt ??= new Map()).set(id, at);
+    else room.invitedAt?.delete(id);
     if (deleted) {
       room.members.clear();
       this.#cache.delete(roomKey(room.record.name));
@@ -348,11 +370,42 @@ export class Rooms {
 
   async #checkRoomCount(id: string, state: RoomState): Promise<void> {
     const max = this.#ctx.settings.room_max_per_client;
-    const n = (await this.#ctx.store.rooms.roomsOf(id)).filter((m) => m.state === state).length;
+    const n = (await this.#ctx.store.rooms.roomsOf(id)).filter(
+      (m) => m.state === state && !this.#lapsed(m),
+    ).length;
     if (n >= max) {
       const what = state === "member" ? "rooms" : "invitations";
       throw new RoomFailure("limit", `too many ${what} (room_max_per_client ${max})`);
     }
+  }
+
+  /** Whether `m` is an invitation older than `room_invite_ttl`. */
+  #lapsed(m: { state: RoomState; since: number }): boolean {
+    const cutoff = Math.floor(Date.now() / 1000) - this.#ctx.settings.room_invite_ttl;
+    return m.state === "invited" && m.since < cutoff;
+  }
+
+  /** Removes the room's lapsed invitations, from the store and from memory (in the room's turn). */
+  async #lapse(room: Room): Promise<void> {
+    for (const [id, since] of room.invitedAt ?? []) {
+      if (room.members.get(id) === "member") room.invitedAt?.delete(id);
+      else if (this.#lapsed({ state: "invited", since })) await this.#set(room, id, null);
+    }
+  }
+
+  /** Refuses an invitation past `inviteShare` of the invitee's slots held by `owner`'s rooms. */
+  async #checkInviteShare(owner: string, who: ClientRecord): Promise<void> {
+    const max = inviteShare(this.#ctx.settings.room_max_per_client);
+    let n = 0;
+    for (const m of await this.#ctx.store.rooms.roomsOf(who.id)) {
+      if (m.state !== "invited" || this.#lapsed(m)) continue;
+      if ((await this.#load(m.room))?.record.owner === owner) n++;
+    }
+    if (n >= max)
+      throw new RoomFailure(
+        "limit",
+        `${who.name} holds ${n} invitations to your rooms already (at most ${max}, a tenth of room_max_per_client); they join or decline first`,
+      );
   }
 
   /** A registered, unrevoked client by ID or name. */

@@ -4,8 +4,10 @@
  * slice, and room messages too large to send or to store.
  */
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import type { Client } from "../../src/client/client.ts";
 import type { IncomingMessage } from "../../src/client/types.ts";
+import { SqliteStore } from "../../src/store/sqlite.ts";
 import { ControlType, decodeJson, Format, type Message } from "../../src/wire/message.ts";
 import { encodeRoomMessage } from "../../src/wire/room.ts";
 import { notices, startCluster, until } from "../helpers/cluster.ts";
@@ -166,5 +168,72 @@ describe("room messages too large", () => {
     bob.send("#ops", "x".repeat(100));
     await until(() => got.length === 1, 3000, "the message at the limit");
     expect(heard).toEqual([]);
+  });
+});
+
+describe("invitations", () => {
+  /** Backdates `client`'s invitation to `room` in the store, as another node would see it. */
+  async function backdate(dir: string, room: string, client: string, since: number) {
+    const other = new SqliteStore(join(dir, "backbone.db"));
+    try {
+      await other.rooms.setMembership(room, client, null, since);
+      await other.rooms.setMembership(room, client, "invited", since);
+    } finally {
+      other.close();
+    }
+  }
+
+  test("an invitation lapses after room_invite_ttl: no join with it, not listed, invite again", async () => {
+    await using c = await startCluster({ room_invite_ttl: 3600 });
+    const alice = await c.client("alice");
+    const bob = await c.client("bob");
+    await alice.rooms.create("ops");
+    await alice.rooms.invite("ops", "bob");
+    expect((await bob.rooms.list()).map((r) => [r.room, r.state])).toEqual([["ops", "invited"]]);
+    await backdate(c.dir, "ops", bob.id, Math.floor(Date.now() / 1000) - 3601);
+    expect(await bob.rooms.list()).toEqual([]);
+    await until(
+      async () => (await alice.rooms.members("ops")).members.length === 1,
+      3000,
+      "the lapsed invitation gone from the members",
+    );
+    await expect(bob.rooms.join("ops")).rejects.toMatchObject({ code: "not_found" });
+    // Gone from the store too: it counts against nothing, and the owner may invite again.
+    expect((await c.store.rooms.roomsOf(bob.id)).length).toBe(0);
+    await alice.rooms.invite("ops", "bob");
+    expect(await bob.rooms.join("ops")).toMatchObject({ room: "ops" });
+  });
+
+  test("a lapsed invitation does not hold one of the invitee's slots", async () => {
+    await using c = await startCluster({ room_max_per_client: 1, room_invite_ttl: 3600 });
+    const alice = await c.client("alice");
+    const carol = await c.client("carol");
+    await c.client("bob");
+    const bobId = (await alice.clientStatus(["bob"]))[0] as { id: string };
+    await carol.rooms.create("old");
+    await carol.rooms.invite("old", "bob");
+    await alice.rooms.create("new");
+    await expect(alice.rooms.invite("new", "bob")).rejects.toMatchObject({ code: "limit" });
+    await backdate(c.dir, "old", bobId.id, Math.floor(Date.now() / 1000) - 3601);
+    await alice.rooms.invite("new", "bob");
+  });
+
+  test("no one owner can fill a client's invitation slots: a tenth of room_max_per_client each", async () => {
+    await using c = await startCluster({ room_max_per_client: 20 }); // 2 per owner
+    const mallory = await c.client("mallory");
+    const alice = await c.client("alice");
+    const bob = await c.client("bob");
+    for (const r of ["m1", "m2", "m3"]) await mallory.rooms.create(r);
+    await mallory.rooms.invite("m1", "bob");
+    await mallory.rooms.invite("m2", "bob");
+    const refused = mallory.rooms.invite("m3", "bob");
+    await expect(refused).rejects.toMatchObject({ code: "limit" });
+    await expect(refused).rejects.toThrow(/bob holds 2 invitations to your rooms already/);
+    // Others still can; and once bob declines one, mallory may invite again.
+    await alice.rooms.create("ops");
+    await alice.rooms.invite("ops", "bob");
+    await bob.rooms.join("ops");
+    await bob.rooms.leave("m1");
+    await mallory.rooms.invite("m3", "bob");
   });
 });
