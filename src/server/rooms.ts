@@ -353,8 +353,9 @@ export class Rooms {
       room.members.delete(id); // a change of state moves it to the end, as in the store
       room.members.set(id, state);
     }
-    if (state === "invited") (room.invitedAt ??= new Map()).set(id, at);
-    else room.invitedAt?.delete(id);
+    room.invitedAt ??= new Map();
+    if (state === "invited") room.invitedAt.set(id, at);
+    else room.invitedAt.delete(id);
     if (deleted) {
       room.members.clear();
       this.#cache.delete(roomKey(room.record.name));
