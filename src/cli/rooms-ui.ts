@@ -9,7 +9,7 @@ import { RoomError, type RoomEvent } from "../client/rooms.ts";
 import type { IncomingMessage, Notice } from "../client/types.ts";
 import { checkRoomName, isRoomAddress } from "../rooms/names.ts";
 import { escapeControls } from "../text/escape.ts";
-import { ago, CliError, EXIT } from "./common.ts";
+import { ago, CliError, EXIT, roomExitCode } from "./common.ts";
 
 export { isRoomAddress };
 
@@ -73,7 +73,7 @@ export async function roomPeer(
     return { id: `#${got.room}`, name: `#${esc(got.room)}` };
   } catch (err) {
     if (err instanceof RoomError)
-      throw new CliError(`#${esc(name)}: ${err.message}`, EXIT.UNDELIVERABLE);
+      throw new CliError(`#${esc(name)}: ${err.message}`, roomExitCode(err));
     throw err;
   }
 }

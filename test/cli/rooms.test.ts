@@ -41,7 +41,7 @@ describe("backbone room", () => {
     expect([r.code, r.stdout]).toEqual([EXIT.OK, "created #ops (invite-only)\n"]);
     expectError(
       await sb.run(["room", "create", "#ops", ...as("bob")]),
-      1,
+      EXIT.REFUSED,
       /^backbone: room create: a room #ops exists already$/,
     );
     r = await sb.run(["room", "invite", "#ops", "bob", "carol", ...as("alice")]);
@@ -78,9 +78,24 @@ describe("backbone room", () => {
     expect(r.stdout).toBe("#ops is now owned by bob\n");
     expectError(
       await sb.run(["room", "remove", "ops", "carol", ...as("alice")]),
-      1,
+      EXIT.REFUSED,
       /^backbone: room remove carol: only the owner of #ops may remove$/,
     );
+    // Refusals of every kind are exit 10: an invite-only room one is not invited to, a
+    // request only members may make, one member of several refused.
+    expectError(
+      await sb
+        .run(["room", "create", "staff", ...as("carol")])
+        .then(() => sb.run(["room", "join", "staff", ...as("alice")])),
+      EXIT.REFUSED,
+      /^backbone: room join: no room #staff \(or you are not invited\)$/,
+    );
+    r = await sb.run(["room", "invite", "staff", "alice", "nobody", ...as("carol")]);
+    expect([r.code, r.stdout, r.stderr]).toEqual([
+      EXIT.REFUSED,
+      "invited alice to #staff\n",
+      'backbone: room invite nobody: no client "nobody"\n',
+    ]);
     r = await sb.run(["room", "remove", "ops", "carol", "--json", ...as("bob")]);
     expect(JSON.parse(r.stdout)).toEqual({
       room: "ops",
@@ -190,11 +205,11 @@ describe("chat and send through pipes", () => {
       "#ops alice: all green",
       "#ops alice: from stdin",
     ]);
-    // A room one may not enter: exit 6, one line.
+    // A room one may not enter: exit 10 (a room refusal), one line.
     await sb.run(["room", "create", "staff", ...as("alice")]);
     expectError(
       await sb.run(["chat", "#staff", ...as("bob")], { stdin: "hi\n" }),
-      EXIT.UNDELIVERABLE,
+      EXIT.REFUSED,
       /^backbone: #staff: no room #staff \(or you are not invited\)$/,
     );
   });
