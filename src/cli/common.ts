@@ -53,7 +53,7 @@ export class CliError extends BackboneError {
 export function exitCodeOf(err: unknown): number {
   if (err instanceof CliError) return err.exitCode;
   if (err instanceof PinningError) return EXIT.SERVER_KEY;
-  // Not the identity's fault: the server is full of its sessions for now.
+  // Not the identity's fault: its other sessions fill the bound (final: src/client/retry.ts).
   if (err instanceof HandshakeError && err.code === "TOO_MANY_SESSIONS") return EXIT.UNREACHABLE;
   if (err instanceof HandshakeError && err.code === "UNAVAILABLE") return EXIT.UNREACHABLE;
   if (err instanceof HandshakeError)

@@ -39,7 +39,7 @@ import { Link, type LinkEnd } from "./link.ts";
 import { messageIterator } from "./messages.ts";
 import { Receiver } from "./receiver.ts";
 import { Requests } from "./requests.ts";
-import { backoffDelay, FINAL_STOPS, retryable } from "./retry.ts";
+import { backoffDelay, isFinalStop, retryable } from "./retry.ts";
 import { NO_ADDRESS, Rooms, unsentRoomMessage } from "./rooms.ts";
 import { ClientSession } from "./session.ts";
 import type {
@@ -236,17 +236,14 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.#requests.failAll(
       new ConnectionError("DISCONNECTED", how.stop ? `server said: ${how.stop}` : "disconnected"),
     );
-    const final =
-      this.#closed ||
-      (how.stop !== undefined && FINAL_STOPS.has(how.stop)) ||
-      this.#opts.reconnect === false;
+    const final = this.#closed || isFinalStop(how.stop) || this.#opts.reconnect === false;
     const reason = this.#closed
       ? "closed by this client"
       : (how.stop ?? how.error?.message ?? "closed");
     this.emit("disconnect", { reason, willReconnect: !final });
     if (final) {
       this.#finish(
-        how.stop && FINAL_STOPS.has(how.stop)
+        isFinalStop(how.stop)
           ? new ConnectionError("STOPPED", `server said: ${how.stop}`)
           : undefined,
       );
