@@ -5,13 +5,16 @@
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { Client } from "../../src/client/client.ts";
+import { type Client, connect } from "../../src/client/client.ts";
 import type { IncomingMessage } from "../../src/client/types.ts";
+import { BackboneServer } from "../../src/server/server.ts";
+import { RedisStore } from "../../src/store/redis/store.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { ControlType, decodeJson, Format, type Message } from "../../src/wire/message.ts";
 import { encodeRoomMessage } from "../../src/wire/room.ts";
-import { notices, startCluster, until } from "../helpers/cluster.ts";
+import { enrollIdentity, notices, startCluster, testServerKey, until } from "../helpers/cluster.ts";
 import type { RawSession } from "../helpers/raw.ts";
+import { startRedis } from "../helpers/redis.ts";
 
 const td = new TextDecoder();
 
@@ -202,6 +205,39 @@ describe("invitations", () => {
     expect((await c.store.rooms.roomsOf(bob.id)).length).toBe(0);
     await alice.rooms.invite("ops", "bob");
     expect(await bob.rooms.join("ops")).toMatchObject({ room: "ops" });
+  });
+
+  test("on a Redis store too: a lapsed invitation is gone (no join, not listed, removed)", async () => {
+    await using redis = await startRedis();
+    const store = await RedisStore.open(redis.url);
+    const key = await testServerKey();
+    const settings = { host: "127.0.0.1", port: 0, room_invite_ttl: 3600 };
+    const server = await BackboneServer.start({ key, store, settings });
+    const address = `127.0.0.1:${server.port}`;
+    const clients: Client[] = [];
+    try {
+      for (const name of ["alice", "bob"])
+        clients.push(await connect({ identity: await enrollIdentity(store, key, address, name) }));
+      const [alice, bob] = clients as [Client, Client];
+      await alice.rooms.create("ops");
+      await alice.rooms.invite("ops", "bob");
+      // Backdated in Redis (the write moves the registry version: the server re-reads).
+      const since = Math.floor(Date.now() / 1000) - 3601;
+      await store.rooms.setMembership("ops", bob.id, null, since);
+      await store.rooms.setMembership("ops", bob.id, "invited", since);
+      expect(await bob.rooms.list()).toEqual([]);
+      await until(
+        async () => (await alice.rooms.members("ops")).members.length === 1,
+        3000,
+        "the lapsed invitation gone from the members",
+      );
+      await expect(bob.rooms.join("ops")).rejects.toMatchObject({ code: "not_found" });
+      expect(await store.rooms.roomsOf(bob.id)).toEqual([]);
+    } finally {
+      for (const c of clients) await c.close();
+      await server.close();
+      store.close();
+    }
   });
 
   test("a lapsed invitation does not hold one of the invitee's slots", async () => {
