@@ -6,7 +6,7 @@
  * await using server = await BackboneServer.start({ key, store, settings: { port: 0 } });
  * console.log(`listening on ${server.hostname}:${server.port}`);
  */
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket } from "bun";
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { warmDummyKeys } from "../handshake/dummy-keys.ts";
 import { StandIn } from "../handshake/server.ts";
@@ -19,11 +19,10 @@ import { Admission } from "./admission.ts";
 import type { Cluster } from "./cluster.ts";
 import { Connection } from "./connection.ts";
 import { addClosed, newStats, type ServerContext, type Stats } from "./context.ts";
-import { DescriptorGuard, raiseFdLimit } from "./fd-limit.ts";
 import { handleMessage } from "./handler.ts";
 import { ClientKeyCache } from "./key-cache.ts";
 import { addressPrefix, RateLimiter, Semaphore, WorkBudget } from "./limits.ts";
-import { listenError } from "./listen-error.ts";
+import { Listener } from "./listener.ts";
 import { RENEW_MS } from "./nodes.ts";
 import { RegistryWatch } from "./registry-watch.ts";
 import { Router } from "./router.ts";
@@ -70,7 +69,8 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   readonly work: WorkBudget;
   readonly startedAt = Date.now();
 
-  #listener: TCPSocketListener<Connection> | null = null;
+  /** The listening socket, paused for want of descriptors (listener.ts). */
+  readonly #listener: Listener;
   #all = new Set<Connection>();
   /** Handshakes in flight and their bounds (admission.ts). */
   readonly #admission: Admission;
@@ -78,10 +78,6 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
   #flushScheduled = false;
   #keys = new ClientKeyCache(KEY_CACHE);
   #timers: ReturnType<typeof setInterval>[] = [];
-  /** The port bound (the real one when started with port 0), to listen again on. */
-  #boundPort: number | null = null;
-  /** When to stop and resume listening for want of descriptors (fd-limit.ts). */
-  #fds: DescriptorGuard | null = null;
   #closing: Promise<void> | null = null;
   /** Registry changes, revocations, this node's lease, expiry (registry-watch.ts). */
   readonly #registry: RegistryWatch;
@@ -101,6 +97,10 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     this.router = new Router(this);
     this.#admission = new Admission(this);
     this.#registry = new RegistryWatch(this);
+    this.#listener = new Listener(() => this.settings, this.log, {
+      open: (socket) => this.#onOpen(socket),
+      close: (socket) => this.#onClose(socket),
+    });
   }
 
   /** Starts a server; resolves once it accepts connections. Throws `UsageError` `LISTEN_FAILED`. */
@@ -120,86 +120,19 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
       server.log.error("presence reset failed", { error: String(err) });
     }
     await server.#registry.start();
-    const fds = raiseFdLimit();
-    server.#listen(server.settings.port);
-    server.#fds = new DescriptorGuard(fds, server.#all.size, server.log);
+    server.#listener.start(server.settings.port, server.#all.size);
     server.#startTimers();
     return server;
   }
 
   /** The address the server listens on. */
   get hostname(): string {
-    return this.#listener?.hostname ?? this.settings.host;
+    return this.#listener.hostname;
   }
 
   /** The port the server listens on (the real one when started with port 0). */
   get port(): number {
-    return this.#listener?.port ?? this.#boundPort ?? this.settings.port;
-  }
-
-  #listen(port: number): void {
-    try {
-      this.#listener = Bun.listen<Connection>({
-        hostname: this.settings.host,
-        port,
-        // Bun takes reusePort for listeners too; its types list it for connect only.
-        ...(this.settings.reuse_port ? ({ reusePort: true } as object) : {}),
-        socket: {
-          open: (socket) => this.#guard(socket, () => this.#onOpen(socket)),
-          data: (socket, chunk) => this.#guard(socket, () => socket.data?.onData(chunk)),
-          drain: (socket) => this.#guard(socket, () => socket.data?.onDrain()),
-          close: (socket) => this.#guard(socket, () => this.#onClose(socket)),
-          error: (socket, error) => {
-            this.log.debug("socket error", { addr: socket.remoteAddress, error: error.message });
-          },
-        },
-      });
-    } catch (cause) {
-      throw listenError(this.settings.host, port, cause);
-    }
-    this.#boundPort = this.#listener.port;
-  }
-
-  // ---- file descriptors (fd-limit.ts) -----------------------------------------------
-
-  /**
-   * Stops listening when the connections would leave too few descriptors (accept()
-   * would fail with EMFILE in a busy loop), and listens again once one has closed.
-   */
-  #checkDescriptors(): void {
-    if (!this.#fds || this.#closing) return;
-    const action = this.#fds.check(this.#all.size);
-    if (action === "pause") {
-      this.#listener?.stop(false); // existing connections stay
-      this.#listener = null;
-    } else if (action === "resume") {
-      try {
-        this.#listen(this.#boundPort ?? this.settings.port);
-      } catch (err) {
-        this.log.error("cannot listen again", { error: (err as Error).message });
-        return; // tried again at the next close or sweep
-      }
-      this.#fds.resumed(this.#all.size);
-    }
-  }
-
-  /**
-   * Runs a socket callback; a bug that throws is logged as an error and ends that
-   * connection only (Bun would hand it to the socket's error handler, where a network
-   * error is routine and logged at debug level).
-   */
-  #guard(socket: Socket<Connection>, task: () => void): void {
-    try {
-      task();
-    } catch (err) {
-      this.log.error("internal error", {
-        addr: socket.remoteAddress,
-        id: socket.data?.idText || undefined,
-        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
-      });
-      if (socket.data) socket.data.stop("internal error");
-      else socket.terminate();
-    }
+    return this.#listener.port;
   }
 
   #onOpen(socket: Socket<Connection>): void {
@@ -231,6 +164,11 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
     if (this.#all.delete(conn)) addClosed(this.stats, conn);
     this.#dirty.delete(conn);
     this.#checkDescriptors();
+  }
+
+  /** The descriptor guard's check (listener.ts), not once `close` has begun. */
+  #checkDescriptors(): void {
+    if (!this.#closing) this.#listener.checkDescriptors(this.#all.size);
   }
 
   // ---- ServerContext ----------------------------------------------------------------
@@ -382,7 +320,7 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
 
   /** True while the descriptor guard keeps the listener closed (see fd-limit.ts). */
   get acceptPaused(): boolean {
-    return this.#fds?.paused ?? false;
+    return this.#listener.paused;
   }
 
   /** True once `close` has begun: no new logins are accepted. */
@@ -402,13 +340,13 @@ export class BackboneServer implements ServerContext, AsyncDisposable {
 
   async #close(reason: string, timeoutMs: number): Promise<void> {
     this.#stopTimers();
-    this.#listener?.stop(false);
+    this.#listener.stop(false);
     this.#admission.abortAll(reason);
     for (const conn of [...this.router.online.values()]) conn.shutdown(reason);
     const deadline = Date.now() + timeoutMs;
     while (this.#all.size > 0 && Date.now() < deadline) await Bun.sleep(10);
     for (const conn of this.#all) conn.socket.terminate();
-    this.#listener?.stop(true);
+    this.#listener.stop(true);
     await this.router.allStored();
     await this.router.flushPresence();
     await this.#registry.renewLease(true);
