@@ -26,6 +26,7 @@ export const TRANSIENT_STOPS: readonly string[] = [
   "heartbeat timeout",
   "server shutting down",
   "slow consumer",
+  "sending too fast",
   "rekey required",
   "service unavailable",
   "protocol error",
