@@ -19,78 +19,14 @@ import { fetchBundle, syncKeys } from "./directory.ts";
 import { isEnvelope } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
-import { inboxMessage, liveDigest, wrap } from "./incoming.ts";
+import { inboxMessage, liveDigest, rememberLive, wrap } from "./incoming.ts";
 import { publicIdentity } from "./keys.ts";
 import type { Observation } from "./known-peers.ts";
+import type { E2EEvents, E2EOptions, PeerInfo, SendOptions, SendResult } from "./manager-types.ts";
 import { decryptMessage, encryptMessage, type PeerSessions, startSession } from "./session.ts";
-import {
-  defaultStateDir,
-  E2EState,
-  type InboxEntry,
-  type OpenOptions,
-  RECENT_LIVE_BYTES,
-  RECENT_LIVE_MAX,
-  RECENT_LIVE_SECONDS,
-  type RecentLive,
-} from "./state.ts";
+import { defaultStateDir, E2EState, type InboxEntry, type RecentLive } from "./state.ts";
 
-export interface E2EOptions extends OpenOptions {
-  /** The state directory (default `defaultStateDir(id)`). */
-  stateDir?: string;
-}
-
-export interface SendResult {
-  /** The recipient's ID. */
-  to: string;
-  /** True when the message went end-to-end encrypted. */
-  e2e: boolean;
-}
-
-/** Options of `E2EManager.send`. */
-export interface SendOptions {
-  /** Refuse (`NO_KEYS`) instead of sending plaintext to a peer without keys. */
-  requireE2E?: boolean;
-  /** Shown in warnings and errors when `to` is an ID. */
-  name?: string;
-  /**
-   * `SHA256:…` the peer's identity key must have (pinned up front, as a program would):
-   * anything else is refused (`PEER_KEY_MISMATCH`), and so is a peer without keys.
-   */
-  peerKey?: string;
-  /** Only end-to-end encrypted, and only to a verified (or pinned) peer (`UNVERIFIED`, `NO_KEYS`). */
-  strict?: boolean;
-}
-
-/** What `lookupPeer` tells about a peer. */
-export interface PeerInfo {
-  id: string;
-  name: string;
-  /** `SHA256:…` of the identity key the sessions use. */
-  fingerprint: string;
-  verified: boolean;
-  /** A changed key waiting to be accepted (verified peers only). */
-  pending: string | null;
-  /** 60 digits, the same on both sides. */
-  safetyNumber: string;
-}
-
-export interface E2EEvents {
-  /** A peer's identity key differs from the one recorded; `blocked` for a verified peer. */
-  keyChanged: [{ id: string; previous: string; fingerprint: string; blocked: boolean }];
-  /**
-   * A name now resolves to another client ID than the one recorded for it (a new client
-   * took the name, or the server lies); `blocked` when the recorded one was verified.
-   */
-  nameChanged: [{ name: string; previous: string; id: string; blocked: boolean }];
-  /** A peer's identity key was recorded for the first time (trust on first use). */
-  newPeer: [{ id: string; fingerprint: string }];
-  /** A message went (or came) in plaintext: the peer has no keys, or a known E2E peer sent plaintext. */
-  plaintext: [{ id: string; name?: string; direction: "in" | "out"; reason: string }];
-  /** An E2E message that could not be decrypted (not a replay): dropped. */
-  decryptFailed: [{ from: string; code: string; message: string }];
-  /** Publishing keys failed (the layer keeps working with what is published). */
-  syncFailed: [{ error: Error }];
-}
+export type { E2EEvents, E2EOptions, PeerInfo, SendOptions, SendResult };
 
 /** Fault injection for the crash tests (test/integration/e2e-crash.test.ts) only. */
 const CRASH_AT = process.env.BACKBONE_E2E_TEST_CRASH_AT ?? "";
@@ -213,20 +149,10 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       const e = this.#entry(m, r.plaintext, true, this.#verified(from, fp));
       this.state.inbox.push(e);
       if (live) {
-        const now = this.state.now();
-        // Bounded in count, age and bytes: the whole state is written at every change.
-        const kept = this.state.recentLive
-          .filter((x) => now - x.at < RECENT_LIVE_SECONDS)
-          .slice(-(RECENT_LIVE_MAX - 1));
-        let bytes = r.plaintext.length;
-        let start = kept.length;
-        while (start > 0 && bytes + (kept[start - 1]?.plaintext.length ?? 0) <= RECENT_LIVE_BYTES)
-          bytes += kept[--start]?.plaintext.length ?? 0;
-        this.state.recentLive = kept.slice(start);
-        this.state.recentLive.push({
+        rememberLive(this.state, {
           digest,
           sender: from,
-          at: now,
+          at: this.state.now(),
           plaintext: r.plaintext,
           verified: e.verified,
         });
