@@ -58,6 +58,11 @@ export interface E2EEvents {
   plaintext: [{ id: string; name?: string; direction: "in" | "out"; reason: string }];
   /** An E2E message that could not be decrypted (not a replay): dropped. */
   decryptFailed: [{ from: string; code: string; message: string }];
+  /**
+   * A member of a room was left out of an end-to-end encrypted room message (it has
+   * published no keys): emitted once per member and room.
+   */
+  roomSkipped: [{ room: string; id: string; name: string; reason: string }];
   /** Publishing keys failed (the layer keeps working with what is published). */
   syncFailed: [{ error: Error }];
 }

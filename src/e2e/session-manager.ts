@@ -23,10 +23,20 @@ import { inboxMessage, liveDigest, rememberLive, wrap } from "./incoming.ts";
 import { publicIdentity } from "./keys.ts";
 import type { Observation } from "./known-peers.ts";
 import type { E2EEvents, E2EOptions, PeerInfo, SendOptions, SendResult } from "./manager-types.ts";
+import { RoomE2E, type RoomMemberKey, type RoomSendOptions, type RoomSendResult } from "./rooms.ts";
 import { decryptMessage, encryptMessage, type PeerSessions, startSession } from "./session.ts";
 import { defaultStateDir, E2EState, type InboxEntry, type RecentLive } from "./state.ts";
 
-export type { E2EEvents, E2EOptions, PeerInfo, SendOptions, SendResult };
+export type {
+  E2EEvents,
+  E2EOptions,
+  PeerInfo,
+  RoomMemberKey,
+  RoomSendOptions,
+  RoomSendResult,
+  SendOptions,
+  SendResult,
+};
 
 /** Fault injection for the crash tests (test/integration/e2e-crash.test.ts) only. */
 const CRASH_AT = process.env.BACKBONE_E2E_TEST_CRASH_AT ?? "";
@@ -54,10 +64,21 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    * everything is shown once and in order.
    */
   #replaying: boolean;
+  /** End-to-end encrypted room messages (rooms.ts). */
+  readonly #rooms: RoomE2E;
 
   private constructor(state: E2EState) {
     super();
     this.state = state;
+    this.#rooms = new RoomE2E({
+      state,
+      client: () => this.#requireClient(),
+      observe: (id, name, fp) => void this.#observe(id, name, fp),
+      verified: (id, fp) => this.#verified(id, fp),
+      emit: (event, ...args) =>
+        (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args),
+      serial: (task) => this.#serial(task),
+    });
     this.#openedAt = state.now();
     this.#replaying = state.inbox.length > 0;
   }
@@ -107,9 +128,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       }
       return wrap(m, m.data, false, false);
     }
+    // A room message opens only as a message of the room it came in (the AD binds it).
+    const room = m.kind === "room" ? m.room : null;
     // A live message goes to every session of this client: the first process to decrypt
     // it uses up the ratchet step and leaves the plaintext for the others, briefly.
-    const live = m.kind === "direct";
+    const live = m.kind === "direct" || (room !== null && !m.stored);
     const digest = live ? liveDigest(m.data) : "";
     let shared: RecentLive | null = null;
     // One transaction: the ratchet step, the used prekey and the message are saved
@@ -123,6 +146,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
           from,
           this.state.peer(from),
           m.data,
+          undefined,
+          room,
         );
       } catch (err) {
         if (!(err instanceof E2EError)) throw err;
@@ -182,6 +207,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       plaintext,
       e2e,
       verified,
+      ...(m.room !== null ? { room: m.room } : {}),
     };
   }
 
@@ -197,8 +223,13 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     this.#client = client;
     client.on("notice", (n) => {
       if (n.status === "prekeys_low") void this.syncKeys();
+      this.#rooms.onNotice(n);
     });
-    client.on("connect", () => void this.syncKeys());
+    client.on("connect", () => {
+      this.#rooms.forget(); // membership may have changed while away
+      void this.syncKeys();
+    });
+    client.on("room", (e) => this.#rooms.forget(e.room));
     this.keysSynced = this.syncKeys();
     setTimeout(() => {
       const pending = this.state.transaction((tx) => {
@@ -282,6 +313,38 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     });
     client.send(id, envelope);
     return { to: id, e2e: true };
+  }
+
+  /**
+   * Sends `data` to the room `room` (`#ops` or `ops`; this client must be a member):
+   * end-to-end encrypted to every other member with keys, as one C2C type 5 message
+   * (docs/E2E.md § Rooms). A member without keys is skipped (`roomSkipped`, once per
+   * member); when no member has keys the message goes in plaintext (`plaintext`).
+   * `requireE2E` / `strict` refuse instead (`NO_KEYS`, `UNVERIFIED`; `strict` also for
+   * an unverified member). The state is saved before the message leaves. Throws
+   * `E2EError` (`KEY_CHANGED` for a verified member whose key changed, …), `RoomError`
+   * (`not_member`, `not_found`), or what `Client.send` throws.
+   */
+  sendRoom(
+    room: string,
+    data: string | Uint8Array,
+    opts: RoomSendOptions = {},
+  ): Promise<RoomSendResult> {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    return this.#serial(() => this.#rooms.send(room, bytes, opts));
+  }
+
+  /**
+   * The other members of `room` with their identity key fingerprints and whether they
+   * are verified (`fingerprint` null: no keys). Fetches keys it lacks (starting sessions).
+   */
+  roomMembers(room: string): Promise<{ room: string; members: RoomMemberKey[] }> {
+    return this.#serial(() => this.#rooms.members(room));
+  }
+
+  /** One member's key as `roomMembers` gives it (for a membership event). */
+  memberKey(id: string, name?: string): Promise<{ fingerprint: string | null; verified: boolean }> {
+    return this.#serial(() => this.#rooms.memberKey(id.toLowerCase(), name));
   }
 
   /**
