@@ -440,7 +440,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       return; // malformed: discarded
     }
     if (!this.session.wants(stored)) return;
-    this.emit("message", m);
+    // Through the E2E layer too (end-to-end encrypted rooms, docs/E2E.md § Rooms).
+    const shown = this.#filter(m);
+    if (shown) this.emit("message", shown);
     // After a failed hook, no stored message of any kind is acknowledged on this connection.
     if (stored && !this.#ackHeld) this.#acks.received();
   }
