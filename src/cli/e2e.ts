@@ -212,6 +212,11 @@ function reportWarnings(e2e: E2EManager, note: Say): void {
     const verb = direction === "out" ? "sending to" : "received from";
     note(`warning: ${verb} ${who} without end-to-end encryption: ${reason}`);
   });
+  e2e.on("roomSkipped", ({ room, id, name, reason }) => {
+    note(
+      `warning: ${escapeControls(name || id)} in #${escapeControls(room)} gets no end-to-end encrypted messages: ${reason} (use --no-e2e to send plaintext to everyone)`,
+    );
+  });
   e2e.on("decryptFailed", ({ from, message }) => {
     note(
       `warning: an end-to-end encrypted message from ${escapeControls(from)} could not be decrypted: ${message}`,

@@ -342,6 +342,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     return this.#serial(() => this.#rooms.members(room));
   }
 
+  /** Resolves once every send started so far (re-sends to members who joined too) is done. */
+  idle(): Promise<void> {
+    return this.#serial(async () => {});
+  }
+
   /** One member's key as `roomMembers` gives it (for a membership event). */
   memberKey(id: string, name?: string): Promise<{ fingerprint: string | null; verified: boolean }> {
     return this.#serial(() => this.#rooms.memberKey(id.toLowerCase(), name));
