@@ -61,6 +61,9 @@ export async function sendRoomLine(
       throw new CliError(`${err.message} (check it with: backbone verify ID)`, EXIT_KEY_CHANGED);
     if (err instanceof E2EError && err.code === "TOO_LARGE")
       throw new CliError(`not sent: ${err.message}`, EXIT.UNDELIVERABLE);
+    // The member list is for members only: a non-member hears what the server would say.
+    if (err instanceof RoomError && (err.code === "not_member" || err.code === "not_found"))
+      throw new CliError(`not sent: you are not a member of ${esc(room)}`, EXIT.UNDELIVERABLE);
     if (err instanceof RoomError)
       throw new CliError(`${esc(room)}: ${err.message}`, EXIT.UNDELIVERABLE);
     if (err instanceof E2EError) throw new CliError(err.message, EXIT.FAILURE);
