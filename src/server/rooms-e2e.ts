@@ -47,7 +47,7 @@ export function sendRoomE2E(
   if (missing.length > 0 || notMembers.length > 0) {
     ctx.router.notice(
       from,
-      `#${name}`,
+      `#${m.room}`, // as the message carried it, like every room NOTICE
       "recipients",
       `${missing.length} member(s) without a ciphertext got nothing; ${notMembers.length} ciphertext(s) for non-members dropped`,
       {

@@ -18,8 +18,11 @@ import type { IncomingMessage, Notice } from "../../src/client/types.ts";
 import { connectE2E } from "../../src/e2e/connect.ts";
 import { E2EManager } from "../../src/e2e/session-manager.ts";
 import { idToBytes } from "../../src/ids.ts";
+import { ControlType } from "../../src/wire/message.ts";
 import type { RoomCiphertext } from "../../src/wire/room-e2e.ts";
-import { type Cluster, startCluster, until } from "../helpers/cluster.ts";
+import { encodeRoomE2E } from "../../src/wire/room-e2e.ts";
+import { type Cluster, inbox, notices, startCluster, until } from "../helpers/cluster.ts";
+import { isControl, jsonBody } from "../helpers/raw.ts";
 
 const roots: string[] = [];
 afterEach(() => {
@@ -306,5 +309,51 @@ describe("E2E rooms", () => {
     await alice.close();
     await bob.close();
     await carol.close();
+  });
+
+  test("the server: each member only its own ciphertext, with the true sender; no ciphertext to a non-member; the sender told what was missing or dropped", async () => {
+    await using c = await startCluster();
+    const aliceId = await c.enroll("alice");
+    const alice = await c.client(aliceId);
+    const bob = await c.client("bob");
+    const carol = await c.client("carol");
+    const dave = await c.client("dave");
+    await room("ops", alice, bob, carol);
+    const got = { bob: inbox(bob), carol: inbox(carol), dave: inbox(dave) };
+    const raw = await c.raw(aliceId);
+    const id = new Uint8Array(8).fill(7);
+    // For bob and for dave (no member), nothing for carol (as if she joined meanwhile).
+    raw.send(
+      encodeRoomE2E(id, "OPS", [
+        { member: bob.id, ciphertext: new TextEncoder().encode("for-bob") },
+        { member: dave.id, ciphertext: new TextEncoder().encode("for-dave") },
+      ]),
+    );
+    const before = await raw.heartbeat();
+    const n = before.find((m) => isControl(m, ControlType.NOTICE));
+    expect(n && jsonBody(n)).toEqual({
+      address: "#OPS",
+      status: "recipients",
+      reason: expect.any(String),
+      message: "0707070707070707",
+      missing: [carol.id],
+      not_members: [dave.id],
+    });
+    await until(() => got.bob.length === 1, 5000, "bob's copy");
+    expect(got.bob[0]).toEqual({ from: alice.id, text: "for-bob", kind: "room" });
+    for (const who of [carol, dave]) await who.ping();
+    expect(got.carol).toEqual([]);
+    expect(got.dave).toEqual([]);
+    // A non-member sender: refused as a whole.
+    const daveNotices = notices(dave);
+    dave.sendRoomE2E(id, "ops", [{ member: bob.id, ciphertext: new Uint8Array([1]) }]);
+    await dave.ping();
+    expect(daveNotices).toMatchObject([{ address: "#ops", status: "not_member" }]);
+    await bob.ping();
+    expect(got.bob.length).toBe(1);
+    // A malformed one: STOP protocol error.
+    const bad = encodeRoomE2E(id, "ops", [{ member: bob.id, ciphertext: new Uint8Array([1]) }]);
+    raw.send(bad.subarray(0, bad.length - 1));
+    expect((await raw.expectStop()).reason).toBe("protocol error");
   });
 });
