@@ -91,11 +91,18 @@ describe("E2E rooms on two nodes", () => {
       for (const s of secrets)
         for (let i = 0; i + 8 <= s.length; i += 4)
           expect(held.includes(Buffer.from(s.slice(i, i + 8)))).toBe(false);
+      // The positive control: a plaintext room message held for carol is there in clear.
+      alice.client.send("#ops", "CLUSTERPLAIN-CONTROL");
+      await alice.client.ping();
+      await until(async () => (await everything(t.redis.url)).includes("CLUSTERPLAIN-CONTROL"));
       // carol logs in on node B: every stored ciphertext, decrypted, once, in order.
       const carolB = await member(t, "carol", t.b);
-      await until(() => carolB.got.length === 20, 10_000, "carol's stored room messages");
-      expect(carolB.text()).toEqual(secrets);
-      expect(carolB.got.every((m) => m.e2e && m.stored && m.room === "ops")).toBe(true);
+      await until(() => carolB.got.length === 21, 10_000, "carol's stored room messages");
+      expect(carolB.text()).toEqual([...secrets, "CLUSTERPLAIN-CONTROL"]);
+      expect(carolB.got.slice(0, 20).every((m) => m.e2e && m.stored && m.room === "ops")).toBe(
+        true,
+      );
+      expect(carolB.got[20]).toMatchObject({ e2e: false, room: "ops" });
       for (const m of [alice, bob, carolB]) await m.close();
     } finally {
       await t.close();
