@@ -23,8 +23,9 @@ import { inboxMessage, liveDigest, rememberLive, wrap } from "./incoming.ts";
 import { publicIdentity } from "./keys.ts";
 import type { Observation } from "./known-peers.ts";
 import type { E2EEvents, E2EOptions, PeerInfo, SendOptions, SendResult } from "./manager-types.ts";
+import { checkPin, fillName, resolvePeer } from "./peer-checks.ts";
 import { RoomE2E, type RoomMemberKey, type RoomSendOptions, type RoomSendResult } from "./rooms.ts";
-import { decryptMessage, encryptMessage, type PeerSessions, startSession } from "./session.ts";
+import { decryptMessage, encryptMessage, startSession } from "./session.ts";
 import { defaultStateDir, E2EState, type InboxEntry, type RecentLive } from "./state.ts";
 
 export type {
@@ -276,7 +277,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
 
   async #send(to: string, data: Uint8Array, opts: SendOptions): Promise<SendResult> {
     const client = this.#requireClient();
-    const id = await this.#resolve(client, to);
+    const id = await resolvePeer(client, this.state, to, (e) => this.emit("nameChanged", e));
     const label = opts.name ?? (isUuid(to) ? undefined : to);
     const hasSession = this.state.transaction((tx) => {
       tx.skipWrite();
@@ -306,7 +307,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
         this.state.knownPeers.checkSend(id, label);
         peer = startSession(this.state.identity, peer, fetched.bundle);
       }
-      this.#checkPin(id, label ?? to, peer, opts);
+      checkPin(id, label ?? to, peer, opts, (i, fp) => this.#verified(i, fp));
       const r = encryptMessage(this.state.identity, peer, data);
       this.state.peers.set(id, r.peer);
       return r.data;
@@ -353,47 +354,6 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   }
 
   /**
-   * An ID, or the ID the server gives for a name — checked against the IDs recorded
-   * under that name in `known_peers`: another ID is announced (`nameChanged`), and
-   * refused (`NAME_CHANGED`) when the recorded client was verified.
-   */
-  async #resolve(client: Client, to: string): Promise<string> {
-    if (isUuid(to)) return to.toLowerCase();
-    const id = await client.resolve(to);
-    const others = this.state.knownPeers.byName(to).filter((p) => p.id !== id);
-    for (const p of others) {
-      this.emit("nameChanged", { name: to, previous: p.id, id, blocked: p.verified });
-    }
-    const verified = others.find((p) => p.verified);
-    if (verified) {
-      throw new E2EError(
-        "NAME_CHANGED",
-        `the name "${to}" now belongs to client ${id}, not to ${verified.id} whom you verified under that name; nothing sent (write to the ID to reach the new client)`,
-      );
-    }
-    return id;
-  }
-
-  /** `peerKey` and `strict` (see SendOptions); throws inside the send's transaction. */
-  #checkPin(id: string, label: string, peer: PeerSessions, opts: SendOptions): void {
-    if (!opts.peerKey && !opts.strict) return;
-    const session = peer.sessions.find((x) => x.ratchet.cks);
-    const fp = session ? identityFingerprint(session.peerIdentity) : "";
-    if (opts.peerKey && fp !== opts.peerKey) {
-      throw new E2EError(
-        "PEER_KEY_MISMATCH",
-        `the identity key of ${label} is ${fp}, not the pinned ${opts.peerKey}; nothing sent`,
-      );
-    }
-    if (opts.strict && !opts.peerKey && !this.#verified(id, fp)) {
-      throw new E2EError(
-        "UNVERIFIED",
-        `${label} is not verified (strict mode; verify it with backbone verify, or pin its key); nothing sent`,
-      );
-    }
-  }
-
-  /**
    * A peer's identity as this client knows it — from a session, else fetched from the
    * directory (then a session is started with it, so the fetched one-time prekey is not
    * wasted) — with its fingerprint, verification state and the safety number. Throws
@@ -402,7 +362,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   lookupPeer(query: string): Promise<PeerInfo> {
     return this.#serial(async () => {
       const client = this.#requireClient();
-      const id = await this.#resolve(client, query);
+      const id = await resolvePeer(client, this.state, query, (e) => this.emit("nameChanged", e));
       const known = this.state.transaction((tx) => {
         tx.skipWrite();
         return this.state.peer(id).sessions[0] !== undefined;
@@ -471,31 +431,13 @@ export class E2EManager extends EventEmitter<E2EEvents> {
 
   #observe(id: string, name: string | undefined, fp: string): Observation {
     const o = this.state.knownPeers.observe(id, name, fp, this.state.now());
-    if (!o.peer.name) void this.#fillName(id);
+    if (!o.peer.name) void fillName(this.#client, this.state, id);
     if (o.status !== "same" || name) this.state.saveKnownPeers();
     if (o.status === "new") this.emit("newPeer", { id, fingerprint: fp });
     if (o.status === "changed") {
       this.emit("keyChanged", { id, previous: o.previous, fingerprint: fp, blocked: o.blocked });
     }
     return o;
-  }
-
-  /** Records the server's name for a peer first seen by ID only (for `known_peers` readers). */
-  async #fillName(id: string): Promise<void> {
-    const client = this.#client;
-    if (!client?.connected) return;
-    try {
-      const [entry] = await client.clientStatus([id]);
-      if (!entry || !("name" in entry)) return;
-      this.state.transaction((tx) => {
-        const peer = this.state.knownPeers.get(id);
-        if (!peer || peer.name) return tx.skipWrite();
-        peer.name = entry.name;
-        this.state.saveKnownPeers();
-      });
-    } catch {
-      // kept without a name; tried again at the next sighting
-    }
   }
 
   #verified(id: string, fp: string): boolean {
