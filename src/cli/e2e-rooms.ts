@@ -118,13 +118,15 @@ export async function describeRoomEventE2E(
   if (!e2e || !e.member?.id || e.member.id.toLowerCase() === self.toLowerCase()) return [line];
   let key: { fingerprint: string | null; verified: boolean };
   try {
-    key = await e2e.memberKey(e.member.id, e.member.name);
+    key = await e2e.memberKey(e.member.id, e.member.name, !gone(e));
   } catch {
     return [line];
   }
   const tag =
     key.fingerprint === null
-      ? "no E2E keys"
+      ? gone(e)
+        ? "key not known here"
+        : "no E2E keys"
       : `key ${key.fingerprint}, ${key.verified ? "verified" : "unverified"}`;
   const lines = [`${line} (${tag})`];
   if (e.event === "joined" && !key.verified) {
@@ -136,6 +138,11 @@ export async function describeRoomEventE2E(
     );
   }
   return lines;
+}
+
+/** A member who left or was removed: its key is shown as recorded, not fetched. */
+function gone(e: RoomEvent): boolean {
+  return e.event === "left" || e.event === "removed";
 }
 
 /** Row of `listen --json` for a membership event (fingerprint fields with E2E on). */
@@ -153,7 +160,7 @@ export async function roomEventRow(
   };
   if (!e2e || !e.member?.id || e.member.id.toLowerCase() === self.toLowerCase()) return row;
   try {
-    const key = await e2e.memberKey(e.member.id, e.member.name);
+    const key = await e2e.memberKey(e.member.id, e.member.name, !gone(e));
     return { ...row, fingerprint: key.fingerprint, verified: key.verified };
   } catch {
     return row;

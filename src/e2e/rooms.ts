@@ -23,7 +23,7 @@ import type { Notice } from "../client/types.ts";
 import { roomKey } from "../rooms/names.ts";
 import type { RoomCiphertext } from "../wire/room-e2e.ts";
 import { splitEntries } from "../wire/room-e2e.ts";
-import { fetchBundle } from "./directory.ts";
+import { type FetchedBundle, fetchBundle } from "./directory.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint } from "./fingerprint.ts";
 import type { E2EEvents } from "./manager-types.ts";
@@ -80,14 +80,18 @@ interface Sent {
 }
 
 const KEEP_MS = 60_000;
+/** How long a member found without keys is taken to have none (ms). */
+const KEYLESS_MS = 60_000;
+/** Waits of 1.1 s for the directory's fetch budget, per member, before giving up. */
+const FETCH_RETRIES = 30;
 const KEEP_MAX = 256;
 
 export class RoomE2E {
   readonly #host: RoomHost;
   /** Room key → its other members (refreshed on membership events and reconnects). */
   readonly #members = new Map<string, { room: string; members: { id: string; name: string }[] }>();
-  /** Members known to have no keys, until the next refresh of their room. */
-  readonly #keyless = new Set<string>();
+  /** Members found without keys → when (ms); asked again after KEYLESS_MS. */
+  readonly #keyless = new Map<string, number>();
   /** Member IDs already warned about per room key (once, not per message). */
   readonly #warned = new Map<string, Set<string>>();
   readonly #sent = new Map<string, Sent>();
@@ -100,7 +104,6 @@ export class RoomE2E {
   forget(room?: string): void {
     if (room === undefined) this.#members.clear();
     else this.#members.delete(roomKey(room));
-    this.#keyless.clear();
   }
 
   /** The other members of `room`, each with its key as this client knows it. */
@@ -114,12 +117,16 @@ export class RoomE2E {
   /**
    * The identity key of `id` as this client knows it — from a session, else fetched
    * (and a session started, so the one-time prekey is not wasted); null without keys.
+   * `fetch` false: only what `known_peers` recorded (for a member who left).
    */
   async memberKey(
     id: string,
     name?: string,
+    fetch = true,
   ): Promise<{ fingerprint: string | null; verified: boolean }> {
-    const fp = await this.#ensureSession(id, name);
+    const fp = fetch
+      ? await this.#ensureSession(id, name)
+      : (this.#host.state.knownPeers.get(id)?.fingerprint ?? null);
     return { fingerprint: fp, verified: fp !== null && this.#host.verified(id, fp) };
   }
 
@@ -263,13 +270,13 @@ export class RoomE2E {
       });
     const have = current();
     if (have) return identityFingerprint(have.peerIdentity);
-    if (this.#keyless.has(id)) return null;
-    const client = this.#host.client();
-    const fetched = await fetchBundle((req) => client.keyDirectory(req), id);
+    if (Date.now() - (this.#keyless.get(id) ?? Number.NEGATIVE_INFINITY) < KEYLESS_MS) return null;
+    const fetched = await this.#fetch(id);
     if (!fetched) {
-      this.#keyless.add(id);
+      this.#keyless.set(id, Date.now());
       return null;
     }
+    this.#keyless.delete(id);
     const fp = identityFingerprint(fetched.bundle.identity);
     state.transaction((tx) => {
       const peer = state.peer(id);
@@ -280,6 +287,24 @@ export class RoomE2E {
     });
     const now = current();
     return now ? identityFingerprint(now.peerIdentity) : fp;
+  }
+
+  /**
+   * The bundle of `id`, or null without keys. The directory allows each client
+   * KEY_FETCH_RATE fetches a second after a burst (src/server/keys.ts): a room with many
+   * members this client never talked to waits for it rather than leave them out.
+   */
+  async #fetch(id: string): Promise<FetchedBundle | null> {
+    const client = this.#host.client();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fetchBundle((req) => client.keyDirectory(req), id);
+      } catch (err) {
+        if (!(err instanceof E2EError) || err.code !== "DIRECTORY_RATE_LIMITED") throw err;
+        if (attempt >= FETCH_RETRIES) throw err;
+        await Bun.sleep(1100);
+      }
+    }
   }
 
   async #load(room: string): Promise<{ room: string; members: { id: string; name: string }[] }> {

@@ -348,9 +348,16 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     return this.#serial(async () => {});
   }
 
-  /** One member's key as `roomMembers` gives it (for a membership event). */
-  memberKey(id: string, name?: string): Promise<{ fingerprint: string | null; verified: boolean }> {
-    return this.#serial(() => this.#rooms.memberKey(id.toLowerCase(), name));
+  /**
+   * One member's key as `roomMembers` gives it (for a membership event); `fetch` false:
+   * only what `known_peers` recorded, nothing asked of the directory (a member who left).
+   */
+  memberKey(
+    id: string,
+    name?: string,
+    fetch = true,
+  ): Promise<{ fingerprint: string | null; verified: boolean }> {
+    return this.#serial(() => this.#rooms.memberKey(id.toLowerCase(), name, fetch));
   }
 
   /**

@@ -357,3 +357,32 @@ describe("E2E rooms", () => {
     expect((await raw.expectStop()).reason).toBe("protocol error");
   });
 });
+
+describe("E2E rooms with many new members", () => {
+  test("more members than the directory's fetch burst: the first message waits for the budget and reaches every one", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    await alice.client.rooms.create("big", { public: true });
+    const ids: string[] = [];
+    const dirs: { identity: Identity; dir: string }[] = [];
+    for (let i = 0; i < 33; i++) {
+      const m = await member(c, `m${i}`);
+      await m.client.rooms.join("big");
+      ids.push(m.id);
+      dirs.push({ identity: m.identity, dir: m.dir });
+      await m.close(); // keys published; the copy waits in the queue
+    }
+    const r = await alice.e2e.sendRoom("big", "to all 33");
+    expect(r.members.sort()).toEqual([...ids].sort());
+    expect(r.skipped).toEqual([]);
+    await alice.client.ping();
+    expect((await alice.client.serverStatus()).messages_queued).toBe(33);
+    // The last member (whose bundle came after the waits) decrypts it.
+    const last = dirs[32] as { identity: Identity; dir: string };
+    const back = await member(c, last.identity, { dir: last.dir });
+    await until(() => back.got.length === 1, 5000, "the last member's copy");
+    expect(back.got[0]).toMatchObject({ e2e: true, room: "big" });
+    await back.close();
+    await alice.close();
+  });
+});
