@@ -201,14 +201,17 @@ export class RoomE2E {
   onNotice(n: Notice): void {
     const body = n as Notice & { message?: unknown; missing?: unknown; not_members?: unknown };
     if (n.status !== "recipients" || typeof body.message !== "string") return;
-    this.forget(n.address);
     const sent = this.#sent.get(body.message);
-    if (!sent || !Array.isArray(body.missing)) return;
-    const missing = body.missing
+    const listed = Array.isArray(body.missing) ? body.missing : [];
+    const missing = listed
       .filter((id): id is string => typeof id === "string")
       .map((id) => id.toLowerCase())
-      .filter((id) => !sent.covered.has(id));
-    if (missing.length === 0) return;
+      .filter((id) => !sent?.covered.has(id));
+    // Members it did not know of, or entries for clients no longer members: the member
+    // list is stale. (Members it skipped for want of keys are reported every time.)
+    const dropped = Array.isArray(body.not_members) && body.not_members.length > 0;
+    if (missing.length > 0 || dropped || !sent) this.forget(n.address);
+    if (!sent || missing.length === 0) return;
     for (const id of missing) sent.covered.add(id);
     void this.#host
       .serial(async () => {
