@@ -178,3 +178,20 @@ export async function warnRoomOnce(
   shown.add(room.toLowerCase());
   for (const line of await roomTrustWarnings(e2e, room)) say(line);
 }
+
+/** Member ID → `key SHA256:…, verified|unverified` or `no E2E keys`, for `/who` in a room. */
+export async function roomKeyTags(e2e: E2EManager, room: string): Promise<Map<string, string>> {
+  const tags = new Map<string, string>();
+  try {
+    for (const m of (await e2e.roomMembers(room)).members)
+      tags.set(
+        m.id,
+        m.fingerprint === null
+          ? "no E2E keys"
+          : `key ${m.fingerprint}, ${m.verified ? "verified" : "unverified"}`,
+      );
+  } catch {
+    // shown without keys
+  }
+  return tags;
+}

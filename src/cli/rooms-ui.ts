@@ -78,8 +78,15 @@ export async function roomPeer(
   }
 }
 
-/** The lines of `/who` in a room: each member with presence. */
-export async function roomWho(client: Client, room: string): Promise<string[]> {
+/**
+ * The lines of `/who` in a room: each member with presence, and with `keys` (member ID →
+ * text, from the E2E layer) its key.
+ */
+export async function roomWho(
+  client: Client,
+  room: string,
+  keys: Map<string, string> = new Map(),
+): Promise<string[]> {
   const got = await client.rooms.members(room);
   const now = Date.now() / 1000;
   const lines = [
@@ -94,8 +101,9 @@ export async function roomWho(client: Client, room: string): Promise<string[]> {
           : m.last_seen
             ? `offline, last seen ${ago(now - m.last_seen)} ago`
             : "offline, never seen";
+    const key = keys.get(m.id.toLowerCase());
     lines.push(
-      `  ${esc(m.name)}${m.owner ? " (owner)" : ""}${m.id === client.id ? " (you)" : ""}: ${seen}`,
+      `  ${esc(m.name)}${m.owner ? " (owner)" : ""}${m.id === client.id ? " (you)" : ""}: ${seen}${key ? `; ${key}` : ""}`,
     );
   }
   return lines;

@@ -159,6 +159,9 @@ describe.skipIf(!TMUX)("E2E room chat on a terminal", () => {
     await sb.run(["room", "join", "ops", ...as("carol")]);
     await t.waitFor(/^\* carol joined #ops \(key SHA256:[A-Za-z0-9+/]{43}, unverified\)$/);
     await t.waitFor(/^\* warning: carol in #ops is not verified; compare safety numbers/);
+    t.type("/who");
+    await t.waitFor(/^ {2}carol: online; key SHA256:[A-Za-z0-9+/]{43}, unverified$/);
+    await t.waitFor(/^ {2}bob: online; key SHA256:[A-Za-z0-9+/]{43}, unverified$/);
     t.type("welcome carol");
     await carol.waitFor(/#ops alice: welcome carol$/);
     // The unverified-members warning came once, not per line.

@@ -234,7 +234,8 @@ describe.skipIf(!TMUX)("chat in a room on a terminal", () => {
     await t.waitFor(/^#ops: 3 members$/);
     await t.waitFor(/^ {2}alice \(owner\): offline/);
     await t.waitFor(/^ {2}bob \(you\): online$/);
-    await t.waitFor(/^ {2}carol: online$/);
+    // With E2E on, each member's key (docs/E2E.md § Rooms).
+    await t.waitFor(/^ {2}carol: online; key SHA256:[A-Za-z0-9+/]{43}, unverified$/);
     await sb.run(["room", "leave", "ops", ...as("carol")]);
     await t.waitFor(/^\* carol left #ops \(key SHA256:[A-Za-z0-9+/]{43}, unverified\)$/);
     t.type("/join #dev");

@@ -16,7 +16,7 @@ import type { E2EManager } from "../../e2e/session-manager.ts";
 import { escapeBytes, escapeControls } from "../../text/escape.ts";
 import { ago, CliError, clock, EXIT, loadIdentityFromFlags } from "../common.ts";
 import { attachE2E, type E2EFlags, openE2E, sendDirect } from "../e2e.ts";
-import { describeRoomEventE2E, sendRoomLine, warnRoomOnce } from "../e2e-rooms.ts";
+import { describeRoomEventE2E, roomKeyTags, sendRoomLine, warnRoomOnce } from "../e2e-rooms.ts";
 import { NameCache } from "../names.ts";
 import {
   describeRoomNotice,
@@ -351,7 +351,8 @@ class TerminalChat {
       case "who": {
         this.#say(`you are ${client.name} (${client.id})`);
         if (isRoomAddress(this.#peer.id)) {
-          for (const line of await roomWho(client, this.#peer.id)) this.#say(line);
+          const keys = this.#e2e ? await roomKeyTags(this.#e2e, this.#peer.id) : undefined;
+          for (const line of await roomWho(client, this.#peer.id, keys)) this.#say(line);
           return;
         }
         const [e] = await client.clientStatus([this.#peer.id]);
