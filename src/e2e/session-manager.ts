@@ -8,6 +8,7 @@
  * @example (connectE2E is in ./connect.ts)
  * const { client, e2e } = await connectE2E({ identity: "alice.identity" });
  * await e2e.send("bob", "hello");            // encrypted when bob has keys
+ * await e2e.sendRoom("#ops", "deploy at 4"); // encrypted to each member (./rooms.ts)
  * client.on("message", (m) => console.log(m.e2e, m.verified, m.data));
  */
 import { EventEmitter } from "node:events";
