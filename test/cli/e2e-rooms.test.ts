@@ -138,6 +138,34 @@ describe("E2E rooms from the command line", () => {
   });
 });
 
+describe("E2E rooms and several sessions of one identity", () => {
+  test("two listen processes of one member both print a live room message, decrypted", async () => {
+    await using sb = await sandbox();
+    const server = await sb.serve();
+    const ids: Record<string, string> = {};
+    for (const name of ["alice", "bob"])
+      ids[name] = /id: +(\S+)/.exec((await sb.keygen(name, server.address)).stdout)?.[1] as string;
+    await sb.run(["room", "create", "ops", "--public", ...as("alice")]);
+    await sb.run(["room", "join", "ops", ...as("bob")]);
+    const one = sb.start(["listen", "--json", ...as("bob")]);
+    const two = sb.start(["listen", "--json", ...as("bob")]);
+    await keysPublished(sb, ids.bob as string);
+    // Both sessions logged in (and so receive live).
+    await server.proc.waitFor(/INFO +connect .*name=bob/, "stderr", 10_000, 2);
+    for (const t of ["first", "second"]) {
+      const r = await sb.run(["send", "#ops", t, ...as("alice")]);
+      expect([r.code, r.stderr]).toEqual([EXIT.OK, ""]);
+    }
+    for (const l of [one, two]) {
+      await l.waitFor(/"second"/);
+      expect(l.lines.stdout.map((x) => JSON.parse(x))).toMatchObject([
+        { data: "first", room: "ops", e2e: true },
+        { data: "second", room: "ops", e2e: true },
+      ]);
+    }
+  });
+});
+
 describe.skipIf(!TMUX)("E2E room chat on a terminal", () => {
   test("chat '#ops': one warning about unverified members, joins shown with their key, lines encrypted", async () => {
     await using sb = await sandbox();
