@@ -21,9 +21,12 @@
 import type { Client } from "../client/client.ts";
 import type { Notice } from "../client/types.ts";
 import { roomKey } from "../rooms/names.ts";
+import { MAX_MESSAGE_DATA } from "../wire/constants.ts";
+import { roomHeaderBytes } from "../wire/room.ts";
 import type { RoomCiphertext } from "../wire/room-e2e.ts";
-import { splitEntries } from "../wire/room-e2e.ts";
+import { ENTRY_OVERHEAD, roomE2EHeaderBytes, splitEntries } from "../wire/room-e2e.ts";
 import { type FetchedBundle, fetchBundle } from "./directory.ts";
+import { PREKEY_OVERHEAD, paddedSize } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint } from "./fingerprint.ts";
 import type { E2EEvents } from "./manager-types.ts";
@@ -86,6 +89,26 @@ const KEYLESS_MS = 60_000;
 const FETCH_RETRIES = 30;
 const KEEP_MAX = 256;
 
+/**
+ * Throws `E2EError` `TOO_LARGE` when a message of `length` bytes, encrypted (its padding
+ * bucket plus the prekey form's overhead, the worst case), would not fit the server's
+ * `max_message_size`, a type 5 message, or the stored room message a member gets.
+ */
+function checkSize(client: Client, room: string, length: number): void {
+  const roomBytes = new TextEncoder().encode(room).length;
+  const ciphertext = paddedSize(length) + PREKEY_OVERHEAD;
+  const limit = Math.min(
+    client.settings.max_message_size,
+    MAX_MESSAGE_DATA - roomE2EHeaderBytes(roomBytes) - ENTRY_OVERHEAD,
+    MAX_MESSAGE_DATA - roomHeaderBytes(true, roomBytes),
+  );
+  if (ciphertext > limit)
+    throw new E2EError(
+      "TOO_LARGE",
+      `an end-to-end encrypted message to #${room} of ${length} bytes would be ${ciphertext} bytes encrypted, over the limit of ${limit}`,
+    );
+}
+
 export class RoomE2E {
   readonly #host: RoomHost;
   /** Room key → its other members (refreshed on membership events and reconnects). */
@@ -136,6 +159,7 @@ export class RoomE2E {
     const client = host.client();
     const got = await this.#load(room);
     const name = got.room;
+    checkSize(client, name, data.length);
     const keyed: RoomMemberKey[] = [];
     const keyless: { id: string; name: string }[] = [];
     for (const m of got.members) {

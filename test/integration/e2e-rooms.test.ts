@@ -386,3 +386,23 @@ describe("E2E rooms with many new members", () => {
     await alice.close();
   });
 });
+
+describe("E2E room message size", () => {
+  test("a message that would not fit once encrypted is refused before anything is encrypted or sent", async () => {
+    await using c = await startCluster({ max_message_size: 4096 });
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    await room("ops", alice.client, bob.client);
+    // 3000 bytes pad to 4096; with the prekey envelope's 229 bytes that is over 4096.
+    await expect(alice.e2e.sendRoom("ops", "x".repeat(3000))).rejects.toMatchObject({
+      code: "TOO_LARGE",
+    });
+    expect(alice.sent).toEqual([]);
+    const r = await alice.e2e.sendRoom("ops", "y".repeat(2000));
+    expect(r.e2e).toBe(true);
+    await until(() => bob.got.length === 1, 5000, "the one that fits");
+    expect(bob.text()).toEqual(["y".repeat(2000)]);
+    await alice.close();
+    await bob.close();
+  });
+});
