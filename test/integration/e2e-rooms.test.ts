@@ -406,3 +406,36 @@ describe("E2E room message size", () => {
     await bob.close();
   });
 });
+
+describe("E2E rooms and changed keys", () => {
+  test("a verified member whose key changed stops the room's messages until accepted; then they go to its new key", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bobIdentity = await c.enroll("bob");
+    const bob = await member(c, bobIdentity);
+    await room("ops", alice.client, bob.client);
+    await alice.e2e.sendRoom("ops", "hello");
+    await until(() => bob.got.length === 1, 5000, "first");
+    alice.e2e.verify(bob.id, bob.e2e.fingerprint);
+    await bob.close();
+    // bob re-installs: a new E2E identity, published, and a message to the room.
+    const again = await member(c, bobIdentity); // a fresh state directory
+    expect(again.e2e.fingerprint).not.toBe(bob.e2e.fingerprint);
+    const changed: boolean[] = [];
+    alice.e2e.on("keyChanged", ({ blocked }) => changed.push(blocked));
+    await again.e2e.sendRoom("ops", "new me");
+    await until(() => alice.got.length === 1, 5000, "the new key's message");
+    expect(changed).toEqual([true]);
+    await expect(alice.e2e.sendRoom("ops", "still you?")).rejects.toMatchObject({
+      code: "KEY_CHANGED",
+    });
+    await again.client.ping();
+    expect(again.got).toEqual([]);
+    alice.e2e.acceptKey(again.id);
+    expect((await alice.e2e.sendRoom("ops", "welcome back")).e2e).toBe(true);
+    await until(() => again.got.length === 1, 5000, "after accepting");
+    expect(again.text()).toEqual(["welcome back"]);
+    await alice.close();
+    await again.close();
+  });
+});
