@@ -8,95 +8,17 @@
  * strict mode refuses unverified members, and a member the frame lacked (it joined
  * meanwhile) gets the message re-sent.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Client } from "../../src/client/client.ts";
-import type { Identity } from "../../src/client/identity.ts";
-import type { IncomingMessage, Notice } from "../../src/client/types.ts";
-import { connectE2E } from "../../src/e2e/connect.ts";
+import type { IncomingMessage } from "../../src/client/types.ts";
 import { E2EManager } from "../../src/e2e/session-manager.ts";
 import { idToBytes } from "../../src/ids.ts";
 import { ControlType } from "../../src/wire/message.ts";
-import type { RoomCiphertext } from "../../src/wire/room-e2e.ts";
 import { encodeRoomE2E } from "../../src/wire/room-e2e.ts";
-import { type Cluster, inbox, notices, startCluster, until } from "../helpers/cluster.ts";
+import { inbox, notices, startCluster, until } from "../helpers/cluster.ts";
+import { member, room } from "../helpers/e2e-rooms.ts";
 import { isControl, jsonBody } from "../helpers/raw.ts";
-
-const roots: string[] = [];
-afterEach(() => {
-  for (const r of roots.splice(0)) rmSync(r, { recursive: true, force: true });
-});
-function stateDir(): string {
-  const r = mkdtempSync(join(tmpdir(), "backbone-e2e-rooms-"));
-  roots.push(r);
-  return join(r, "state");
-}
-
-interface Member {
-  id: string;
-  identity: Identity;
-  dir: string;
-  client: Client;
-  e2e: E2EManager;
-  got: IncomingMessage[];
-  notices: Notice[];
-  text(): string[];
-  /** Every room ciphertext this member's layer sent, by recipient. */
-  sent: RoomCiphertext[];
-  close(): Promise<void>;
-}
-
-async function member(
-  c: Cluster,
-  who: string | Identity,
-  opts: { dir?: string; receive?: "all" | "none" } = {},
-): Promise<Member> {
-  const identity = typeof who === "string" ? await c.enroll(who) : who;
-  const dir = opts.dir ?? stateDir();
-  const { client, e2e } = await connectE2E({
-    identity: { ...identity, server: c.address },
-    backoff: { initialMs: 20, maxMs: 200 },
-    e2e: { stateDir: dir },
-    ...(opts.receive ? { session: { receive: opts.receive } } : {}),
-  });
-  const got: IncomingMessage[] = [];
-  const notices: Notice[] = [];
-  const sent: RoomCiphertext[] = [];
-  client.on("message", (m) => got.push(m));
-  client.on("notice", (n) => notices.push(n));
-  const original = client.sendRoomE2E.bind(client);
-  client.sendRoomE2E = (id, room, entries) => {
-    sent.push(...entries.map((e) => ({ member: e.member, ciphertext: e.ciphertext.slice() })));
-    original(id, room, entries);
-  };
-  await e2e.keysSynced;
-  return {
-    id: identity.id,
-    identity,
-    dir,
-    client,
-    e2e,
-    got,
-    notices,
-    sent,
-    text: () => got.map((m) => new TextDecoder().decode(m.data)),
-    async close() {
-      await client.close();
-      e2e.close();
-    },
-  };
-}
-
-/** `owner` creates `room` and every one of `others` joins it. */
-async function room(name: string, owner: Client, ...others: Client[]): Promise<void> {
-  await owner.rooms.create(name);
-  for (const o of others) {
-    await owner.rooms.invite(name, o.id);
-    await o.rooms.join(name);
-  }
-}
 
 describe("E2E rooms", () => {
   test("every member receives and decrypts; a non-member gets nothing; the server relays ciphertext only", async () => {
@@ -355,87 +277,5 @@ describe("E2E rooms", () => {
     const bad = encodeRoomE2E(id, "ops", [{ member: bob.id, ciphertext: new Uint8Array([1]) }]);
     raw.send(bad.subarray(0, bad.length - 1));
     expect((await raw.expectStop()).reason).toBe("protocol error");
-  });
-});
-
-describe("E2E rooms with many new members", () => {
-  test("more members than the directory's fetch burst: the first message waits for the budget and reaches every one", async () => {
-    await using c = await startCluster();
-    const alice = await member(c, "alice");
-    await alice.client.rooms.create("big", { public: true });
-    const ids: string[] = [];
-    const dirs: { identity: Identity; dir: string }[] = [];
-    for (let i = 0; i < 33; i++) {
-      const m = await member(c, `m${i}`);
-      await m.client.rooms.join("big");
-      ids.push(m.id);
-      dirs.push({ identity: m.identity, dir: m.dir });
-      await m.close(); // keys published; the copy waits in the queue
-    }
-    const r = await alice.e2e.sendRoom("big", "to all 33");
-    expect(r.members.sort()).toEqual([...ids].sort());
-    expect(r.skipped).toEqual([]);
-    await alice.client.ping();
-    expect((await alice.client.serverStatus()).messages_queued).toBe(33);
-    // The last member (whose bundle came after the waits) decrypts it.
-    const last = dirs[32] as { identity: Identity; dir: string };
-    const back = await member(c, last.identity, { dir: last.dir });
-    await until(() => back.got.length === 1, 5000, "the last member's copy");
-    expect(back.got[0]).toMatchObject({ e2e: true, room: "big" });
-    await back.close();
-    await alice.close();
-  });
-});
-
-describe("E2E room message size", () => {
-  test("a message that would not fit once encrypted is refused before anything is encrypted or sent", async () => {
-    await using c = await startCluster({ max_message_size: 4096 });
-    const alice = await member(c, "alice");
-    const bob = await member(c, "bob");
-    await room("ops", alice.client, bob.client);
-    // 3000 bytes pad to 4096; with the prekey envelope's 229 bytes that is over 4096.
-    await expect(alice.e2e.sendRoom("ops", "x".repeat(3000))).rejects.toMatchObject({
-      code: "TOO_LARGE",
-    });
-    expect(alice.sent).toEqual([]);
-    const r = await alice.e2e.sendRoom("ops", "y".repeat(2000));
-    expect(r.e2e).toBe(true);
-    await until(() => bob.got.length === 1, 5000, "the one that fits");
-    expect(bob.text()).toEqual(["y".repeat(2000)]);
-    await alice.close();
-    await bob.close();
-  });
-});
-
-describe("E2E rooms and changed keys", () => {
-  test("a verified member whose key changed stops the room's messages until accepted; then they go to its new key", async () => {
-    await using c = await startCluster();
-    const alice = await member(c, "alice");
-    const bobIdentity = await c.enroll("bob");
-    const bob = await member(c, bobIdentity);
-    await room("ops", alice.client, bob.client);
-    await alice.e2e.sendRoom("ops", "hello");
-    await until(() => bob.got.length === 1, 5000, "first");
-    alice.e2e.verify(bob.id, bob.e2e.fingerprint);
-    await bob.close();
-    // bob re-installs: a new E2E identity, published, and a message to the room.
-    const again = await member(c, bobIdentity); // a fresh state directory
-    expect(again.e2e.fingerprint).not.toBe(bob.e2e.fingerprint);
-    const changed: boolean[] = [];
-    alice.e2e.on("keyChanged", ({ blocked }) => changed.push(blocked));
-    await again.e2e.sendRoom("ops", "new me");
-    await until(() => alice.got.length === 1, 5000, "the new key's message");
-    expect(changed).toEqual([true]);
-    await expect(alice.e2e.sendRoom("ops", "still you?")).rejects.toMatchObject({
-      code: "KEY_CHANGED",
-    });
-    await again.client.ping();
-    expect(again.got).toEqual([]);
-    alice.e2e.acceptKey(again.id);
-    expect((await alice.e2e.sendRoom("ops", "welcome back")).e2e).toBe(true);
-    await until(() => again.got.length === 1, 5000, "after accepting");
-    expect(again.text()).toEqual(["welcome back"]);
-    await alice.close();
-    await again.close();
   });
 });
