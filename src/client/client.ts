@@ -26,6 +26,12 @@ import {
 } from "../wire/message.ts";
 import { C2C_ROOM, encodeRoomMessage } from "../wire/room.ts";
 import {
+  C2C_ROOM_E2E,
+  decodeRoomE2E,
+  encodeRoomE2E,
+  type RoomCiphertext,
+} from "../wire/room-e2e.ts";
+import {
   applyConnectionSettings,
   type ConnectionSettings,
   DEFAULT_CONNECTION_SETTINGS,
@@ -228,7 +234,12 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
         unsent.map((m) =>
           m[0] === C2C_ROOM
             ? unsentRoomMessage(m)
-            : { to: idToText(m.subarray(1, C2C_HEADER_BYTES)), data: m.subarray(C2C_HEADER_BYTES) },
+            : m[0] === C2C_ROOM_E2E
+              ? { to: `#${decodeRoomE2E(m).room}`, data: new Uint8Array(0) }
+              : {
+                  to: idToText(m.subarray(1, C2C_HEADER_BYTES)),
+                  data: m.subarray(C2C_HEADER_BYTES),
+                },
         ),
       );
     }
@@ -312,6 +323,16 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     }
     const address = typeof to === "string" ? this.#address(to) : to;
     this.#queue(encodeC2C(C2CType.DIRECT, address, this.#bytes(data)));
+  }
+
+  /**
+   * Sends one end-to-end encrypted room message as C2C type 5 (docs/PROTOCOL.md § End-to-end
+   * encrypted room messages): a ciphertext per member of `room`, each member getting only
+   * its own. The E2E layer calls this (`E2EManager.sendRoom`); `messageId` (8 bytes)
+   * comes back in the server's NOTICE `recipients`. Throws `WireError`, `ConnectionError`.
+   */
+  sendRoomE2E(messageId: Uint8Array, room: string, entries: readonly RoomCiphertext[]): void {
+    this.#queue(encodeRoomE2E(messageId, checkRoomName(room), entries));
   }
 
   /** ID text → bytes, remembered: a busy sender names the same few peers over and over. */

@@ -126,7 +126,9 @@ export class Receiver {
       return; // malformed: discarded
     }
     if (!this.#session.wants(stored)) return;
-    this.#events.emit("message", m);
+    // Through the E2E layer too (end-to-end encrypted rooms, docs/E2E.md § Rooms).
+    const shown = this.#filter(m);
+    if (shown) this.#events.emit("message", shown);
     // After a failed hook, no stored message of any kind is acknowledged on this connection.
     if (stored && !this.#ackHeld) this.#acks.received();
   }

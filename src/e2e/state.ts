@@ -44,6 +44,8 @@ export interface InboxEntry {
   /** False for a plaintext message kept only to keep the order (see session-manager.ts). */
   e2e: boolean;
   verified: boolean;
+  /** The room (name as delivered, without `#`) of a room message; absent for a direct one. */
+  room?: string;
 }
 
 /**
@@ -297,6 +299,7 @@ export class E2EState {
         plaintext: unhex(m.plaintext),
         e2e: m.e2e !== false,
         verified: Boolean(m.verified),
+        ...(typeof m.room === "string" ? { room: m.room } : {}),
       }));
       this.recentLive = ((o.recentLive as Record<string, unknown>[] | undefined) ?? []).map(
         (m) => ({

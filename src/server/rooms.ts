@@ -14,9 +14,11 @@ import type { ClientRecord, RoomRecord, RoomState } from "../store/store.ts";
 import { MAX_MESSAGE_DATA } from "../wire/constants.ts";
 import { ControlType, decodeJson, encodeControl } from "../wire/message.ts";
 import { decodeRoomMessage, encodeRoomMessage, roomHeaderBytes } from "../wire/room.ts";
+import { decodeRoomE2E, type RoomE2EMessage } from "../wire/room-e2e.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { FanoutBudget, fanOut, target } from "./fanout.ts";
+import { sendRoomE2E } from "./rooms-e2e.ts";
 import { KeyedSerial } from "./serial.ts";
 
 /** A room as this node knows it. `members`: client ID → state, in the order they came. */
@@ -87,6 +89,48 @@ export class Rooms {
     // Read from the store first: the sender's later frames wait, so none overtakes this.
     from.holdInput();
     return this.#load(room).then((r) => this.#send(from, plain, r, address));
+  }
+
+  /**
+   * An end-to-end encrypted room message (C2C type 5): checked like a room message
+   * (size, membership), then each member gets its own ciphertext (rooms-e2e.ts).
+   */
+  routeE2E(from: Connection, plain: Uint8Array): Promise<void> | undefined {
+    let m: RoomE2EMessage;
+    try {
+      m = decodeRoomE2E(plain);
+    } catch (err) {
+      from.protocolError((err as WireError).message);
+      return;
+    }
+    const address = `#${m.room}`;
+    const { settings } = this.#ctx;
+    const largest = Math.max(...m.entries.map((e) => e.ciphertext.length));
+    if (largest > settings.max_message_size) {
+      const why = `a ciphertext of ${largest} bytes exceeds max_message_size ${settings.max_message_size}`;
+      this.#ctx.router.notice(from, address, "too_large", why);
+      return;
+    }
+    const send = (room: Room | null) => {
+      if (!this.#isMember(from, room, address)) return;
+      return sendRoomE2E(this.#ctx, from, m, room.record.name, room.members, this.budget);
+    };
+    const cached = this.#cache.get(roomKey(m.room));
+    if (cached) return send(cached);
+    from.holdInput(); // the sender's later frames wait, so none overtakes this one
+    return this.#load(m.room).then(send);
+  }
+
+  /** True when `from` is a member of `room`; else NOTICE `not_member`. */
+  #isMember(from: Connection, room: Room | null, address: string): room is Room {
+    if (room?.members.get(from.idText) === "member") return true;
+    this.#ctx.router.notice(
+      from,
+      address,
+      "not_member",
+      "you are not a member of this room (or it does not exist)",
+    );
+    return false;
   }
 
   #send(from: Connection, plain: Uint8Array, room: Room | null, address: string) {

@@ -3,7 +3,14 @@
  * `listen` (text and --json), and `chat '#NAME'` on a real pseudo-terminal (tmux).
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { cleanupAll, EXIT, expectError, type Sandbox, sandbox } from "../helpers/binary.ts";
+import {
+  cleanupAll,
+  EXIT,
+  expectError,
+  keysPublished,
+  type Sandbox,
+  sandbox,
+} from "../helpers/binary.ts";
 import { Terminal, TMUX } from "../helpers/tmux.ts";
 
 afterEach(cleanupAll);
@@ -150,6 +157,8 @@ describe("send and listen with rooms", () => {
     const bob = sb.start(["listen", ...as("bob")]);
     const carol = sb.start(["listen", "--json", ...as("carol")]);
     await untilOnline(sb, "ops", "alice", ["bob", "carol"]);
+    // Their first E2E run publishes their keys: messages to the room are then encrypted.
+    for (const who of ["bob", "carol"]) await keysPublished(sb, ids[who] as string);
     let r = await sb.run(["send", "#ops", "deploy", "at", "16:00", ...as("alice")]);
     expect([r.code, r.stderr]).toEqual([EXIT.OK, ""]);
     await bob.waitFor(/^\[\d\d:\d\d:\d\d\] #ops alice: deploy at 16:00$/);
@@ -188,15 +197,20 @@ describe("send and listen with rooms", () => {
 describe("chat and send through pipes", () => {
   test("echo … | chat '#ops' and | send '#ops': every member gets it, marked with the room", async () => {
     await using sb = await sandbox();
-    await clients(sb, ["alice", "bob"]);
+    const { ids } = await clients(sb, ["alice", "bob"]);
     await sb.run(["room", "create", "ops", "--public", ...as("alice")]);
     await sb.run(["room", "join", "ops", ...as("bob")]);
     const bob = sb.start(["listen", ...as("bob")]);
     await untilOnline(sb, "ops", "alice", ["bob"]);
+    await keysPublished(sb, ids.bob as string);
     const r = await sb.run(["chat", "#ops", ...as("alice")], {
       stdin: "build finished\nall green\n",
     });
-    expect([r.code, r.stderr]).toEqual([EXIT.OK, ""]);
+    // Opening the room warns once about members not verified (docs/E2E.md § Rooms).
+    expect(r.code).toBe(EXIT.OK);
+    expect(r.stderr).toMatch(
+      /^warning: #ops has members you have not verified: bob \(SHA256:[A-Za-z0-9+/]{43}\); compare safety numbers with: backbone verify NAME\n$/,
+    );
     const s = await sb.run(["send", "#ops", ...as("alice")], { stdin: "from stdin\n" });
     expect(s.code).toBe(EXIT.OK);
     await bob.waitFor(/#ops alice: from stdin$/);
@@ -235,9 +249,10 @@ describe.skipIf(!TMUX)("chat in a room on a terminal", () => {
     await t.waitFor(/^#ops: 3 members$/);
     await t.waitFor(/^ {2}alice \(owner\): offline/);
     await t.waitFor(/^ {2}bob \(you\): online$/);
-    await t.waitFor(/^ {2}carol: online$/);
+    // With E2E on, each member's key (docs/E2E.md § Rooms).
+    await t.waitFor(/^ {2}carol: online; key SHA256:[A-Za-z0-9+/]{43}, unverified$/);
     await sb.run(["room", "leave", "ops", ...as("carol")]);
-    await t.waitFor(/^\* carol left #ops$/);
+    await t.waitFor(/^\* carol left #ops \(key SHA256:[A-Za-z0-9+/]{43}, unverified\)$/);
     t.type("/join #dev");
     await t.waitFor(/^\* now talking in #dev$/);
     await t.waitFor(/^#dev>/);
