@@ -10,7 +10,7 @@ import { E2EError } from "../e2e/errors.ts";
 import type { E2EManager } from "../e2e/session-manager.ts";
 import { escapeControls } from "../text/escape.ts";
 import { CliError, EXIT } from "./common.ts";
-import { EXIT_E2E_REQUIRED, EXIT_KEY_CHANGED, type Say } from "./e2e.ts";
+import { acceptHint, EXIT_E2E_REQUIRED, EXIT_KEY_CHANGED, type Say } from "./e2e.ts";
 import { describeRoomEvent } from "./rooms-ui.ts";
 
 const esc = (s: string) => escapeControls(s);
@@ -58,7 +58,7 @@ export async function sendRoomLine(
     if (err instanceof E2EError && (err.code === "UNVERIFIED" || err.code === "NO_KEYS"))
       throw new CliError(err.message, EXIT_E2E_REQUIRED);
     if (err instanceof E2EError && err.code === "KEY_CHANGED")
-      throw new CliError(`${err.message} (check it with: backbone verify ID)`, EXIT_KEY_CHANGED);
+      throw new CliError(`${err.message} ${acceptHint(err.peer ?? "ID")}`, EXIT_KEY_CHANGED);
     if (err instanceof E2EError && err.code === "TOO_LARGE")
       throw new CliError(`not sent: ${err.message}`, EXIT.UNDELIVERABLE);
     // The member list is for members only: a non-member hears what the server would say.

@@ -64,6 +64,14 @@ export interface E2EFlags extends ConnectFlags {
 /** Exit code when sending is refused because a verified peer's key changed. */
 export const EXIT_KEY_CHANGED = 7;
 
+/**
+ * What to run after a verified peer's key changed: `verify --accept` shows the new
+ * safety number and asks again (plain `verify` only refuses while a change is pending).
+ */
+export function acceptHint(peer: string): string {
+  return `(check the new key with: backbone verify ${escapeControls(peer)} --accept)`;
+}
+
 /** Where the E2E layer's warnings go: stderr by default, above the input in the terminal chat. */
 export type Say = (line: string) => void;
 
@@ -175,7 +183,7 @@ export async function sendDirect(
       throw new CliError(err.message, EXIT_KEY_CHANGED);
     }
     if (err instanceof E2EError && err.code === "KEY_CHANGED") {
-      throw new CliError(`${err.message} (check it with: backbone verify ${to})`, EXIT_KEY_CHANGED);
+      throw new CliError(`${err.message} ${acceptHint(err.peer ?? to)}`, EXIT_KEY_CHANGED);
     }
     // Too large to send: refused, as the server's own size limit is (exit 6).
     if (err instanceof E2EError && err.code === "TOO_LARGE")
@@ -194,7 +202,7 @@ function reportWarnings(e2e: E2EManager, note: Say): void {
     note("It may have re-installed, or someone may be impersonating it.");
     note(
       blocked
-        ? `It was verified: nothing is sent to it until you check: backbone verify ${id}`
+        ? `It was verified: nothing is sent to it until you check: backbone verify ${id} --accept`
         : `Compare safety numbers: backbone verify ${id}`,
     );
   });

@@ -13,4 +13,10 @@ import { BackboneError } from "../errors.ts";
 
 export class E2EError extends BackboneError {
   override name = "E2EError";
+  /** `KEY_CHANGED`: the peer to check (its name, else its ID), as `backbone verify` takes it. */
+  readonly peer?: string;
+  constructor(code: string, message: string, options?: { cause?: unknown; peer?: string }) {
+    super(code, message, options);
+    if (options?.peer !== undefined) this.peer = options.peer;
+  }
 }

@@ -150,6 +150,7 @@ export class KnownPeers {
       throw new E2EError(
         "KEY_CHANGED",
         `the identity key of verified peer ${label || p.name || p.id} changed (${p.fingerprint} → ${p.pending}); nothing is sent until you accept the new key`,
+        { peer: label || p.name || p.id },
       );
     }
   }

@@ -107,12 +107,21 @@ describe("E2E from the command line", () => {
     const row = JSON.parse((await listen.waitFor(/new me/)).input);
     expect(row).toMatchObject({ e2e: true, verified: false });
     await listen.waitFor(/WARNING: PEER IDENTITY KEY HAS CHANGED!/, "stderr");
-    await listen.waitFor(/nothing is sent to it until you check: backbone verify/, "stderr");
+    await listen.waitFor(
+      /nothing is sent to it until you check: backbone verify [0-9a-f-]{36} --accept/,
+      "stderr",
+    );
     listen.kill("SIGTERM");
     await listen.exit();
     const refused = await sb.run(["send", "alice", "are you you?", "--identity", "bob.identity"]);
     expect(refused.code).toBe(EXIT_KEY_CHANGED);
     expect(refused.stderr).toMatch(/identity key of verified peer alice changed/);
+    // The hint is the command that resolves it: plain `verify` refuses while a change is pending.
+    expect(refused.stderr).toContain("(check the new key with: backbone verify alice --accept)");
+    const plain = await sb.run(["verify", "alice", "--no-qr", "--identity", "bob.identity"]);
+    expect(plain.code).toBe(EXIT_KEY_CHANGED);
+    expect(plain.stderr.trim().split("\n")).toHaveLength(1);
+    expect(plain.stderr).toContain("backbone verify alice --accept");
     const accept = await sb.run(
       ["verify", "alice", "--accept", "--no-qr", "--identity", "bob.identity"],
       { stdin: "y\n" },

@@ -11,7 +11,7 @@ import { E2EError } from "../../e2e/errors.ts";
 import { formatSafetyNumber } from "../../e2e/fingerprint.ts";
 import { escapeControls } from "../../text/escape.ts";
 import { CLIENT_ARGS, CliError, EXIT } from "../common.ts";
-import { connectWithE2E } from "../e2e.ts";
+import { connectWithE2E, EXIT_KEY_CHANGED } from "../e2e.ts";
 
 /** Exit code when the user says the numbers do not match. */
 export const EXIT_MISMATCH = 8;
@@ -73,8 +73,8 @@ export const verify = defineCommand({
         out.write(`\n${encodeQR(peer.safetyNumber, "term")}\n`);
       if (peer.pending) {
         throw new CliError(
-          `${label}'s key changed to ${peer.pending} since you verified it; run again with --accept to accept and verify the new one`,
-          EXIT.FAILURE,
+          `${label}'s key changed to ${peer.pending} since you verified it; to compare the new safety number and verify it: backbone verify ${label} --accept`,
+          EXIT_KEY_CHANGED,
         );
       }
       if (peer.verified) {
