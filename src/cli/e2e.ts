@@ -98,13 +98,20 @@ export function openE2E(identity: Identity, flags: E2EFlags, say: Say = note): E
   try {
     e2e = E2EManager.open(identity.id, stateDir ? { stateDir } : {});
   } catch (err) {
+    // A state directory that is unsafe, damaged or rolled back is a bad file the user
+    // must fix (exit 2, as a bad identity file is); a lock or an I/O error is not.
     if (err instanceof E2EError)
-      throw new CliError(`${err.message} (or run with --no-e2e)`, EXIT.FAILURE);
+      throw new CliError(
+        `${err.message}; or run with --no-e2e`,
+        STATE_FILE_FAULTS.has(err.code) ? EXIT.USAGE : EXIT.FAILURE,
+      );
     throw err;
   }
   reportWarnings(e2e, say);
   return e2e;
 }
+
+const STATE_FILE_FAULTS = new Set(["STATE_UNSAFE", "STATE_CORRUPT", "ROLLED_BACK"]);
 
 /** Puts the layer to work on a connected client (key publication, warnings). */
 export function attachE2E(client: Client, e2e: E2EManager, say: Say = note): void {

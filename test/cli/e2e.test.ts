@@ -100,6 +100,12 @@ describe("E2E from the command line", () => {
     // alice re-installs: her E2E state is gone, a new identity key is published.
     const state = join(sb.dir, "xdg-state", "backbone", "e2e");
     rmSync(join(state, ids.alice as string), { recursive: true, force: true });
+    // Half-removed (the generation counter left): refused as a bad state directory (exit 2,
+    // one line saying what to do), not an "unexpected failure".
+    const half = await sb.run(["send", "bob", "x", "--identity", "alice.identity"]);
+    expect(half.code).toBe(EXIT.USAGE);
+    expect(half.stderr.trim().split("\n")).toHaveLength(1);
+    expect(half.stderr).toContain("remove the counter file to reset); or run with --no-e2e");
     rmSync(join(state, `${ids.alice}.generation`), { force: true });
     await sb.run(["send", "bob", "new me", "--identity", "alice.identity"]);
     // bob's next login: the message shows, unverified, with the warning.
@@ -166,6 +172,12 @@ describe("E2E from the command line", () => {
     ]);
     expect(wrong.code).toBe(EXIT_E2E_REQUIRED);
     expect(wrong.stderr).toContain(`not the pinned ${wrongKey}`);
+    // Nothing to verify yet: said in one line, with what makes it possible, and exit 9.
+    const unverifiable = await sb.run(["verify", "carol", "--identity", "alice.identity"]);
+    expect(unverifiable.code).toBe(EXIT_E2E_REQUIRED);
+    expect(unverifiable.stderr).toBe(
+      "backbone: carol has published no E2E keys: nothing to verify until it has run chat, send or listen once\n",
+    );
     const noKeys = await sb.run(["send", "carol", "x", "--strict", "--identity", "alice.identity"]);
     expect(noKeys.code).toBe(EXIT_E2E_REQUIRED);
     expect(noKeys.stderr).toMatch(/carol has published no E2E keys/);

@@ -11,7 +11,7 @@ import { E2EError } from "../../e2e/errors.ts";
 import { formatSafetyNumber } from "../../e2e/fingerprint.ts";
 import { escapeControls } from "../../text/escape.ts";
 import { CLIENT_ARGS, CliError, EXIT } from "../common.ts";
-import { connectWithE2E, EXIT_KEY_CHANGED } from "../e2e.ts";
+import { connectWithE2E, EXIT_E2E_REQUIRED, EXIT_KEY_CHANGED } from "../e2e.ts";
 
 /** Exit code when the user says the numbers do not match. */
 export const EXIT_MISMATCH = 8;
@@ -40,7 +40,7 @@ export const verify = defineCommand({
     qr: {
       type: "boolean",
       default: true,
-      description: "Print the safety number as a QR code too, on a terminal (default)",
+      description: "Print the safety number as a QR code too, on a terminal",
       negativeDescription: "Do not print the QR code",
     },
   },
@@ -56,6 +56,12 @@ export const verify = defineCommand({
         e2e.acceptKey(id);
       }
       const peer = await e2e.lookupPeer(args.peer).catch((err) => {
+        // No keys yet: nothing to compare — the same refusal as --strict's (exit 9).
+        if (err instanceof E2EError && err.code === "NO_KEYS")
+          throw new CliError(
+            `${err.message}: nothing to verify until it has run chat, send or listen once`,
+            EXIT_E2E_REQUIRED,
+          );
         if (err instanceof E2EError) throw new CliError(err.message, EXIT.FAILURE);
         throw new CliError(`no client "${args.peer}"`, EXIT.UNDELIVERABLE);
       });
