@@ -26,7 +26,7 @@ export const E2E_ARGS = {
     type: "boolean",
     default: true,
     description:
-      "End-to-end encrypt direct messages to peers with keys, and room messages to each member with keys (default)",
+      "End-to-end encrypt direct messages to peers with keys, and room messages to each member with keys",
     negativeDescription:
       "Send and receive without end-to-end encryption (the server can read the messages)",
   },

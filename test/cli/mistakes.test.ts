@@ -51,6 +51,34 @@ describe("serve on a port already taken", () => {
     }
   });
 
+  test("the monitor's port taken: said as for the server's port, and a first start leaves no key behind", async () => {
+    await using sb = await sandbox({ fresh: true });
+    const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const port = holder.port;
+      const data = join(sb.dir, "new", "data");
+      const r = await sb.run([
+        "serve",
+        "--port",
+        "0",
+        "--data",
+        data,
+        "--monitor",
+        `127.0.0.1:${port}`,
+      ]);
+      expectLastLine(
+        r,
+        EXIT.USAGE,
+        new RegExp(
+          `^backbone: cannot listen for the monitor on 127\\.0\\.0\\.1:${port}: port ${port} is already in use; choose another with --monitor HOST:PORT \\(or monitor = "HOST:PORT" in config\\.toml\\)$`,
+        ),
+      );
+      expect(existsSync(join(sb.dir, "new"))).toBe(false);
+    } finally {
+      holder.stop(true);
+    }
+  });
+
   test("an address that is not this machine's is named", async () => {
     await using sb = await sandbox();
     // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never assigned to a host.

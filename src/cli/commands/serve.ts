@@ -154,7 +154,9 @@ export const serve = defineCommand({
       await server.close("server shutting down");
       store.close();
       rmSync(pidFile, { force: true });
-      throw err;
+      // As for the server's own port: a first start that failed leaves nothing behind.
+      if (made) undoCreate(paths, made);
+      throw withListenHint(err);
     }
     process.stdout.write(
       `listening on ${formatHostPort(server.hostname, server.port)} (server key ${key.publicKey.fingerprint})\n`,
@@ -227,6 +229,15 @@ function withListenHint(err: unknown): unknown {
   if (err instanceof UsageError && err.code === "LISTEN_FAILED" && code === "EADDRINUSE") {
     return new CliError(
       `${err.message}; choose another with --port N (or port = N in config.toml)`,
+      EXIT.USAGE,
+    );
+  }
+  // The monitor's port is taken: the same words and the option that changes it.
+  if (err instanceof UsageError && err.code === "MONITOR_LISTEN" && code === "EADDRINUSE") {
+    const at = err.message.replace(/^cannot listen for the monitor on (\S+): .*$/, "$1");
+    const port = at.slice(at.lastIndexOf(":") + 1);
+    return new CliError(
+      `cannot listen for the monitor on ${at}: port ${port} is already in use; choose another with --monitor HOST:PORT (or monitor = "HOST:PORT" in config.toml)`,
       EXIT.USAGE,
     );
   }
