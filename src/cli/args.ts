@@ -28,6 +28,7 @@ export async function checkArgs(cmd: CommandDef<any>, raw: string[], name: strin
   }
   const positionals = Object.values(defs).filter((d) => d.type === "positional");
   let words = 0;
+  const given = new Set<ArgDef>();
   for (let i = 0; i < raw.length; i++) {
     const arg = raw[i] as string;
     if (arg === "--") {
@@ -37,6 +38,7 @@ export async function checkArgs(cmd: CommandDef<any>, raw: string[], name: strin
     if (arg.startsWith("-") && arg !== "-") {
       const [flag = "", value] = arg.replace(/^--?/, "").split(/=(.*)/s, 2);
       const def = flags.get(flag);
+      if (def) given.add(def);
       if (!def) {
         const known = [...flags.keys()].filter((f) => f.length > 1 && !f.startsWith("no-"));
         const hint = didYouMean(flag, [...known, "help"], "--");
@@ -67,6 +69,14 @@ export async function checkArgs(cmd: CommandDef<any>, raw: string[], name: strin
     ]?.[0];
     throw new CliError(
       `${name}: missing argument <${missing}> (see \`backbone ${name} --help\`)`,
+      EXIT.USAGE,
+    );
+  }
+  // A required option (`migrate --from/--to`): the same one line, exit 2.
+  for (const [key, def] of Object.entries(defs)) {
+    if (def.type === "positional" || !def.required || given.has(def)) continue;
+    throw new CliError(
+      `${name}: missing option --${kebab(key)} (see \`backbone ${name} --help\`)`,
       EXIT.USAGE,
     );
   }

@@ -110,3 +110,22 @@ export async function openServerStore(
   }
   return store;
 }
+
+/**
+ * Refuses a server key made just now (`created`) for a store that already holds
+ * clients — a `migrate` into a new directory, a deleted key: their identities pin the
+ * old key, so a new one would lock every client out. Exit 2, with the fix.
+ */
+export async function refuseNewKeyForOldClients(
+  dir: string,
+  store: Store,
+  created: boolean,
+): Promise<void> {
+  if (!created) return;
+  const n = await store.countClients();
+  if (n === 0) return;
+  throw new CliError(
+    `${dir} has no server key but its store holds ${n} registered client${n === 1 ? "" : "s"}, whose identities pin the old key: copy server.key and server.pub into it from the data directory they were made with (a new key would lock them all out)`,
+    EXIT.USAGE,
+  );
+}

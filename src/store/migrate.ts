@@ -42,7 +42,7 @@ export async function migrateStore(
   if (present > 0 || held > 0) {
     throw new UsageError(
       "TARGET_NOT_EMPTY",
-      `the target already holds ${present} clients and ${held} messages; migrate into an empty store`,
+      `the target already holds ${present} client${present === 1 ? "" : "s"} and ${held} message${held === 1 ? "" : "s"}; migrate into an empty store`,
     );
   }
   const done: MigrationResult = { clients: 0, bundles: 0, rooms: 0, messages: 0, recipients: 0 };

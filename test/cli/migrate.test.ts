@@ -4,7 +4,7 @@
  * to a new data directory, and delivered from there.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { RedisStore } from "../../src/store/redis/store.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
@@ -76,6 +76,24 @@ describe("migrate", () => {
     const back = join(sb.dir, "data2");
     const home = await sb.run(["migrate", "--from", redis.url, "--to", back]);
     expect(home.code).toBe(EXIT.OK);
+    expect(home.stdout).toContain(`copy server.key and server.pub into ${back}`);
+    // Started without the key: refused in one line (a new key would lock every client out),
+    // and no key is left behind.
+    const keyless = await sb.run(["serve", "--data", back, "--port", "0"]);
+    expect({ code: keyless.code, stdout: keyless.stdout }).toEqual({
+      code: EXIT.USAGE,
+      stdout: "",
+    });
+    expect(keyless.stderr.trimEnd().split("\n").at(-1)).toMatch(
+      /^backbone: .*data2 has no server key but its store holds 2 registered clients, whose identities pin the old key: copy server\.key and server\.pub/,
+    );
+    expect(existsSync(join(back, "server.key"))).toBe(false);
+    // keygen there too: it would register a client under a key no one else has.
+    const keyless2 = await sb.run(["keygen", "--name", "dave", "--data", back]);
+    expect(keyless2.code).toBe(EXIT.USAGE);
+    expect(keyless2.stderr).toContain("has no server key but its store holds 2 registered clients");
+    expect(existsSync(join(back, "server.key"))).toBe(false);
+    expect(existsSync(join(sb.dir, "dave.identity"))).toBe(false);
     for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(back, f));
     const server2 = await sb.serve(["--data", back, "--port", String(server.port)]);
     const listen = sb.start(["listen", "--identity", "bob.identity"]);
@@ -99,6 +117,13 @@ describe("migrate", () => {
       join(sb.dir, "x"),
     ]);
     expectError(missing, EXIT.USAGE, /^backbone: no server data in .*empty$/);
+    // A required option left out is a usage error (exit 2), not an "unexpected error".
+    const noTarget = await sb.run(["migrate", "--from", sb.data]);
+    expectError(
+      noTarget,
+      EXIT.USAGE,
+      /^backbone: migrate: missing option --to \(see `backbone migrate --help`\)$/,
+    );
     const same = await sb.run(["migrate", "--from", sb.data, "--to", sb.data]);
     expectError(same, EXIT.USAGE, /^backbone: --from and --to name the same store$/);
   });

@@ -17,7 +17,7 @@ import {
 import { enrollClient, refuseLookAlike } from "../../server/enroll.ts";
 import { DEFAULT_PORT, RSA_BITS } from "../../wire/constants.ts";
 import { CliError, EXIT, note, readUserFile, withProgress } from "../common.ts";
-import { openToolStore, STORE_ARG, storeSpec } from "../store-option.ts";
+import { openToolStore, refuseNewKeyForOldClients, STORE_ARG, storeSpec } from "../store-option.ts";
 import { configuredPort } from "./serve.ts";
 
 export const keygen = defineCommand({
@@ -108,6 +108,7 @@ export const keygen = defineCommand({
     const store = await openToolStore(dir, spec, serverKey);
     let done = false;
     try {
+      await refuseNewKeyForOldClients(dir, store, created);
       const enrolled = await withProgress(
         publicKey ? "registering key" : `generating ${bits ?? 3072}-bit RSA key`,
         enrollClient(store, {

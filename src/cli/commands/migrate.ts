@@ -53,7 +53,9 @@ export const migrate = defineCommand({
         `copied ${count(done.clients, "client")} (${count(done.bundles, "E2E key bundle")}), ${count(done.rooms, "room")} and ${count(done.messages, "held message")} for ${count(done.recipients, "recipient")} from ${redactUrl(args.from)} to ${redactUrl(args.to)}\n`,
       );
       process.stdout.write(
-        `the source is unchanged; start the server on ${redactUrl(args.to)}${isRedisUrl(args.to) ? " with --store" : " with --data"} (its server key stays in its --data directory)\n`,
+        isRedisUrl(args.to)
+          ? `the source is unchanged; start the server with --store ${redactUrl(args.to)} and its --data directory (which keeps its server key)\n`
+          : `the source is unchanged; copy server.key and server.pub into ${args.to} from the servers' data directory, then start the server with --data ${args.to}\n`,
       );
       return EXIT.OK;
     } finally {

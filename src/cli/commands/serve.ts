@@ -23,7 +23,13 @@ import {
 import { writeFileNoFollow } from "../../store/files.ts";
 import type { Store } from "../../store/store.ts";
 import { CliError, EXIT } from "../common.ts";
-import { openServerStore, STORE_ARG, storeFile, storeSpec } from "../store-option.ts";
+import {
+  openServerStore,
+  refuseNewKeyForOldClients,
+  STORE_ARG,
+  storeFile,
+  storeSpec,
+} from "../store-option.ts";
 
 export const serve = defineCommand({
   meta: {
@@ -126,6 +132,8 @@ export const serve = defineCommand({
       }
       let cluster: Cluster | undefined;
       try {
+        // Clients but no server key here: refused before a new key locks them out.
+        await refuseNewKeyForOldClients(dir, store, created);
         // On Redis, this server is a node of a cluster (docs/CLUSTER.md).
         const spec = storeSpec(settings.store);
         if (spec)
