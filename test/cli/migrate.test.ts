@@ -117,6 +117,25 @@ describe("migrate", () => {
       join(sb.dir, "x"),
     ]);
     expectError(missing, EXIT.USAGE, /^backbone: no server data in .*empty$/);
+    // A Redis that is not there: the socket's reason and what to check, not ioredis's
+    // "Connection is closed.".
+    const gone = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const closed = gone.port;
+    gone.stop(true);
+    const down = await sb.run([
+      "migrate",
+      "--from",
+      `redis://127.0.0.1:${closed}`,
+      "--to",
+      join(sb.dir, "y"),
+    ]);
+    expectError(
+      down,
+      EXIT.USAGE,
+      new RegExp(
+        `^backbone: cannot open store redis://127\\.0\\.0\\.1:${closed}: connection refused \\(is redis-server running there\\?\\)$`,
+      ),
+    );
     // A required option left out is a usage error (exit 2), not an "unexpected error".
     const noTarget = await sb.run(["migrate", "--from", sb.data]);
     expectError(

@@ -55,6 +55,8 @@ export class RedisStore implements Store {
   readonly keys: KeyStore;
   readonly #r: IORedis;
   readonly #p: string;
+  /** The connection's last error: ioredis rejects `connect()` with only "Connection is closed.". */
+  #lastError: Error | undefined;
   /** Rooms and memberships (rooms.ts). */
   readonly rooms: RedisRooms;
 
@@ -72,7 +74,9 @@ export class RedisStore implements Store {
     });
     // Errors surface through the calls; the connection's own events would otherwise be
     // printed by ioredis as unhandled.
-    this.#r.on("error", () => {});
+    this.#r.on("error", (err: Error) => {
+      this.#lastError = err;
+    });
     this.keys = new RedisKeyStore(this.#r, this.#p);
     this.rooms = new RedisRooms(this.#r, this.#p, (what, run) => this.#call(what, run));
   }
@@ -87,7 +91,7 @@ export class RedisStore implements Store {
       store.close();
       throw new StoreError(
         "STORE_OPEN",
-        `cannot open store ${redactUrl(url)}: ${(cause as Error).message}`,
+        `cannot open store ${redactUrl(url)}: ${openFailure(cause, store.#lastError)}`,
         {
           cause,
         },
@@ -406,3 +410,15 @@ const S = {
   enqueue: script(ENQUEUE),
   remove: script(REMOVE),
 };
+
+/**
+ * Why Redis could not be opened, in words a user can act on: the socket's own error
+ * (`connect ECONNREFUSED 127.0.0.1:6379`) rather than ioredis's "Connection is closed.".
+ */
+function openFailure(cause: unknown, last: Error | undefined): string {
+  const err = (last ?? cause) as Error & { code?: string };
+  const code = err.code ?? (cause as { code?: string }).code;
+  if (code === "ECONNREFUSED") return "connection refused (is redis-server running there?)";
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `host not found (${code})`;
+  return err.message.split("\n")[0] ?? String(err);
+}
