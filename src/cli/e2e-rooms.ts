@@ -90,7 +90,7 @@ export async function roomTrustWarnings(e2e: E2EManager, room: string): Promise<
   if (unverified.length > 0) {
     const who = unverified.map((m) => `${esc(m.name || m.id)} (${m.fingerprint})`).join(", ");
     lines.push(
-      `warning: ${name} has members you have not verified: ${who}; compare safety numbers with: backbone verify NAME`,
+      `warning: ${name} has members you have not verified: ${who}; compare safety numbers with: backbone verify ${esc(unverified[0]?.name || unverified[0]?.id || "")}${unverified.length > 1 ? " (and each of the others)" : ""}`,
     );
   }
   if (keyless.length > 0) {

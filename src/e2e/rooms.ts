@@ -178,7 +178,7 @@ export class RoomE2E {
         const who = unverified.map((m) => m.name || m.id).join(", ");
         throw new E2EError(
           "UNVERIFIED",
-          `#${name}: ${who} not verified (strict mode; verify with backbone verify); nothing sent`,
+          `#${name}: ${who} not verified (strict mode; verify with backbone verify ${unverified[0]?.name || unverified[0]?.id}${unverified.length > 1 ? " and each of the others" : ""}); nothing sent`,
         );
       }
     }

@@ -101,7 +101,9 @@ describe("E2E rooms from the command line", () => {
     await sb.run(["room", "join", "pair", ...as("bob")]);
     r = await sb.run(["send", "#pair", "not yet", "--strict", ...as("alice")]);
     expect(r.code).toBe(EXIT_E2E_REQUIRED);
-    expect(r.stderr).toMatch(/#pair: bob not verified \(strict mode/);
+    expect(r.stderr).toMatch(
+      /#pair: bob not verified \(strict mode; verify with backbone verify bob\); nothing sent/,
+    );
     expect(
       (await sb.run(["verify", "bob", "--no-qr", ...as("alice")], { stdin: "y\n" })).code,
     ).toBe(EXIT.OK);

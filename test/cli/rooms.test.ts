@@ -209,7 +209,7 @@ describe("chat and send through pipes", () => {
     // Opening the room warns once about members not verified (docs/E2E.md § Rooms).
     expect(r.code).toBe(EXIT.OK);
     expect(r.stderr).toMatch(
-      /^warning: #ops has members you have not verified: bob \(SHA256:[A-Za-z0-9+/]{43}\); compare safety numbers with: backbone verify NAME\n$/,
+      /^warning: #ops has members you have not verified: bob \(SHA256:[A-Za-z0-9+/]{43}\); compare safety numbers with: backbone verify bob\n$/,
     );
     const s = await sb.run(["send", "#ops", ...as("alice")], { stdin: "from stdin\n" });
     expect(s.code).toBe(EXIT.OK);
