@@ -2,11 +2,13 @@
  * What the commands share: exit codes, one-line errors, finding the identity file,
  * connecting with visible progress, and small output helpers.
  */
+
 import { readdirSync, readFileSync } from "node:fs";
 import { type Client, connect } from "../client/client.ts";
 import { type Identity, loadIdentity } from "../client/identity.ts";
 import { RoomError } from "../client/rooms.ts";
 import type { ConnectOptions } from "../client/types.ts";
+import { isEnvelope } from "../e2e/envelope.ts";
 import {
   BackboneError,
   ConnectionError,
@@ -288,8 +290,14 @@ export function countdown(why: string, delayMs: number): () => void {
  * every control, separator and bidi control as a visible escape (src/text/escape.ts).
  */
 export function displayText(data: Uint8Array): string {
+  // Only `--no-e2e` lets an E2E envelope through undecrypted (the E2E layer opens or
+  // drops every one): a marker, not a screenful of escaped ciphertext.
+  if (isEnvelope(data)) return E2E_UNREAD;
   return escapeBytes(data);
 }
+
+/** What `chat`/`listen --no-e2e` show for an end-to-end encrypted message. */
+export const E2E_UNREAD = "[end-to-end encrypted: not readable with --no-e2e]";
 
 /**
  * `JSON.stringify` as one line that is also safe on a terminal: the code points JSON

@@ -84,6 +84,23 @@ describe("E2E from the command line", () => {
     expect(again.stdout).toContain("bob is already verified.");
   });
 
+  test("listen --no-e2e shows an end-to-end encrypted message as a marker, not escaped ciphertext", async () => {
+    await using sb = await sandbox();
+    const { ids } = await setup(sb);
+    const first = sb.start(["listen", "--identity", "bob.identity"]);
+    await keysPublished(sb, ids.bob as string);
+    first.kill("SIGTERM");
+    await first.exit();
+    const plain = sb.start(["listen", "--no-e2e", "--identity", "bob.identity"]);
+    const sent = await sb.run(["send", "bob", "sealed", "--identity", "alice.identity"]);
+    expect(sent.code).toBe(EXIT.OK);
+    const line = (await plain.waitFor(/alice/)).input as string;
+    expect(line).toMatch(
+      /^\[\d\d:\d\d:\d\d\] alice(?: \(while you were away\))?: \[end-to-end encrypted: not readable with --no-e2e\]$/,
+    );
+    plain.kill("SIGTERM");
+  });
+
   test("a verified peer's key changes: loud warning, sending refused (exit 7) until accepted", async () => {
     await using sb = await sandbox();
     const { ids } = await setup(sb);
