@@ -3,6 +3,7 @@
  * each overriding the one before. Every default is justified next to it.
  */
 import { readFileSync } from "node:fs";
+import { didYouMean } from "../cli/suggest.ts";
 import { describeErrno, UsageError } from "../errors.ts";
 import {
   DEFAULT_CHALLENGE_SIZE,
@@ -202,7 +203,13 @@ export function mergeSettings(
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
     const kind = KINDS[key as keyof ServerSettings];
-    if (!kind) throw new UsageError("BAD_SETTING", `${source}: unknown setting "${key}"`);
+    if (!kind) {
+      const hint = didYouMean(key, Object.keys(KINDS));
+      throw new UsageError(
+        "BAD_SETTING",
+        `${source}: unknown setting "${key}"${hint ? `; ${hint}` : ""}`,
+      );
+    }
     out[key] = checkValue(key, kind, value, source);
   }
   const s = out as unknown as ServerSettings;

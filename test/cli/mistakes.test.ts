@@ -91,6 +91,21 @@ describe("serve on a port already taken", () => {
   });
 });
 
+describe("a mistyped setting in config.toml", () => {
+  test("is named with the setting it probably meant; exit 2", async () => {
+    await using sb = await sandbox({ fresh: true });
+    const data = join(sb.dir, "data");
+    mkdirSync(data, { mode: 0o700 });
+    writeFileSync(join(data, "config.toml"), "heartbeat_intervall = 5\n");
+    const r = await sb.run(["serve", "--port", "0", "--data", data]);
+    expectLastLine(
+      r,
+      EXIT.USAGE,
+      /config\.toml: unknown setting "heartbeat_intervall"; did you mean heartbeat_interval\?$/,
+    );
+  });
+});
+
 describe("keygen that fails on a new data directory", () => {
   test("leaves no directory or server key behind", async () => {
     await using sb = await sandbox({ fresh: true });
