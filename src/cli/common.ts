@@ -97,7 +97,9 @@ function describeErrorRaw(err: unknown): string[] {
     ];
   }
   if (err instanceof HandshakeError && err.code === "TOO_MANY_SESSIONS") {
-    return ["too many sessions of this identity at once (the server's max_sessions_per_client)"];
+    return [
+      "too many sessions of this identity at once (the server's max_sessions_per_client): end one of its chat or listen processes, or raise the limit in the server's config",
+    ];
   }
   if (err instanceof HandshakeError && err.code === "UNAVAILABLE") {
     return ["the server cannot read its registry now (its store is unreachable); try again later"];

@@ -186,7 +186,7 @@ describe("sessions of one identity (binary)", () => {
     const listen = sb.start(["listen", "--json", "--identity", "alice.identity"]);
     await server.proc.waitFor(/INFO +connect .*name=alice/, "stderr");
     const line =
-      "backbone: too many sessions of this identity at once (the server's max_sessions_per_client)\n";
+      "backbone: too many sessions of this identity at once (the server's max_sessions_per_client): end one of its chat or listen processes, or raise the limit in the server's config\n";
     // chat and listen would wait for an unreachable server forever, send --wait 600 ten
     // minutes: a refusal that retrying cannot change is no such case.
     for (const [args, stdin] of [
