@@ -41,14 +41,14 @@ const LEAVE_WAIT_MS = 3000;
 const MESSAGE_INDENT = 11;
 
 export const HELP = [
-  "/to ID|NAME   talk to someone else (or to a room: /to #NAME)",
-  "/who          who you are and whether your peer is online (in a room: its members)",
-  "/join #NAME   join a room (public, or one you are invited to) and talk there",
-  "/leave [#NAME] leave a room (default: the one you talk to)",
-  "/status       the server's status",
-  "/help         this list",
-  "/quit         leave (Ctrl-D on an empty line, Ctrl-C too)",
-  "//text        send a line that starts with / (as /text)",
+  "/to ID|NAME     talk to someone else (or to a room: /to #NAME)",
+  "/who            who you are and whether your peer is online (in a room: its members)",
+  "/join #NAME     join a room (public, or one you are invited to) and talk there",
+  "/leave [#NAME]  leave a room (default: the one you talk to)",
+  "/status         the server's status",
+  "/help           this list",
+  "/quit           leave (Ctrl-D on an empty line, Ctrl-C too)",
+  "//text          send a line that starts with / (as /text)",
   "keys: Enter sends; a paste is one message (never commands), sent with Enter;",
   "  Ctrl-C clears the line; ←/→ Home/End Ctrl-A/E move; Ctrl-W/U/K delete;",
   "  ↑/↓ recall earlier lines; Ctrl-L redraws",
