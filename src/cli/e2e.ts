@@ -166,7 +166,14 @@ export async function sendDirect(
   flags: { "peer-key"?: string | undefined; strict?: boolean | undefined } = {},
 ): Promise<{ e2e: boolean }> {
   // To yourself (your other sessions) there is no pairwise session: they share your key.
-  if (!e2e || to.toLowerCase() === client.id.toLowerCase()) {
+  const self = to.toLowerCase() === client.id.toLowerCase();
+  // --strict and --peer-key promise end-to-end encryption, which a note to yourself lacks.
+  if (e2e && self && (flags.strict || flags["peer-key"]))
+    throw new CliError(
+      `not sent: a note to yourself is not end-to-end encrypted (your sessions share one key), and ${flags.strict ? "--strict" : "--peer-key"} sends only what is`,
+      EXIT_E2E_REQUIRED,
+    );
+  if (!e2e || self) {
     client.send(to, data);
     return { e2e: false };
   }

@@ -189,6 +189,12 @@ describe("E2E from the command line", () => {
     ]);
     expect(wrong.code).toBe(EXIT_E2E_REQUIRED);
     expect(wrong.stderr).toContain(`not the pinned ${wrongKey}`);
+    // A note to yourself is never end-to-end encrypted: --strict refuses it (exit 9).
+    const self = await sb.run(["send", "alice", "x", "--strict", "--identity", "alice.identity"]);
+    expect(self.code).toBe(EXIT_E2E_REQUIRED);
+    expect(self.stderr).toMatch(
+      /^backbone: not sent: a note to yourself is not end-to-end encrypted/,
+    );
     // Nothing to verify yet: said in one line, with what makes it possible, and exit 9.
     const unverifiable = await sb.run(["verify", "carol", "--identity", "alice.identity"]);
     expect(unverifiable.code).toBe(EXIT_E2E_REQUIRED);

@@ -10,7 +10,8 @@ import { CliError, EXIT } from "../common.ts";
 export const migrate = defineCommand({
   meta: {
     name: "migrate",
-    description: "Copy clients, rooms, E2E keys and held messages between a data directory and Redis",
+    description:
+      "Copy clients, rooms, E2E keys and held messages between a data directory and Redis",
   },
   args: {
     from: {
