@@ -56,7 +56,7 @@ export function checkPin(
   if (opts.strict && !opts.peerKey && !verified(id, fp)) {
     throw new E2EError(
       "UNVERIFIED",
-      `${label} is not verified (strict mode; verify it with backbone verify, or pin its key); nothing sent`,
+      `${label} is not verified (strict mode; verify it with backbone verify ${label}, or pin its key); nothing sent`,
     );
   }
 }

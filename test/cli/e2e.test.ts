@@ -165,7 +165,16 @@ describe("E2E from the command line", () => {
     );
     const strict = await sb.run(["send", "bob", "x", "--strict", "--identity", "alice.identity"]);
     expect(strict.code).toBe(EXIT_E2E_REQUIRED);
-    expect(strict.stderr).toMatch(/^backbone: bob is not verified \(strict mode;/m);
+    expect(strict.stderr).toMatch(
+      /^backbone: bob is not verified \(strict mode; verify it with backbone verify bob, or pin its key\)/m,
+    );
+    // Through a pipe, chat refuses each line alike and exits as send does (9, not 6).
+    const piped = await sb.run(["chat", "bob", "--strict", "--identity", "alice.identity"], {
+      stdin: "one\ntwo\n",
+    });
+    expect(piped.code).toBe(EXIT_E2E_REQUIRED);
+    expect(piped.stderr).toMatch(/^backbone: line 1 not sent: bob is not verified/m);
+    expect(piped.stderr).toMatch(/^backbone: line 2 not sent: bob is not verified/m);
     const v = await sb.run(["verify", "bob", "--no-qr", "--identity", "alice.identity"], {
       stdin: "y\n",
     });

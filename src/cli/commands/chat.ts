@@ -128,6 +128,9 @@ async function piped(
   let lineNo = 0;
   let lastSend: Promise<unknown> = Promise.resolve();
   let refused = 0;
+  // The exit code of the first line refused: 6 (too long, undeliverable), or 7/9 when the
+  // E2E layer refused it (a verified key changed; --strict or --peer-key), as `send` exits.
+  let refusedCode: number = EXIT.UNDELIVERABLE;
   const input = (async () => {
     for await (const line of lines) {
       lineNo++;
@@ -138,7 +141,8 @@ async function piped(
         sendLine(peer, line).catch((err: Error) => {
           // A line the server or the E2E layer refuses (too long, say) is reported and
           // skipped; the rest still go.
-          refused++;
+          if (refused++ === 0 && err instanceof CliError && err.exitCode !== EXIT.FAILURE)
+            refusedCode = err.exitCode;
           note(`backbone: line ${n} not sent: ${err.message}`);
         }),
       );
@@ -154,5 +158,5 @@ async function piped(
   await lastSend;
   if (client.connected) await client.ping().catch(() => {});
   await client.close("end of input");
-  return refused > 0 ? EXIT.UNDELIVERABLE : EXIT.OK;
+  return refused > 0 ? refusedCode : EXIT.OK;
 }
