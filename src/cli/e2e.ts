@@ -184,12 +184,32 @@ export async function sendDirect(
   }
 }
 
+/**
+ * How a peer is named in a warning: `name (id)` when its name is known, else its ID;
+ * escaped (the name comes from the server).
+ */
+export function peerLabel(e2e: E2EManager, id: string, name?: string): string {
+  const known = name || e2e.state.knownPeers.get(id)?.name;
+  return known ? `${escapeControls(known)} (${escapeControls(id)})` : escapeControls(id);
+}
+
+/**
+ * The E2E layer's warnings. The plaintext and decryption warnings are shown once per
+ * peer (and direction) per run: a chat line after line to a peer without keys says it
+ * once, not at every line; a loud key change is shown every time it happens.
+ */
 function reportWarnings(e2e: E2EManager, note: Say): void {
+  const shown = new Set<string>();
+  const once = (key: string) => {
+    if (shown.has(key)) return false;
+    shown.add(key);
+    return true;
+  };
   e2e.on("keyChanged", ({ id, previous, fingerprint, blocked }) => {
     note("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
     note("@    WARNING: PEER IDENTITY KEY HAS CHANGED!               @");
     note("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
-    note(`The E2E identity key of ${escapeControls(id)} changed: ${previous} → ${fingerprint}.`);
+    note(`The E2E identity key of ${peerLabel(e2e, id)} changed: ${previous} → ${fingerprint}.`);
     note("It may have re-installed, or someone may be impersonating it.");
     note(
       blocked
@@ -208,16 +228,35 @@ function reportWarnings(e2e: E2EManager, note: Say): void {
     );
   });
   e2e.on("plaintext", ({ id, name, direction, reason }) => {
-    const who = escapeControls(name ?? id);
+    if (!once(`plaintext ${direction} ${id}`)) return;
     const verb = direction === "out" ? "sending to" : "received from";
-    note(`warning: ${verb} ${who} without end-to-end encryption: ${reason}`);
+    note(
+      `warning: ${verb} ${escapeControls(name || e2e.state.knownPeers.get(id)?.name || id)} without end-to-end encryption: ${reason}`,
+    );
   });
   e2e.on("decryptFailed", ({ from, message }) => {
-    note(
-      `warning: an end-to-end encrypted message from ${escapeControls(from)} could not be decrypted: ${message}`,
-    );
+    if (!once(`decrypt ${from}`)) return;
+    const say = (label: string) =>
+      note(
+        `warning: an end-to-end encrypted message from ${label} could not be decrypted: ${message} (later failures from this peer are not repeated)`,
+      );
+    if (e2e.state.knownPeers.get(from)?.name) return say(peerLabel(e2e, from));
+    // Not in known_peers (a re-install lost it): ask the server for the name.
+    void lookupName(e2e, from).then((name) => say(peerLabel(e2e, from, name)));
   });
   e2e.on("syncFailed", ({ error }) => {
     note(`warning: could not publish E2E keys: ${error.message}`);
   });
+}
+
+/** The server's name for `id`, or "" (not connected, unknown, or the request failed). */
+async function lookupName(e2e: E2EManager, id: string): Promise<string> {
+  const client = e2e.client;
+  if (!client?.connected) return "";
+  try {
+    const [entry] = await client.clientStatus([id]);
+    return entry && "name" in entry ? String(entry.name) : "";
+  } catch {
+    return "";
+  }
 }

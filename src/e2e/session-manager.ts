@@ -137,6 +137,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     return this.state.identity.clientId;
   }
 
+  /** The client this layer is attached to (null before `attach`). */
+  get client(): Client | null {
+    return this.#client;
+  }
+
   /** `SHA256:…` of this client's identity key. */
   get fingerprint(): string {
     return identityFingerprint(publicIdentity(this.state.identity));
