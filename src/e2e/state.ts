@@ -20,7 +20,14 @@ import {
 } from "./keys.ts";
 import { KnownPeers } from "./known-peers.ts";
 import { type Random, systemRandom } from "./primitives.ts";
-import { deserializePeer, type PeerSessions, type PreKeyStore, serializePeer } from "./session.ts";
+import type { PeerSessions, PreKeyStore } from "./session.ts";
+import {
+  decodeStateDoc,
+  encodeStateDoc,
+  type InboxEntry,
+  type RecentLive,
+  type StoredPreKey,
+} from "./state-doc.ts";
 import {
   ensurePrivateDir,
   lockStateDir,
@@ -30,36 +37,6 @@ import {
   writeCounter,
   writePrivateFile,
 } from "./statedir.ts";
-
-/** A decrypted message kept until the application has it. */
-export interface InboxEntry {
-  /** Random, to recognise the entry across re-reads of the state. */
-  key: string;
-  sender: string;
-  /** Unix seconds when it was decrypted. */
-  at: number;
-  /** `queued_at` of a stored C2C, else null. */
-  queuedAt: number | null;
-  plaintext: Uint8Array;
-  /** False for a plaintext message kept only to keep the order (see session-manager.ts). */
-  e2e: boolean;
-  verified: boolean;
-}
-
-/**
- * A live message decrypted by one process of this client, kept briefly so that the
- * client's other processes (sessions, docs/PROTOCOL.md § Sessions), which receive the
- * same ciphertext, can show it too: the ratchet step is used up by the first.
- */
-export interface RecentLive {
-  /** SHA-256 of the envelope, hex (first 32 characters). */
-  digest: string;
-  sender: string;
-  /** Unix seconds when it was decrypted. */
-  at: number;
-  plaintext: Uint8Array;
-  verified: boolean;
-}
 
 /** How many live messages, and for how long (s), other processes can still show. */
 export const RECENT_LIVE_MAX = 64;
@@ -103,12 +80,7 @@ export interface Transaction {
   skipWrite(): void;
 }
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-const unhex = (s: unknown) => new Uint8Array(Buffer.from(String(s), "hex"));
-
-interface StoredPreKey extends PreKey {
-  createdAt: number;
-}
+export type { InboxEntry, RecentLive } from "./state-doc.ts";
 
 export class E2EState {
   readonly dir: string;
@@ -265,88 +237,18 @@ export class E2EState {
   }
 
   #fromJson(o: Record<string, unknown>): void {
-    try {
-      const id = o.identity as Record<string, string>;
-      this.identity = {
-        clientId: String(o.clientId),
-        signing: { secret: unhex(id.signingSecret), public: unhex(id.signingPublic) },
-        dh: { secret: unhex(id.dhSecret), public: unhex(id.dhPublic) },
-        dhSignature: unhex(id.dhSignature),
-      };
-      const pk = (k: Record<string, unknown>) => ({
-        id: Number(k.id),
-        key: unhex(k.key),
-        secret: unhex(k.secret),
-        signature: unhex(k.signature),
-        createdAt: Number(k.createdAt ?? 0),
-      });
-      this.signedPreKeys = (o.signedPreKeys as Record<string, unknown>[]).map(pk);
-      this.oneTimePreKeys = new Map(
-        (o.oneTimePreKeys as Record<string, unknown>[]).map((k) => [Number(k.id), pk(k)]),
-      );
-      this.nextPreKeyId = Number(o.nextPreKeyId);
-      this.publishedSignedPreKey = Number(o.publishedSignedPreKey ?? 0);
-      this.peers = new Map(
-        Object.entries(o.peers as Record<string, unknown>).map(([k, v]) => [k, deserializePeer(v)]),
-      );
-      this.inbox = (o.inbox as Record<string, unknown>[]).map((m) => ({
-        key: String(m.key),
-        sender: String(m.sender),
-        at: Number(m.at),
-        queuedAt: m.queuedAt === null ? null : Number(m.queuedAt),
-        plaintext: unhex(m.plaintext),
-        e2e: m.e2e !== false,
-        verified: Boolean(m.verified),
-      }));
-      this.recentLive = ((o.recentLive as Record<string, unknown>[] | undefined) ?? []).map(
-        (m) => ({
-          digest: String(m.digest),
-          sender: String(m.sender),
-          at: Number(m.at),
-          plaintext: unhex(m.plaintext),
-          verified: Boolean(m.verified),
-        }),
-      );
-    } catch (cause) {
-      if (cause instanceof E2EError) throw cause;
-      throw new E2EError("STATE_CORRUPT", `${join(this.dir, "state.json")} is damaged`, { cause });
-    }
+    Object.assign(this, decodeStateDoc(o, join(this.dir, "state.json")));
   }
 
   /** Writes everything (one atomic write), then the rollback counter. Under the lock only. */
   #write(): void {
     const next = this.generation + 1;
-    const pk = (k: PreKey & { createdAt?: number }) => ({
-      id: k.id,
-      key: hex(k.key),
-      secret: hex(k.secret),
-      signature: hex(k.signature),
-      createdAt: k.createdAt ?? 0,
-    });
-    const doc = {
-      version: 1,
-      clientId: this.identity.clientId.toLowerCase(),
-      generation: next,
-      identity: {
-        signingSecret: hex(this.identity.signing.secret),
-        signingPublic: hex(this.identity.signing.public),
-        dhSecret: hex(this.identity.dh.secret),
-        dhPublic: hex(this.identity.dh.public),
-        dhSignature: hex(this.identity.dhSignature),
-      },
-      signedPreKeys: this.signedPreKeys.map(pk),
-      oneTimePreKeys: [...this.oneTimePreKeys.values()].map(pk),
-      nextPreKeyId: this.nextPreKeyId,
-      publishedSignedPreKey: this.publishedSignedPreKey,
-      peers: Object.fromEntries([...this.peers].map(([k, v]) => [k, serializePeer(v)])),
-      inbox: this.inbox.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
-      recentLive: this.recentLive.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
-    };
+    const doc = encodeStateDoc(this, next);
     if (this.#peersDirty) {
       writePrivateFile(join(this.dir, "known_peers"), this.knownPeers.format());
       this.#peersDirty = false;
     }
-    writePrivateFile(join(this.dir, "state.json"), JSON.stringify(doc));
+    writePrivateFile(join(this.dir, "state.json"), doc);
     this.#stamp = this.#stampOf();
     this.generation = next;
     writeCounter(this.#counterPath, next);

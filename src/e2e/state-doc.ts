@@ -1,0 +1,158 @@
+/**
+ * The E2E state document, `state.json` (docs/E2E.md § Client state): its types and its
+ * JSON form. Binary values are hex; every read checks the shape and reports a damaged
+ * file as `E2EError` `STATE_CORRUPT`, never a crash.
+ */
+import { E2EError } from "./errors.ts";
+import type { Identity, PreKey } from "./keys.ts";
+import { deserializePeer, type PeerSessions, serializePeer } from "./session.ts";
+
+/** A decrypted message kept until the application has it. */
+export interface InboxEntry {
+  /** Random, to recognise the entry across re-reads of the state. */
+  key: string;
+  sender: string;
+  /** Unix seconds when it was decrypted. */
+  at: number;
+  /** `queued_at` of a stored C2C, else null. */
+  queuedAt: number | null;
+  plaintext: Uint8Array;
+  /** False for a plaintext message kept only to keep the order (see session-manager.ts). */
+  e2e: boolean;
+  verified: boolean;
+}
+
+/**
+ * A live message decrypted by one process of this client, kept briefly so that the
+ * client's other processes (sessions, docs/PROTOCOL.md § Sessions), which receive the
+ * same ciphertext, can show it too: the ratchet step is used up by the first.
+ */
+export interface RecentLive {
+  /** SHA-256 of the envelope, hex (first 32 characters). */
+  digest: string;
+  sender: string;
+  /** Unix seconds when it was decrypted. */
+  at: number;
+  plaintext: Uint8Array;
+  verified: boolean;
+}
+
+/** A signed prekey with the time it was made (unix s). */
+export interface StoredPreKey extends PreKey {
+  createdAt: number;
+}
+
+/** What `state.json` holds besides its version, client ID and generation. */
+export interface StateContent {
+  identity: Identity;
+  signedPreKeys: StoredPreKey[];
+  oneTimePreKeys: Map<number, PreKey>;
+  nextPreKeyId: number;
+  publishedSignedPreKey: number;
+  peers: Map<string, PeerSessions>;
+  inbox: InboxEntry[];
+  recentLive: RecentLive[];
+}
+
+export const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+export const unhex = (s: unknown) => new Uint8Array(Buffer.from(String(s), "hex"));
+
+/** JSON form of an identity with its secrets. */
+export function identityToJson(id: Identity): Record<string, string> {
+  return {
+    signingSecret: hex(id.signing.secret),
+    signingPublic: hex(id.signing.public),
+    dhSecret: hex(id.dh.secret),
+    dhPublic: hex(id.dh.public),
+    dhSignature: hex(id.dhSignature),
+  };
+}
+
+/** Inverse of `identityToJson` (throws on a bad shape; callers wrap it). */
+export function identityFromJson(clientId: string, v: unknown): Identity {
+  const id = v as Record<string, string>;
+  return {
+    clientId,
+    signing: { secret: unhex(id.signingSecret), public: unhex(id.signingPublic) },
+    dh: { secret: unhex(id.dhSecret), public: unhex(id.dhPublic) },
+    dhSignature: unhex(id.dhSignature),
+  };
+}
+
+export function preKeyToJson(k: PreKey & { createdAt?: number }): Record<string, unknown> {
+  return {
+    id: k.id,
+    key: hex(k.key),
+    secret: hex(k.secret),
+    signature: hex(k.signature),
+    createdAt: k.createdAt ?? 0,
+  };
+}
+
+export function preKeyFromJson(v: unknown): StoredPreKey {
+  const k = v as Record<string, unknown>;
+  return {
+    id: Number(k.id),
+    key: unhex(k.key),
+    secret: unhex(k.secret),
+    signature: unhex(k.signature),
+    createdAt: Number(k.createdAt ?? 0),
+  };
+}
+
+/** `state.json` text for `s` at `generation`. */
+export function encodeStateDoc(s: StateContent, generation: number): string {
+  return JSON.stringify({
+    version: 1,
+    clientId: s.identity.clientId.toLowerCase(),
+    generation,
+    identity: identityToJson(s.identity),
+    signedPreKeys: s.signedPreKeys.map(preKeyToJson),
+    oneTimePreKeys: [...s.oneTimePreKeys.values()].map(preKeyToJson),
+    nextPreKeyId: s.nextPreKeyId,
+    publishedSignedPreKey: s.publishedSignedPreKey,
+    peers: Object.fromEntries([...s.peers].map(([k, v]) => [k, serializePeer(v)])),
+    inbox: s.inbox.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
+    recentLive: s.recentLive.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
+  });
+}
+
+/** The content of a parsed `state.json` (`file` names it in errors). Throws `E2EError`. */
+export function decodeStateDoc(o: Record<string, unknown>, file: string): StateContent {
+  try {
+    return {
+      identity: identityFromJson(String(o.clientId), o.identity),
+      signedPreKeys: (o.signedPreKeys as unknown[]).map(preKeyFromJson),
+      oneTimePreKeys: new Map(
+        (o.oneTimePreKeys as unknown[]).map((k) => {
+          const p = preKeyFromJson(k);
+          return [p.id, p];
+        }),
+      ),
+      nextPreKeyId: Number(o.nextPreKeyId),
+      publishedSignedPreKey: Number(o.publishedSignedPreKey ?? 0),
+      peers: new Map(
+        Object.entries(o.peers as Record<string, unknown>).map(([k, v]) => [k, deserializePeer(v)]),
+      ),
+      inbox: (o.inbox as Record<string, unknown>[]).map((m) => ({
+        key: String(m.key),
+        sender: String(m.sender),
+        at: Number(m.at),
+        queuedAt: m.queuedAt === null ? null : Number(m.queuedAt),
+        plaintext: unhex(m.plaintext),
+        e2e: m.e2e !== false,
+        verified: Boolean(m.verified),
+      })),
+      recentLive: ((o.recentLive as Record<string, unknown>[] | undefined) ?? []).map((m) => ({
+        digest: String(m.digest),
+        sender: String(m.sender),
+        at: Number(m.at),
+        plaintext: unhex(m.plaintext),
+        verified: Boolean(m.verified),
+      })),
+    };
+  } catch (cause) {
+    if (cause instanceof E2EError) throw cause;
+    throw new E2EError("STATE_CORRUPT", `${file} is damaged`, { cause });
+  }
+}
