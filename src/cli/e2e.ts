@@ -19,6 +19,15 @@ import {
   note,
 } from "./common.ts";
 
+/** `--e2e-takeover` (docs/E2E.md § One identity, one device). */
+export const E2E_TAKEOVER_ARG = {
+  "e2e-takeover": {
+    type: "boolean",
+    description:
+      "Publish this machine's E2E keys even though another device's (or an earlier install's) are published for this identity; the other stops receiving end-to-end",
+  },
+} as const;
+
 /** Options of the commands that send or receive direct messages. */
 export const E2E_ARGS = {
   // citty reads `--no-e2e` as `e2e: false`.
@@ -35,6 +44,7 @@ export const E2E_ARGS = {
       "E2E state directory (default: $BACKBONE_E2E_STATE or ~/.local/state/backbone/e2e/<id>)",
     valueHint: "DIR",
   },
+  ...E2E_TAKEOVER_ARG,
 } as const;
 
 /** Options of the commands that send (`send`, `chat`): pinning for programs. */
@@ -58,6 +68,7 @@ export const EXIT_E2E_REQUIRED = 9;
 export interface E2EFlags extends ConnectFlags {
   e2e?: boolean | undefined;
   "e2e-state"?: string | undefined;
+  "e2e-takeover"?: boolean | undefined;
 }
 
 /** Exit code when sending is refused because a verified peer's key changed. */
@@ -71,7 +82,12 @@ export type Say = (line: string) => void;
  * connecting, so that no stored message arrives before it can be decrypted. Throws
  * `CliError` for contradictory flags or a state that cannot be opened.
  */
-export function openE2E(identity: Identity, flags: E2EFlags, say: Say = note): E2EManager | null {
+export function openE2E(
+  identity: Identity,
+  flags: E2EFlags,
+  say: Say = note,
+  { elsewhereIsFatal = false } = {},
+): E2EManager | null {
   const pinned = (flags as { "peer-key"?: string })["peer-key"];
   const strict = (flags as { strict?: boolean }).strict;
   if (flags.e2e === false && (pinned || strict)) {
@@ -87,13 +103,16 @@ export function openE2E(identity: Identity, flags: E2EFlags, say: Say = note): E
   const stateDir = flags["e2e-state"] ?? process.env.BACKBONE_E2E_STATE;
   let e2e: E2EManager;
   try {
-    e2e = E2EManager.open(identity.id, stateDir ? { stateDir } : {});
+    e2e = E2EManager.open(identity.id, {
+      ...(stateDir ? { stateDir } : {}),
+      ...(flags["e2e-takeover"] ? { takeover: true } : {}),
+    });
   } catch (err) {
     if (err instanceof E2EError)
       throw new CliError(`${err.message} (or run with --no-e2e)`, EXIT.FAILURE);
     throw err;
   }
-  reportWarnings(e2e, say);
+  reportWarnings(e2e, say, elsewhereIsFatal);
   return e2e;
 }
 
@@ -123,13 +142,27 @@ export async function connectWithE2E(
   opts: Omit<ConnectFlagOptions, "incoming">,
 ): Promise<{ client: Client; e2e: E2EManager | null }> {
   const identity = await loadIdentityFromFlags(flags);
-  const e2e = openE2E(identity, flags);
+  const e2e = openE2E(identity, flags, note, { elsewhereIsFatal: true });
   try {
     const client = await connectIdentity(identity, flags, {
       ...opts,
       ...(e2e ? { incoming: e2e.incoming } : {}),
     });
-    if (e2e) attachE2E(client, e2e);
+    if (e2e) {
+      // Another device's E2E identity is published for us: the command stops with that
+      // one line (exit 1) before it sends anything (E2EManager.send refuses meanwhile).
+      // Not awaited here: the command's message listener must be in place first.
+      e2e.on("syncFailed", ({ error }) => {
+        if (!(error instanceof E2EError && error.code === "IDENTITY_ELSEWHERE")) return;
+        void client
+          .close("E2E identity elsewhere")
+          .catch(() => {})
+          .then(() =>
+            process.stderr.write(`backbone: ${error.message}\n`, () => process.exit(EXIT.FAILURE)),
+          );
+      });
+      attachE2E(client, e2e);
+    }
     return { client, e2e };
   } catch (err) {
     e2e?.close();
@@ -198,7 +231,7 @@ export function peerLabel(e2e: E2EManager, id: string, name?: string): string {
  * peer (and direction) per run: a chat line after line to a peer without keys says it
  * once, not at every line; a loud key change is shown every time it happens.
  */
-function reportWarnings(e2e: E2EManager, note: Say): void {
+function reportWarnings(e2e: E2EManager, note: Say, elsewhereIsFatal: boolean): void {
   const shown = new Set<string>();
   const once = (key: string) => {
     if (shown.has(key)) return false;
@@ -245,6 +278,11 @@ function reportWarnings(e2e: E2EManager, note: Say): void {
     void lookupName(e2e, from).then((name) => say(peerLabel(e2e, from, name)));
   });
   e2e.on("syncFailed", ({ error }) => {
+    if (error instanceof E2EError && error.code === "IDENTITY_ELSEWHERE") {
+      // connectWithE2E stops with it as the one error line; the terminal chat says it here.
+      if (!elsewhereIsFatal && once("elsewhere")) note(`error: ${error.message}`);
+      return;
+    }
     note(`warning: could not publish E2E keys: ${error.message}`);
   });
 }

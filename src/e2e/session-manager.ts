@@ -37,6 +37,12 @@ import {
 export interface E2EOptions extends OpenOptions {
   /** The state directory (default `defaultStateDir(id)`). */
   stateDir?: string;
+  /**
+   * Replace a bundle of another E2E identity that the directory holds for this client
+   * (another device, an earlier install). Without it that is refused: `syncFailed` with
+   * `IDENTITY_ELSEWHERE`, and `send` throws it (docs/E2E.md § One identity, one device).
+   */
+  takeover?: boolean;
 }
 
 export interface SendResult {
@@ -119,9 +125,14 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    */
   #replaying: boolean;
 
-  private constructor(state: E2EState) {
+  /** Set when the directory holds another E2E identity of ours (see E2EOptions.takeover). */
+  #elsewhere: E2EError | null = null;
+  readonly #takeover: boolean;
+
+  private constructor(state: E2EState, takeover = false) {
     super();
     this.state = state;
+    this.#takeover = takeover;
     this.#openedAt = state.now();
     this.#replaying = state.inbox.length > 0;
   }
@@ -129,7 +140,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   /** Opens (creating when absent) the state of `clientId`. Throws `E2EError` (see `E2EState.open`). */
   static open(clientId: string, options: E2EOptions = {}): E2EManager {
     const dir = options.stateDir ?? defaultStateDir(clientId);
-    return new E2EManager(E2EState.open(dir, clientId, options));
+    return new E2EManager(E2EState.open(dir, clientId, options), options.takeover);
   }
 
   /** This client's ID. */
@@ -292,6 +303,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     }, 0);
   }
 
+  /** The `IDENTITY_ELSEWHERE` error of the last key publication, or null. */
+  get identityElsewhere(): E2EError | null {
+    return this.#elsewhere;
+  }
+
   /** Resolves after the first key publication attempt following `attach`. */
   keysSynced: Promise<void> = Promise.resolve();
 
@@ -300,8 +316,12 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     const client = this.#client;
     if (!client) return;
     try {
-      await this.#serial(() => syncKeys((req) => client.keyDirectory(req), this.state));
+      await this.#serial(() =>
+        syncKeys((req) => client.keyDirectory(req), this.state, { takeover: this.#takeover }),
+      );
+      this.#elsewhere = null;
     } catch (err) {
+      if (err instanceof E2EError && err.code === "IDENTITY_ELSEWHERE") this.#elsewhere = err;
       // A connection that dropped or closed: tried again at the next connect.
       if (err instanceof ConnectionError) return;
       this.emit("syncFailed", { error: err as Error });
@@ -324,6 +344,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
 
   async #send(to: string, data: Uint8Array, opts: SendOptions): Promise<SendResult> {
     const client = this.#requireClient();
+    // Our peers would see two identities of ours taking turns: refused until resolved.
+    if (this.#elsewhere) throw this.#elsewhere;
     const id = await this.#resolve(client, to);
     const label = opts.name ?? (isUuid(to) ? undefined : to);
     const hasSession = this.state.transaction((tx) => {

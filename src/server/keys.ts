@@ -76,9 +76,16 @@ export async function handleKeys(
         return reply(await fetch(ctx, conn, req));
       case "count": {
         const n = await store.countKeys(conn.idText);
-        return reply(
-          n === null ? { op, published: false } : { op, published: true, one_time_prekeys: n },
-        );
+        const identity = n === null ? null : await store.keyIdentity(conn.idText);
+        if (n === null || !identity) return reply({ op, published: false });
+        // The identity held, so that a client can tell its own bundle from another
+        // device's (docs/E2E.md § One identity, one device).
+        return reply({
+          op,
+          published: true,
+          one_time_prekeys: n,
+          identity: Buffer.from(identity).toString("base64"),
+        });
       }
       case "delete":
         return reply({ op, deleted: await store.deleteKeys(conn.idText) });

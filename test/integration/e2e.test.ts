@@ -37,12 +37,13 @@ async function peer(
   c: Cluster,
   who: string | Identity,
   dir = stateDir(),
+  takeover = false,
 ): Promise<Peer & { dir: string; identity: Identity }> {
   const identity = typeof who === "string" ? await c.enroll(who) : who;
   const { client, e2e } = await connectE2E({
     identity: { ...identity, server: c.address },
     backoff: { initialMs: 20, maxMs: 200 },
-    e2e: { stateDir: dir },
+    e2e: { stateDir: dir, takeover },
   });
   const got: IncomingMessage[] = [];
   client.on("message", (m) => got.push(m));
@@ -177,7 +178,7 @@ describe("E2E in the client library", () => {
     await alice.close();
     const changes: { blocked: boolean }[] = [];
     bob.e2e.on("keyChanged", (k) => changes.push(k));
-    const alice2 = await peer(c, aliceIdentity);
+    const alice2 = await peer(c, aliceIdentity, stateDir(), true);
     await alice2.e2e.send("bob", "new me");
     await until(() => bob.got.length === 3);
     expect(bob.got[2]).toMatchObject({ e2e: true, verified: false });
@@ -204,7 +205,7 @@ describe("E2E in the client library", () => {
     const fresh = stateDir();
     const { client, e2e } = await connectE2E({
       identity: { ...bobIdentity, server: c.address },
-      e2e: { stateDir: fresh },
+      e2e: { stateDir: fresh, takeover: true },
     });
     e2e.on("decryptFailed", (f) => failed.push(f));
     const got: string[] = [];

@@ -15,6 +15,7 @@ import {
   generateIdentity,
   generateOneTimePreKeys,
   generateSignedPreKey,
+  identityKeyBytes,
   publicIdentity,
 } from "../../src/e2e/keys.ts";
 import { E2EState } from "../../src/e2e/state.ts";
@@ -67,6 +68,7 @@ describe("key directory", () => {
         op: "count",
         published: true,
         one_time_prekeys: 99,
+        identity: Buffer.from(identityKeyBytes(publicIdentity(st.identity))).toString("base64"),
       });
       // By ID too; and a client without keys is "no keys", an unknown one "unknown".
       expect((await fetchBundle(request(bob), alice.id))?.id).toBe(alice.id);

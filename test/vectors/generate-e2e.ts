@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { associatedData, decodeEnvelope } from "../../src/e2e/envelope.ts";
 import { safetyNumber } from "../../src/e2e/fingerprint.ts";
-import { encodeBundle, publicIdentity } from "../../src/e2e/keys.ts";
+import { encodeBundle, identityKeyBytes, publicIdentity } from "../../src/e2e/keys.ts";
 import type { Random } from "../../src/e2e/primitives.ts";
 import { kdfCk, messageKeys } from "../../src/e2e/ratchet.ts";
 import {
@@ -135,6 +135,7 @@ export function buildVectors() {
     directory: directoryVectors(
       hex(encodeBundle(bundle)),
       hex(encodeBundle({ ...bundle, oneTimePreKeys: bob.opks })),
+      hex(identityKeyBytes(bundle.identity)),
     ),
     safety_number: safetyNumber(
       ALICE,
@@ -147,7 +148,7 @@ export function buildVectors() {
 }
 
 /** KEYS (0x18) messages as they appear inside an encrypted frame, timestamp 1767225600. */
-function directoryVectors(fetched: string, published: string) {
+function directoryVectors(fetched: string, published: string, identity: string) {
   const at = 1767225600;
   const b64 = (h: string) => Buffer.from(h, "hex").toString("base64");
   const msg = (body: Record<string, unknown>) => ({
@@ -161,7 +162,12 @@ function directoryVectors(fetched: string, published: string) {
     fetch_request: msg({ op: "fetch", client: "bob" }),
     fetch_reply: msg({ op: "fetch", id: BOB, name: "bob", bundle: b64(fetched) }),
     count_request: msg({ op: "count" }),
-    count_reply: msg({ op: "count", published: true, one_time_prekeys: 1 }),
+    count_reply: msg({
+      op: "count",
+      published: true,
+      one_time_prekeys: 1,
+      identity: b64(identity),
+    }),
   };
 }
 
