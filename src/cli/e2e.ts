@@ -250,6 +250,11 @@ function reportWarnings(e2e: E2EManager, note: Say, elsewhereIsFatal: boolean): 
         : `Compare safety numbers: backbone verify ${id}`,
     );
   });
+  e2e.on("keyRolledOver", ({ id, previous, fingerprint, verified }) => {
+    note(
+      `note: ${peerLabel(e2e, id)} replaced its E2E identity key by one signed with the old (${previous} → ${fingerprint})${verified ? "; still verified" : ""}`,
+    );
+  });
   e2e.on("nameChanged", ({ name, previous, id, blocked }) => {
     note(
       `WARNING: the name "${escapeControls(name)}" now belongs to client ${id}, not ${previous} as before.`,

@@ -69,3 +69,18 @@ export const TAG_BYTES = 16;
 export const HEADER_BYTES = 40;
 /** No one-time prekey used (prekey header `opk_id`). */
 export const NO_PREKEY = 0xffffffff;
+
+/**
+ * Envelope type: a signed key rollover — the sender's new identity and the chain of
+ * signatures from its earlier identities (docs/E2E.md § Key rollover). Not encrypted:
+ * it carries public keys and signatures only.
+ */
+export const TYPE_ROLLOVER = 3;
+/** Signature context of a rollover link (old identity signs old ‖ new). */
+export const CONTEXT_ROLLOVER = `${PROTOCOL_LABEL} rollover`;
+/** Rollover links kept and sent (the last ones): a peer who knew an older key sees a key change. */
+export const MAX_ROLLOVER_LINKS = 16;
+/** How long an identity replaced by a rollover still decrypts messages in flight (s). */
+export const RETIRED_IDENTITY_SECONDS = 30 * 24 * 3600;
+/** Replaced identities kept at most (each with its sessions and prekeys). */
+export const MAX_RETIRED_IDENTITIES = 4;

@@ -14,6 +14,7 @@ import {
   publicIdentity,
   verifyBundle,
 } from "./keys.ts";
+import { decodeChain, encodeChain, type RolloverLink } from "./rollover.ts";
 import { type E2EState, ONE_TIME_PREKEY_LOW } from "./state.ts";
 
 /** Sends one KEYS request and resolves with the reply. */
@@ -24,6 +25,8 @@ export interface FetchedBundle {
   id: string;
   name: string;
   bundle: Bundle;
+  /** The owner's rollovers to this identity (signatures checked when followed). */
+  rollover: RolloverLink[];
 }
 
 function refused(op: string, reply: Record<string, unknown>): E2EError {
@@ -78,14 +81,17 @@ export async function syncKeys(
 ): Promise<number> {
   const count = await request({ op: "count" });
   if (count.error) throw refused("count", count);
-  const ownKey = Buffer.from(identityKeyBytes(publicIdentity(state.identity)));
+  // Ours: the current identity, or one we rolled over from (then the new one replaces it).
+  const ownKeys = state.ownIdentityKeys().map((k) => Buffer.from(k));
   // Servers before the `identity` field: the publish below finds out (identity_mismatch).
   const heldKey = typeof count.identity === "string" ? Buffer.from(count.identity, "base64") : null;
-  const other = count.published === true && heldKey !== null && !heldKey.equals(ownKey);
+  const other =
+    count.published === true && heldKey !== null && !ownKeys.some((k) => k.equals(heldKey));
   if (other && !opts.takeover) throw identityElsewhere(state, heldKey);
   // New secrets are saved before anyone can fetch their public halves.
   const plan = state.transaction((tx) => {
-    const rotated = state.maybeRotateSignedPreKey();
+    const pruned = state.pruneRetired();
+    const rotated = state.maybeRotateSignedPreKey() || pruned;
     const spk = state.signedPreKeys[0];
     if (!spk) throw new E2EError("STATE_CORRUPT", "no signed prekey");
     const held = count.published === true && !other ? Number(count.one_time_prekeys) : 0;
@@ -108,8 +114,14 @@ export async function syncKeys(
     signedPreKey: { id: spk.id, key: spk.key, signature: spk.signature },
     oneTimePreKeys: opks.map((k) => ({ id: k.id, key: k.key, signature: k.signature })),
   });
+  // The rollovers to this identity travel with every publish (the head is replaced).
+  const rollover =
+    state.rollovers.length > 0
+      ? { rollover: Buffer.from(encodeChain(state.rollovers)).toString("base64") }
+      : {};
   let reply = await request({
     op: "publish",
+    ...rollover,
     bundle: Buffer.from(bundle).toString("base64"),
     // Nothing held: no replace, so that a bundle another device published meanwhile is
     // refused (identity_mismatch) rather than overwritten.
@@ -120,6 +132,7 @@ export async function syncKeys(
     if (!opts.takeover) throw identityElsewhere(state, null);
     reply = await request({
       op: "publish",
+      ...rollover,
       bundle: Buffer.from(bundle).toString("base64"),
       replace: true,
     });
@@ -149,5 +162,12 @@ export async function fetchBundle(
   }
   const bundle = decodeBundle(new Uint8Array(Buffer.from(String(reply.bundle), "base64")));
   verifyBundle(bundle, id); // signed for this very ID (unknown key-share defence)
-  return { id, name: String(reply.name ?? ""), bundle };
+  let rollover: RolloverLink[] = [];
+  if (typeof reply.rollover === "string") {
+    // A damaged chain only loses the rollover: the key-change rules then apply.
+    try {
+      rollover = decodeChain(new Uint8Array(Buffer.from(reply.rollover, "base64")));
+    } catch {}
+  }
+  return { id, name: String(reply.name ?? ""), bundle, rollover };
 }

@@ -15,14 +15,17 @@ import type { Client } from "../client/client.ts";
 import type { IncomingMessage } from "../client/types.ts";
 import { ConnectionError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
-import { fetchBundle, syncKeys } from "./directory.ts";
+import { type FetchedBundle, fetchBundle, syncKeys } from "./directory.ts";
 import { isEnvelope } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
 import { inboxMessage, liveDigest, wrap } from "./incoming.ts";
 import { publicIdentity } from "./keys.ts";
 import type { Observation } from "./known-peers.ts";
-import { decryptMessage, encryptMessage, type PeerSessions, startSession } from "./session.ts";
+import { type Opened, openMessage } from "./retired.ts";
+import { followRollover, isRolloverEnvelope } from "./rollover.ts";
+import { receiveRollover, rolloverAnnouncement } from "./rollover-peer.ts";
+import { encryptMessage, type PeerSessions, startSession } from "./session.ts";
 import {
   defaultStateDir,
   E2EState,
@@ -88,6 +91,11 @@ export interface E2EEvents {
    * took the name, or the server lies); `blocked` when the recorded one was verified.
    */
   nameChanged: [{ name: string; previous: string; id: string; blocked: boolean }];
+  /**
+   * A peer replaced its identity key by a signed rollover from the key recorded for it
+   * (docs/E2E.md § Key rollover): recorded quietly; `verified` when it was and stays so.
+   */
+  keyRolledOver: [{ id: string; previous: string; fingerprint: string; verified: boolean }];
   /** A peer's identity key was recorded for the first time (trust on first use). */
   newPeer: [{ id: string; fingerprint: string }];
   /** A message went (or came) in plaintext: the peer has no keys, or a known E2E peer sent plaintext. */
@@ -168,6 +176,12 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     // Broadcasts are never end-to-end encrypted (there is no group protocol): shown as
     // they are, marked e2e: false, and without a downgrade warning.
     if (m.kind === "broadcast") return wrap(m, m.data, false, false);
+    // A signed rollover: public keys only, never shown; replays change nothing.
+    if (isRolloverEnvelope(m.data)) {
+      const moved = receiveRollover(this.state, from, m.data);
+      if (moved) this.emit("keyRolledOver", moved);
+      return null;
+    }
     if (!isEnvelope(m.data)) {
       if (this.state.knownPeers.get(from)) {
         this.emit("plaintext", {
@@ -195,15 +209,10 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     // One transaction: the ratchet step, the used prekey and the message are saved
     // together, before the message is shown and before it is acknowledged.
     const entry = this.state.transaction((tx): InboxEntry | null => {
-      let r: ReturnType<typeof decryptMessage>;
+      let opened: Opened;
       try {
-        r = decryptMessage(
-          this.state.identity,
-          this.state.preKeys,
-          from,
-          this.state.peer(from),
-          m.data,
-        );
+        // The current identity, else one a rollover replaced (retired.ts).
+        opened = openMessage(this.state, from, m.data);
       } catch (err) {
         if (!(err instanceof E2EError)) throw err;
         tx.skipWrite();
@@ -222,10 +231,10 @@ export class E2EManager extends EventEmitter<E2EEvents> {
         return null; // a replay, or a message that cannot be opened: never shown
       }
       crashPoint("after-decrypt");
+      const r = opened.result;
       const fp = identityFingerprint(r.senderIdentity);
       this.#observe(from, undefined, fp);
-      this.state.peers.set(from.toLowerCase(), r.peer);
-      if (r.usedOneTimePreKey !== null) this.state.oneTimePreKeys.delete(r.usedOneTimePreKey);
+      opened.apply();
       const e = this.#entry(m, r.plaintext, true, this.#verified(from, fp));
       this.state.inbox.push(e);
       if (live) {
@@ -372,6 +381,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     const envelope = this.state.transaction(() => {
       let peer = this.state.peer(id);
       if (fetched && !peer.sessions.some((x) => x.ratchet.cks)) {
+        this.#followFetched(fetched);
         this.#observe(id, fetched.name, identityFingerprint(fetched.bundle.identity));
         this.state.knownPeers.checkSend(id, label);
         peer = startSession(this.state.identity, peer, fetched.bundle);
@@ -379,9 +389,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       this.#checkPin(id, label ?? to, peer, opts);
       const r = encryptMessage(this.state.identity, peer, data);
       this.state.peers.set(id, r.peer);
-      return r.data;
+      return { data: r.data, rollover: rolloverAnnouncement(this.state, id) };
     });
-    client.send(id, envelope);
+    // After a rollover, the signed chain goes first to each peer, once.
+    if (envelope.rollover) client.send(id, envelope.rollover);
+    client.send(id, envelope.data);
     return { to: id, e2e: true };
   }
 
@@ -451,6 +463,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
         }
         // Start a session with it, so the fetched one-time prekey is not wasted.
         name = fetched.name;
+        this.#followFetched(fetched);
         this.#observe(id, name, identityFingerprint(fetched.bundle.identity));
         const started = startSession(this.state.identity, current, fetched.bundle);
         this.state.peers.set(id, started);
@@ -489,6 +502,19 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     });
   }
 
+  /**
+   * Replaces this client's E2E identity by a new one signed by the old (docs/E2E.md
+   * § Key rollover) and, when attached, publishes it (`keysSynced` resolves after).
+   * Peers that knew the old key follow it without the key-change warning, and keep
+   * their verification. Returns both fingerprints.
+   */
+  rotateIdentity(): { previous: string; fingerprint: string } {
+    const previous = this.fingerprint;
+    this.state.transaction(() => this.state.rotateIdentity());
+    if (this.#client) this.keysSynced = this.syncKeys();
+    return { previous, fingerprint: this.fingerprint };
+  }
+
   /** Accepts a changed key of `peerId` (it becomes unverified). */
   acceptKey(peerId: string): void {
     this.state.transaction(() => {
@@ -500,6 +526,20 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   /** Releases the state's lock if a transaction still held it (it is held per transaction only). */
   close(): void {
     this.state.close();
+  }
+
+  /** Follows the rollover chain a fetched bundle came with (before observing its key). */
+  #followFetched(fetched: FetchedBundle): void {
+    const moved = followRollover(
+      this.state.knownPeers,
+      fetched.id,
+      fetched.bundle.identity,
+      fetched.rollover,
+      this.state.now(),
+    );
+    if (!moved) return;
+    this.state.saveKnownPeers();
+    this.emit("keyRolledOver", moved);
   }
 
   #observe(id: string, name: string | undefined, fp: string): Observation {

@@ -5,6 +5,7 @@
  */
 import { E2EError } from "./errors.ts";
 import type { Identity, PreKey } from "./keys.ts";
+import { decodeChain, encodeChain, type RolloverLink } from "./rollover.ts";
 import { deserializePeer, type PeerSessions, serializePeer } from "./session.ts";
 
 /** A decrypted message kept until the application has it. */
@@ -42,6 +43,19 @@ export interface StoredPreKey extends PreKey {
   createdAt: number;
 }
 
+/**
+ * An identity replaced by a rollover, kept with its prekeys and sessions so that
+ * messages already on their way to it still decrypt (docs/E2E.md § Key rollover).
+ */
+export interface RetiredIdentity {
+  identity: Identity;
+  signedPreKeys: StoredPreKey[];
+  oneTimePreKeys: Map<number, PreKey>;
+  peers: Map<string, PeerSessions>;
+  /** Unix seconds when it was replaced. */
+  retiredAt: number;
+}
+
 /** What `state.json` holds besides its version, client ID and generation. */
 export interface StateContent {
   identity: Identity;
@@ -52,6 +66,12 @@ export interface StateContent {
   peers: Map<string, PeerSessions>;
   inbox: InboxEntry[];
   recentLive: RecentLive[];
+  /** The rollovers from earlier identities to the current one, oldest first. */
+  rollovers: RolloverLink[];
+  /** Identities replaced by a rollover, newest first. */
+  retired: RetiredIdentity[];
+  /** Peers the rollover envelope was sent to since the last rollover (lowercase IDs). */
+  rolloverSentTo: string[];
 }
 
 export const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -114,26 +134,38 @@ export function encodeStateDoc(s: StateContent, generation: number): string {
     peers: Object.fromEntries([...s.peers].map(([k, v]) => [k, serializePeer(v)])),
     inbox: s.inbox.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
     recentLive: s.recentLive.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
+    rollovers: hex(encodeChain(s.rollovers)),
+    retired: s.retired.map((r) => ({
+      identity: identityToJson(r.identity),
+      signedPreKeys: r.signedPreKeys.map(preKeyToJson),
+      oneTimePreKeys: [...r.oneTimePreKeys.values()].map(preKeyToJson),
+      peers: Object.fromEntries([...r.peers].map(([k, v]) => [k, serializePeer(v)])),
+      retiredAt: r.retiredAt,
+    })),
+    rolloverSentTo: s.rolloverSentTo,
   });
 }
 
 /** The content of a parsed `state.json` (`file` names it in errors). Throws `E2EError`. */
 export function decodeStateDoc(o: Record<string, unknown>, file: string): StateContent {
+  const clientId = String(o.clientId);
+  const preKeyMap = (v: unknown) =>
+    new Map(
+      (v as unknown[]).map((k) => {
+        const p = preKeyFromJson(k);
+        return [p.id, p];
+      }),
+    );
+  const peerMap = (v: unknown) =>
+    new Map(Object.entries(v as Record<string, unknown>).map(([k, p]) => [k, deserializePeer(p)]));
   try {
     return {
-      identity: identityFromJson(String(o.clientId), o.identity),
+      identity: identityFromJson(clientId, o.identity),
       signedPreKeys: (o.signedPreKeys as unknown[]).map(preKeyFromJson),
-      oneTimePreKeys: new Map(
-        (o.oneTimePreKeys as unknown[]).map((k) => {
-          const p = preKeyFromJson(k);
-          return [p.id, p];
-        }),
-      ),
+      oneTimePreKeys: preKeyMap(o.oneTimePreKeys),
       nextPreKeyId: Number(o.nextPreKeyId),
       publishedSignedPreKey: Number(o.publishedSignedPreKey ?? 0),
-      peers: new Map(
-        Object.entries(o.peers as Record<string, unknown>).map(([k, v]) => [k, deserializePeer(v)]),
-      ),
+      peers: peerMap(o.peers),
       inbox: (o.inbox as Record<string, unknown>[]).map((m) => ({
         key: String(m.key),
         sender: String(m.sender),
@@ -150,6 +182,16 @@ export function decodeStateDoc(o: Record<string, unknown>, file: string): StateC
         plaintext: unhex(m.plaintext),
         verified: Boolean(m.verified),
       })),
+      // Absent in states written before rollovers existed.
+      rollovers: o.rollovers === undefined ? [] : decodeChain(unhex(o.rollovers)),
+      retired: ((o.retired as Record<string, unknown>[] | undefined) ?? []).map((r) => ({
+        identity: identityFromJson(clientId, r.identity),
+        signedPreKeys: (r.signedPreKeys as unknown[]).map(preKeyFromJson),
+        oneTimePreKeys: preKeyMap(r.oneTimePreKeys),
+        peers: peerMap(r.peers),
+        retiredAt: Number(r.retiredAt),
+      })),
+      rolloverSentTo: ((o.rolloverSentTo as unknown[] | undefined) ?? []).map(String),
     };
   } catch (cause) {
     if (cause instanceof E2EError) throw cause;

@@ -9,23 +9,32 @@
 import { lstatSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { MAX_ONE_TIME_PREKEYS } from "./constants.ts";
+import {
+  MAX_ONE_TIME_PREKEYS,
+  MAX_RETIRED_IDENTITIES,
+  MAX_ROLLOVER_LINKS,
+  RETIRED_IDENTITY_SECONDS,
+} from "./constants.ts";
 import { E2EError } from "./errors.ts";
 import {
   generateIdentity,
   generateOneTimePreKeys,
   generateSignedPreKey,
   type Identity,
+  identityKeyBytes,
   type PreKey,
+  publicIdentity,
 } from "./keys.ts";
 import { KnownPeers } from "./known-peers.ts";
 import { type Random, systemRandom } from "./primitives.ts";
+import { type RolloverLink, signRollover } from "./rollover.ts";
 import type { PeerSessions, PreKeyStore } from "./session.ts";
 import {
   decodeStateDoc,
   encodeStateDoc,
   type InboxEntry,
   type RecentLive,
+  type RetiredIdentity,
   type StoredPreKey,
 } from "./state-doc.ts";
 import {
@@ -96,6 +105,12 @@ export class E2EState {
   generation = 0;
   /** ID of the signed prekey last published (0: never published). */
   publishedSignedPreKey = 0;
+  /** Rollovers from earlier identities to this one, oldest first (rollover.ts). */
+  rollovers: RolloverLink[] = [];
+  /** Identities replaced by a rollover, newest first, still decrypting messages in flight. */
+  retired: RetiredIdentity[] = [];
+  /** Peers sent the rollover envelope since the last rollover. */
+  rolloverSentTo: string[] = [];
   readonly #lockWaitMs: number;
   #lock: StateLock | null = null;
   /** inode, size and mtime of state.json as last read or written (changes on every write). */
@@ -310,6 +325,50 @@ export class E2EState {
       this.oneTimePreKeys.delete(id);
     }
     return made;
+  }
+
+  /**
+   * Replaces the identity with a new one signed by the old (docs/E2E.md § Key rollover):
+   * the old identity, its prekeys and its sessions are kept RETIRED_IDENTITY_SECONDS for
+   * messages in flight; new sessions start from the new identity. Returns the new link.
+   * Call inside a transaction (or `save()` after it), then publish (`syncKeys`).
+   */
+  rotateIdentity(): RolloverLink {
+    const previous = this.identity;
+    const next = generateIdentity(previous.clientId, this.#random);
+    const link = signRollover(previous, next);
+    this.retired.unshift({
+      identity: previous,
+      signedPreKeys: this.signedPreKeys,
+      oneTimePreKeys: this.oneTimePreKeys,
+      peers: this.peers,
+      retiredAt: this.now(),
+    });
+    this.retired = this.retired.slice(0, MAX_RETIRED_IDENTITIES);
+    this.rollovers = [...this.rollovers, link].slice(-MAX_ROLLOVER_LINKS);
+    this.rolloverSentTo = [];
+    this.identity = next;
+    this.signedPreKeys = [];
+    this.oneTimePreKeys = new Map();
+    this.peers = new Map();
+    this.publishedSignedPreKey = 0;
+    this.#rotateSignedPreKey();
+    return link;
+  }
+
+  /** Drops retired identities older than RETIRED_IDENTITY_SECONDS; true when it did. */
+  pruneRetired(): boolean {
+    const keep = this.retired.filter((r) => this.now() - r.retiredAt < RETIRED_IDENTITY_SECONDS);
+    if (keep.length === this.retired.length) return false;
+    this.retired = keep;
+    return true;
+  }
+
+  /** This client's identity keys (`Encode(IK)`), current first, then the retired ones. */
+  ownIdentityKeys(): Uint8Array[] {
+    return [this.identity, ...this.retired.map((r) => r.identity)].map((i) =>
+      identityKeyBytes(publicIdentity(i)),
+    );
   }
 
   /** Kept for symmetry with `open`: the lock is held per transaction only. */
