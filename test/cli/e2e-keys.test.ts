@@ -108,3 +108,52 @@ describe("one identity, two machines", () => {
     expect(await publishedKey(sb, alice)).toBe(keyB);
   });
 });
+
+describe("backbone e2e rotate", () => {
+  test("a verified peer rotates its key: the other side keeps it verified, with a quiet note", async () => {
+    await using sb = await sandbox();
+    const { ids } = await setup(sb);
+    await sb.run(["send", "alice", "hi", "--identity", "bob.identity"]);
+    await sb.run(["send", "bob", "hello", "--identity", "alice.identity"]);
+    const v = await sb.run(["verify", "alice", "--no-qr", "--identity", "bob.identity"], {
+      stdin: "y\n",
+    });
+    expect(v.code).toBe(EXIT.OK);
+    const before = /Their identity key: (SHA256:\S+)/.exec(v.stdout)?.[1] as string;
+
+    const r = await sb.run(["e2e", "rotate", "--identity", "alice.identity"]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: EXIT.OK, stderr: "" });
+    const after = /New E2E identity key: (SHA256:\S+)/.exec(r.stdout)?.[1] as string;
+    expect(r.stdout).toContain(`Signed by the old one: ${before}`);
+    expect(after).not.toBe(before);
+    const status = await sb.run(["e2e", "status", "--identity", "alice.identity"]);
+    expect(status.code).toBe(EXIT.OK);
+    expect(status.stdout).toContain(`E2E identity key: ${after}`);
+    expect(status.stdout).toContain(`${before} → ${after}`);
+    expect(status.stdout).toMatch(/Retired key SHA256:\S+: still decrypts for 30 days/);
+
+    await sb.run(["send", "bob", "from my new key", "--identity", "alice.identity"]);
+    const listen = sb.start(["listen", "--json", "--identity", "bob.identity"]);
+    const row = JSON.parse((await listen.waitFor(/from my new key/)).input);
+    expect(row).toMatchObject({ e2e: true, verified: true });
+    await listen.waitFor(/replaced its E2E identity key by one signed with the old/, "stderr");
+    listen.kill("SIGTERM");
+    await listen.exit();
+    expect(listen.text("stderr")).toContain(
+      `note: alice (${ids.alice}) replaced its E2E identity key by one signed with the old (${before} → ${after}); still verified`,
+    );
+    expect(listen.text("stderr")).not.toContain("WARNING");
+    // Sending to alice is not blocked, and verify says she is still verified.
+    expect((await sb.run(["send", "alice", "ok", "--identity", "bob.identity"])).code).toBe(
+      EXIT.OK,
+    );
+    const again = await sb.run(["verify", "alice", "--no-qr", "--identity", "bob.identity"]);
+    expect(again.stdout).toContain(`Their identity key: ${after}`);
+    expect(again.stdout).toContain("alice is already verified.");
+    expectError(
+      await sb.run(["e2e", "spin", "--identity", "alice.identity"]),
+      EXIT.USAGE,
+      /e2e: unknown action "spin" \(one of rotate, status\)/,
+    );
+  });
+});
