@@ -255,6 +255,17 @@ function reportWarnings(e2e: E2EManager, note: Say, elsewhereIsFatal: boolean): 
       `note: ${peerLabel(e2e, id)} replaced its E2E identity key by one signed with the old (${previous} → ${fingerprint})${verified ? "; still verified" : ""}`,
     );
   });
+  e2e.on("resent", ({ id, count, refused }) => {
+    if (refused) {
+      note(
+        `warning: ${peerLabel(e2e, id)} could not decrypt messages of yours (it re-installed or lost its session); not sent again: ${refused}`,
+      );
+    } else if (count > 0) {
+      note(
+        `note: ${peerLabel(e2e, id)} could not decrypt ${count === 1 ? "a message" : `${count} messages`} of yours (it re-installed or lost its session); sent again on a new session`,
+      );
+    }
+  });
   e2e.on("nameChanged", ({ name, previous, id, blocked }) => {
     note(
       `WARNING: the name "${escapeControls(name)}" now belongs to client ${id}, not ${previous} as before.`,
@@ -272,11 +283,11 @@ function reportWarnings(e2e: E2EManager, note: Say, elsewhereIsFatal: boolean): 
       `warning: ${verb} ${escapeControls(name || e2e.state.knownPeers.get(id)?.name || id)} without end-to-end encryption: ${reason}`,
     );
   });
-  e2e.on("decryptFailed", ({ from, message }) => {
+  e2e.on("decryptFailed", ({ from, message, retry }) => {
     if (!once(`decrypt ${from}`)) return;
     const say = (label: string) =>
       note(
-        `warning: an end-to-end encrypted message from ${label} could not be decrypted: ${message} (later failures from this peer are not repeated)`,
+        `warning: an end-to-end encrypted message from ${label} could not be decrypted: ${message}${retry ? "; asked the sender to start a new session and send it again" : ""} (later failures from this peer are not repeated)`,
       );
     if (e2e.state.knownPeers.get(from)?.name) return say(peerLabel(e2e, from));
     // Not in known_peers (a re-install lost it): ask the server for the name.

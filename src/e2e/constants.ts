@@ -84,3 +84,20 @@ export const MAX_ROLLOVER_LINKS = 16;
 export const RETIRED_IDENTITY_SECONDS = 30 * 24 * 3600;
 /** Replaced identities kept at most (each with its sessions and prekeys). */
 export const MAX_RETIRED_IDENTITIES = 4;
+
+/**
+ * Envelope type: a session reset request — "I could not decrypt these messages of
+ * yours; start a new session and send them again" (docs/E2E.md § Session reset).
+ * Signed by the requester's identity, not encrypted (it has no session to use).
+ */
+export const TYPE_RESET = 4;
+/** Signature context of a session reset request. */
+export const CONTEXT_RESET = `${PROTOCOL_LABEL} session-reset`;
+/** Message digests one reset request names at most (the rest: the next request). */
+export const MAX_RESET_DIGESTS = 1000;
+/** Bytes of a message digest in a reset request (SHA-256 of the envelope, truncated). */
+export const RESET_DIGEST_BYTES = 16;
+/** Sent messages kept for a re-send: per peer, in all (bytes of plaintext), and how long (s). */
+export const SENT_KEPT_PER_PEER = 200;
+export const SENT_KEPT_BYTES = 1024 * 1024;
+export const SENT_KEPT_SECONDS = 7 * 24 * 3600;

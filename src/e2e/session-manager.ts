@@ -20,11 +20,19 @@ import { isEnvelope } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
 import { inboxMessage, liveDigest, wrap } from "./incoming.ts";
-import { publicIdentity } from "./keys.ts";
+import { identityKeyBytes, type PublicIdentity, publicIdentity } from "./keys.ts";
 import type { Observation } from "./known-peers.ts";
+import {
+  decodeResetEnvelope,
+  isResetEnvelope,
+  RESETTABLE,
+  type ResetRequest,
+  ResetRequester,
+} from "./reset.ts";
 import { type Opened, openMessage } from "./retired.ts";
 import { followRollover, isRolloverEnvelope } from "./rollover.ts";
 import { receiveRollover, rolloverAnnouncement } from "./rollover-peer.ts";
+import { recordSent, takeSent } from "./sent.ts";
 import { encryptMessage, type PeerSessions, startSession } from "./session.ts";
 import {
   defaultStateDir,
@@ -101,7 +109,21 @@ export interface E2EEvents {
   /** A message went (or came) in plaintext: the peer has no keys, or a known E2E peer sent plaintext. */
   plaintext: [{ id: string; name?: string; direction: "in" | "out"; reason: string }];
   /** An E2E message that could not be decrypted (not a replay): dropped. */
-  decryptFailed: [{ from: string; code: string; message: string }];
+  decryptFailed: [
+    {
+      from: string;
+      code: string;
+      message: string;
+      /** The sender is asked to start a new session and send it again (docs/E2E.md § Session reset). */
+      retry: boolean;
+    },
+  ];
+  /**
+   * A peer could not decrypt messages of ours (it re-installed, or lost the session):
+   * `count` of them were sent again on a new session; `refused` says why none were
+   * (its key changed and it was verified: accept the new key first).
+   */
+  resent: [{ id: string; count: number; refused: string | null }];
   /** Publishing keys failed (the layer keeps working with what is published). */
   syncFailed: [{ error: Error }];
 }
@@ -121,6 +143,14 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   #clearScheduled = false;
   /** When this process opened the state (unix s): see RecentLive. */
   readonly #openedAt: number;
+  /** Resolves at `attach`. */
+  readonly #attached = Promise.withResolvers<void>();
+  /** Asks senders to send again what could not be decrypted (reset.ts). */
+  readonly #resets = new ResetRequester(
+    (to, data) => this.#requireClient().send(to, data),
+    () => this.#attached.promise.then(() => this.keysSynced),
+    () => this.state.identity,
+  );
   /** Digests of live messages this process has shown (each once, see RecentLive). */
   #shownLive = new Set<string>();
   /** Keys of inbox entries shown, to remove at the next clearing. */
@@ -182,6 +212,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       if (moved) this.emit("keyRolledOver", moved);
       return null;
     }
+    // A peer could not decrypt messages of ours: answered in the background, never shown.
+    if (isResetEnvelope(m.data)) {
+      this.#onResetRequest(from, m.data);
+      return null;
+    }
     if (!isEnvelope(m.data)) {
       if (this.state.knownPeers.get(from)) {
         this.emit("plaintext", {
@@ -226,7 +261,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
           return null;
         }
         if (err.code !== "DUPLICATE") {
-          this.emit("decryptFailed", { from, code: err.code, message: err.message });
+          const retry = RESETTABLE.has(err.code) && this.#resets.add(from, m.data);
+          this.emit("decryptFailed", { from, code: err.code, message: err.message, retry });
         }
         return null; // a replay, or a message that cannot be opened: never shown
       }
@@ -294,6 +330,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    */
   attach(client: Client): void {
     this.#client = client;
+    this.#attached.resolve();
     client.on("notice", (n) => {
       if (n.status === "prekeys_low") void this.syncKeys();
     });
@@ -389,6 +426,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       this.#checkPin(id, label ?? to, peer, opts);
       const r = encryptMessage(this.state.identity, peer, data);
       this.state.peers.set(id, r.peer);
+      recordSent(this.state, id, data, r.data); // for a re-send after a session reset
       return { data: r.data, rollover: rolloverAnnouncement(this.state, id) };
     });
     // After a rollover, the signed chain goes first to each peer, once.
@@ -526,6 +564,73 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   /** Releases the state's lock if a transaction still held it (it is held per transaction only). */
   close(): void {
     this.state.close();
+  }
+
+  /** A verified reset request from `from`: re-sends what it names, in the background. */
+  #onResetRequest(from: string, data: Uint8Array): void {
+    let request: ResetRequest;
+    try {
+      request = decodeResetEnvelope(data, from, this.id);
+    } catch (err) {
+      if (err instanceof E2EError) return; // forged, damaged or not for us: dropped
+      throw err;
+    }
+    void this.#serial(() => this.#resend(from.toLowerCase(), request)).catch((error) =>
+      this.emit("syncFailed", { error: error as Error }),
+    );
+  }
+
+  /**
+   * Starts a new session with `id` from its published bundle — which must carry the
+   * identity that signed the request, under the ordinary key-change rules — and sends
+   * again, once, the messages it named that the sent log still holds.
+   */
+  async #resend(id: string, request: ResetRequest): Promise<void> {
+    const wanted = this.state.transaction((tx) => {
+      tx.skipWrite();
+      return this.state.sent.filter((e) => e.peer === id && request.digests.includes(e.digest));
+    });
+    if (wanted.length === 0) return; // nothing left to recover (or a replayed request)
+    const client = this.#requireClient();
+    const fetched = await fetchBundle((req) => client.keyDirectory(req), id);
+    const key = (i: PublicIdentity) => Buffer.from(identityKeyBytes(i)).toString("hex");
+    // The directory must agree with the requester: else a stale request, or a lie.
+    if (!fetched || key(fetched.bundle.identity) !== key(request.identity)) return;
+    const refused = this.state.transaction((): string | null => {
+      this.#followFetched(fetched);
+      this.#observe(id, fetched.name, identityFingerprint(fetched.bundle.identity));
+      try {
+        this.state.knownPeers.checkSend(id);
+      } catch (err) {
+        if (err instanceof E2EError) return err.message;
+        throw err;
+      }
+      this.state.peers.set(id, startSession(this.state.identity, this.state.peer(id), fetched.bundle));
+      return null;
+    });
+    if (refused) {
+      this.emit("resent", { id, count: 0, refused });
+      return;
+    }
+    let count = 0;
+    for (const entry of wanted) {
+      // One transaction per message, saved before it leaves; taken from the log, so sent
+      // again at most once (and never asked for in a loop).
+      const out = this.state.transaction((tx) => {
+        if (takeSent(this.state, id, [entry.digest]).length === 0) {
+          tx.skipWrite();
+          return null;
+        }
+        const r = encryptMessage(this.state.identity, this.state.peer(id), entry.plaintext);
+        this.state.peers.set(id, r.peer);
+        return { data: r.data, rollover: rolloverAnnouncement(this.state, id) };
+      });
+      if (!out) continue;
+      if (out.rollover) client.send(id, out.rollover);
+      client.send(id, out.data);
+      count++;
+    }
+    this.emit("resent", { id, count, refused: null });
   }
 
   /** Follows the rollover chain a fetched bundle came with (before observing its key). */

@@ -56,6 +56,17 @@ export interface RetiredIdentity {
   retiredAt: number;
 }
 
+/** A message sent end to end, kept for a re-send (sent.ts). */
+export interface SentEntry {
+  /** Recipient ID, lowercase. */
+  peer: string;
+  /** `messageDigest` of the envelope sent (hex). */
+  digest: string;
+  /** Unix seconds. */
+  at: number;
+  plaintext: Uint8Array;
+}
+
 /** What `state.json` holds besides its version, client ID and generation. */
 export interface StateContent {
   identity: Identity;
@@ -72,6 +83,8 @@ export interface StateContent {
   retired: RetiredIdentity[];
   /** Peers the rollover envelope was sent to since the last rollover (lowercase IDs). */
   rolloverSentTo: string[];
+  /** Recent end-to-end messages sent, oldest first, for a re-send after a session reset. */
+  sent: SentEntry[];
 }
 
 export const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -143,6 +156,7 @@ export function encodeStateDoc(s: StateContent, generation: number): string {
       retiredAt: r.retiredAt,
     })),
     rolloverSentTo: s.rolloverSentTo,
+    sent: s.sent.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
   });
 }
 
@@ -192,6 +206,12 @@ export function decodeStateDoc(o: Record<string, unknown>, file: string): StateC
         retiredAt: Number(r.retiredAt),
       })),
       rolloverSentTo: ((o.rolloverSentTo as unknown[] | undefined) ?? []).map(String),
+      sent: ((o.sent as Record<string, unknown>[] | undefined) ?? []).map((m) => ({
+        peer: String(m.peer),
+        digest: String(m.digest),
+        at: Number(m.at),
+        plaintext: unhex(m.plaintext),
+      })),
     };
   } catch (cause) {
     if (cause instanceof E2EError) throw cause;

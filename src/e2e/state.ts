@@ -35,6 +35,7 @@ import {
   type InboxEntry,
   type RecentLive,
   type RetiredIdentity,
+  type SentEntry,
   type StoredPreKey,
 } from "./state-doc.ts";
 import {
@@ -111,6 +112,8 @@ export class E2EState {
   retired: RetiredIdentity[] = [];
   /** Peers sent the rollover envelope since the last rollover. */
   rolloverSentTo: string[] = [];
+  /** Recent end-to-end messages sent, for a re-send after a session reset (sent.ts). */
+  sent: SentEntry[] = [];
   readonly #lockWaitMs: number;
   #lock: StateLock | null = null;
   /** inode, size and mtime of state.json as last read or written (changes on every write). */
