@@ -58,7 +58,11 @@ function body(recipientId: string, digests: string[]): Uint8Array {
 }
 
 /** The reset request from `own` to `recipientId` naming `digests` (hex, at most MAX_RESET_DIGESTS). */
-export function encodeResetEnvelope(own: Identity, recipientId: string, digests: string[]): Uint8Array {
+export function encodeResetEnvelope(
+  own: Identity,
+  recipientId: string,
+  digests: string[],
+): Uint8Array {
   if (digests.length === 0 || digests.length > MAX_RESET_DIGESTS) {
     throw new E2EError("MALFORMED", "a reset request names 1 to 1000 messages");
   }
@@ -101,7 +105,11 @@ export interface ResetRequest {
  * `ownId`: the requester's identity signed for its ID, the request signed by it and
  * naming us. Throws `E2EError` (`MALFORMED`, `BAD_KEY`, `BAD_SIGNATURE`).
  */
-export function decodeResetEnvelope(data: Uint8Array, senderId: string, ownId: string): ResetRequest {
+export function decodeResetEnvelope(
+  data: Uint8Array,
+  senderId: string,
+  ownId: string,
+): ResetRequest {
   const bad = () => new E2EError("MALFORMED", "bad reset request");
   if (!isResetEnvelope(data) || data.length < 134 + SIGNATURE_BYTES) throw bad();
   const count = new DataView(data.buffer, data.byteOffset + 132, 2).getUint16(0);
@@ -171,7 +179,10 @@ export class ResetRequester {
         for (const [to, digests] of batches) {
           for (let i = 0; i < digests.length; i += MAX_RESET_DIGESTS) {
             try {
-              this.send(to, encodeResetEnvelope(this.own(), to, digests.slice(i, i + MAX_RESET_DIGESTS)));
+              this.send(
+                to,
+                encodeResetEnvelope(this.own(), to, digests.slice(i, i + MAX_RESET_DIGESTS)),
+              );
             } catch {
               // Not connected: the sender's next message fails again and asks anew.
             }

@@ -605,7 +605,10 @@ export class E2EManager extends EventEmitter<E2EEvents> {
         if (err instanceof E2EError) return err.message;
         throw err;
       }
-      this.state.peers.set(id, startSession(this.state.identity, this.state.peer(id), fetched.bundle));
+      this.state.peers.set(
+        id,
+        startSession(this.state.identity, this.state.peer(id), fetched.bundle),
+      );
       return null;
     });
     if (refused) {
