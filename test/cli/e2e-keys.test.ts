@@ -3,6 +3,7 @@
  * in one line until taken over), warnings said once per peer and naming it.
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import {
   cleanupAll,
@@ -155,5 +156,50 @@ describe("backbone e2e rotate", () => {
       EXIT.USAGE,
       /e2e: unknown action "spin" \(one of rotate, status\)/,
     );
+  });
+});
+
+describe("automatic session reset", () => {
+  test("a peer who re-installed while messages were queued for it gets them again", async () => {
+    await using sb = await sandbox();
+    const { ids } = await setup(sb);
+    // bob publishes keys; alice writes twice while bob is away.
+    expect((await sb.run(["send", "alice", "hi", "--identity", "bob.identity"])).code).toBe(
+      EXIT.OK,
+    );
+    for (const t of ["queued one", "queued two"])
+      expect((await sb.run(["send", "bob", t, "--identity", "alice.identity"])).code).toBe(EXIT.OK);
+    // bob re-installs: his E2E state is gone.
+    const state = join(sb.dir, "xdg-state", "backbone", "e2e");
+    rmSync(join(state, ids.bob as string), { recursive: true, force: true });
+    rmSync(join(state, `${ids.bob}.generation`), { force: true });
+    const bob = sb.start(["listen", "--json", "--e2e-takeover", "--identity", "bob.identity"]);
+    // Told once, with alice's name (his known_peers is gone: asked from the server).
+    await bob.waitFor(
+      new RegExp(
+        `warning: an end-to-end encrypted message from alice \\(${ids.alice}\\) could not be decrypted: .*; asked the sender to start a new session and send it again`,
+      ),
+      "stderr",
+    );
+    // alice comes online: she gets the request and sends both again on a new session.
+    const alice = sb.start(["listen", "--identity", "alice.identity"]);
+    await alice.waitFor(
+      new RegExp(
+        `note: bob \\(${ids.bob}\\) could not decrypt 2 messages of yours .*; sent again on a new session`,
+      ),
+      "stderr",
+    );
+    await bob.until(() => (bob.lines.stdout.length >= 2 ? true : undefined), "two messages");
+    expect(bob.lines.stdout.map((l) => JSON.parse(l))).toMatchObject([
+      { name: "alice", data: "queued one", e2e: true },
+      { name: "alice", data: "queued two", e2e: true },
+    ]);
+    // bob's key did change, unverified: alice is told loudly, as for any new key.
+    expect(alice.text("stderr")).toContain("WARNING: PEER IDENTITY KEY HAS CHANGED!");
+    expect(count(bob.text("stderr"), /could not be decrypted/)).toBe(1);
+    for (const p of [alice, bob]) {
+      p.kill("SIGTERM");
+      expect(await p.exit()).toBe(EXIT.OK);
+    }
   });
 });
