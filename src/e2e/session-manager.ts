@@ -20,8 +20,9 @@ import { isEnvelope } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
 import { inboxMessage, liveDigest, wrap } from "./incoming.ts";
-import { identityKeyBytes, type PublicIdentity, publicIdentity } from "./keys.ts";
+import { publicIdentity } from "./keys.ts";
 import type { Observation } from "./known-peers.ts";
+import { resendAfterReset } from "./resend.ts";
 import {
   decodeResetEnvelope,
   isResetEnvelope,
@@ -32,7 +33,7 @@ import {
 import { type Opened, openMessage } from "./retired.ts";
 import { followRollover, isRolloverEnvelope } from "./rollover.ts";
 import { receiveRollover, rolloverAnnouncement } from "./rollover-peer.ts";
-import { recordSent, takeSent } from "./sent.ts";
+import { recordSent } from "./sent.ts";
 import { encryptMessage, type PeerSessions, startSession } from "./session.ts";
 import {
   defaultStateDir,
@@ -124,7 +125,7 @@ export interface E2EEvents {
    * (its key changed and it was verified: accept the new key first).
    */
   resent: [{ id: string; count: number; refused: string | null }];
-  /** Publishing keys failed (the layer keeps working with what is published). */
+  /** Publishing keys, or answering a peer's reset request, failed (the layer keeps working). */
   syncFailed: [{ error: Error }];
 }
 
@@ -575,65 +576,30 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       if (err instanceof E2EError) return; // forged, damaged or not for us: dropped
       throw err;
     }
-    void this.#serial(() => this.#resend(from.toLowerCase(), request)).catch((error) =>
-      this.emit("syncFailed", { error: error as Error }),
-    );
-  }
-
-  /**
-   * Starts a new session with `id` from its published bundle — which must carry the
-   * identity that signed the request, under the ordinary key-change rules — and sends
-   * again, once, the messages it named that the sent log still holds.
-   */
-  async #resend(id: string, request: ResetRequest): Promise<void> {
-    const wanted = this.state.transaction((tx) => {
-      tx.skipWrite();
-      return this.state.sent.filter((e) => e.peer === id && request.digests.includes(e.digest));
-    });
-    if (wanted.length === 0) return; // nothing left to recover (or a replayed request)
-    const client = this.#requireClient();
-    const fetched = await fetchBundle((req) => client.keyDirectory(req), id);
-    const key = (i: PublicIdentity) => Buffer.from(identityKeyBytes(i)).toString("hex");
-    // The directory must agree with the requester: else a stale request, or a lie.
-    if (!fetched || key(fetched.bundle.identity) !== key(request.identity)) return;
-    const refused = this.state.transaction((): string | null => {
-      this.#followFetched(fetched);
-      this.#observe(id, fetched.name, identityFingerprint(fetched.bundle.identity));
-      try {
-        this.state.knownPeers.checkSend(id);
-      } catch (err) {
-        if (err instanceof E2EError) return err.message;
-        throw err;
-      }
-      this.state.peers.set(
-        id,
-        startSession(this.state.identity, this.state.peer(id), fetched.bundle),
+    // Requests can come with the stored messages, before `attach`: handled after it.
+    const resend = () =>
+      resendAfterReset(
+        {
+          state: this.state,
+          client: this.#requireClient(),
+          adopt: (fetched) => {
+            this.#followFetched(fetched);
+            this.#observe(fetched.id, fetched.name, identityFingerprint(fetched.bundle.identity));
+          },
+        },
+        from.toLowerCase(),
+        request,
       );
-      return null;
-    });
-    if (refused) {
-      this.emit("resent", { id, count: 0, refused });
-      return;
-    }
-    let count = 0;
-    for (const entry of wanted) {
-      // One transaction per message, saved before it leaves; taken from the log, so sent
-      // again at most once (and never asked for in a loop).
-      const out = this.state.transaction((tx) => {
-        if (takeSent(this.state, id, [entry.digest]).length === 0) {
-          tx.skipWrite();
-          return null;
-        }
-        const r = encryptMessage(this.state.identity, this.state.peer(id), entry.plaintext);
-        this.state.peers.set(id, r.peer);
-        return { data: r.data, rollover: rolloverAnnouncement(this.state, id) };
-      });
-      if (!out) continue;
-      if (out.rollover) client.send(id, out.rollover);
-      client.send(id, out.data);
-      count++;
-    }
-    this.emit("resent", { id, count, refused: null });
+    void this.#attached.promise
+      .then(() => this.#serial(resend))
+      .then(
+        (r) => r && this.emit("resent", r),
+        (error) => {
+          // A dropped connection: the peer's next failure asks again.
+          if (!(error instanceof ConnectionError))
+            this.emit("syncFailed", { error: error as Error });
+        },
+      );
   }
 
   /** Follows the rollover chain a fetched bundle came with (before observing its key). */
