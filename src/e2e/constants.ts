@@ -99,5 +99,5 @@ export const MAX_RESET_DIGESTS = 1000;
 export const RESET_DIGEST_BYTES = 16;
 /** Sent messages kept for a re-send: per peer, in all (bytes of plaintext), and how long (s). */
 export const SENT_KEPT_PER_PEER = 200;
-export const SENT_KEPT_BYTES = 1024 * 1024;
+export const SENT_KEPT_BYTES = 256 * 1024;
 export const SENT_KEPT_SECONDS = 7 * 24 * 3600;
