@@ -61,7 +61,7 @@ export function identityElsewhere(state: E2EState, held: Uint8Array | null): E2E
   const ours = fp(identityKeyBytes(publicIdentity(state.identity)));
   return new E2EError(
     "IDENTITY_ELSEWHERE",
-    `the key directory holds another E2E identity for this client${theirs}, not this machine's (${ours}): another machine uses this identity, or this is a re-install; nothing was replaced. Run once with --e2e-takeover to make this machine's key the one peers write to (the other then cannot read new messages), or stop the other and copy its E2E state directory here`,
+    `the key directory holds another E2E identity for this client${theirs}, not this machine's (${ours}): another machine uses this identity, or this is a re-install; nothing was replaced. Run once with --e2e-takeover to make this machine's key the one peers write to (the other then cannot read new messages), or move the other machine's E2E state here (backbone e2e export there, backbone e2e import here)`,
   );
 }
 

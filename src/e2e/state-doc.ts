@@ -85,6 +85,8 @@ export interface StateContent {
   rolloverSentTo: string[];
   /** Recent end-to-end messages sent, oldest first, for a re-send after a session reset. */
   sent: SentEntry[];
+  /** Unix seconds when this state was exported to another machine (export.ts); then unusable. */
+  movedAt: number | null;
 }
 
 export const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -157,6 +159,7 @@ export function encodeStateDoc(s: StateContent, generation: number): string {
     })),
     rolloverSentTo: s.rolloverSentTo,
     sent: s.sent.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
+    movedAt: s.movedAt,
   });
 }
 
@@ -212,6 +215,7 @@ export function decodeStateDoc(o: Record<string, unknown>, file: string): StateC
         at: Number(m.at),
         plaintext: unhex(m.plaintext),
       })),
+      movedAt: o.movedAt === undefined || o.movedAt === null ? null : Number(o.movedAt),
     };
   } catch (cause) {
     if (cause instanceof E2EError) throw cause;

@@ -16,6 +16,7 @@ import {
   RETIRED_IDENTITY_SECONDS,
 } from "./constants.ts";
 import { E2EError } from "./errors.ts";
+import { identityFingerprint } from "./fingerprint.ts";
 import {
   generateIdentity,
   generateOneTimePreKeys,
@@ -114,6 +115,8 @@ export class E2EState {
   rolloverSentTo: string[] = [];
   /** Recent end-to-end messages sent, for a re-send after a session reset (sent.ts). */
   sent: SentEntry[] = [];
+  /** Set when the state was exported to another machine (export.ts): it is not used again. */
+  movedAt: number | null = null;
   readonly #lockWaitMs: number;
   #lock: StateLock | null = null;
   /** inode, size and mtime of state.json as last read or written (changes on every write). */
@@ -250,6 +253,12 @@ export class E2EState {
     }
     this.generation = generation;
     this.#fromJson(o);
+    if (this.movedAt !== null) {
+      throw new E2EError(
+        "STATE_MOVED",
+        `the E2E state in ${this.dir} was exported to another machine (${new Date(this.movedAt * 1000).toISOString()}) and is not used here any more: use it there, or bring it back with backbone e2e import`,
+      );
+    }
     this.#stamp = this.#stampOf();
     if (counter !== generation) writeCounter(this.#counterPath, generation);
   }
@@ -372,6 +381,16 @@ export class E2EState {
     return [this.identity, ...this.retired.map((r) => r.identity)].map((i) =>
       identityKeyBytes(publicIdentity(i)),
     );
+  }
+
+  /** `SHA256:…` of the current identity key. */
+  get fingerprint(): string {
+    return identityFingerprint(publicIdentity(this.identity));
+  }
+
+  /** The `state.json` text as last written (for export.ts; under the lock). */
+  documentText(): string {
+    return encodeStateDoc(this, this.generation);
   }
 
   /** Kept for symmetry with `open`: the lock is held per transaction only. */

@@ -3,7 +3,7 @@
  * in one line until taken over), warnings said once per peer and naming it.
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   cleanupAll,
@@ -201,5 +201,77 @@ describe("automatic session reset", () => {
       p.kill("SIGTERM");
       expect(await p.exit()).toBe(EXIT.OK);
     }
+  });
+});
+
+describe("backbone e2e export / import", () => {
+  test("moves the E2E state to another machine under a passphrase; the old copy is never used again", async () => {
+    await using sb = await sandbox();
+    const { ids } = await setup(sb);
+    await sb.run(["send", "alice", "hi", "--identity", "bob.identity"]);
+    await sb.run(["send", "bob", "hello", "--identity", "alice.identity"]);
+    const v = await sb.run(["verify", "alice", "--no-qr", "--identity", "bob.identity"], {
+      stdin: "y\n",
+    });
+    expect(v.code).toBe(EXIT.OK);
+    const pass = join(sb.dir, "pass");
+    const wrong = join(sb.dir, "wrong");
+    writeFileSync(pass, "correct horse battery staple\n", { mode: 0o600 });
+    writeFileSync(wrong, "not it\n", { mode: 0o600 });
+    const file = join(sb.dir, "alice.e2e");
+    const ex = await sb.run([
+      "e2e",
+      "export",
+      file,
+      "--e2e-passphrase-file",
+      pass,
+      "--identity",
+      "alice.identity",
+    ]);
+    expect({ code: ex.code, stderr: ex.stderr }).toEqual({ code: EXIT.OK, stderr: "" });
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    // The file holds no key in the clear.
+    const state = join(sb.dir, "xdg-state", "backbone", "e2e", ids.alice as string);
+    expect(readFileSync(file, "utf8")).not.toContain(
+      JSON.parse(readFileSync(join(state, "state.json"), "utf8")).identity.signingSecret,
+    );
+    // The old machine refuses to use the moved state (one line), and sends nothing.
+    expectError(
+      await sb.run(["send", "bob", "old copy", "--identity", "alice.identity"]),
+      EXIT.FAILURE,
+      /was exported to another machine .* backbone e2e import/,
+    );
+    // The new machine: wrong passphrase refused; right one installs it.
+    const other = ["--e2e-state", join(sb.dir, "machine-b")];
+    const args = (p: string) => ["e2e", "import", file, "--e2e-passphrase-file", p, ...other];
+    expectError(
+      await sb.run([...args(wrong), "--identity", "alice.identity"]),
+      EXIT.USAGE,
+      /wrong passphrase/,
+    );
+    expectError(
+      await sb.run([...args(pass), "--identity", "bob.identity"]),
+      EXIT.USAGE,
+      /holds the E2E state of client/,
+    );
+    const im = await sb.run([...args(pass), "--identity", "alice.identity"]);
+    expect({ code: im.code, stderr: im.stderr }).toEqual({ code: EXIT.OK, stderr: "" });
+    // Same identity as published: no takeover needed, bob sees no key change, still verified.
+    expect(
+      (await sb.run(["send", "bob", "from machine B", ...other, "--identity", "alice.identity"]))
+        .code,
+    ).toBe(EXIT.OK);
+    const listen = sb.start(["listen", "--json", "--identity", "bob.identity"]);
+    const row = JSON.parse((await listen.waitFor(/from machine B/)).input);
+    expect(row).toMatchObject({ e2e: true, verified: true });
+    listen.kill("SIGTERM");
+    await listen.exit();
+    expect(listen.text("stderr")).not.toContain("WARNING");
+    // A second import over the live state needs --force.
+    expectError(
+      await sb.run([...args(pass), "--identity", "alice.identity"]),
+      EXIT.USAGE,
+      /already holds an E2E state .*--force/,
+    );
   });
 });

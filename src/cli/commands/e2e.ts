@@ -6,17 +6,25 @@
  *   their verification; messages already on their way to the old key still decrypt for
  *   RETIRED_IDENTITY_SECONDS.
  * - `status`: this client's identity key, the rollovers and retired keys it holds.
+ * - `export FILE` / `import FILE`: move the E2E state to another machine, sealed under a
+ *   passphrase (export.ts); the exported state is not used here any more.
  */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { defineCommand } from "citty";
+import { readSecretFile } from "../../crypto/keyfile.ts";
 import { RETIRED_IDENTITY_SECONDS } from "../../e2e/constants.ts";
+import { E2EError } from "../../e2e/errors.ts";
+import { exportState, importState } from "../../e2e/export.ts";
 import { identityFingerprint } from "../../e2e/fingerprint.ts";
 import { type PublicIdentity, publicIdentity } from "../../e2e/keys.ts";
 import type { E2EManager } from "../../e2e/session-manager.ts";
+import { defaultStateDir, E2EState } from "../../e2e/state.ts";
 import { escapeControls } from "../../text/escape.ts";
 import { CLIENT_ARGS, CliError, EXIT, loadIdentityFromFlags } from "../common.ts";
-import { connectWithE2E, E2E_TAKEOVER_ARG, openE2E } from "../e2e.ts";
+import { connectWithE2E, E2E_TAKEOVER_ARG, type E2EFlags, openE2E } from "../e2e.ts";
+import { askTerminal, closeTerminal } from "../passphrase.ts";
 
-const ACTIONS = ["rotate", "status"];
+const ACTIONS = ["rotate", "status", "export", "import"];
 
 const fp = (ik: Uint8Array): string =>
   identityFingerprint({
@@ -28,7 +36,8 @@ const fp = (ik: Uint8Array): string =>
 export const e2eCommand = defineCommand({
   meta: {
     name: "e2e",
-    description: "Your E2E keys: rotate (a new key signed by the old), status",
+    description:
+      "Your E2E keys: rotate (a new key signed by the old), status, export/import (move to another machine)",
   },
   args: {
     action: {
@@ -37,6 +46,19 @@ export const e2eCommand = defineCommand({
       description: `One of: ${ACTIONS.join(", ")}`,
       valueHint: "ACTION",
     },
+    file: {
+      type: "positional",
+      required: false,
+      description: "export/import: the file holding the sealed state",
+      valueHint: "FILE",
+    },
+    "e2e-passphrase-file": {
+      type: "string",
+      description:
+        "export/import: file holding the passphrase that seals the state (default: asked on the terminal)",
+      valueHint: "FILE",
+    },
+    force: { type: "boolean", description: "import: replace an E2E state already here" },
     ...CLIENT_ARGS,
     "e2e-state": {
       type: "string",
@@ -53,7 +75,10 @@ export const e2eCommand = defineCommand({
         `e2e: unknown action "${escapeControls(action)}" (one of ${ACTIONS.join(", ")})`,
         EXIT.USAGE,
       );
-    if (args._.length > 1) throw new CliError(`e2e ${action}: too many arguments`, EXIT.USAGE);
+    const withFile = action === "export" || action === "import";
+    if (args._.length > (withFile ? 2 : 1))
+      throw new CliError(`e2e ${action}: too many arguments`, EXIT.USAGE);
+    if (withFile) return moveState(action, args);
     if (action === "status") {
       // Local only: no connection, nothing published.
       const identity = await loadIdentityFromFlags(args);
@@ -108,5 +133,80 @@ function printStatus(e2e: E2EManager): void {
     out.write(
       `Retired key ${identityFingerprint(publicIdentity(r.identity))}: still decrypts for ${Math.ceil(left / 86400)} days\n`,
     );
+  }
+}
+
+interface MoveFlags extends E2EFlags {
+  file?: string | undefined;
+  "e2e-passphrase-file"?: string | undefined;
+  force?: boolean | undefined;
+}
+
+/** `e2e export FILE` / `e2e import FILE`. */
+async function moveState(action: "export" | "import", args: MoveFlags): Promise<number> {
+  const file = args.file;
+  if (!file) throw new CliError(`e2e ${action}: missing argument <FILE>`, EXIT.USAGE);
+  const identity = await loadIdentityFromFlags(args);
+  const dir = args["e2e-state"] ?? process.env.BACKBONE_E2E_STATE ?? defaultStateDir(identity.id);
+  const passphrase = await askPassphrase(args["e2e-passphrase-file"], action === "export");
+  try {
+    if (action === "export") {
+      if (existsSync(file))
+        throw new CliError(`${escapeControls(file)} exists already`, EXIT.USAGE);
+      const st = E2EState.open(dir, identity.id);
+      let bytes: Uint8Array;
+      try {
+        bytes = exportState(st, passphrase);
+        writeFileSync(file, bytes, { flag: "wx", mode: 0o600 });
+      } finally {
+        st.close();
+      }
+      process.stdout.write(
+        `Exported the E2E state (${st.fingerprint}) to ${escapeControls(file)}. It is not used on this machine any more: run backbone e2e import on the new one.\n`,
+      );
+      return EXIT.OK;
+    }
+    let data: Buffer;
+    try {
+      data = readFileSync(file);
+    } catch {
+      throw new CliError(`cannot read ${escapeControls(file)}`, EXIT.USAGE);
+    }
+    const { fingerprint } = importState(dir, identity.id, data, passphrase, {
+      ...(args.force ? { force: true } : {}),
+    });
+    process.stdout.write(`Imported the E2E state (${fingerprint}) into ${escapeControls(dir)}.\n`);
+    return EXIT.OK;
+  } catch (err) {
+    if (err instanceof E2EError) {
+      const usage = ["MALFORMED", "BAD_PASSPHRASE", "WRONG_CLIENT", "STATE_EXISTS"].includes(
+        err.code,
+      );
+      throw new CliError(err.message, usage ? EXIT.USAGE : EXIT.FAILURE);
+    }
+    throw err;
+  }
+}
+
+/** The sealing passphrase: the first line of `file`, else asked on the terminal (twice to export). */
+async function askPassphrase(file: string | undefined, confirm: boolean): Promise<string> {
+  if (file !== undefined) {
+    const line = readSecretFile(file, "a passphrase file").split(/\r?\n/, 1)[0] ?? "";
+    if (!line) throw new CliError(`${escapeControls(file)}: empty passphrase`, EXIT.USAGE);
+    return line;
+  }
+  try {
+    const first = await askTerminal("Passphrase for the E2E state: ");
+    if (first === undefined)
+      throw new CliError(
+        "no terminal to ask a passphrase on: use --e2e-passphrase-file FILE",
+        EXIT.USAGE,
+      );
+    if (!first) throw new CliError("empty passphrase", EXIT.USAGE);
+    if (confirm && (await askTerminal("Again: ")) !== first)
+      throw new CliError("the passphrases differ", EXIT.USAGE);
+    return first;
+  } finally {
+    closeTerminal();
   }
 }
