@@ -2,7 +2,8 @@
  * What end-to-end encryption costs a client (docs/E2E.md), each loop bounded in count
  * and time: the pure core in memory (X3DH + first message, a ratchet message each way,
  * a message that skips 1,000 keys), then the same with the state on disk (one
- * transaction per message: fsynced atomic write of state.json and the counter).
+ * transaction per message: fsynced atomic write of state.json and the counter), and a
+ * room message to 10 and 100 members (a ciphertext each, one transaction).
  * Usage: bun bench/e2e.ts [--seconds S]   (default 2 per row)
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -21,6 +22,7 @@ import {
   startSession,
 } from "../src/e2e/session.ts";
 import { E2EState } from "../src/e2e/state.ts";
+import { encodeRoomE2E, splitEntries } from "../src/wire/room-e2e.ts";
 
 const i = process.argv.indexOf("--seconds");
 const SECONDS = i >= 0 ? Number(process.argv[i + 1]) : 2;
@@ -108,6 +110,42 @@ try {
       st.peers.set(B, m.peer);
     });
   });
+  // A room message (docs/E2E.md § Rooms): one ciphertext per member in one transaction,
+  // then the C2C type 5 message(s) carrying them.
+  for (const members of [10, 100]) {
+    const ids: string[] = [];
+    for (let k = 0; k < members; k++) {
+      const id = `00000000-0000-4000-8000-${String(k).padStart(12, "0")}`;
+      const peer = generateIdentity(id);
+      const pspk = generateSignedPreKey(peer, 1);
+      st.peers.set(
+        id,
+        startSession(
+          st.identity,
+          { peerId: id, sessions: [] },
+          {
+            identity: publicIdentity(peer),
+            signedPreKey: pspk,
+            oneTimePreKeys: [],
+          },
+        ),
+      );
+      ids.push(id);
+    }
+    st.save();
+    const messageId = new Uint8Array(8);
+    row(`room message to ${members} members (encrypt each, save, type 5)`, () => {
+      const entries = st.transaction(() =>
+        ids.map((id) => {
+          const m = encryptMessage(st.identity, st.peer(id), text, "ops");
+          st.peers.set(id, m.peer);
+          return { member: id, ciphertext: m.data };
+        }),
+      );
+      for (const g of splitEntries("ops", entries)) encodeRoomE2E(messageId, "ops", g);
+    });
+    for (const id of ids) st.peers.delete(id);
+  }
   st.close();
 } finally {
   rmSync(root, { recursive: true, force: true });

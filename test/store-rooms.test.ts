@@ -43,8 +43,8 @@ describe("SqliteStore made before rooms", () => {
     expect((await s.peek(B, 10)).map((m) => [m.sender, m.room, m.queuedAt])).toEqual([
       [A, null, 5],
     ]);
-    await s.createRoom({ name: "ops", owner: A, public: true, createdAt: 1 });
-    expect((await s.getRoom("ops"))?.public).toBe(true);
+    await s.rooms.createRoom({ name: "ops", owner: A, public: true, createdAt: 1 });
+    expect((await s.rooms.getRoom("ops"))?.public).toBe(true);
     expect(await s.check()).toEqual([]);
     s.close();
   });

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { type Client, connect } from "../client/client.ts";
 import { type Identity, loadIdentity } from "../client/identity.ts";
+import { RoomError } from "../client/rooms.ts";
 import type { ConnectOptions } from "../client/types.ts";
 import {
   BackboneError,
@@ -34,6 +35,8 @@ export const EXIT = {
   AUTH: 4,
   SERVER_KEY: 5,
   UNDELIVERABLE: 6,
+  /** The server refused a room request: not a member, invite-only, not the owner, a limit … */
+  REFUSED: 10,
 } as const;
 
 /** An error the CLI reports as one line, with its exit code. */
@@ -50,15 +53,24 @@ export class CliError extends BackboneError {
 export function exitCodeOf(err: unknown): number {
   if (err instanceof CliError) return err.exitCode;
   if (err instanceof PinningError) return EXIT.SERVER_KEY;
-  // Not the identity's fault: the server is full of its sessions for now.
+  // Not the identity's fault: its other sessions fill the bound (final: src/client/retry.ts).
   if (err instanceof HandshakeError && err.code === "TOO_MANY_SESSIONS") return EXIT.UNREACHABLE;
   if (err instanceof HandshakeError && err.code === "UNAVAILABLE") return EXIT.UNREACHABLE;
   if (err instanceof HandshakeError)
     return err.stage === "authentication" ? EXIT.AUTH : EXIT.UNREACHABLE;
   if (err instanceof ConnectionError) return EXIT.UNREACHABLE;
+  if (err instanceof RoomError) return roomExitCode(err);
   if (err instanceof UsageError || err instanceof KeyError || err instanceof StoreError)
     return EXIT.USAGE;
   return EXIT.FAILURE;
+}
+
+/**
+ * The exit code of a room request's refusal (docs/PROTOCOL.md § Rooms, the `error`
+ * codes): REFUSED, or FAILURE when the server could not do it (`failure`).
+ */
+export function roomExitCode(err: RoomError): number {
+  return err.code === "failure" ? EXIT.FAILURE : EXIT.REFUSED;
 }
 
 /**

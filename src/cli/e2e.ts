@@ -1,6 +1,6 @@
 /**
  * The E2E layer for the CLI commands (docs/E2E.md): the `--no-e2e` and `--e2e-state`
- * options, connecting with the layer, and its warnings on stderr. End-to-end
+ * options, connecting with the layer, and its warnings on stderr (rooms: ./e2e-rooms.ts). End-to-end
  * encryption is on by default; plaintext only with `--no-e2e` or to a peer without
  * keys (with a warning).
  */
@@ -34,7 +34,8 @@ export const E2E_ARGS = {
   e2e: {
     type: "boolean",
     default: true,
-    description: "End-to-end encrypt direct messages to peers with keys (default)",
+    description:
+      "End-to-end encrypt direct messages to peers with keys, and room messages to each member with keys (default)",
     negativeDescription:
       "Send and receive without end-to-end encryption (the server can read the messages)",
   },
@@ -58,7 +59,7 @@ export const E2E_SEND_ARGS = {
   strict: {
     type: "boolean",
     description:
-      "Send only end-to-end encrypted, and only to a verified (or --peer-key) peer; else exit 9",
+      "Send only end-to-end encrypted, and only to a verified (or --peer-key) peer — to a room only if every member is verified; else exit 9",
   },
 } as const;
 
@@ -281,6 +282,11 @@ function reportWarnings(e2e: E2EManager, note: Say, elsewhereIsFatal: boolean): 
     const verb = direction === "out" ? "sending to" : "received from";
     note(
       `warning: ${verb} ${escapeControls(name || e2e.state.knownPeers.get(id)?.name || id)} without end-to-end encryption: ${reason}`,
+    );
+  });
+  e2e.on("roomSkipped", ({ room, id, name, reason }) => {
+    note(
+      `warning: ${escapeControls(name || id)} in #${escapeControls(room)} gets no end-to-end encrypted messages: ${reason} (use --no-e2e to send plaintext to everyone)`,
     );
   });
   e2e.on("decryptFailed", ({ from, message, retry }) => {

@@ -9,7 +9,7 @@ import { RoomError, type RoomEvent } from "../client/rooms.ts";
 import type { IncomingMessage, Notice } from "../client/types.ts";
 import { checkRoomName, isRoomAddress } from "../rooms/names.ts";
 import { escapeControls } from "../text/escape.ts";
-import { ago, CliError, EXIT } from "./common.ts";
+import { ago, CliError, EXIT, roomExitCode } from "./common.ts";
 
 export { isRoomAddress };
 
@@ -73,13 +73,20 @@ export async function roomPeer(
     return { id: `#${got.room}`, name: `#${esc(got.room)}` };
   } catch (err) {
     if (err instanceof RoomError)
-      throw new CliError(`#${esc(name)}: ${err.message}`, EXIT.UNDELIVERABLE);
+      throw new CliError(`#${esc(name)}: ${err.message}`, roomExitCode(err));
     throw err;
   }
 }
 
-/** The lines of `/who` in a room: each member with presence. */
-export async function roomWho(client: Client, room: string): Promise<string[]> {
+/**
+ * The lines of `/who` in a room: each member with presence, and with `keys` (member ID →
+ * text, from the E2E layer) its key.
+ */
+export async function roomWho(
+  client: Client,
+  room: string,
+  keys: Map<string, string> = new Map(),
+): Promise<string[]> {
   const got = await client.rooms.members(room);
   const now = Date.now() / 1000;
   const lines = [
@@ -94,8 +101,9 @@ export async function roomWho(client: Client, room: string): Promise<string[]> {
           : m.last_seen
             ? `offline, last seen ${ago(now - m.last_seen)} ago`
             : "offline, never seen";
+    const key = keys.get(m.id.toLowerCase());
     lines.push(
-      `  ${esc(m.name)}${m.owner ? " (owner)" : ""}${m.id === client.id ? " (you)" : ""}: ${seen}`,
+      `  ${esc(m.name)}${m.owner ? " (owner)" : ""}${m.id === client.id ? " (you)" : ""}: ${seen}${key ? `; ${key}` : ""}`,
     );
   }
   return lines;
@@ -116,6 +124,12 @@ export async function sendToRoom(
   client: Client,
   to: string,
   text: Uint8Array | string,
+  opts: {
+    /** Sends it (default: as it is, `client.send`); the E2E layer's `sendRoomLine`. */
+    send?: (room: string, text: Uint8Array | string) => Promise<unknown>;
+    /** Resolves once re-sends to members who joined meanwhile have gone out. */
+    settle?: () => Promise<void>;
+  } = {},
 ): Promise<number> {
   let room: string;
   try {
@@ -125,8 +139,16 @@ export async function sendToRoom(
   }
   const notices: Notice[] = [];
   client.on("notice", (n) => notices.push(n));
-  client.send(`#${room}`, text);
+  if (opts.send) await opts.send(`#${room}`, text);
+  else client.send(`#${room}`, text);
   await client.ping(); // the server has handled the message (and every copy) once this returns
+  // An E2E message that missed members who joined meanwhile went to them again.
+  if (notices.some((n) => n.status === "recipients") && opts.settle) {
+    await opts.settle();
+    await client.ping();
+  }
+  for (let i = notices.length - 1; i >= 0; i--)
+    if (notices[i]?.status === "recipients") notices.splice(i, 1);
   const refused = notices.find((n) => n.status !== "rejected");
   if (refused) throw new CliError(describeRoomNotice(refused), EXIT.UNDELIVERABLE);
   for (const n of notices) process.stderr.write(`backbone: ${describeRoomNotice(n)}\n`);

@@ -15,19 +15,22 @@ import { ConnectionError, HandshakeError, UsageError } from "../errors.ts";
 import { BROADCAST, idToBytes, idToText, isUuid } from "../ids.ts";
 import { LIVE } from "../net/outbox.ts";
 import { checkRoomName, isRoomAddress } from "../rooms/names.ts";
-import { C2C_HEADER_BYTES, MAX_STATUS_QUERY, STORED_HEADER_BYTES } from "../wire/constants.ts";
+import { C2C_HEADER_BYTES, MAX_STATUS_QUERY } from "../wire/constants.ts";
 import {
   C2CType,
   ControlType,
   decodeJson,
-  decodeMessage,
   encodeAckBody,
   encodeC2C,
   encodeControl,
-  Format,
-  type Message,
 } from "../wire/message.ts";
-import { C2C_ROOM, C2C_ROOM_STORED, encodeRoomMessage } from "../wire/room.ts";
+import { C2C_ROOM, encodeRoomMessage } from "../wire/room.ts";
+import {
+  C2C_ROOM_E2E,
+  decodeRoomE2E,
+  encodeRoomE2E,
+  type RoomCiphertext,
+} from "../wire/room-e2e.ts";
 import {
   applyConnectionSettings,
   type ConnectionSettings,
@@ -35,24 +38,23 @@ import {
 } from "../wire/settings.ts";
 import { StoredAcks } from "./acks.ts";
 import { parseHostPort } from "./address.ts";
-import { type Identity, type IdentityOptions, loadIdentity } from "./identity.ts";
-import { Incoming } from "./incoming.ts";
+import { resolveIdentity } from "./connect-options.ts";
+import { Heartbeat } from "./heartbeat.ts";
+import type { Identity } from "./identity.ts";
 import { Link, type LinkEnd } from "./link.ts";
 import { messageIterator } from "./messages.ts";
+import { Receiver } from "./receiver.ts";
 import { Requests } from "./requests.ts";
-import { NO_ADDRESS, Rooms, roomControl, unsentRoomMessage } from "./rooms.ts";
+import { backoffDelay, isFinalStop, retryable } from "./retry.ts";
+import { NO_ADDRESS, Rooms, unsentRoomMessage } from "./rooms.ts";
 import { ClientSession } from "./session.ts";
 import type {
   ClientEvents,
   ClientStatusEntry,
   ConnectOptions,
   IncomingMessage,
-  Notice,
   ServerStatus,
 } from "./types.ts";
-
-/** STOP reasons after which reconnecting would be wrong. */
-const FINAL_STOPS = new Set(["replaced by a new connection", "revoked", "authentication failed"]);
 
 const encoder = new TextEncoder();
 
@@ -67,46 +69,6 @@ export async function connect(options: ConnectOptions): Promise<Client> {
   const client = new Client(identity, options);
   await client.start();
   return client;
-}
-
-/** `connect({ passphrase })` as `loadIdentity` takes it: a string is tried once. */
-function passphraseOption(p: ConnectOptions["passphrase"]): IdentityOptions {
-  if (p === undefined) return {};
-  if (typeof p !== "string") return { passphrase: p };
-  let given = false;
-  return {
-    passphrase: async () => {
-      if (given) return undefined;
-      given = true;
-      return p;
-    },
-  };
-}
-
-async function resolveIdentity(o: ConnectOptions): Promise<Identity> {
-  const base =
-    typeof o.identity === "string"
-      ? await loadIdentity(o.identity, passphraseOption(o.passphrase))
-      : o.identity
-        ? { ...o.identity }
-        : null;
-  if (base) {
-    if (o.server) base.server = o.server;
-    return base;
-  }
-  if (!o.id || !o.key || !o.serverKey || !o.server) {
-    throw new UsageError(
-      "BAD_OPTIONS",
-      "connect() needs an identity, or id + key + serverKey + server",
-    );
-  }
-  return {
-    id: o.id.toLowerCase(),
-    name: o.name ?? o.id,
-    server: o.server,
-    key: o.key,
-    serverKey: o.serverKey,
-  };
 }
 
 export class Client extends EventEmitter<ClientEvents> implements AsyncDisposable {
@@ -129,16 +91,20 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #closed = false;
   #finished = false;
   #closedPromise: PromiseWithResolvers<void> = Promise.withResolvers();
-  #timer: ReturnType<typeof setInterval> | null = null;
   #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   #attempt = 0;
-  #lastHeartbeat = 0;
   /** Stored messages received on the current connection, acknowledged once handled. */
   readonly #acks = new StoredAcks((count) => {
     if (this.#link?.open) this.#link.send(encodeControl(ControlType.ACK, encodeAckBody(count)));
   });
-  /** Set when the `incoming` hook failed: no more stored messages acknowledged on this connection. */
-  #ackHeld = false;
+  /** The C2C receive path: receive choices, the `incoming` hook, acknowledgements. */
+  readonly #receiver: Receiver;
+  /** Heartbeats and dead-server detection. */
+  readonly #heartbeat = new Heartbeat(
+    () => this.#link,
+    () => this.settings,
+    this.#requests,
+  );
   #addresses = new Map<string, Uint8Array>();
 
   /** Use `connect()`. */
@@ -150,6 +116,17 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.name = identity.name;
     this.server = identity.server;
     this.session = new ClientSession(options.session);
+    this.#receiver = new Receiver(this, this.session, this.#acks, options.incoming, {
+      requests: this.#requests,
+      config: (json) => {
+        try {
+          this.#applyConfig(json);
+        } catch {
+          // A setting out of range: STOP `protocol error` (docs/PROTOCOL.md § Connection settings).
+          this.#link?.stop("protocol error");
+        }
+      },
+    });
   }
 
   /** True while a session is open. */
@@ -196,7 +173,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       port,
       timeoutMs,
       {
-        message: (plain) => this.#onMessage(plain),
+        message: (plain) => this.#receiver.message(plain),
         // The link can end between CONFIG and this continuation: remember it, then fail.
         end: (how) => {
           if (opened) this.#onEnd(opened, how);
@@ -225,10 +202,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       throw new HandshakeError("config", "BAD_CONFIG", (cause as Error).message, { cause });
     }
     this.#link = link;
-    this.#acks.reset();
-    this.#ackHeld = false;
+    this.#receiver.reset();
     this.#attempt = 0;
-    this.#startTimer();
+    this.#heartbeat.start();
     const buffered = this.#buffer;
     this.#buffer = [];
     this.#bufferBytes = 0;
@@ -242,9 +218,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #nextDelay(): number {
     const initial = this.#opts.backoff?.initialMs ?? 250;
     const max = this.#opts.backoff?.maxMs ?? 30_000;
-    const base = Math.min(max, initial * 2 ** this.#attempt);
-    this.#attempt++;
-    return Math.round(base / 2 + Math.random() * (base / 2)); // "equal jitter"
+    return backoffDelay(this.#attempt++, initial, max);
   }
 
   #onEnd(link: Link, how: LinkEnd): void {
@@ -260,25 +234,27 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
         unsent.map((m) =>
           m[0] === C2C_ROOM
             ? unsentRoomMessage(m)
-            : { to: idToText(m.subarray(1, C2C_HEADER_BYTES)), data: m.subarray(C2C_HEADER_BYTES) },
+            : m[0] === C2C_ROOM_E2E
+              ? { to: `#${decodeRoomE2E(m).room}`, data: new Uint8Array(0) }
+              : {
+                  to: idToText(m.subarray(1, C2C_HEADER_BYTES)),
+                  data: m.subarray(C2C_HEADER_BYTES),
+                },
         ),
       );
     }
-    this.#stopTimer();
+    this.#heartbeat.stop();
     this.#requests.failAll(
       new ConnectionError("DISCONNECTED", how.stop ? `server said: ${how.stop}` : "disconnected"),
     );
-    const final =
-      this.#closed ||
-      (how.stop !== undefined && FINAL_STOPS.has(how.stop)) ||
-      this.#opts.reconnect === false;
+    const final = this.#closed || isFinalStop(how.stop) || this.#opts.reconnect === false;
     const reason = this.#closed
       ? "closed by this client"
       : (how.stop ?? how.error?.message ?? "closed");
     this.emit("disconnect", { reason, willReconnect: !final });
     if (final) {
       this.#finish(
-        how.stop && FINAL_STOPS.has(how.stop)
+        isFinalStop(how.stop)
           ? new ConnectionError("STOPPED", `server said: ${how.stop}`)
           : undefined,
       );
@@ -306,133 +282,21 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     if (this.#finished) return;
     this.#finished = true;
     this.#closed = true;
-    this.#stopTimer();
+    this.#heartbeat.stop();
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     this.#requests.failAll(new ConnectionError("CLOSED", "client closed"));
     this.emit("close", error ? { error } : {});
     this.#closedPromise.resolve();
   }
 
-  // ---- heartbeats and liveness ----------------------------------------------------------
-
-  #startTimer(): void {
-    this.#stopTimer();
-    const every = Math.max(
-      20,
-      Math.min(this.settings.heartbeat_interval, this.settings.heartbeat_timeout) * 250,
-    );
-    this.#timer = setInterval(() => this.#tick(), every);
-    this.#timer.unref?.();
-  }
-
-  #stopTimer(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
-  }
-
-  #tick(): void {
-    const link = this.#link;
-    if (!link?.open) return;
-    const now = performance.now();
-    if (now - link.lastReceived > this.settings.heartbeat_timeout * 1000) {
-      // The server said nothing for heartbeat_timeout, though it answers every HEARTBEAT: dead.
-      link.terminate();
-      return;
-    }
-    // HEARTBEAT after heartbeat_interval without sending — or without receiving, so a
-    // client that only sends still hears from the server (docs/PROTOCOL.md § Liveness).
-    const interval = this.settings.heartbeat_interval * 1000;
-    if (
-      now - link.lastSent >= interval ||
-      (now - link.lastReceived >= interval && now - this.#lastHeartbeat >= interval)
-    ) {
-      this.#lastHeartbeat = now;
-      this.#requests.expect(ControlType.HEARTBEAT, null);
-      link.send(encodeControl(ControlType.HEARTBEAT));
-    }
-  }
-
   #applyConfig(json: Record<string, unknown>): void {
     const before = JSON.stringify(this.settings);
     this.settings = applyConnectionSettings(this.settings, json);
-    if (JSON.stringify(this.settings) !== before) this.#startTimer();
+    if (JSON.stringify(this.settings) !== before) this.#heartbeat.start();
     this.emit("config", this.settings);
   }
 
   // ---- incoming -----------------------------------------------------------------------
-
-  #onMessage(plain: Uint8Array): void {
-    const b0 = plain[0] as number;
-    if (b0 >>> 4 === Format.C2C) {
-      const type = b0 & 0x0f;
-      if (type === C2C_ROOM || type === C2C_ROOM_STORED) {
-        this.#onRoomMessage(plain, type);
-        return;
-      }
-      const header = type === C2CType.STORED ? STORED_HEADER_BYTES : C2C_HEADER_BYTES;
-      if (type > C2CType.STORED || plain.length < header) return; // reserved or malformed
-      if (!this.session.wants(type === C2CType.STORED)) return; // not taken, not acknowledged
-      const shown = this.#filter(new Incoming(plain, type));
-      if (shown) this.emit("message", shown);
-      // After a failed hook, stored messages are no longer acknowledged on this connection.
-      if (type === C2CType.STORED && !this.#ackHeld) this.#acks.received();
-      return;
-    }
-    let msg: Message;
-    try {
-      msg = decodeMessage(plain);
-    } catch {
-      return; // reserved or malformed: discarded
-    }
-    if (msg.format !== Format.CONTROL) return;
-    switch (msg.type) {
-      case ControlType.CONFIG: {
-        let json: Record<string, unknown>;
-        try {
-          json = decodeJson(msg.body);
-        } catch {
-          return; // an unreadable CONFIG changes nothing
-        }
-        try {
-          this.#applyConfig(json);
-        } catch {
-          // A setting out of range: STOP `protocol error` (docs/PROTOCOL.md § Connection settings).
-          this.#link?.stop("protocol error");
-        }
-        return;
-      }
-      case ControlType.NOTICE:
-        try {
-          this.emit("notice", decodeJson(msg.body) as unknown as Notice);
-        } catch {
-          // ignored
-        }
-        return;
-      case ControlType.ROOM:
-        roomControl(this, this.#requests, msg.body);
-        return;
-      case ControlType.HEARTBEAT:
-      case ControlType.SERVER_STATUS:
-      case ControlType.CLIENT_STATUS:
-      case ControlType.KEYS:
-        this.#requests.answer(msg.type, msg.body);
-        return;
-    }
-  }
-
-  #onRoomMessage(plain: Uint8Array, type: number): void {
-    const stored = type === C2C_ROOM_STORED;
-    let m: Incoming;
-    try {
-      m = new Incoming(plain, type);
-    } catch {
-      return; // malformed: discarded
-    }
-    if (!this.session.wants(stored)) return;
-    this.emit("message", m);
-    // After a failed hook, no stored message of any kind is acknowledged on this connection.
-    if (stored && !this.#ackHeld) this.#acks.received();
-  }
 
   /**
    * Async iterator over incoming messages, from now until the client closes.
@@ -440,24 +304,6 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    */
   messages(): AsyncIterableIterator<IncomingMessage> {
     return messageIterator(this, this.#acks);
-  }
-
-  /**
-   * Runs the `incoming` option (the E2E layer) on a message: its result is delivered,
-   * or nothing when null. When it throws (its state could not be saved, say), no more
-   * stored messages are acknowledged on this connection — the server delivers them
-   * again at the next login — and null is returned.
-   */
-  #filter(m: Incoming): IncomingMessage | null {
-    const hook = this.#opts.incoming;
-    if (!hook) return m;
-    try {
-      return hook(m);
-    } catch (err) {
-      this.#ackHeld = true;
-      this.emit("incomingError", { error: err as Error });
-      return null;
-    }
   }
 
   // ---- outgoing -----------------------------------------------------------------------
@@ -477,6 +323,16 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     }
     const address = typeof to === "string" ? this.#address(to) : to;
     this.#queue(encodeC2C(C2CType.DIRECT, address, this.#bytes(data)));
+  }
+
+  /**
+   * Sends one end-to-end encrypted room message as C2C type 5 (docs/PROTOCOL.md § End-to-end
+   * encrypted room messages): a ciphertext per member of `room`, each member getting only
+   * its own. The E2E layer calls this (`E2EManager.sendRoom`); `messageId` (8 bytes)
+   * comes back in the server's NOTICE `recipients`. Throws `WireError`, `ConnectionError`.
+   */
+  sendRoomE2E(messageId: Uint8Array, room: string, entries: readonly RoomCiphertext[]): void {
+    this.#queue(encodeRoomE2E(messageId, checkRoomName(room), entries));
   }
 
   /** ID text → bytes, remembered: a busy sender names the same few peers over and over. */
@@ -596,7 +452,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     if (this.#closed) return this.closed;
     this.#closed = true;
     const link = this.#link;
-    this.#stopTimer();
+    this.#heartbeat.stop();
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     if (link?.open) {
       const gone = new Promise<void>((resolve) => this.once("disconnect", () => resolve()));
@@ -625,15 +481,4 @@ function checkId(text: string): string {
     );
   }
   return text;
-}
-
-/** Failures worth retrying: the network, not the server's judgement or the key. */
-function retryable(err: unknown): boolean {
-  if (err instanceof HandshakeError)
-    return (
-      err.code === "CLOSED_DURING_HANDSHAKE" ||
-      err.code === "TOO_MANY_SESSIONS" ||
-      err.code === "UNAVAILABLE"
-    );
-  return err instanceof ConnectionError;
 }

@@ -89,8 +89,17 @@ export interface Notice {
     | "too_large"
     | "rate_limited"
     | "not_member"
-    | "prekeys_low";
+    | "prekeys_low"
+    | "recipients";
   reason: string;
+  /**
+   * `recipients` (an end-to-end encrypted room message, docs/PROTOCOL.md): the sender's
+   * message ID (16 hex digits), members that got nothing (no ciphertext for them) and
+   * IDs whose ciphertext was dropped (not members).
+   */
+  message?: string;
+  missing?: string[];
+  not_members?: string[];
 }
 
 export interface ServerStatus {

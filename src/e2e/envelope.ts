@@ -16,6 +16,7 @@
  */
 
 import { idToBytes } from "../ids.ts";
+import { roomKey } from "../rooms/names.ts";
 import {
   HEADER_BYTES,
   KEM_NONE,
@@ -86,6 +87,30 @@ export function associatedData(
     identityKeyBytes(sender),
     identityKeyBytes(recipient),
   );
+}
+
+/**
+ * Associated data of a **room** message (docs/E2E.md § Rooms): as `associatedData` with
+ * `0x01` in place of the `0x00` after the label, and the room bound at the end:
+ * `"backbone-e2e/1" || 0x01 || sender_id (16) || recipient_id (16) || Encode(IK_sender)
+ *  || Encode(IK_recipient) || room_len (1) || room`, where `room` is the UTF-8 of the
+ * room's key (`roomKey`: NFKC, lower case, NFKC — the name as the server compares it).
+ * So a room message opens only as a message of that room, never of another room and
+ * never as a direct message, and a direct message never opens as a room message.
+ */
+export function roomAssociatedData(
+  senderId: string,
+  sender: PublicIdentity,
+  recipientId: string,
+  recipient: PublicIdentity,
+  room: string,
+): Uint8Array {
+  const name = new TextEncoder().encode(roomKey(room));
+  if (name.length === 0 || name.length > 255)
+    throw new E2EError("MALFORMED", "a room name is 1-255 bytes of UTF-8");
+  const ad = associatedData(senderId, sender, recipientId, recipient);
+  ad[PROTOCOL_LABEL.length] = 1;
+  return concat(ad, Uint8Array.of(name.length), name);
 }
 
 /** The bytes before the ciphertext of a prekey message. */

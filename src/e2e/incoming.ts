@@ -1,6 +1,12 @@
 /** Incoming messages as the E2E layer hands them on: marked `e2e` and `verified`. */
 import type { IncomingMessage } from "../client/types.ts";
-import type { InboxEntry } from "./state.ts";
+import {
+  type InboxEntry,
+  RECENT_LIVE_BYTES,
+  RECENT_LIVE_MAX,
+  RECENT_LIVE_SECONDS,
+  type RecentLive,
+} from "./state.ts";
 
 /** `m` with `data` replaced and the E2E marks set. */
 export function wrap(
@@ -30,8 +36,8 @@ export function inboxMessage(e: InboxEntry): IncomingMessage {
     from: e.sender,
     fromBytes: new Uint8Array(Buffer.from(hexId, "hex")),
     data: e.plaintext,
-    kind: e.queuedAt !== null ? "stored" : "direct",
-    room: null,
+    kind: e.room !== undefined ? "room" : e.queuedAt !== null ? "stored" : "direct",
+    room: e.room ?? null,
     stored: e.queuedAt !== null,
     queuedAt: e.queuedAt !== null ? new Date(e.queuedAt * 1000) : null,
     receivedAt: new Date(e.at * 1000),
@@ -43,4 +49,20 @@ export function inboxMessage(e: InboxEntry): IncomingMessage {
 /** The digest a live envelope is known by in `RecentLive` (SHA-256, 32 hex characters). */
 export function liveDigest(envelope: Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(envelope).digest("hex").slice(0, 32);
+}
+
+/**
+ * Adds a decrypted live message to `state.recentLive`, keeping the list bounded in
+ * count, age and bytes (the whole state is written at every change; see RecentLive).
+ */
+export function rememberLive(state: { recentLive: RecentLive[] }, item: RecentLive): void {
+  const kept = state.recentLive
+    .filter((x) => item.at - x.at < RECENT_LIVE_SECONDS)
+    .slice(-(RECENT_LIVE_MAX - 1));
+  let bytes = item.plaintext.length;
+  let start = kept.length;
+  while (start > 0 && bytes + (kept[start - 1]?.plaintext.length ?? 0) <= RECENT_LIVE_BYTES)
+    bytes += kept[--start]?.plaintext.length ?? 0;
+  state.recentLive = kept.slice(start);
+  state.recentLive.push(item);
 }

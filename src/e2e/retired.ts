@@ -18,14 +18,28 @@ export interface Opened {
 }
 
 /**
- * Decrypts `data` from `senderId` with the current identity, else a retired one.
+ * Decrypts `data` from `senderId` (in `room`, for a room message) with the current
+ * identity, else a retired one.
  * Throws the current identity's `E2EError` when none opens it (`DUPLICATE` when one
  * recognises it as a replay). Changes nothing until `apply` is called.
  */
-export function openMessage(state: E2EState, senderId: string, data: Uint8Array): Opened {
+export function openMessage(
+  state: E2EState,
+  senderId: string,
+  data: Uint8Array,
+  room: string | null = null,
+): Opened {
   const id = senderId.toLowerCase();
   try {
-    const result = decryptMessage(state.identity, state.preKeys, senderId, state.peer(id), data);
+    const result = decryptMessage(
+      state.identity,
+      state.preKeys,
+      senderId,
+      state.peer(id),
+      data,
+      undefined,
+      room,
+    );
     return {
       result,
       retired: false,
@@ -47,6 +61,8 @@ export function openMessage(state: E2EState, senderId: string, data: Uint8Array)
           senderId,
           peer,
           data,
+          undefined,
+          room,
         );
         return {
           result,

@@ -8,6 +8,7 @@
  * @example (connectE2E is in ./connect.ts)
  * const { client, e2e } = await connectE2E({ identity: "alice.identity" });
  * await e2e.send("bob", "hello");            // encrypted when bob has keys
+ * await e2e.sendRoom("#ops", "deploy at 4"); // encrypted to each member (./rooms.ts)
  * client.on("message", (m) => console.log(m.e2e, m.verified, m.data));
  */
 import { EventEmitter } from "node:events";
@@ -19,9 +20,11 @@ import { type FetchedBundle, fetchBundle, syncKeys } from "./directory.ts";
 import { isEnvelope } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
-import { inboxMessage, liveDigest, wrap } from "./incoming.ts";
+import { inboxMessage, liveDigest, rememberLive, wrap } from "./incoming.ts";
 import { publicIdentity } from "./keys.ts";
 import type { Observation } from "./known-peers.ts";
+import type { E2EEvents, E2EOptions, PeerInfo, SendOptions, SendResult } from "./manager-types.ts";
+import { checkPin, fillName, resolvePeer } from "./peer-checks.ts";
 import { resendAfterReset } from "./resend.ts";
 import {
   decodeResetEnvelope,
@@ -33,101 +36,21 @@ import {
 import { type Opened, openMessage } from "./retired.ts";
 import { followRollover, isRolloverEnvelope } from "./rollover.ts";
 import { receiveRollover, rolloverAnnouncement } from "./rollover-peer.ts";
+import { RoomE2E, type RoomMemberKey, type RoomSendOptions, type RoomSendResult } from "./rooms.ts";
 import { recordSent } from "./sent.ts";
-import { encryptMessage, type PeerSessions, startSession } from "./session.ts";
-import {
-  defaultStateDir,
-  E2EState,
-  type InboxEntry,
-  type OpenOptions,
-  RECENT_LIVE_BYTES,
-  RECENT_LIVE_MAX,
-  RECENT_LIVE_SECONDS,
-  type RecentLive,
-} from "./state.ts";
+import { encryptMessage, startSession } from "./session.ts";
+import { defaultStateDir, E2EState, type InboxEntry, type RecentLive } from "./state.ts";
 
-export interface E2EOptions extends OpenOptions {
-  /** The state directory (default `defaultStateDir(id)`). */
-  stateDir?: string;
-  /**
-   * Replace a bundle of another E2E identity that the directory holds for this client
-   * (another device, an earlier install). Without it that is refused: `syncFailed` with
-   * `IDENTITY_ELSEWHERE`, and `send` throws it (docs/E2E.md § One identity, one device).
-   */
-  takeover?: boolean;
-}
-
-export interface SendResult {
-  /** The recipient's ID. */
-  to: string;
-  /** True when the message went end-to-end encrypted. */
-  e2e: boolean;
-}
-
-/** Options of `E2EManager.send`. */
-export interface SendOptions {
-  /** Refuse (`NO_KEYS`) instead of sending plaintext to a peer without keys. */
-  requireE2E?: boolean;
-  /** Shown in warnings and errors when `to` is an ID. */
-  name?: string;
-  /**
-   * `SHA256:…` the peer's identity key must have (pinned up front, as a program would):
-   * anything else is refused (`PEER_KEY_MISMATCH`), and so is a peer without keys.
-   */
-  peerKey?: string;
-  /** Only end-to-end encrypted, and only to a verified (or pinned) peer (`UNVERIFIED`, `NO_KEYS`). */
-  strict?: boolean;
-}
-
-/** What `lookupPeer` tells about a peer. */
-export interface PeerInfo {
-  id: string;
-  name: string;
-  /** `SHA256:…` of the identity key the sessions use. */
-  fingerprint: string;
-  verified: boolean;
-  /** A changed key waiting to be accepted (verified peers only). */
-  pending: string | null;
-  /** 60 digits, the same on both sides. */
-  safetyNumber: string;
-}
-
-export interface E2EEvents {
-  /** A peer's identity key differs from the one recorded; `blocked` for a verified peer. */
-  keyChanged: [{ id: string; previous: string; fingerprint: string; blocked: boolean }];
-  /**
-   * A name now resolves to another client ID than the one recorded for it (a new client
-   * took the name, or the server lies); `blocked` when the recorded one was verified.
-   */
-  nameChanged: [{ name: string; previous: string; id: string; blocked: boolean }];
-  /**
-   * A peer replaced its identity key by a signed rollover from the key recorded for it
-   * (docs/E2E.md § Key rollover): recorded quietly; `verified` when it was and stays so.
-   */
-  keyRolledOver: [{ id: string; previous: string; fingerprint: string; verified: boolean }];
-  /** A peer's identity key was recorded for the first time (trust on first use). */
-  newPeer: [{ id: string; fingerprint: string }];
-  /** A message went (or came) in plaintext: the peer has no keys, or a known E2E peer sent plaintext. */
-  plaintext: [{ id: string; name?: string; direction: "in" | "out"; reason: string }];
-  /** An E2E message that could not be decrypted (not a replay): dropped. */
-  decryptFailed: [
-    {
-      from: string;
-      code: string;
-      message: string;
-      /** The sender is asked to start a new session and send it again (docs/E2E.md § Session reset). */
-      retry: boolean;
-    },
-  ];
-  /**
-   * A peer could not decrypt messages of ours (it re-installed, or lost the session):
-   * `count` of them were sent again on a new session; `refused` says why none were
-   * (its key changed and it was verified: accept the new key first).
-   */
-  resent: [{ id: string; count: number; refused: string | null }];
-  /** Publishing keys, or answering a peer's reset request, failed (the layer keeps working). */
-  syncFailed: [{ error: Error }];
-}
+export type {
+  E2EEvents,
+  E2EOptions,
+  PeerInfo,
+  RoomMemberKey,
+  RoomSendOptions,
+  RoomSendResult,
+  SendOptions,
+  SendResult,
+};
 
 /** Fault injection for the crash tests (test/integration/e2e-crash.test.ts) only. */
 const CRASH_AT = process.env.BACKBONE_E2E_TEST_CRASH_AT ?? "";
@@ -163,6 +86,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    * everything is shown once and in order.
    */
   #replaying: boolean;
+  /** End-to-end encrypted room messages (rooms.ts). */
+  readonly #rooms: RoomE2E;
 
   /** Set when the directory holds another E2E identity of ours (see E2EOptions.takeover). */
   #elsewhere: E2EError | null = null;
@@ -172,6 +97,15 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     super();
     this.state = state;
     this.#takeover = takeover;
+    this.#rooms = new RoomE2E({
+      state,
+      client: () => this.#requireClient(),
+      observe: (id, name, fp) => void this.#observe(id, name, fp),
+      verified: (id, fp) => this.#verified(id, fp),
+      emit: (event, ...args) =>
+        (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args),
+      serial: (task) => this.#serial(task),
+    });
     this.#openedAt = state.now();
     this.#replaying = state.inbox.length > 0;
   }
@@ -208,13 +142,13 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     // they are, marked e2e: false, and without a downgrade warning.
     if (m.kind === "broadcast") return wrap(m, m.data, false, false);
     // A signed rollover: public keys only, never shown; replays change nothing.
-    if (isRolloverEnvelope(m.data)) {
+    if (m.kind !== "room" && isRolloverEnvelope(m.data)) {
       const moved = receiveRollover(this.state, from, m.data);
       if (moved) this.emit("keyRolledOver", moved);
       return null;
     }
     // A peer could not decrypt messages of ours: answered in the background, never shown.
-    if (isResetEnvelope(m.data)) {
+    if (m.kind !== "room" && isResetEnvelope(m.data)) {
       this.#onResetRequest(from, m.data);
       return null;
     }
@@ -237,9 +171,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       }
       return wrap(m, m.data, false, false);
     }
+    // A room message opens only as a message of the room it came in (the AD binds it).
+    const room = m.kind === "room" ? m.room : null;
     // A live message goes to every session of this client: the first process to decrypt
     // it uses up the ratchet step and leaves the plaintext for the others, briefly.
-    const live = m.kind === "direct";
+    const live = m.kind === "direct" || (room !== null && !m.stored);
     const digest = live ? liveDigest(m.data) : "";
     let shared: RecentLive | null = null;
     // One transaction: the ratchet step, the used prekey and the message are saved
@@ -248,7 +184,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       let opened: Opened;
       try {
         // The current identity, else one a rollover replaced (retired.ts).
-        opened = openMessage(this.state, from, m.data);
+        opened = openMessage(this.state, from, m.data, room);
       } catch (err) {
         if (!(err instanceof E2EError)) throw err;
         tx.skipWrite();
@@ -262,7 +198,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
           return null;
         }
         if (err.code !== "DUPLICATE") {
-          const retry = RESETTABLE.has(err.code) && this.#resets.add(from, m.data);
+          // Direct messages only: room messages are not in the sent log (docs/E2E.md § Session reset).
+          const retry = room === null && RESETTABLE.has(err.code) && this.#resets.add(from, m.data);
           this.emit("decryptFailed", { from, code: err.code, message: err.message, retry });
         }
         return null; // a replay, or a message that cannot be opened: never shown
@@ -275,20 +212,10 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       const e = this.#entry(m, r.plaintext, true, this.#verified(from, fp));
       this.state.inbox.push(e);
       if (live) {
-        const now = this.state.now();
-        // Bounded in count, age and bytes: the whole state is written at every change.
-        const kept = this.state.recentLive
-          .filter((x) => now - x.at < RECENT_LIVE_SECONDS)
-          .slice(-(RECENT_LIVE_MAX - 1));
-        let bytes = r.plaintext.length;
-        let start = kept.length;
-        while (start > 0 && bytes + (kept[start - 1]?.plaintext.length ?? 0) <= RECENT_LIVE_BYTES)
-          bytes += kept[--start]?.plaintext.length ?? 0;
-        this.state.recentLive = kept.slice(start);
-        this.state.recentLive.push({
+        rememberLive(this.state, {
           digest,
           sender: from,
-          at: now,
+          at: this.state.now(),
           plaintext: r.plaintext,
           verified: e.verified,
         });
@@ -318,6 +245,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       plaintext,
       e2e,
       verified,
+      ...(m.room !== null ? { room: m.room } : {}),
     };
   }
 
@@ -334,8 +262,13 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     this.#attached.resolve();
     client.on("notice", (n) => {
       if (n.status === "prekeys_low") void this.syncKeys();
+      this.#rooms.onNotice(n);
     });
-    client.on("connect", () => void this.syncKeys());
+    client.on("connect", () => {
+      this.#rooms.forget(); // membership may have changed while away
+      void this.syncKeys();
+    });
+    client.on("room", (e) => this.#rooms.forget(e.room));
     this.keysSynced = this.syncKeys();
     setTimeout(() => {
       const pending = this.state.transaction((tx) => {
@@ -393,7 +326,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     const client = this.#requireClient();
     // Our peers would see two identities of ours taking turns: refused until resolved.
     if (this.#elsewhere) throw this.#elsewhere;
-    const id = await this.#resolve(client, to);
+    const id = await resolvePeer(client, this.state, to, (e) => this.emit("nameChanged", e));
     const label = opts.name ?? (isUuid(to) ? undefined : to);
     const hasSession = this.state.transaction((tx) => {
       tx.skipWrite();
@@ -424,7 +357,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
         this.state.knownPeers.checkSend(id, label);
         peer = startSession(this.state.identity, peer, fetched.bundle);
       }
-      this.#checkPin(id, label ?? to, peer, opts);
+      checkPin(id, label ?? to, peer, opts, (i, fp) => this.#verified(i, fp));
       const r = encryptMessage(this.state.identity, peer, data);
       this.state.peers.set(id, r.peer);
       recordSent(this.state, id, data, r.data); // for a re-send after a session reset
@@ -437,44 +370,47 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   }
 
   /**
-   * An ID, or the ID the server gives for a name — checked against the IDs recorded
-   * under that name in `known_peers`: another ID is announced (`nameChanged`), and
-   * refused (`NAME_CHANGED`) when the recorded client was verified.
+   * Sends `data` to the room `room` (`#ops` or `ops`; this client must be a member):
+   * end-to-end encrypted to every other member with keys, as one C2C type 5 message
+   * (docs/E2E.md § Rooms). A member without keys is skipped (`roomSkipped`, once per
+   * member); when no member has keys the message goes in plaintext (`plaintext`).
+   * `requireE2E` / `strict` refuse instead (`NO_KEYS`, `UNVERIFIED`; `strict` also for
+   * an unverified member). The state is saved before the message leaves. Throws
+   * `E2EError` (`KEY_CHANGED` for a verified member whose key changed, …), `RoomError`
+   * (`not_member`, `not_found`), or what `Client.send` throws.
    */
-  async #resolve(client: Client, to: string): Promise<string> {
-    if (isUuid(to)) return to.toLowerCase();
-    const id = await client.resolve(to);
-    const others = this.state.knownPeers.byName(to).filter((p) => p.id !== id);
-    for (const p of others) {
-      this.emit("nameChanged", { name: to, previous: p.id, id, blocked: p.verified });
-    }
-    const verified = others.find((p) => p.verified);
-    if (verified) {
-      throw new E2EError(
-        "NAME_CHANGED",
-        `the name "${to}" now belongs to client ${id}, not to ${verified.id} whom you verified under that name; nothing sent (write to the ID to reach the new client)`,
-      );
-    }
-    return id;
+  sendRoom(
+    room: string,
+    data: string | Uint8Array,
+    opts: RoomSendOptions = {},
+  ): Promise<RoomSendResult> {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    return this.#serial(() => this.#rooms.send(room, bytes, opts));
   }
 
-  /** `peerKey` and `strict` (see SendOptions); throws inside the send's transaction. */
-  #checkPin(id: string, label: string, peer: PeerSessions, opts: SendOptions): void {
-    if (!opts.peerKey && !opts.strict) return;
-    const session = peer.sessions.find((x) => x.ratchet.cks);
-    const fp = session ? identityFingerprint(session.peerIdentity) : "";
-    if (opts.peerKey && fp !== opts.peerKey) {
-      throw new E2EError(
-        "PEER_KEY_MISMATCH",
-        `the identity key of ${label} is ${fp}, not the pinned ${opts.peerKey}; nothing sent`,
-      );
-    }
-    if (opts.strict && !opts.peerKey && !this.#verified(id, fp)) {
-      throw new E2EError(
-        "UNVERIFIED",
-        `${label} is not verified (strict mode; verify it with backbone verify, or pin its key); nothing sent`,
-      );
-    }
+  /**
+   * The other members of `room` with their identity key fingerprints and whether they
+   * are verified (`fingerprint` null: no keys). Fetches keys it lacks (starting sessions).
+   */
+  roomMembers(room: string): Promise<{ room: string; members: RoomMemberKey[] }> {
+    return this.#serial(() => this.#rooms.members(room));
+  }
+
+  /** Resolves once every send started so far (re-sends to members who joined too) is done. */
+  idle(): Promise<void> {
+    return this.#serial(async () => {});
+  }
+
+  /**
+   * One member's key as `roomMembers` gives it (for a membership event); `fetch` false:
+   * only what `known_peers` recorded, nothing asked of the directory (a member who left).
+   */
+  memberKey(
+    id: string,
+    name?: string,
+    fetch = true,
+  ): Promise<{ fingerprint: string | null; verified: boolean }> {
+    return this.#serial(() => this.#rooms.memberKey(id.toLowerCase(), name, fetch));
   }
 
   /**
@@ -486,7 +422,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
   lookupPeer(query: string): Promise<PeerInfo> {
     return this.#serial(async () => {
       const client = this.#requireClient();
-      const id = await this.#resolve(client, query);
+      const id = await resolvePeer(client, this.state, query, (e) => this.emit("nameChanged", e));
       const known = this.state.transaction((tx) => {
         tx.skipWrite();
         return this.state.peer(id).sessions[0] !== undefined;
@@ -618,31 +554,13 @@ export class E2EManager extends EventEmitter<E2EEvents> {
 
   #observe(id: string, name: string | undefined, fp: string): Observation {
     const o = this.state.knownPeers.observe(id, name, fp, this.state.now());
-    if (!o.peer.name) void this.#fillName(id);
+    if (!o.peer.name) void fillName(this.#client, this.state, id);
     if (o.status !== "same" || name) this.state.saveKnownPeers();
     if (o.status === "new") this.emit("newPeer", { id, fingerprint: fp });
     if (o.status === "changed") {
       this.emit("keyChanged", { id, previous: o.previous, fingerprint: fp, blocked: o.blocked });
     }
     return o;
-  }
-
-  /** Records the server's name for a peer first seen by ID only (for `known_peers` readers). */
-  async #fillName(id: string): Promise<void> {
-    const client = this.#client;
-    if (!client?.connected) return;
-    try {
-      const [entry] = await client.clientStatus([id]);
-      if (!entry || !("name" in entry)) return;
-      this.state.transaction((tx) => {
-        const peer = this.state.knownPeers.get(id);
-        if (!peer || peer.name) return tx.skipWrite();
-        peer.name = entry.name;
-        this.state.saveKnownPeers();
-      });
-    } catch {
-      // kept without a name; tried again at the next sighting
-    }
   }
 
   #verified(id: string, fp: string): boolean {

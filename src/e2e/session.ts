@@ -20,6 +20,7 @@ import {
   messagePrefix,
   pad,
   prekeyPrefix,
+  roomAssociatedData,
   unpad,
 } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
@@ -81,6 +82,19 @@ export interface Decrypted {
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
+/** The associated data of a direct message (`room` null) or of a message to `room`. */
+function adFor(
+  room: string | null,
+  senderId: string,
+  sender: PublicIdentity,
+  recipientId: string,
+  recipient: PublicIdentity,
+): Uint8Array {
+  return room === null
+    ? associatedData(senderId, sender, recipientId, recipient)
+    : roomAssociatedData(senderId, sender, recipientId, recipient, room);
+}
+
 function cloneSessions(peer: PeerSessions): PeerSessions {
   return {
     peerId: peer.peerId,
@@ -116,19 +130,21 @@ export function startSession(
 }
 
 /**
- * Encrypts `plaintext` for the peer on the active session. Returns the C2C data and
- * the new state (persist it before sending). Throws `E2EError` `NO_SESSION` / `TOO_LARGE`.
+ * Encrypts `plaintext` for the peer on the active session — as a message to `room`
+ * (bound into the associated data) when one is given. Returns the C2C data and the new
+ * state (persist it before sending). Throws `E2EError` `NO_SESSION` / `TOO_LARGE`.
  */
 export function encryptMessage(
   own: Identity,
   peer: PeerSessions,
   plaintext: Uint8Array,
+  room: string | null = null,
 ): { data: Uint8Array; peer: PeerSessions } {
   const padded = pad(plaintext);
   const next = cloneSessions(peer);
   const session = next.sessions.find((s) => s.ratchet.cks);
   if (!session) throw new E2EError("NO_SESSION", "no session with this peer");
-  const ad = associatedData(own.clientId, publicIdentity(own), peer.peerId, session.peerIdentity);
+  const ad = adFor(room, own.clientId, publicIdentity(own), peer.peerId, session.peerIdentity);
   const pending = session.pending;
   const frame = pending
     ? (header: Uint8Array) => prekeyPrefix(publicIdentity(own), pending, header)
@@ -141,8 +157,10 @@ export function encryptMessage(
 /**
  * Decrypts C2C `data` from `senderId` (the sender as the server stated it; it is bound
  * into the associated data, so a rewritten sender fails). `peer` is our state with that
- * sender (empty sessions when none). Transactional: the inputs are never changed.
- * Throws `E2EError`.
+ * sender (empty sessions when none). `room`: the room the server delivered it as a
+ * message of (null: a direct message) — bound into the associated data, so a message
+ * replayed into another room, or between room and direct, fails. Transactional: the
+ * inputs are never changed. Throws `E2EError`.
  */
 export function decryptMessage(
   own: Identity,
@@ -151,6 +169,7 @@ export function decryptMessage(
   peer: PeerSessions,
   data: Uint8Array,
   random: Random = systemRandom,
+  room: string | null = null,
 ): Decrypted {
   const env = decodeEnvelope(data);
   const ownPublic = publicIdentity(own);
@@ -178,7 +197,7 @@ export function decryptMessage(
 
   if (env.type === TYPE_PREKEY) {
     verifyIdentity(env.sender, senderId);
-    const ad = associatedData(senderId, env.sender, own.clientId, ownPublic);
+    const ad = adFor(room, senderId, env.sender, own.clientId, ownPublic);
     const existing = next.sessions.find(
       (s) => s.baseKey === hex(env.init.ephemeral) && sameIdentity(s.peerIdentity, env.sender),
     );
@@ -226,7 +245,7 @@ export function decryptMessage(
   }
   let failure: E2EError | undefined;
   for (const session of ordered) {
-    const ad = associatedData(senderId, session.peerIdentity, own.clientId, ownPublic);
+    const ad = adFor(room, senderId, session.peerIdentity, own.clientId, ownPublic);
     try {
       const r = ratchetDecrypt(session.ratchet, env.header, env.prefix, env.ciphertext, ad, random);
       return finish(session, r.state, r.plaintext, null, false);

@@ -21,6 +21,8 @@ export interface InboxEntry {
   /** False for a plaintext message kept only to keep the order (see session-manager.ts). */
   e2e: boolean;
   verified: boolean;
+  /** The room (name as delivered, without `#`) of a room message; absent for a direct one. */
+  room?: string;
 }
 
 /**
@@ -191,6 +193,7 @@ export function decodeStateDoc(o: Record<string, unknown>, file: string): StateC
         plaintext: unhex(m.plaintext),
         e2e: m.e2e !== false,
         verified: Boolean(m.verified),
+        ...(typeof m.room === "string" ? { room: m.room } : {}),
       })),
       recentLive: ((o.recentLive as Record<string, unknown>[] | undefined) ?? []).map((m) => ({
         digest: String(m.digest),

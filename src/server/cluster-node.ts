@@ -25,17 +25,13 @@ import type { QueueLimits } from "../store/store.ts";
 import { C2CType, Format } from "../wire/message.ts";
 import { C2C_ROOM, decodeRoomMessage } from "../wire/room.ts";
 import type { Cluster, MailItem } from "./cluster.ts";
+import { carryOut, sessionKey, toOtherNodes } from "./cluster-commands.ts";
 import { LocalRoutes } from "./cluster-local.ts";
 import { TakerLeases } from "./cluster-taker.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { storedArrived } from "./delivery.ts";
 import { roomOf } from "./room-queue.ts";
-
-/** A session's key in cluster presence. */
-export function sessionKey(conn: Connection): string {
-  return conn.session.tag ?? "untagged";
-}
 
 export class ClusterNode {
   readonly cluster: Cluster;
@@ -112,9 +108,7 @@ export class ClusterNode {
 
   /** Tells the other nodes whether this node holds a live session of `client` now. */
   async #tellPresence(client: string, live: boolean): Promise<void> {
-    const command = { op: "presence", client, node: this.cluster.nodeId, live };
-    for (const node of await this.cluster.liveNodes())
-      if (node !== this.cluster.nodeId) await this.cluster.command(node, command);
+    await toOtherNodes(this.cluster, { op: "presence", client, node: this.cluster.nodeId, live });
   }
 
   /** Resolves once `conn`'s presence is written (its stored delivery starts after). */
@@ -304,10 +298,7 @@ export class ClusterNode {
    * few milliseconds before the command arrives still goes by its older membership.
    */
   roomsChanged(): void {
-    void (async () => {
-      for (const node of await this.cluster.liveNodes())
-        if (node !== this.cluster.nodeId) await this.cluster.command(node, { op: "rooms" });
-    })().catch((err) => this.#ctx.log.warn("cluster command not sent", { error: String(err) }));
+    this.#toOthers({ op: "rooms" });
   }
 
   /**
@@ -315,11 +306,14 @@ export class ClusterNode {
    * nodes (each node hands it to the receiving sessions it holds).
    */
   roomEvent(ids: string[], body: Uint8Array): void {
-    const command = { op: "room_event", ids, body: Buffer.from(body).toString("base64") };
-    void (async () => {
-      for (const node of await this.cluster.liveNodes())
-        if (node !== this.cluster.nodeId) await this.cluster.command(node, command);
-    })().catch((err) => this.#ctx.log.warn("cluster command not sent", { error: String(err) }));
+    this.#toOthers({ op: "room_event", ids, body: Buffer.from(body).toString("base64") });
+  }
+
+  /** Sends a command to the other nodes without waiting; a failure is logged. */
+  #toOthers(command: Record<string, unknown>): void {
+    toOtherNodes(this.cluster, command).catch((err) =>
+      this.#ctx.log.warn("cluster command not sent", { error: String(err) }),
+    );
   }
 
   #onMail(item: MailItem): void {
@@ -341,49 +335,7 @@ export class ClusterNode {
       this.#postBroadcast(plain, idKey(plain.subarray(1, 17)));
       return;
     }
-    const c = item.command;
-    if (c.op === "presence" && typeof c.client === "string" && typeof c.node === "string") {
-      this.#local.told(c.client, c.node, c.live === true);
-      // What was delivered here alone while that session was on its way to being known
-      // goes to it too, ahead of anything routed to it from now on.
-      const recent = c.live === true ? this.#local.takeRecent(c.client) : [];
-      if (recent.length > 0)
-        this.cluster
-          .forward(c.node, c.client, recent)
-          .catch((err) => this.#ctx.log.warn("copies not forwarded", { error: String(err) }));
-      return;
-    }
-    if (c.op === "rooms") {
-      router.rooms.invalidate();
-      return;
-    }
-    if (c.op === "room_event" && Array.isArray(c.ids) && typeof c.body === "string") {
-      const body = new Uint8Array(Buffer.from(c.body, "base64"));
-      for (const id of c.ids) {
-        if (typeof id !== "string") continue;
-        let key: string;
-        try {
-          key = idKey(idToBytes(id));
-        } catch {
-          continue;
-        }
-        for (const conn of router.online.sessionsOf(key))
-          if (conn.routable && conn.session.live) conn.reply(body);
-      }
-      return;
-    }
-    if (typeof c.client !== "string") return;
-    let key: string;
-    try {
-      key = idKey(idToBytes(c.client));
-    } catch {
-      return;
-    }
-    if (c.op === "stored") storedArrived(this.#ctx, key);
-    else if (c.op === "replace") {
-      for (const conn of [...router.online.sessionsOf(key)])
-        if (sessionKey(conn) === c.session) conn.stop("replaced by a new connection");
-    }
+    carryOut(this.#ctx, this.cluster, this.#local, item.command);
   }
 
   // ---- the stored-message taker lease (cluster-taker.ts) ------------------------------

@@ -52,6 +52,11 @@ export class FanoutBudget {
 export interface Target {
   id: string;
   key: string;
+  /**
+   * This member's own message (an end-to-end encrypted room message: a ciphertext per
+   * member, rooms.ts `routeE2E`); absent: the fan-out's shared one.
+   */
+  plain?: Uint8Array;
 }
 
 const keys = new Map<string, string>();
@@ -115,7 +120,7 @@ export function fanOut(
 function deliverSlice(
   ctx: ServerContext,
   from: Connection,
-  plain: Uint8Array,
+  shared: Uint8Array,
   targets: Target[],
   stillMember: (id: string) => boolean,
   stored: Promise<void>[],
@@ -124,6 +129,7 @@ function deliverSlice(
   for (const t of targets) {
     // A member removed while the fan-out waited gets nothing more.
     if (!stillMember(t.id)) continue;
+    const plain = t.plain ?? shared;
     if (ctx.router.cluster) {
       // Cluster mode: each copy through ROUTE, to the member's sessions on every node.
       stored.push(ctx.router.routeCopy(from, t.id, t.key, plain.slice()));

@@ -15,6 +15,7 @@ import {
   Format,
 } from "../wire/message.ts";
 import { C2C_ROOM, C2C_ROOM_STORED } from "../wire/room.ts";
+import { C2C_ROOM_E2E } from "../wire/room-e2e.ts";
 import { SESSION_BYTE } from "../wire/session.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
@@ -33,6 +34,8 @@ export function handleMessage(
   // Room messages (docs/PROTOCOL.md § Rooms); type 4 is server → client only.
   if (b0 === C2C_ROOM && plain.length >= C2C_HEADER_BYTES)
     return ctx.router.rooms.route(conn, plain);
+  // End-to-end encrypted room messages: a ciphertext per member (room-e2e.ts).
+  if (b0 === C2C_ROOM_E2E) return ctx.router.rooms.routeE2E(conn, plain);
   if (b0 === C2C_ROOM_STORED && plain.length >= STORED_HEADER_BYTES)
     return discard(ctx, conn, "stored room message from a client");
   // SESSION counts only as the first frame after the response (session-login.ts).

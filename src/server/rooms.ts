@@ -14,15 +14,28 @@ import type { ClientRecord, RoomRecord, RoomState } from "../store/store.ts";
 import { MAX_MESSAGE_DATA } from "../wire/constants.ts";
 import { ControlType, decodeJson, encodeControl } from "../wire/message.ts";
 import { decodeRoomMessage, encodeRoomMessage, roomHeaderBytes } from "../wire/room.ts";
+import { decodeRoomE2E, type RoomE2EMessage } from "../wire/room-e2e.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { FanoutBudget, fanOut, target } from "./fanout.ts";
+import { sendRoomE2E } from "./rooms-e2e.ts";
 import { KeyedSerial } from "./serial.ts";
 
 /** A room as this node knows it. `members`: client ID → state, in the order they came. */
 interface Room {
   record: RoomRecord;
   members: Map<string, RoomState>;
+  /** When each invitation was made (unix s): it lapses after `room_invite_ttl`. */
+  invitedAt?: Map<string, number>;
+}
+
+/**
+ * The most invitations to one owner's rooms a client may hold at once: a tenth of its
+ * invitation slots (`room_max_per_client`), at least one — so that no one client can
+ * fill them all (docs/PROTOCOL.md § Membership).
+ */
+export function inviteShare(maxPerClient: number): number {
+  return Math.max(1, Math.floor(maxPerClient / 10));
 }
 
 /** A request's failure: `error` is the code programs act on, `reason` text for people. */
@@ -76,6 +89,48 @@ export class Rooms {
     // Read from the store first: the sender's later frames wait, so none overtakes this.
     from.holdInput();
     return this.#load(room).then((r) => this.#send(from, plain, r, address));
+  }
+
+  /**
+   * An end-to-end encrypted room message (C2C type 5): checked like a room message
+   * (size, membership), then each member gets its own ciphertext (rooms-e2e.ts).
+   */
+  routeE2E(from: Connection, plain: Uint8Array): Promise<void> | undefined {
+    let m: RoomE2EMessage;
+    try {
+      m = decodeRoomE2E(plain);
+    } catch (err) {
+      from.protocolError((err as WireError).message);
+      return;
+    }
+    const address = `#${m.room}`;
+    const { settings } = this.#ctx;
+    const largest = Math.max(...m.entries.map((e) => e.ciphertext.length));
+    if (largest > settings.max_message_size) {
+      const why = `a ciphertext of ${largest} bytes exceeds max_message_size ${settings.max_message_size}`;
+      this.#ctx.router.notice(from, address, "too_large", why);
+      return;
+    }
+    const send = (room: Room | null) => {
+      if (!this.#isMember(from, room, address)) return;
+      return sendRoomE2E(this.#ctx, from, m, room.record.name, room.members, this.budget);
+    };
+    const cached = this.#cache.get(roomKey(m.room));
+    if (cached) return send(cached);
+    from.holdInput(); // the sender's later frames wait, so none overtakes this one
+    return this.#load(m.room).then(send);
+  }
+
+  /** True when `from` is a member of `room`; else NOTICE `not_member`. */
+  #isMember(from: Connection, room: Room | null, address: string): room is Room {
+    if (room?.members.get(from.idText) === "member") return true;
+    this.#ctx.router.notice(
+      from,
+      address,
+      "not_member",
+      "you are not a member of this room (or it does not exist)",
+    );
+    return false;
   }
 
   #send(from: Connection, plain: Uint8Array, room: Room | null, address: string) {
@@ -133,6 +188,7 @@ export class Rooms {
     // Changes to one room run one at a time (replies still in this connection's order).
     return this.#serial.run(key, async () => {
       const room = await this.#load(name);
+      if (room) await this.#lapse(room);
       const mine = room?.members.get(conn.idText);
       // To a client neither member nor invited, an invite-only room does not exist.
       if (!room || (!mine && !room.record.public))
@@ -164,7 +220,7 @@ export class Rooms {
     };
     return this.#serial.run(roomKey(name), async () => {
       try {
-        await this.#ctx.store.createRoom(record);
+        await this.#ctx.store.rooms.createRoom(record);
         this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
       } catch (err) {
         if (err instanceof StoreError && err.code === "NAME_TAKEN")
@@ -232,6 +288,7 @@ export class Rooms {
       if (theirs) throw new RoomFailure("already_member", `${who.name} is in #${name} already`);
       this.#checkRoomSize(room);
       await this.#checkRoomCount(who.id, "invited");
+      await this.#checkInviteShare(conn.idText, who);
       await this.#set(room, who.id, "invited");
       this.#event(room, { event: "invited", member, by }, [who.id]);
     } else if (op === "remove") {
@@ -243,7 +300,7 @@ export class Rooms {
     } else {
       if (theirs !== "member")
         throw new RoomFailure("not_member", `${who.name} is not in #${name}`);
-      await this.#ctx.store.setRoomOwner(name, who.id);
+      await this.#ctx.store.rooms.setRoomOwner(name, who.id);
       this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
       room.record = { ...room.record, owner: who.id };
       this.#event(room, { event: "owner", member, by });
@@ -253,7 +310,8 @@ export class Rooms {
 
   async #list(conn: Connection): Promise<Reply> {
     const rooms = [];
-    for (const m of await this.#ctx.store.roomsOf(conn.idText)) {
+    for (const m of await this.#ctx.store.rooms.roomsOf(conn.idText)) {
+      if (this.#lapsed(m)) continue;
       const room = await this.#load(m.room);
       if (!room) continue;
       let members = 0;
@@ -283,9 +341,10 @@ export class Rooms {
    * was the last member of is deleted. Idempotent (the registry check calls it again).
    */
   async forget(id: string): Promise<void> {
-    for (const m of await this.#ctx.store.roomsOf(id)) {
+    for (const m of await this.#ctx.store.rooms.roomsOf(id)) {
       await this.#serial.run(roomKey(m.room), async () => {
         const room = await this.#load(m.room);
+        if (room) await this.#lapse(room);
         const state = room?.members.get(id);
         if (!room || !state) return;
         const who = await this.#who(id);
@@ -300,7 +359,7 @@ export class Rooms {
   async #passOwnership(room: Room, from: { id: string; name: string }): Promise<void> {
     const next = [...room.members].find(([, s]) => s === "member")?.[0];
     if (!next) return;
-    await this.#ctx.store.setRoomOwner(room.record.name, next);
+    await this.#ctx.store.rooms.setRoomOwner(room.record.name, next);
     this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
     room.record = { ...room.record, owner: next };
     this.#event(room, { event: "owner", member: await this.#who(next), by: from });
@@ -314,11 +373,16 @@ export class Rooms {
     const cached = this.#cache.get(key);
     if (cached) return cached;
     const { store } = this.#ctx;
-    const record = await store.getRoom(name);
+    const record = await store.rooms.getRoom(name);
     if (!record) return null;
     const members = new Map<string, RoomState>();
-    for (const m of await store.roomMembers(name)) members.set(m.client, m.state);
-    const room = this.#cache.get(key) ?? { record, members };
+    const invitedAt = new Map<string, number>();
+    for (const m of await store.rooms.roomMembers(name)) {
+      if (m.state === "invited") invitedAt.set(m.client, m.since);
+      // A lapsed invitation is as if it were not there (#lapse deletes it).
+      if (!this.#lapsed(m)) members.set(m.client, m.state);
+    }
+    const room = this.#cache.get(key) ?? { record, members, invitedAt };
     this.#cache.set(key, room);
     return room;
   }
@@ -326,13 +390,16 @@ export class Rooms {
   /** Writes a membership (null: removes it) to the store, then to memory. True: room deleted. */
   async #set(room: Room, id: string, state: RoomState | null): Promise<boolean> {
     const at = Math.floor(Date.now() / 1000);
-    const { deleted } = await this.#ctx.store.setMembership(room.record.name, id, state, at);
+    const { deleted } = await this.#ctx.store.rooms.setMembership(room.record.name, id, state, at);
     this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
     if (state === null) room.members.delete(id);
     else {
       room.members.delete(id); // a change of state moves it to the end, as in the store
       room.members.set(id, state);
     }
+    room.invitedAt ??= new Map();
+    if (state === "invited") room.invitedAt.set(id, at);
+    else room.invitedAt.delete(id);
     if (deleted) {
       room.members.clear();
       this.#cache.delete(roomKey(room.record.name));
@@ -348,11 +415,42 @@ export class Rooms {
 
   async #checkRoomCount(id: string, state: RoomState): Promise<void> {
     const max = this.#ctx.settings.room_max_per_client;
-    const n = (await this.#ctx.store.roomsOf(id)).filter((m) => m.state === state).length;
+    const n = (await this.#ctx.store.rooms.roomsOf(id)).filter(
+      (m) => m.state === state && !this.#lapsed(m),
+    ).length;
     if (n >= max) {
       const what = state === "member" ? "rooms" : "invitations";
       throw new RoomFailure("limit", `too many ${what} (room_max_per_client ${max})`);
     }
+  }
+
+  /** Whether `m` is an invitation older than `room_invite_ttl`. */
+  #lapsed(m: { state: RoomState; since: number }): boolean {
+    const cutoff = Math.floor(Date.now() / 1000) - this.#ctx.settings.room_invite_ttl;
+    return m.state === "invited" && m.since < cutoff;
+  }
+
+  /** Removes the room's lapsed invitations, from the store and from memory (in the room's turn). */
+  async #lapse(room: Room): Promise<void> {
+    for (const [id, since] of room.invitedAt ?? []) {
+      if (room.members.get(id) === "member") room.invitedAt?.delete(id);
+      else if (this.#lapsed({ state: "invited", since })) await this.#set(room, id, null);
+    }
+  }
+
+  /** Refuses an invitation past `inviteShare` of the invitee's slots held by `owner`'s rooms. */
+  async #checkInviteShare(owner: string, who: ClientRecord): Promise<void> {
+    const max = inviteShare(this.#ctx.settings.room_max_per_client);
+    let n = 0;
+    for (const m of await this.#ctx.store.rooms.roomsOf(who.id)) {
+      if (m.state !== "invited" || this.#lapsed(m)) continue;
+      if ((await this.#load(m.room))?.record.owner === owner) n++;
+    }
+    if (n >= max)
+      throw new RoomFailure(
+        "limit",
+        `${who.name} holds ${n} invitations to your rooms already (at most ${max}, a tenth of room_max_per_client); they join or decline first`,
+      );
   }
 
   /** A registered, unrevoked client by ID or name. */

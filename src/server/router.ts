@@ -27,7 +27,8 @@ export type NoticeStatus =
   | "rejected"
   | "too_large"
   | "rate_limited"
-  | "not_member";
+  | "not_member"
+  | "recipients";
 
 const BROADCAST_KEY = idKey(BROADCAST_ID);
 /** How long presence changes are gathered before they are written (see #notePresence). */
@@ -408,10 +409,17 @@ export class Router {
   }
 
   /** Tells the sender what became of a message not delivered live; all but `queued` count as discarded. */
-  notice(to: Connection, address: string, status: NoticeStatus, reason: string): void {
-    if (status !== "queued") this.#ctx.stats.discarded++;
+  notice(
+    to: Connection,
+    address: string,
+    status: NoticeStatus,
+    reason: string,
+    extra?: Record<string, unknown>,
+  ): void {
+    // `recipients` reports on a message that was delivered: not a discard.
+    if (status !== "queued" && status !== "recipients") this.#ctx.stats.discarded++;
     this.#ctx.stats.notices[status] = (this.#ctx.stats.notices[status] ?? 0) + 1;
-    to.reply(encodeControl(ControlType.NOTICE, { address, status, reason }));
+    to.reply(encodeControl(ControlType.NOTICE, { address, status, reason, ...extra }));
   }
 }
 

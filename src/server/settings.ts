@@ -55,6 +55,11 @@ export interface ServerSettings extends ConnectionSettings {
   room_max_per_client: number;
   /** Members and invitations of one room together. */
   room_max_members: number;
+  /**
+   * Seconds an invitation holds: past it, it lapses — it can no longer be used to join
+   * and no longer counts against any bound (docs/PROTOCOL.md § Membership).
+   */
+  room_invite_ttl: number;
   /** Room copies (one per member reached) one sender may cause per second, and the burst. */
   room_fanout_rate: number;
   room_fanout_burst: number;
@@ -129,6 +134,9 @@ export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   // 1,000 members per room: a whole organisation's announcement room. Every message
   // costs one copy (a seal and a write) per member, so this bounds one message's work.
   room_max_members: 1_000,
+  // 7 days, as offline messages (queue_max_age): long enough for someone away a week;
+  // short enough that invitations nobody answers do not hold a client's slots for good.
+  room_invite_ttl: 604_800,
   // 10,000 copies/s per sender, burst 2,000: a 1,000-member room gets 10 messages/s
   // from one sender (far above human chat); 1,000 × 100/s is slowed to that by pausing
   // the sender's reading. Measured with bench/room-fanout.ts (200 members, a 400-message
@@ -170,6 +178,7 @@ const KINDS: Record<keyof ServerSettings, Kind> = {
   work_burst: "integer",
   room_max_per_client: "integer",
   room_max_members: "integer",
+  room_invite_ttl: "number",
   room_fanout_rate: "number",
   room_fanout_burst: "integer",
   log_format: "string",

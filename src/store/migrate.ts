@@ -62,13 +62,14 @@ export async function migrateStore(
   // Rooms, found through their members: each with its owner, then its members and
   // invitations in their order, each since the time it had.
   const rooms = new Set<string>();
-  for (const client of clients) for (const m of await from.roomsOf(client.id)) rooms.add(m.room);
+  for (const client of clients)
+    for (const m of await from.rooms.roomsOf(client.id)) rooms.add(m.room);
   for (const name of rooms) {
-    const room = await from.getRoom(name);
+    const room = await from.rooms.getRoom(name);
     if (!room) continue;
-    await to.createRoom(room);
-    for (const m of await from.roomMembers(name)) {
-      if (m.client !== room.owner) await to.setMembership(name, m.client, m.state, m.since);
+    await to.rooms.createRoom(room);
+    for (const m of await from.rooms.roomMembers(name)) {
+      if (m.client !== room.owner) await to.rooms.setMembership(name, m.client, m.state, m.since);
     }
     done.rooms++;
   }

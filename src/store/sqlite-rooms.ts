@@ -6,7 +6,7 @@
 import type { Database } from "bun:sqlite";
 import { StoreError } from "../errors.ts";
 import { nameKey } from "../ids.ts";
-import type { RoomMembership, RoomRecord, RoomState } from "./store.ts";
+import type { RoomMembership, RoomRecord, RoomState, RoomStore } from "./store.ts";
 
 export const ROOMS_SCHEMA = `
 -- Rooms (docs/PROTOCOL.md § Rooms): names unique up to nameKey, members and invitations.
@@ -36,7 +36,7 @@ export function addRoomColumn(db: Database): void {
   if (!cols.some((c) => c.name === "room")) db.exec("ALTER TABLE queue ADD COLUMN room TEXT");
 }
 
-export class SqliteRooms {
+export class SqliteRooms implements RoomStore {
   readonly #db: Database;
   #prepared: ReturnType<typeof prepare> | null = null;
 

@@ -14,18 +14,16 @@ import { isUuid, nameKey } from "../ids.ts";
 import { prepareDatabaseFiles } from "./files.ts";
 import { KEYS_SCHEMA, SqliteKeyStore } from "./sqlite-keys.ts";
 import { addRoomColumn, ROOMS_SCHEMA, SqliteRooms } from "./sqlite-rooms.ts";
-import type {
-  ClientRecord,
-  EnqueueResult,
-  NodeLease,
-  PresenceChange,
-  QueuedMessage,
-  QueueLimits,
-  RoomMembership,
-  RoomRecord,
-  RoomState,
-  Store,
-  StoredMessage,
+import {
+  type ClientRecord,
+  type EnqueueResult,
+  type NodeLease,
+  type PresenceChange,
+  type QueuedMessage,
+  type QueueLimits,
+  queueRefusal,
+  type Store,
+  type StoredMessage,
 } from "./store.ts";
 
 const SCHEMA_VERSION = 1;
@@ -115,7 +113,8 @@ export class SqliteStore implements Store {
   readonly #q: ReturnType<typeof prepare>;
   /** The E2E key directory (sqlite-keys.ts). */
   readonly keys: SqliteKeyStore;
-  readonly #rooms: SqliteRooms;
+  /** Rooms and memberships (sqlite-rooms.ts). */
+  readonly rooms: SqliteRooms;
   /** SQLite's own page limit, restored by `setMaxBytes(0)`. */
   readonly #maxPages: number;
 
@@ -158,7 +157,7 @@ export class SqliteStore implements Store {
     }
     this.#q = prepare(this.#db);
     this.keys = new SqliteKeyStore(this.#db);
-    this.#rooms = new SqliteRooms(this.#db);
+    this.rooms = new SqliteRooms(this.#db);
     this.#maxPages = this.#pragma("max_page_count");
   }
 
@@ -298,20 +297,11 @@ export class SqliteStore implements Store {
     const inbox = this.#q.inbox.get(recipient) as { count: number; bytes: number } | null;
     const count = inbox?.count ?? 0;
     const bytes = inbox?.bytes ?? 0;
-    if (count >= limits.maxMessages) {
-      return { ok: false, reason: `recipient's queue is full (${limits.maxMessages} messages)` };
-    }
-    if (bytes + m.data.length > limits.maxBytes) {
-      return { ok: false, reason: `recipient's queue is full (${limits.maxBytes} bytes)` };
-    }
+    if (count >= limits.maxMessages) return queueRefusal("messages", limits);
+    if (bytes + m.data.length > limits.maxBytes) return queueRefusal("bytes", limits);
     const fromSender =
       (this.#q.inboxSender.get(recipient, m.sender) as { count: number } | null)?.count ?? 0;
-    if (fromSender >= limits.maxPerSender) {
-      return {
-        ok: false,
-        reason: `you already have ${limits.maxPerSender} messages queued for this recipient`,
-      };
-    }
+    if (fromSender >= limits.maxPerSender) return queueRefusal("sender", limits);
     this.#q.insertMessage.run(recipient, m.sender, m.at, m.data, m.room ?? null);
     return { ok: true };
   }
@@ -336,32 +326,6 @@ export class SqliteStore implements Store {
     return (this.#q.pending.get() as { n: number }).n;
   }
 
-  // ---- rooms (src/store/sqlite-rooms.ts)
-
-  createRoom(r: RoomRecord): Promise<void> {
-    return this.#rooms.createRoom(r);
-  }
-  getRoom(name: string): Promise<RoomRecord | null> {
-    return this.#rooms.getRoom(name);
-  }
-  roomMembers(name: string): Promise<RoomMembership[]> {
-    return this.#rooms.roomMembers(name);
-  }
-  roomsOf(client: string): Promise<RoomMembership[]> {
-    return this.#rooms.roomsOf(client);
-  }
-  setMembership(
-    name: string,
-    client: string,
-    state: RoomState | null,
-    at: number,
-  ): Promise<{ deleted: boolean }> {
-    return this.#rooms.setMembership(name, client, state, at);
-  }
-  setRoomOwner(name: string, owner: string): Promise<void> {
-    return this.#rooms.setRoomOwner(name, owner);
-  }
-
   async version(): Promise<number> {
     return (this.#q.dataVersion.get() as { data_version: number }).data_version;
   }
@@ -381,7 +345,7 @@ export class SqliteStore implements Store {
     // finalize them first, so that close really releases the database, WAL and -shm.
     for (const statement of Object.values(this.#q)) statement.finalize();
     this.keys.close();
-    this.#rooms.close();
+    this.rooms.close();
     this.#db.close(false);
   }
 }

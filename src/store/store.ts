@@ -99,6 +99,23 @@ export interface RoomMembership {
 export type EnqueueResult = { ok: true } | { ok: false; reason: string; failure?: true };
 
 /**
+ * A message refused by a bound of `limits`: the recipient's queue is full in messages or
+ * in bytes, or this sender holds `maxPerSender` in it. Every backend says it in these words.
+ */
+export function queueRefusal(
+  bound: "messages" | "bytes" | "sender",
+  limits: QueueLimits,
+): { ok: false; reason: string } {
+  const reason =
+    bound === "messages"
+      ? `recipient's queue is full (${limits.maxMessages} messages)`
+      : bound === "bytes"
+        ? `recipient's queue is full (${limits.maxBytes} bytes)`
+        : `you already have ${limits.maxPerSender} messages queued for this recipient`;
+  return { ok: false, reason };
+}
+
+/**
  * The E2E key directory's storage (docs/PROTOCOL.md § KEYS): per owner one bundle head
  * (identity and signed prekey, opaque bytes) and up to a bound of one-time prekeys
  * (opaque entries with a numeric ID). Small on purpose, so any backend can hold it.
@@ -149,9 +166,40 @@ export interface ExportedKeys {
   oneTime: { id: number; entry: Uint8Array }[];
 }
 
+/**
+ * Rooms and memberships in a store (docs/PROTOCOL.md § Rooms). Room arguments are
+ * names, matched by `nameKey`; client IDs are matched case-insensitively.
+ */
+export interface RoomStore {
+  /**
+   * Creates a room with its owner as its first member (one write). Throws `StoreError`
+   * `NAME_TAKEN` when a room of that name (up to nameKey) exists.
+   */
+  createRoom(room: RoomRecord): Promise<void>;
+  getRoom(name: string): Promise<RoomRecord | null>;
+  /** Members and invitations of a room, oldest first. */
+  roomMembers(name: string): Promise<RoomMembership[]>;
+  /** The rooms a client is a member of or invited to. */
+  roomsOf(client: string): Promise<RoomMembership[]>;
+  /**
+   * Sets `client`'s state in the room (null: removes it). When no member is left, the
+   * room and its invitations are deleted in the same write; returns whether it was.
+   */
+  setMembership(
+    name: string,
+    client: string,
+    state: RoomState | null,
+    at: number,
+  ): Promise<{ deleted: boolean }>;
+  /** Hands the room to `owner` (who must be a member). */
+  setRoomOwner(name: string, owner: string): Promise<void>;
+}
+
 export interface Store {
   /** The E2E key directory; a backend without one makes the server answer `unavailable`. */
   readonly keys?: KeyStore;
+  /** Rooms and memberships (docs/PROTOCOL.md § Rooms). */
+  readonly rooms: RoomStore;
   /** Registers a client; throws `StoreError` `NAME_TAKEN` or `ID_TAKEN`. */
   addClient(client: {
     id: string;
@@ -211,31 +259,6 @@ export interface Store {
   heldRecipients(): Promise<string[]>;
   /** Messages held for every recipient. */
   pendingCount(): Promise<number>;
-
-  // ---- rooms (docs/PROTOCOL.md § Rooms). Room arguments are names, matched by nameKey.
-
-  /**
-   * Creates a room with its owner as its first member (one write). Throws `StoreError`
-   * `NAME_TAKEN` when a room of that name (up to nameKey) exists.
-   */
-  createRoom(room: RoomRecord): Promise<void>;
-  getRoom(name: string): Promise<RoomRecord | null>;
-  /** Members and invitations of a room, oldest first. */
-  roomMembers(name: string): Promise<RoomMembership[]>;
-  /** The rooms a client is a member of or invited to. */
-  roomsOf(client: string): Promise<RoomMembership[]>;
-  /**
-   * Sets `client`'s state in the room (null: removes it). When no member is left, the
-   * room and its invitations are deleted in the same write; returns whether it was.
-   */
-  setMembership(
-    name: string,
-    client: string,
-    state: RoomState | null,
-    at: number,
-  ): Promise<{ deleted: boolean }>;
-  /** Hands the room to `owner` (who must be a member). */
-  setRoomOwner(name: string, owner: string): Promise<void>;
 
   /** A value that changes whenever another process changed the registry. */
   version(): Promise<number>;

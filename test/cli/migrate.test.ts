@@ -59,9 +59,12 @@ describe("migrate", () => {
     const aliceId = (await source.findClient("alice"))?.id as string;
     expect(await copy.keys.exportKeys(aliceId)).toEqual(await source.keys?.exportKeys(aliceId));
     expect(await copy.keys.countKeys(aliceId)).toBeGreaterThan(0);
-    expect(await copy.getRoom("ops")).toEqual(await source.getRoom("ops"));
-    expect(await copy.roomMembers("ops")).toEqual(await source.roomMembers("ops"));
-    expect((await copy.roomMembers("ops")).map((m) => m.state)).toEqual(["member", "invited"]);
+    expect(await copy.rooms.getRoom("ops")).toEqual(await source.rooms.getRoom("ops"));
+    expect(await copy.rooms.roomMembers("ops")).toEqual(await source.rooms.roomMembers("ops"));
+    expect((await copy.rooms.roomMembers("ops")).map((m) => m.state)).toEqual([
+      "member",
+      "invited",
+    ]);
     source.close();
     copy.close();
 

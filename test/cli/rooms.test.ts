@@ -3,7 +3,14 @@
  * `listen` (text and --json), and `chat '#NAME'` on a real pseudo-terminal (tmux).
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { cleanupAll, EXIT, expectError, type Sandbox, sandbox } from "../helpers/binary.ts";
+import {
+  cleanupAll,
+  EXIT,
+  expectError,
+  keysPublished,
+  type Sandbox,
+  sandbox,
+} from "../helpers/binary.ts";
 import { Terminal, TMUX } from "../helpers/tmux.ts";
 
 afterEach(cleanupAll);
@@ -41,7 +48,7 @@ describe("backbone room", () => {
     expect([r.code, r.stdout]).toEqual([EXIT.OK, "created #ops (invite-only)\n"]);
     expectError(
       await sb.run(["room", "create", "#ops", ...as("bob")]),
-      1,
+      EXIT.REFUSED,
       /^backbone: room create: a room #ops exists already$/,
     );
     r = await sb.run(["room", "invite", "#ops", "bob", "carol", ...as("alice")]);
@@ -78,9 +85,24 @@ describe("backbone room", () => {
     expect(r.stdout).toBe("#ops is now owned by bob\n");
     expectError(
       await sb.run(["room", "remove", "ops", "carol", ...as("alice")]),
-      1,
+      EXIT.REFUSED,
       /^backbone: room remove carol: only the owner of #ops may remove$/,
     );
+    // Refusals of every kind are exit 10: an invite-only room one is not invited to, a
+    // request only members may make, one member of several refused.
+    expectError(
+      await sb
+        .run(["room", "create", "staff", ...as("carol")])
+        .then(() => sb.run(["room", "join", "staff", ...as("alice")])),
+      EXIT.REFUSED,
+      /^backbone: room join: no room #staff \(or you are not invited\)$/,
+    );
+    r = await sb.run(["room", "invite", "staff", "alice", "nobody", ...as("carol")]);
+    expect([r.code, r.stdout, r.stderr]).toEqual([
+      EXIT.REFUSED,
+      "invited alice to #staff\n",
+      'backbone: room invite nobody: no client "nobody"\n',
+    ]);
     r = await sb.run(["room", "remove", "ops", "carol", "--json", ...as("bob")]);
     expect(JSON.parse(r.stdout)).toEqual({
       room: "ops",
@@ -135,6 +157,8 @@ describe("send and listen with rooms", () => {
     const bob = sb.start(["listen", ...as("bob")]);
     const carol = sb.start(["listen", "--json", ...as("carol")]);
     await untilOnline(sb, "ops", "alice", ["bob", "carol"]);
+    // Their first E2E run publishes their keys: messages to the room are then encrypted.
+    for (const who of ["bob", "carol"]) await keysPublished(sb, ids[who] as string);
     let r = await sb.run(["send", "#ops", "deploy", "at", "16:00", ...as("alice")]);
     expect([r.code, r.stderr]).toEqual([EXIT.OK, ""]);
     await bob.waitFor(/^\[\d\d:\d\d:\d\d\] #ops alice: deploy at 16:00$/);
@@ -173,15 +197,20 @@ describe("send and listen with rooms", () => {
 describe("chat and send through pipes", () => {
   test("echo … | chat '#ops' and | send '#ops': every member gets it, marked with the room", async () => {
     await using sb = await sandbox();
-    await clients(sb, ["alice", "bob"]);
+    const { ids } = await clients(sb, ["alice", "bob"]);
     await sb.run(["room", "create", "ops", "--public", ...as("alice")]);
     await sb.run(["room", "join", "ops", ...as("bob")]);
     const bob = sb.start(["listen", ...as("bob")]);
     await untilOnline(sb, "ops", "alice", ["bob"]);
+    await keysPublished(sb, ids.bob as string);
     const r = await sb.run(["chat", "#ops", ...as("alice")], {
       stdin: "build finished\nall green\n",
     });
-    expect([r.code, r.stderr]).toEqual([EXIT.OK, ""]);
+    // Opening the room warns once about members not verified (docs/E2E.md § Rooms).
+    expect(r.code).toBe(EXIT.OK);
+    expect(r.stderr).toMatch(
+      /^warning: #ops has members you have not verified: bob \(SHA256:[A-Za-z0-9+/]{43}\); compare safety numbers with: backbone verify NAME\n$/,
+    );
     const s = await sb.run(["send", "#ops", ...as("alice")], { stdin: "from stdin\n" });
     expect(s.code).toBe(EXIT.OK);
     await bob.waitFor(/#ops alice: from stdin$/);
@@ -190,11 +219,11 @@ describe("chat and send through pipes", () => {
       "#ops alice: all green",
       "#ops alice: from stdin",
     ]);
-    // A room one may not enter: exit 6, one line.
+    // A room one may not enter: exit 10 (a room refusal), one line.
     await sb.run(["room", "create", "staff", ...as("alice")]);
     expectError(
       await sb.run(["chat", "#staff", ...as("bob")], { stdin: "hi\n" }),
-      EXIT.UNDELIVERABLE,
+      EXIT.REFUSED,
       /^backbone: #staff: no room #staff \(or you are not invited\)$/,
     );
   });
@@ -220,9 +249,10 @@ describe.skipIf(!TMUX)("chat in a room on a terminal", () => {
     await t.waitFor(/^#ops: 3 members$/);
     await t.waitFor(/^ {2}alice \(owner\): offline/);
     await t.waitFor(/^ {2}bob \(you\): online$/);
-    await t.waitFor(/^ {2}carol: online$/);
+    // With E2E on, each member's key (docs/E2E.md § Rooms).
+    await t.waitFor(/^ {2}carol: online; key SHA256:[A-Za-z0-9+/]{43}, unverified$/);
     await sb.run(["room", "leave", "ops", ...as("carol")]);
-    await t.waitFor(/^\* carol left #ops$/);
+    await t.waitFor(/^\* carol left #ops \(key SHA256:[A-Za-z0-9+/]{43}, unverified\)$/);
     t.type("/join #dev");
     await t.waitFor(/^\* now talking in #dev$/);
     await t.waitFor(/^#dev>/);

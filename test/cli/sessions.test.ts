@@ -178,20 +178,26 @@ describe("sessions of one identity (binary)", () => {
     expect(await listen.exit()).toBe(EXIT.OK);
   });
 
-  test("past max_sessions_per_client a one-shot is refused with a clear line; the listener stays", async () => {
+  test("past max_sessions_per_client, status, chat, listen and send end at once with one line and exit 3 (no retry loop); the listener stays", async () => {
     await using sb = await sandbox();
     mkdirSync(sb.data, { recursive: true, mode: 0o700 });
     writeFileSync(join(sb.data, "config.toml"), "max_sessions_per_client = 1\n");
     const { server } = await setup(sb);
     const listen = sb.start(["listen", "--json", "--identity", "alice.identity"]);
     await server.proc.waitFor(/INFO +connect .*name=alice/, "stderr");
-    const r = await sb.run(["status", "--identity", "alice.identity"]);
-    expect(r).toEqual({
-      code: EXIT.UNREACHABLE,
-      stdout: "",
-      stderr:
-        "backbone: too many sessions of this identity at once (the server's max_sessions_per_client)\n",
-    });
+    const line =
+      "backbone: too many sessions of this identity at once (the server's max_sessions_per_client)\n";
+    // chat and listen would wait for an unreachable server forever, send --wait 600 ten
+    // minutes: a refusal that retrying cannot change is no such case.
+    for (const [args, stdin] of [
+      [["status"], undefined],
+      [["chat", "bob"], "hello\n"],
+      [["listen"], undefined],
+      [["send", "bob", "hello", "--wait", "600"], undefined],
+    ] as const) {
+      const r = await sb.run([...args, "--identity", "alice.identity"], stdin ? { stdin } : {});
+      expect([args[0], r]).toEqual([args[0], { code: EXIT.UNREACHABLE, stdout: "", stderr: line }]);
+    }
     await sb.run(["send", "alice", "still here", "--identity", "bob.identity"]);
     await listen.until(() => (printed(listen).includes("still here") ? true : undefined), "it");
     listen.kill("SIGTERM");

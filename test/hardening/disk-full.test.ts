@@ -7,7 +7,7 @@
  * store that passes SQLite's integrity check.
  */
 import { describe, expect, test } from "bun:test";
-import { closeSync, copyFileSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { copyFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, connect } from "../../src/client/client.ts";
@@ -29,6 +29,7 @@ import {
 import { Ledger, type Peer } from "../helpers/ledger.ts";
 import { spawnServer } from "../helpers/processes.ts";
 import { integrity } from "../helpers/store-check.ts";
+import { fillDisk, onTmpfs, tmpfsMountable, tryRun } from "../helpers/tmpfs.ts";
 
 const FULL = "storage failure: database or disk is full";
 const peer = (c: { id: string; name: string }): Peer => ({ id: c.id, name: c.name });
@@ -91,66 +92,16 @@ describe("store_max_bytes", () => {
   });
 });
 
-/** Whether this machine lets the test mount a tmpfs (root in a namespace that allows it). */
-const mountable = (() => {
-  const dir = mkdtempSync(join(tmpdir(), "backbone-mount-probe-"));
-  try {
-    const ok =
-      Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir]).exitCode === 0;
-    if (ok) Bun.spawnSync(["umount", dir]);
-    return ok;
-  } catch {
-    return false;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-})();
-if (!mountable)
+if (!tmpfsMountable)
   console.warn(
     "disk-full: skipping the tmpfs tests: cannot mount a tmpfs here (needs root and mount rights)",
   );
 
-function run(...argv: string[]): { ok: boolean; err: string } {
-  const r = Bun.spawnSync(argv, { stderr: "pipe" });
-  return { ok: r.exitCode === 0, err: r.stderr.toString().trim() };
-}
-
-/** Runs `fn` on a fresh 2 MiB tmpfs; always unmounts (lazily if something still holds it). */
-async function onTmpfs(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "backbone-tmpfs-"));
-  expect(run("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", dir)).toEqual({
-    ok: true,
-    err: "",
-  });
-  try {
-    await fn(dir);
-  } finally {
-    if (!run("umount", dir).ok) run("umount", "-l", dir);
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Writes zeros to `path` until the filesystem says ENOSPC. */
-function fill(path: string): void {
-  const fd = openSync(path, "w");
-  try {
-    for (const size of [1 << 16, 1 << 10, 1]) {
-      try {
-        for (;;) writeSync(fd, new Uint8Array(size));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
 describe("a really full disk", () => {
-  test.skipIf(!mountable)(
+  test.skipIf(!tmpfsMountable)(
     "tmpfs full: NOTICE rejected and logged, live traffic goes on, queued ones arrive once; read-only: a clear refusal",
     async () => {
-      await onTmpfs(async (mnt) => {
+      await onTmpfs("2m", async (mnt) => {
         const db = join(mnt, "backbone.db");
         const log = new MemoryLog();
         const clients: Client[] = [];
@@ -179,7 +130,7 @@ describe("a really full disk", () => {
           for (let i = 0; i < 20; i++) await ledger.batch(alice, "alice", [bob], 1000);
           expect(ledger.summary().queued).toBe(20);
 
-          fill(join(mnt, "filler"));
+          fillDisk(join(mnt, "filler"));
           await untilRejected(ledger, alice, bob, 2000);
           expect(heard.at(-1)).toEqual({ address: bob.id, status: "rejected", reason: FULL });
           expect(log.find("store write failed").at(-1)?.fields).toMatchObject({ reason: FULL });
@@ -214,14 +165,14 @@ describe("a really full disk", () => {
           // Read-only. Linux refuses to remount a filesystem read-only while a file on it is
           // open for writing (the running server's store), so the data directory cannot turn
           // read-only under a running server; a server started on one refuses clearly.
-          const busy = run("mount", "-o", "remount,ro", mnt);
+          const busy = tryRun("mount", "-o", "remount,ro", mnt);
           expect([busy.ok, busy.err.includes("busy")]).toEqual([false, true]);
           for (const cl of clients.splice(0)) await cl.close();
           await server.close();
           server = null;
           store.close(); // releases the files (this is what lets the remount through)
           store = null;
-          expect(run("mount", "-o", "remount,ro", mnt)).toEqual({ ok: true, err: "" });
+          expect(tryRun("mount", "-o", "remount,ro", mnt)).toEqual({ ok: true, err: "" });
           let refusal: unknown = null;
           try {
             new SqliteStore(db).close();
@@ -248,10 +199,10 @@ describe("a really full disk", () => {
     },
   );
 
-  test.skipIf(!mountable)(
+  test.skipIf(!tmpfsMountable)(
     "kill -9 with the disk full: the server restarts anyway and serves live traffic",
     async () => {
-      await onTmpfs(async (mnt) => {
+      await onTmpfs("2m", async (mnt) => {
         const pair = await generateRsaKeyPair(2048);
         writeSecretFile(dataPaths(mnt).key, toPem("PRIVATE KEY", pair.privatePkcs8));
         const key = await RsaPrivateKey.fromPkcs8(pair.privatePkcs8);
@@ -274,7 +225,7 @@ describe("a really full disk", () => {
             5000,
             "presence recorded",
           );
-          fill(join(mnt, "filler"));
+          fillDisk(join(mnt, "filler"));
           server.proc.kill(9); // "online" stays recorded for both: the restart must reset it
           await server.exited;
           server = await spawnServer(mnt, { port: server.port });

@@ -209,7 +209,7 @@ describe("rooms", () => {
         publicKey: new Uint8Array(32),
         fingerprint: `x${i}`,
       });
-      await c.store.setMembership("big", id, "member", now);
+      await c.store.rooms.setMembership("big", id, "member", now);
     }
     c.server.router.rooms.invalidate();
     const raw = await c.raw(aliceId);
@@ -218,7 +218,7 @@ describe("rooms", () => {
     expect(await alice.ping()).toBeGreaterThanOrEqual(0);
   });
 
-  test("send '#room' with --strict or --peer-key refuses (exit 9) and sends nothing", async () => {
+  test("send '#room' with --strict (a member without keys) or --peer-key refuses (exit 9, 2) and sends nothing", async () => {
     await using sb = await sandbox();
     const server = await sb.serve();
     for (const name of ["alice", "bob"]) await sb.keygen(name, server.address);
@@ -233,9 +233,8 @@ describe("rooms", () => {
       ...as("alice"),
     ]);
     expect(strict.code).toBe(9);
-    expect(strict.stderr).toMatch(
-      /^backbone: #ops is a room, and rooms are not end-to-end encrypted yet/,
-    );
+    // bob never ran with E2E: no keys, so strict mode refuses the room (docs/E2E.md § Rooms).
+    expect(strict.stderr).toMatch(/^backbone: #ops: bob published no E2E keys; nothing sent$/m);
     const pinned = await sb.run([
       "send",
       "#ops",
@@ -244,7 +243,9 @@ describe("rooms", () => {
       "SHA256:AlXT0QK+IKonU0GoQ41g7TvknKfC3S6gam/Imv31tY4",
       ...as("alice"),
     ]);
-    expect(pinned.code).toBe(9);
+    // --peer-key pins one peer: for a room it is a usage error.
+    expect(pinned.code).toBe(2);
+    expect(pinned.stderr).toMatch(/--peer-key pins one peer; #ops is a room/);
     // Nothing reached bob: his listen prints only what is sent after.
     const bob = sb.start(["listen", ...as("bob")]);
     expect((await sb.run(["send", "#ops", "marker", ...as("alice")])).code).toBe(0);

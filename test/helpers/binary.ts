@@ -42,6 +42,7 @@ export const EXIT = {
   AUTH: 4,
   SERVER_KEY: 5,
   UNDELIVERABLE: 6,
+  REFUSED: 10,
 } as const;
 
 // ---- building ---------------------------------------------------------------------

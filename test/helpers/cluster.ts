@@ -16,6 +16,7 @@ import { enrollClient } from "../../src/server/enroll.ts";
 import { BackboneServer } from "../../src/server/server.ts";
 import type { ServerSettings } from "../../src/server/settings.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
+import type { Store } from "../../src/store/store.ts";
 import { RawSession } from "./raw.ts";
 
 /** Short liveness settings for tests that wait on heartbeats or timeouts. */
@@ -48,7 +49,7 @@ export function testClientKey(): Promise<{ key: RsaPrivateKey; spki: Uint8Array 
  * at `server`). With `ownKey`, the client gets a fresh key pair instead of the shared one.
  */
 export async function enrollIdentity(
-  store: SqliteStore,
+  store: Store,
   serverKey: RsaPrivateKey,
   server: string,
   name: string,

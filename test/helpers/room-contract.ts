@@ -21,42 +21,44 @@ export function roomContract(name: string, open: () => Store): void {
   describe(`${name}: rooms`, () => {
     test("create, unique up to NFKC and case, owner as first member", async () => {
       const s = open();
-      await s.createRoom({ name: "Ops", owner: A, public: false, createdAt: 100 });
+      await s.rooms.createRoom({ name: "Ops", owner: A, public: false, createdAt: 100 });
       await expect(
-        s.createRoom({ name: "ＯＰＳ", owner: B, public: true, createdAt: 101 }),
+        s.rooms.createRoom({ name: "ＯＰＳ", owner: B, public: true, createdAt: 101 }),
       ).rejects.toMatchObject({ code: "NAME_TAKEN" });
-      expect(await s.getRoom("ops")).toEqual({
+      expect(await s.rooms.getRoom("ops")).toEqual({
         name: "Ops",
         owner: A,
         public: false,
         createdAt: 100,
       });
-      expect(await s.roomMembers("OPS")).toEqual([
+      expect(await s.rooms.roomMembers("OPS")).toEqual([
         { room: "Ops", client: A, state: "member", since: 100 },
       ]);
-      expect(await s.getRoom("nope")).toBeNull();
+      expect(await s.rooms.getRoom("nope")).toBeNull();
       s.close();
     });
 
     test("memberships: invite, join keeps arrival order, leave, last one deletes", async () => {
       const s = open();
-      await s.createRoom({ name: "ops", owner: A, public: false, createdAt: 1 });
-      await s.setMembership("ops", B, "invited", 2);
-      await s.setMembership("ops", C, "invited", 3);
-      await s.setMembership("ops", B, "member", 4); // joined after C was invited
-      expect((await s.roomMembers("ops")).map((m) => [m.client, m.state, m.since])).toEqual([
+      await s.rooms.createRoom({ name: "ops", owner: A, public: false, createdAt: 1 });
+      await s.rooms.setMembership("ops", B, "invited", 2);
+      await s.rooms.setMembership("ops", C, "invited", 3);
+      await s.rooms.setMembership("ops", B, "member", 4); // joined after C was invited
+      expect((await s.rooms.roomMembers("ops")).map((m) => [m.client, m.state, m.since])).toEqual([
         [A, "member", 1],
         [C, "invited", 3],
         [B, "member", 4],
       ]);
-      expect(await s.roomsOf(C)).toEqual([{ room: "ops", client: C, state: "invited", since: 3 }]);
-      await s.setRoomOwner("ops", B);
-      expect((await s.getRoom("ops"))?.owner).toBe(B);
-      expect(await s.setMembership("ops", A, null, 5)).toEqual({ deleted: false });
+      expect(await s.rooms.roomsOf(C)).toEqual([
+        { room: "ops", client: C, state: "invited", since: 3 },
+      ]);
+      await s.rooms.setRoomOwner("ops", B);
+      expect((await s.rooms.getRoom("ops"))?.owner).toBe(B);
+      expect(await s.rooms.setMembership("ops", A, null, 5)).toEqual({ deleted: false });
       // An invitation alone does not keep a room.
-      expect(await s.setMembership("ops", B, null, 6)).toEqual({ deleted: true });
-      expect(await s.getRoom("ops")).toBeNull();
-      expect(await s.roomsOf(C)).toEqual([]);
+      expect(await s.rooms.setMembership("ops", B, null, 6)).toEqual({ deleted: true });
+      expect(await s.rooms.getRoom("ops")).toBeNull();
+      expect(await s.rooms.roomsOf(C)).toEqual([]);
       s.close();
     });
 

@@ -203,6 +203,32 @@ describe("several sessions of one client", () => {
     expect(c.server.router.online.sessionCount).toBe(2);
   });
 
+  test("too many sessions is final: connect() rejects at once however long it may wait, and a reconnect refused so closes the client", async () => {
+    await using c = await startCluster({ max_sessions_per_client: 1 });
+    const alice = await c.enroll("alice");
+    const first = await c.client(alice, { backoff: { initialMs: 2000, maxMs: 2000 } });
+    // waitForServer is for an unreachable server, not for a refusal only a person can lift.
+    const err = await rejected(c.client(alice, { waitForServer: 600_000 }));
+    expectError(err, HandshakeError, { code: "TOO_MANY_SESSIONS" });
+    // The first one's connection drops; another session takes the only place before it
+    // is back: its reconnect is refused, and it ends with that error instead of looping.
+    const events: string[] = [];
+    first.on("reconnecting", ({ error }) => events.push(`reconnecting ${error?.message ?? ""}`));
+    const closed = new Promise<Error | undefined>((resolve) =>
+      first.on("close", ({ error }) => resolve(error)),
+    );
+    const lost = new Promise<void>((resolve) => first.once("disconnect", () => resolve()));
+    for (const conn of c.server.router.online.values())
+      if (conn.idText === alice.id) conn.stop("slow consumer");
+    await lost;
+    await until(() => c.server.router.online.sessionCount === 0, 3000, "the place free");
+    const second = await c.client(alice, { session: false });
+    expect(second.connected).toBe(true);
+    expectError(await closed, HandshakeError, { code: "TOO_MANY_SESSIONS" });
+    expect(events).toEqual(["reconnecting "]); // the one after the drop; none after the refusal
+    expect(second.connected).toBe(true);
+  });
+
   test("revocation stops every session of the client", async () => {
     await using c = await startCluster();
     const alice = await c.enroll("alice");

@@ -4,12 +4,17 @@
  * slice, and room messages too large to send or to store.
  */
 import { describe, expect, test } from "bun:test";
-import type { Client } from "../../src/client/client.ts";
+import { join } from "node:path";
+import { type Client, connect } from "../../src/client/client.ts";
 import type { IncomingMessage } from "../../src/client/types.ts";
+import { BackboneServer } from "../../src/server/server.ts";
+import { RedisStore } from "../../src/store/redis/store.ts";
+import { SqliteStore } from "../../src/store/sqlite.ts";
 import { ControlType, decodeJson, Format, type Message } from "../../src/wire/message.ts";
 import { encodeRoomMessage } from "../../src/wire/room.ts";
-import { notices, startCluster, until } from "../helpers/cluster.ts";
+import { enrollIdentity, notices, startCluster, testServerKey, until } from "../helpers/cluster.ts";
 import type { RawSession } from "../helpers/raw.ts";
+import { startRedis } from "../helpers/redis.ts";
 
 const td = new TextDecoder();
 
@@ -74,13 +79,13 @@ describe("a room larger than one fan-out slice", () => {
     // Members written to the store directly (enrolled, never online), before this
     // server has loaded the room.
     const at = Math.floor(Date.now() / 1000);
-    await c.store.createRoom({ name: "big", owner: alice.id, public: false, createdAt: at });
-    await c.store.setMembership("big", bob.id, "member", at);
+    await c.store.rooms.createRoom({ name: "big", owner: alice.id, public: false, createdAt: at });
+    await c.store.rooms.setMembership("big", bob.id, "member", at);
     const offline: string[] = [];
     for (let i = 0; i < 298; i++) {
       const id = (await c.enroll(`m${i}`)).id;
       offline.push(id);
-      await c.store.setMembership("big", id, "member", at);
+      await c.store.rooms.setMembership("big", id, "member", at);
     }
     const got = received(bob);
     const heard = notices(alice);
@@ -166,5 +171,116 @@ describe("room messages too large", () => {
     bob.send("#ops", "x".repeat(100));
     await until(() => got.length === 1, 3000, "the message at the limit");
     expect(heard).toEqual([]);
+  });
+});
+
+describe("invitations", () => {
+  /** Backdates `client`'s invitation to `room` in the store, as another node would see it. */
+  async function backdate(dir: string, room: string, client: string, since: number) {
+    const other = new SqliteStore(join(dir, "backbone.db"));
+    try {
+      await other.rooms.setMembership(room, client, null, since);
+      await other.rooms.setMembership(room, client, "invited", since);
+    } finally {
+      other.close();
+    }
+  }
+
+  /**
+   * bob's invitation to alice's invite-only room `ops` lapses once `backdate` has made
+   * it older than room_invite_ttl (3600 s): no join with it, not listed, gone from the
+   * store, and alice may invite again.
+   */
+  async function lapses(
+    alice: Client,
+    bob: Client,
+    backdate: (since: number) => Promise<void>,
+    roomsOf: (id: string) => Promise<unknown[]>,
+  ) {
+    await alice.rooms.create("ops");
+    await alice.rooms.invite("ops", "bob");
+    expect((await bob.rooms.list()).map((r) => [r.room, r.state])).toEqual([["ops", "invited"]]);
+    await backdate(Math.floor(Date.now() / 1000) - 3601);
+    expect(await bob.rooms.list()).toEqual([]);
+    await until(
+      async () => (await alice.rooms.members("ops")).members.length === 1,
+      3000,
+      "the lapsed invitation gone from the members",
+    );
+    await expect(bob.rooms.join("ops")).rejects.toMatchObject({ code: "not_found" });
+    // Gone from the store too: it counts against nothing, and the owner may invite again.
+    expect(await roomsOf(bob.id)).toEqual([]);
+    await alice.rooms.invite("ops", "bob");
+    expect(await bob.rooms.join("ops")).toMatchObject({ room: "ops" });
+  }
+
+  test("an invitation lapses after room_invite_ttl: no join with it, not listed, invite again", async () => {
+    await using c = await startCluster({ room_invite_ttl: 3600 });
+    const alice = await c.client("alice");
+    const bob = await c.client("bob");
+    await lapses(
+      alice,
+      bob,
+      (since) => backdate(c.dir, "ops", bob.id, since),
+      (id) => c.store.rooms.roomsOf(id),
+    );
+  });
+
+  test("the same on a Redis store", async () => {
+    await using redis = await startRedis();
+    const store = await RedisStore.open(redis.url);
+    const key = await testServerKey();
+    const settings = { host: "127.0.0.1", port: 0, room_invite_ttl: 3600 };
+    const server = await BackboneServer.start({ key, store, settings });
+    const address = `127.0.0.1:${server.port}`;
+    const clients: Client[] = [];
+    try {
+      for (const name of ["alice", "bob"])
+        clients.push(await connect({ identity: await enrollIdentity(store, key, address, name) }));
+      const [alice, bob] = clients as [Client, Client];
+      // Backdated in Redis (the write moves the registry version: the server re-reads).
+      const backdateHere = async (since: number) => {
+        await store.rooms.setMembership("ops", bob.id, null, since);
+        await store.rooms.setMembership("ops", bob.id, "invited", since);
+      };
+      await lapses(alice, bob, backdateHere, (id) => store.rooms.roomsOf(id));
+    } finally {
+      for (const c of clients) await c.close();
+      await server.close();
+      store.close();
+    }
+  });
+
+  test("a lapsed invitation does not hold one of the invitee's slots", async () => {
+    await using c = await startCluster({ room_max_per_client: 1, room_invite_ttl: 3600 });
+    const alice = await c.client("alice");
+    const carol = await c.client("carol");
+    await c.client("bob");
+    const bobId = (await alice.clientStatus(["bob"]))[0] as { id: string };
+    await carol.rooms.create("old");
+    await carol.rooms.invite("old", "bob");
+    await alice.rooms.create("new");
+    await expect(alice.rooms.invite("new", "bob")).rejects.toMatchObject({ code: "limit" });
+    await backdate(c.dir, "old", bobId.id, Math.floor(Date.now() / 1000) - 3601);
+    await alice.rooms.invite("new", "bob");
+  });
+
+  test("no one owner can fill a client's invitation slots: a tenth of room_max_per_client each", async () => {
+    await using c = await startCluster({ room_max_per_client: 20 }); // 2 per owner
+    const mallory = await c.client("mallory");
+    const alice = await c.client("alice");
+    const bob = await c.client("bob");
+    for (const r of ["m1", "m2", "m3"]) await mallory.rooms.create(r);
+    await mallory.rooms.invite("m1", "bob");
+    await mallory.rooms.invite("m2", "bob");
+    const refused = mallory.rooms.invite("m3", "bob");
+    await expect(refused).rejects.toMatchObject({ code: "limit" });
+    await expect(refused).rejects.toThrow(/bob holds 2 invitations to your rooms already/);
+    // Others still can; and once bob declines one, mallory may invite again.
+    await alice.rooms.create("ops");
+    await alice.rooms.invite("ops", "bob");
+    await bob.rooms.join("ops");
+    await bob.rooms.leave("m1");
+    await mallory.rooms.invite("m3", "bob");
   });
 });

@@ -289,8 +289,8 @@ describe("rooms and revocation", () => {
     ]);
     const m = await carol.rooms.members("ops");
     expect([m.owner, m.members.map((x) => x.name)]).toEqual([bob.id, ["bob", "carol"]]);
-    expect(await c.store.roomsOf(alice.id)).toEqual([]);
-    expect(await c.store.getRoom("solo")).toBeNull(); // deleted with its last member
+    expect(await c.store.rooms.roomsOf(alice.id)).toEqual([]);
+    expect(await c.store.rooms.getRoom("solo")).toBeNull(); // deleted with its last member
   });
 });
 
@@ -332,7 +332,7 @@ describe("rooms changed by another process", () => {
     // Another node on the same store removes bob (its own connection to the file).
     const other = new SqliteStore(join(c.dir, "backbone.db"));
     try {
-      await other.setMembership("ops", bob.id, null, Math.floor(Date.now() / 1000));
+      await other.rooms.setMembership("ops", bob.id, null, Math.floor(Date.now() / 1000));
     } finally {
       other.close();
     }

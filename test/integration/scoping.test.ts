@@ -34,7 +34,7 @@ const outOfScope: [string, () => Uint8Array][] = [
   ["reserved format 3 (0x30)", () => new Uint8Array([0x30, 1, 2, 3])],
   ["reserved format, one byte (0x35)", () => new Uint8Array([0x35])],
   ["reserved format 15 (0xff)", () => new Uint8Array(40).fill(0xff)],
-  ["reserved C2C type 5 (0x05)", () => c2c(0x05, bobId, "x")],
+  ["reserved C2C type 6 (0x06)", () => c2c(0x06, bobId, "x")],
   [
     "stored room message (0x04) from a client",
     () => encodeRoomMessage(idToBytes(bobId), "ops", new Uint8Array(3), 1),
@@ -77,6 +77,11 @@ describe("scoping: discarded, counted, connection kept", () => {
 
 /** Malformed input: STOP `protocol error`, then the close. */
 const malformed: [string, (raw: RawSession) => void][] = [
+  // Type 5 (end-to-end encrypted room message) shorter than it announces.
+  [
+    "a type 5 message with no entry (count missing)",
+    (r) => r.send(new Uint8Array([0x05, 1, 2, 3, 4, 5, 6, 7, 8, 3, 0x6f, 0x70, 0x73])),
+  ],
   ["a HEARTBEAT of 3 bytes (control < 5)", (r) => r.send(new Uint8Array([0x10, 0, 0]))],
   ["a STOP of 1 byte", (r) => r.send(new Uint8Array([0x1f]))],
   ["a SERVER_STATUS of 4 bytes", (r) => r.send(new Uint8Array([0x12, 0, 0, 0]))],

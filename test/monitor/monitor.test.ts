@@ -5,20 +5,11 @@
  * contents anywhere. The compiled binary, real sockets, a real SQLite file.
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import {
-  chmodSync,
-  closeSync,
-  copyFileSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, copyFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Client, connect } from "../../src/client/client.ts";
 import { cleanupAll, EXIT, expectError, type Sandbox, sandbox } from "../helpers/binary.ts";
+import { fillDisk, onTmpfs, tmpfsMountable } from "../helpers/tmpfs.ts";
 import { get, monitorUrl, scrape, serveMonitored, until } from "./helpers.ts";
 
 afterEach(cleanupAll);
@@ -276,71 +267,37 @@ describe("the token rule", () => {
   });
 });
 
-/** Whether this machine lets the test mount a tmpfs (root in a namespace that allows it). */
-const mountable = (() => {
-  const dir = mkdtempSync(join(tmpdir(), "backbone-mount-probe-"));
-  try {
-    const ok =
-      Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir]).exitCode === 0;
-    if (ok) Bun.spawnSync(["umount", dir]);
-    return ok;
-  } catch {
-    return false;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-})();
-
-/** Writes zeros to `path` until the filesystem says ENOSPC. */
-function fill(path: string): void {
-  const fd = openSync(path, "w");
-  try {
-    for (const size of [1 << 16, 1 << 10, 1]) {
-      try {
-        for (;;) writeSync(fd, new Uint8Array(size));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
 describe("/healthz", () => {
-  test.skipIf(!mountable)(
+  test.skipIf(!tmpfsMountable)(
     "503 while the store's disk is full, 200 again once it has room",
     async () => {
       await using sb = await sandbox();
-      const mnt = mkdtempSync(join(tmpdir(), "backbone-health-"));
-      expect(
-        Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", mnt]).exitCode,
-      ).toBe(0);
-      try {
-        for (const f of ["server.key", "server.pub"]) copyFileSync(join(sb.data, f), join(mnt, f));
-        chmodSync(join(mnt, "server.key"), 0o600);
-        const server = await serveMonitored(sb, ["--data", mnt, "--monitor", "127.0.0.1:0"]);
-        expect(await get(`${server.url}healthz`)).toMatchObject({ status: 200, body: "ok\n" });
-        fill(join(mnt, "filler"));
-        const sick = await until(async () => {
-          const r = await get(`${server.url}healthz`);
-          return r.status === 503 ? r : undefined;
-        }, "503");
-        expect(sick.body).toMatch(/^store unwritable: (disk full \(\d+ KiB free\)|.*full.*)\n$/);
-        const metrics = await scrape(server.url);
-        expect(metrics.value("backbone_up")).toBe(0);
-        rmSync(join(mnt, "filler"));
-        await until(
-          async () => ((await get(`${server.url}healthz`)).status === 200 ? true : undefined),
-          "200 again",
-        );
-        server.proc.kill("SIGTERM");
-        expect(await server.proc.exit()).toBe(EXIT.OK);
-      } finally {
-        sb.killAll();
-        if (Bun.spawnSync(["umount", mnt]).exitCode !== 0) Bun.spawnSync(["umount", "-l", mnt]);
-        rmSync(mnt, { recursive: true, force: true });
-      }
+      await onTmpfs("4m", async (mnt) => {
+        try {
+          for (const f of ["server.key", "server.pub"])
+            copyFileSync(join(sb.data, f), join(mnt, f));
+          chmodSync(join(mnt, "server.key"), 0o600);
+          const server = await serveMonitored(sb, ["--data", mnt, "--monitor", "127.0.0.1:0"]);
+          expect(await get(`${server.url}healthz`)).toMatchObject({ status: 200, body: "ok\n" });
+          fillDisk(join(mnt, "filler"));
+          const sick = await until(async () => {
+            const r = await get(`${server.url}healthz`);
+            return r.status === 503 ? r : undefined;
+          }, "503");
+          expect(sick.body).toMatch(/^store unwritable: (disk full \(\d+ KiB free\)|.*full.*)\n$/);
+          const metrics = await scrape(server.url);
+          expect(metrics.value("backbone_up")).toBe(0);
+          rmSync(join(mnt, "filler"));
+          await until(
+            async () => ((await get(`${server.url}healthz`)).status === 200 ? true : undefined),
+            "200 again",
+          );
+          server.proc.kill("SIGTERM");
+          expect(await server.proc.exit()).toBe(EXIT.OK);
+        } finally {
+          sb.killAll(); // before the unmount: nothing may hold the mount
+        }
+      });
     },
   );
 

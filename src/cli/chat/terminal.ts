@@ -16,9 +16,9 @@ import type { E2EManager } from "../../e2e/session-manager.ts";
 import { escapeBytes, escapeControls } from "../../text/escape.ts";
 import { ago, CliError, clock, EXIT, loadIdentityFromFlags } from "../common.ts";
 import { attachE2E, type E2EFlags, openE2E, sendDirect } from "../e2e.ts";
+import { describeRoomEventE2E, roomKeyTags, sendRoomLine, warnRoomOnce } from "../e2e-rooms.ts";
 import { NameCache } from "../names.ts";
 import {
-  describeRoomEvent,
   describeRoomNotice,
   isRoomAddress,
   leaveRoom,
@@ -102,7 +102,7 @@ class TerminalChat {
   #countdown: ReturnType<typeof setInterval> | null = null;
   #heldNoteShown = false;
   readonly #flags: ChatArgs;
-  /** Rooms whose "not end-to-end encrypted" note was shown. */
+  /** Rooms whose trust warning (unverified or keyless members) was shown. */
   readonly #roomsNoted = new Set<string>();
   /** The E2E layer (null with --no-e2e). */
   #e2e: E2EManager | null = null;
@@ -192,10 +192,9 @@ class TerminalChat {
 
   #setPeer(p: Peer): void {
     this.#peer = p;
-    if (this.#e2e && isRoomAddress(p.id) && !this.#roomsNoted.has(p.id)) {
-      this.#roomsNoted.add(p.id);
-      this.#say(`* messages in ${p.name} are not end-to-end encrypted (rooms are not yet)`);
-    }
+    // Members not verified or without keys: said once per room (src/cli/e2e-rooms.ts).
+    if (isRoomAddress(p.id))
+      void warnRoomOnce(this.#e2e, p.id, this.#roomsNoted, (line) => this.#say(`* ${line}`));
     this.#names?.set(p.id, p.name);
     this.editor.setPrompt(`${escapeControls(p.name)}> `);
   }
@@ -205,12 +204,17 @@ class TerminalChat {
       for await (const m of incoming)
         this.#showMessage(m, await (this.#names as NameCache).get(m.from));
     })();
-    client.on("notice", async (n) =>
+    client.on("notice", async (n) => {
+      // An E2E room message that missed members: the layer re-sends it to them itself.
+      if (n.status === "recipients") return;
       this.#say(
         `* ${isRoomAddress(n.address) ? describeRoomNotice(n) : describeNotice(n, await (this.#names as NameCache).get(n.address))}`,
-      ),
-    );
-    client.on("room", (e) => this.#say(`* ${describeRoomEvent(e)}`));
+      );
+    });
+    client.on("room", async (e) => {
+      for (const line of await describeRoomEventE2E(this.#e2e, e, client.id))
+        this.#say(`* ${line}`);
+    });
     client.on("disconnect", ({ reason, willReconnect }) => {
       if (this.#leaving || !willReconnect) return;
       this.#heldNoteShown = false;
@@ -245,8 +249,8 @@ class TerminalChat {
   #showMessage(m: IncomingMessage, name: string): void {
     const tag =
       (m.stored ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "") +
-      // Room messages are never end-to-end encrypted (not built yet; README § Rooms).
-      (this.#e2e && m.room === null && m.e2e === false ? " (not end-to-end encrypted)" : "");
+      // A plaintext message is shown as such, never as encrypted (rooms too).
+      (this.#e2e && m.e2e === false ? " (not end-to-end encrypted)" : "");
     const head = `[${clock(m.queuedAt ?? m.receivedAt)}] ${roomPrefix(m)}${escapeControls(name)}${tag}: `;
     const lines = escapeBytes(m.data, { multiline: true }).split("\n");
     this.editor.print(wrapBlock(head, lines, MESSAGE_INDENT, this.editor.columns));
@@ -302,9 +306,9 @@ class TerminalChat {
     const body = (!pasted && text.startsWith("//") ? text.slice(1) : text).replace(/\n+$/, "");
     const client = this.#client as Client;
     const peer = this.#peer;
-    const e2e = this.#e2e !== null && !isRoomAddress(peer.id);
-    if (isRoomAddress(peer.id) && (this.#flags.strict || this.#flags["peer-key"]))
-      return this.#say("* not sent: rooms are not end-to-end encrypted yet (--strict/--peer-key)");
+    const e2e = this.#e2e !== null;
+    if (isRoomAddress(peer.id) && this.#flags["peer-key"])
+      return this.#say("* not sent: --peer-key pins one peer, not a room (use --strict)");
     if (!client.connected) {
       if (!this.#heldNoteShown) {
         this.#heldNoteShown = true;
@@ -316,8 +320,9 @@ class TerminalChat {
       if (this.#leaving) return;
     }
     try {
-      // A room's lines go as they are: end-to-end encryption of rooms is not built yet.
-      if (!e2e) client.send(peer.id, body);
+      // A room's lines are encrypted to each member (src/cli/e2e-rooms.ts).
+      if (isRoomAddress(peer.id)) await sendRoomLine(client, this.#e2e, peer.id, body, this.#flags);
+      else if (!e2e) client.send(peer.id, body);
       else await sendDirect(client, this.#e2e, peer.id, body, peer.name, this.#flags);
     } catch (err) {
       this.#say(`* not sent: ${(err as Error).message}`);
@@ -346,7 +351,8 @@ class TerminalChat {
       case "who": {
         this.#say(`you are ${client.name} (${client.id})`);
         if (isRoomAddress(this.#peer.id)) {
-          for (const line of await roomWho(client, this.#peer.id)) this.#say(line);
+          const keys = this.#e2e ? await roomKeyTags(this.#e2e, this.#peer.id) : undefined;
+          for (const line of await roomWho(client, this.#peer.id, keys)) this.#say(line);
           return;
         }
         const [e] = await client.clientStatus([this.#peer.id]);

@@ -11,7 +11,8 @@ import { escapeControls } from "../../text/escape.ts";
 import { describeNotice } from "../chat/notices.ts";
 import { terminalChat } from "../chat/terminal.ts";
 import { CLIENT_ARGS, CliError, displayText, EXIT, note } from "../common.ts";
-import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, EXIT_E2E_REQUIRED, sendDirect } from "../e2e.ts";
+import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, sendDirect } from "../e2e.ts";
+import { checkRoomFlags, describeRoomEventE2E, sendRoomLine, warnRoomOnce } from "../e2e-rooms.ts";
 import { NameCache } from "../names.ts";
 import { describeRoomNotice, isRoomAddress, roomPeer, roomPrefix } from "../rooms-ui.ts";
 import { reportEnd, type SessionEnd, sessionEnd } from "../session.ts";
@@ -34,11 +35,7 @@ export const chat = defineCommand({
     ...E2E_SEND_ARGS,
   },
   async run({ args }) {
-    if (isRoomAddress(args.peer) && (args.strict || args["peer-key"]))
-      throw new CliError(
-        `${args.peer} is a room, and rooms are not end-to-end encrypted yet (--strict/--peer-key)`,
-        EXIT_E2E_REQUIRED,
-      );
+    if (isRoomAddress(args.peer)) checkRoomFlags(args.peer, args);
     const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
     if (tty) return terminalChat(args);
     const { client, e2e } = await connectWithE2E(args, {
@@ -54,12 +51,16 @@ export const chat = defineCommand({
     const names = new NameCache(client);
     const peer = await Promise.race([resolvePeer(client, args.peer, names), ended]);
     if (!("id" in peer)) return reportEnd(peer);
-    // Direct lines go through the E2E layer (in order; see src/cli/e2e.ts); a room's
-    // lines go as they are (end-to-end encryption of rooms is not built yet).
+    // Lines go through the E2E layer (in order; see src/cli/e2e.ts), a room's encrypted
+    // to each member (src/cli/e2e-rooms.ts); membership changes show the member's key.
     const sendLine: SendLine = (to, line) =>
       isRoomAddress(to.id)
-        ? Promise.resolve(client.send(to.id, line))
+        ? sendRoomLine(client, e2e, to.id, line, args)
         : sendDirect(client, e2e, to.id, line, to.name, args);
+    client.on("room", async (e) => {
+      for (const line of await describeRoomEventE2E(e2e, e, client.id)) note(`* ${line}`);
+    });
+    if (isRoomAddress(peer.id)) await warnRoomOnce(e2e, peer.id, new Set(), note);
     return piped(client, peer, names, incoming, sendLine, ended);
   },
 });
@@ -106,13 +107,15 @@ async function piped(
         ),
       );
   })();
-  client.on("notice", async (n) =>
+  client.on("notice", async (n) => {
+    // An E2E room message that missed members: the layer re-sends it to them itself.
+    if (n.status === "recipients") return;
     note(
       isRoomAddress(n.address)
         ? describeRoomNotice(n)
         : describeNotice(n, await names.get(n.address)),
-    ),
-  );
+    );
+  });
   let ending = false;
   const cutOff = Promise.withResolvers<number>();
   client.on("disconnect", ({ reason, willReconnect }) => {

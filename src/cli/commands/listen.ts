@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 import { escapeControls } from "../../text/escape.ts";
 import { CLIENT_ARGS, clock, displayText, EXIT, note, safeJson } from "../common.ts";
 import { connectWithE2E, E2E_ARGS } from "../e2e.ts";
+import { describeRoomEventE2E, roomEventRow } from "../e2e-rooms.ts";
 import { NameCache } from "../names.ts";
 import { roomPrefix } from "../rooms-ui.ts";
 import { describeEnd, reportEnd, type SessionEnd } from "../session.ts";
@@ -19,11 +20,11 @@ export const listen = defineCommand({
     json: {
       type: "boolean",
       description:
-        "One JSON object per line: from, name, time, kind, room (room messages), data, e2e, verified",
+        "One JSON object per line: from, name, time, kind, room (room messages), data, e2e, verified; membership changes as kind room_event with the member's fingerprint",
     },
   },
   async run({ args }) {
-    const { client } = await connectWithE2E(args, {
+    const { client, e2e } = await connectWithE2E(args, {
       waitSeconds: Number.POSITIVE_INFINITY,
       countdown: true,
       receive: "all",
@@ -39,6 +40,12 @@ export const listen = defineCommand({
       if (willReconnect) note(`connection lost (${reason}); reconnecting…`);
     });
     client.on("connect", () => note("connected"));
+    // Membership changes, with the member's E2E key (src/cli/e2e-rooms.ts): a JSON row
+    // of kind "room_event", or a line on stderr.
+    client.on("room", async (e) => {
+      if (args.json) process.stdout.write(`${safeJson(await roomEventRow(e2e, e, client.id))}\n`);
+      else for (const line of await describeRoomEventE2E(e2e, e, client.id)) note(`* ${line}`);
+    });
     const stop = () => void client.close("listener stopped");
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);

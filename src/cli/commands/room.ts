@@ -9,7 +9,7 @@ import { RoomError } from "../../client/rooms.ts";
 import type { UsageError } from "../../errors.ts";
 import { checkRoomName } from "../../rooms/names.ts";
 import { escapeControls } from "../../text/escape.ts";
-import { ago, CLIENT_ARGS, CliError, connectFromFlags, EXIT } from "../common.ts";
+import { ago, CLIENT_ARGS, CliError, connectFromFlags, EXIT, roomExitCode } from "../common.ts";
 
 const ACTIONS = ["create", "invite", "remove", "join", "leave", "list", "members", "owner"];
 /** Actions that take MEMBER…, and those that take exactly one. */
@@ -73,7 +73,7 @@ export const room = defineCommand({
       return await act(client, action, room, members, args.public === true, args.json === true);
     } catch (err) {
       if (err instanceof RoomError)
-        throw new CliError(`room ${action}: ${err.message}`, EXIT.FAILURE);
+        throw new CliError(`room ${action}: ${err.message}`, roomExitCode(err));
       throw err;
     } finally {
       await client.close("done");
@@ -112,7 +112,7 @@ async function act(
     case "invite":
     case "remove": {
       // Each member on its own: one that fails is reported, the rest still go.
-      let failed = 0;
+      let code: number = EXIT.OK;
       for (const m of members) {
         try {
           const who = action === "invite" ? await r.invite(name, m) : await r.remove(name, m);
@@ -123,11 +123,11 @@ async function act(
             );
         } catch (err) {
           if (!(err instanceof RoomError)) throw err;
-          failed++;
+          if (code !== EXIT.REFUSED) code = roomExitCode(err);
           process.stderr.write(`backbone: room ${action} ${esc(m)}: ${esc(err.message)}\n`);
         }
       }
-      return failed > 0 ? EXIT.FAILURE : EXIT.OK;
+      return code;
     }
     case "join": {
       const got = await r.join(name);

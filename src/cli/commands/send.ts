@@ -3,7 +3,8 @@ import { defineCommand } from "citty";
 import type { Notice } from "../../client/types.ts";
 import { UsageError } from "../../errors.ts";
 import { CLIENT_ARGS, CliError, EXIT, note } from "../common.ts";
-import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, EXIT_E2E_REQUIRED, sendDirect } from "../e2e.ts";
+import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, sendDirect } from "../e2e.ts";
+import { checkRoomFlags, sendRoomLine } from "../e2e-rooms.ts";
 import { isRoomAddress, sendToRoom } from "../rooms-ui.ts";
 
 export const send = defineCommand({
@@ -50,13 +51,14 @@ export const send = defineCommand({
     });
     try {
       if (isRoomAddress(args.to)) {
-        // Rooms are not end-to-end encrypted yet: a demand for it refuses, sends nothing.
-        if (args.strict || args["peer-key"])
-          throw new CliError(
-            `${args.to} is a room, and rooms are not end-to-end encrypted yet: not sent (--strict/--peer-key)`,
-            EXIT_E2E_REQUIRED,
-          );
-        return await sendToRoom(client, args.to, text);
+        // End-to-end encrypted to each member (docs/E2E.md § Rooms) unless --no-e2e.
+        checkRoomFlags(args.to, args);
+        const code = await sendToRoom(client, args.to, text, {
+          send: (room, data) => sendRoomLine(client, e2e, room, data, args),
+          ...(e2e ? { settle: () => e2e.idle() } : {}),
+        });
+        await e2e?.keysSynced; // a first run publishes this client's keys
+        return code;
       }
       const to = await client.resolve(args.to).catch(() => {
         throw new CliError(`no client "${args.to}"`, EXIT.UNDELIVERABLE);

@@ -5,11 +5,8 @@
  *   lease expires is reaped by any other: its sessions leave presence and the direct
  *   messages still in its mailbox are held for their recipients;
  * - records its clients' sessions in presence (`{p}sess:{client}`);
- * - reads its own mailbox stream (`{p}mail:{id}`) with a blocking XREAD on a connection
- *   of its own, resuming from the last entry it handled after any reconnect, and deletes
- *   each entry once handed to its local connections — so a Redis restart or a dropped
- *   connection loses nothing (unlike pub/sub, which drops what is published while a
- *   subscriber reconnects);
+ * - reads its own mailbox stream (`{p}mail:{id}`, mailbox.ts), losing nothing to a
+ *   Redis restart or a dropped connection;
  * - routes a direct message in one script (ROUTE) that either writes it to the mailboxes
  *   of the nodes holding the recipient's live sessions or holds it in the inbox.
  */
@@ -28,23 +25,15 @@ import {
   TAKER_RENEW,
 } from "./cluster-scripts.ts";
 import { runScript, runScriptInOrder, type Script, script } from "./lua.ts";
+import { MailboxReader, type MailItem } from "./mailbox.ts";
+import { enqueueResult } from "./records.ts";
+
+export type { MailItem } from "./mailbox.ts";
 
 /** A node's lease (ms): a crashed node's clients show offline within this. */
 export const DEFAULT_LEASE_MS = 10_000;
-/** Mailbox entries read per XREAD. */
-const READ_COUNT = 512;
-/** How long one blocking XREAD waits (ms) before it is issued again. */
-const BLOCK_MS = 2_000;
 /** How long one ordinary Redis call may take (ms). */
 const COMMAND_TIMEOUT_MS = 2_000;
-
-/** An entry of this node's mailbox. */
-export type MailItem =
-  | { kind: "direct"; recipient: string; plain: Uint8Array }
-  | { kind: "broadcast"; plain: Uint8Array }
-  | { kind: "control"; command: Record<string, unknown> }
-  /** A copy of what another node delivered locally just before it knew of a session here. */
-  | { kind: "forward"; recipient: string; plain: Uint8Array };
 
 export interface ClusterOptions {
   url: string;
@@ -96,10 +85,9 @@ export class RedisCluster {
   readonly #r: IORedis;
   /** The mailbox reader's own connection: a blocking XREAD holds its connection. */
   readonly #reader: IORedis;
-  #lastId = "0-0";
+  readonly #mailbox: MailboxReader;
   #closed = false;
   #timers: ReturnType<typeof setInterval>[] = [];
-  #reading: Promise<void> | null = null;
 
   private constructor(opts: ClusterOptions) {
     this.#opts = opts;
@@ -115,6 +103,13 @@ export class RedisCluster {
     this.#reader = new IORedis(opts.url, common);
     this.#r.on("error", () => {});
     this.#reader.on("error", () => {});
+    this.#mailbox = new MailboxReader(
+      this.#reader,
+      this.#r,
+      `${this.#p}mail:${this.nodeId}`,
+      (item: MailItem) => opts.onMail(item),
+      (what, err) => this.#fail(what, err),
+    );
   }
 
   /**
@@ -137,7 +132,7 @@ export class RedisCluster {
         },
       );
     }
-    c.#reading = c.#readLoop();
+    c.#mailbox.start();
     c.#timers.push(
       setInterval(() => void c.#lease().catch((e) => c.#fail("lease refresh", e)), c.#leaseMs / 3),
       setInterval(() => void c.reapDead().catch((e) => c.#fail("reaping", e)), c.#leaseMs / 2),
@@ -160,7 +155,7 @@ export class RedisCluster {
       [this.nodeId, info, this.#leaseMs],
       [`${this.#p}node:${this.nodeId}`, `${this.#p}nodes`],
     );
-    if (held === 0 && this.#reading) await this.#opts.onLeaseRetaken?.();
+    if (held === 0 && this.#mailbox.started) await this.#opts.onLeaseRetaken?.();
   }
 
   /** Nodes whose lease is alive, this one included. */
@@ -257,13 +252,9 @@ export class RedisCluster {
     if (held === 1) return { delivered: false, held: true };
     if (held === 5)
       return { delivered: false, held: false, reason: "no such client", unknown: true };
-    const reason =
-      held === 2
-        ? `recipient's queue is full (${limits.maxMessages} messages)`
-        : held === 3
-          ? `recipient's queue is full (${limits.maxBytes} bytes)`
-          : `you already have ${limits.maxPerSender} messages queued for this recipient`;
-    return { delivered: false, held: false, reason };
+    // ROUTE's codes 2…4 are ENQUEUE's 1…3 (the same bounds, the same words).
+    const r = enqueueResult((held ?? 4) - 1, limits);
+    return { delivered: false, held: false, reason: r.ok ? "" : r.reason };
   }
 
   /** A broadcast to every other live node; returns how many nodes it went to. */
@@ -339,66 +330,12 @@ export class RedisCluster {
     return n;
   }
 
-  async #readLoop(): Promise<void> {
-    const key = `${this.#p}mail:${this.nodeId}`;
-    while (!this.#closed) {
-      let batch: [Buffer, Buffer[]][] = [];
-      try {
-        const res = await this.#reader.xreadBuffer(
-          "COUNT",
-          READ_COUNT,
-          "BLOCK",
-          BLOCK_MS,
-          "STREAMS",
-          key,
-          this.#lastId,
-        );
-        batch = res?.[0]?.[1] ?? [];
-      } catch (e) {
-        this.#fail("mailbox read", e);
-        if (!this.#closed) await Bun.sleep(100);
-        continue;
-      }
-      if (batch.length === 0) continue;
-      const ids: string[] = [];
-      for (const [id, fields] of batch) {
-        ids.push(String(id));
-        this.#lastId = String(id);
-        const f: Record<string, Buffer> = {};
-        for (let i = 0; i + 1 < fields.length; i += 2)
-          f[String(fields[i])] = fields[i + 1] as Buffer;
-        const kind = String(f.k);
-        const bytes = new Uint8Array(f.p ?? Buffer.alloc(0));
-        if (kind === "d")
-          this.#opts.onMail({ kind: "direct", recipient: String(f.r), plain: bytes });
-        else if (kind === "b") this.#opts.onMail({ kind: "broadcast", plain: bytes });
-        else if (kind === "f")
-          this.#opts.onMail({ kind: "forward", recipient: String(f.r), plain: bytes });
-        else if (kind === "c") {
-          try {
-            this.#opts.onMail({ kind: "control", command: JSON.parse(String(f.p)) });
-          } catch {
-            // A malformed command is no reason to stop reading.
-          }
-        }
-      }
-      // Handed to local connections: gone from the mailbox. Until this returns, a crash
-      // leaves them for the reaper (held for their recipients: at least once).
-      try {
-        await this.#r.xdel(key, ...ids);
-      } catch (e) {
-        this.#fail("mailbox trim", e);
-      }
-    }
-  }
-
   /** Leaves the cluster: stops reading, drops the lease and this node's presence. */
   async leave(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
-    this.#reader.disconnect();
-    await this.#reading;
+    await this.#mailbox.stop();
     try {
       await this.#r.del(`${this.#p}node:${this.nodeId}`);
       await this.#eval(S.reap, [this.#p, this.nodeId]);
@@ -412,7 +349,7 @@ export class RedisCluster {
   abandon(): void {
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
-    this.#reader.disconnect();
+    this.#mailbox.abandon();
     this.#r.disconnect();
   }
 }

@@ -7,7 +7,7 @@
 import type IORedis from "ioredis";
 import { StoreError } from "../../errors.ts";
 import { nameKey } from "../../ids.ts";
-import type { RoomMembership, RoomRecord, RoomState } from "../store.ts";
+import type { RoomMembership, RoomRecord, RoomState, RoomStore } from "../store.ts";
 import { runScript, script } from "./lua.ts";
 import { CREATE_ROOM, SET_MEMBERSHIP } from "./scripts.ts";
 
@@ -16,7 +16,7 @@ const S = { createRoom: script(CREATE_ROOM), setMembership: script(SET_MEMBERSHI
 /** Runs a Redis call, turning its failure into `StoreError` `STORE_UNAVAILABLE`. */
 type Call = <T>(what: string, run: () => Promise<T>) => Promise<T>;
 
-export class RedisRooms {
+export class RedisRooms implements RoomStore {
   readonly #r: IORedis;
   readonly #p: string;
   readonly #call: Call;

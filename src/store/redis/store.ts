@@ -21,16 +21,15 @@ import type {
   PresenceChange,
   QueuedMessage,
   QueueLimits,
-  RoomMembership,
-  RoomRecord,
-  RoomState,
   Store,
   StoredMessage,
 } from "../store.ts";
 import { RedisKeyStore } from "./keys.ts";
 import { runScript, type Script, script } from "./lua.ts";
+import { enqueueResult, fieldMap, toRecord } from "./records.ts";
 import { RedisRooms } from "./rooms.ts";
 import { ADD_CLIENT, ENQUEUE, PRESENCE, REMOVE, REVOKE } from "./scripts.ts";
+import { redactUrl } from "./url.ts";
 
 /** How long one Redis call may take before it fails (ms). */
 const COMMAND_TIMEOUT_MS = 2_000;
@@ -48,15 +47,7 @@ export interface RedisStoreOptions {
 /** The connection name of a backbone server's store connection (see `serversConnected`). */
 export const SERVER_CONNECTION_NAME = "backbone-serve";
 
-/** `url` with its password (and user) left out, for messages and logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(rediss?:\/\/)[^@/]*@/i, "$1***@");
-}
-
-/** `redis://HOST:PORT[/DB]` → whether this names a Redis store. */
-export function isRedisUrl(text: string): boolean {
-  return /^rediss?:\/\//i.test(text);
-}
+export { isRedisUrl, redactUrl } from "./url.ts";
 
 export class RedisStore implements Store {
   readonly url: string;
@@ -64,7 +55,8 @@ export class RedisStore implements Store {
   readonly keys: KeyStore;
   readonly #r: IORedis;
   readonly #p: string;
-  readonly #rooms: RedisRooms;
+  /** Rooms and memberships (rooms.ts). */
+  readonly rooms: RedisRooms;
 
   /** Connects lazily; the first call connects. Use {@link RedisStore.open} to connect now. */
   constructor(url: string, opts: RedisStoreOptions = {}) {
@@ -82,7 +74,7 @@ export class RedisStore implements Store {
     // printed by ioredis as unhandled.
     this.#r.on("error", () => {});
     this.keys = new RedisKeyStore(this.#r, this.#p);
-    this.#rooms = new RedisRooms(this.#r, this.#p, (what, run) => this.#call(what, run));
+    this.rooms = new RedisRooms(this.#r, this.#p, (what, run) => this.#call(what, run));
   }
 
   /** Opens the store at `url` and checks that Redis answers. Throws `STORE_OPEN`. */
@@ -342,32 +334,6 @@ export class RedisStore implements Store {
     return Number((await this.#call("version", () => this.#r.get(this.#k("registry")))) ?? 0);
   }
 
-  // ---- rooms (src/store/redis/rooms.ts)
-
-  createRoom(r: RoomRecord): Promise<void> {
-    return this.#rooms.createRoom(r);
-  }
-  getRoom(name: string): Promise<RoomRecord | null> {
-    return this.#rooms.getRoom(name);
-  }
-  roomMembers(name: string): Promise<RoomMembership[]> {
-    return this.#rooms.roomMembers(name);
-  }
-  roomsOf(client: string): Promise<RoomMembership[]> {
-    return this.#rooms.roomsOf(client);
-  }
-  setMembership(
-    name: string,
-    client: string,
-    state: RoomState | null,
-    at: number,
-  ): Promise<{ deleted: boolean }> {
-    return this.#rooms.setMembership(name, client, state, at);
-  }
-  setRoomOwner(name: string, owner: string): Promise<void> {
-    return this.#rooms.setRoomOwner(name, owner);
-  }
-
   /**
    * Records `fingerprint` as the cluster's server key if none is recorded yet, and returns
    * the recorded one: every node must present the key clients pin, so a node whose key
@@ -440,37 +406,3 @@ const S = {
   enqueue: script(ENQUEUE),
   remove: script(REMOVE),
 };
-
-function enqueueResult(code: number, limits: QueueLimits): EnqueueResult {
-  // The same reasons as the SQLite store, so clients see one wording whatever the backend.
-  if (code === 0) return { ok: true };
-  if (code === 1)
-    return { ok: false, reason: `recipient's queue is full (${limits.maxMessages} messages)` };
-  if (code === 2)
-    return { ok: false, reason: `recipient's queue is full (${limits.maxBytes} bytes)` };
-  return {
-    ok: false,
-    reason: `you already have ${limits.maxPerSender} messages queued for this recipient`,
-  };
-}
-
-function fieldMap(fields: Buffer[]): Record<string, Buffer> {
-  const out: Record<string, Buffer> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) out[String(fields[i])] = fields[i + 1] as Buffer;
-  return out;
-}
-
-function toRecord(h: Record<string, Buffer> | null): ClientRecord | null {
-  if (!h?.id) return null;
-  const num = (b: Buffer | undefined) => (b === undefined ? null : Number(String(b)));
-  return {
-    id: String(h.id),
-    name: String(h.name),
-    publicKey: new Uint8Array(h.public_key ?? Buffer.alloc(0)),
-    fingerprint: String(h.fingerprint),
-    createdAt: Number(String(h.created_at)),
-    revokedAt: num(h.revoked_at),
-    lastSeen: num(h.last_seen),
-    online: String(h.online) === "1",
-  };
-}
