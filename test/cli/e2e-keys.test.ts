@@ -154,7 +154,7 @@ describe("backbone e2e rotate", () => {
     expectError(
       await sb.run(["e2e", "spin", "--identity", "alice.identity"]),
       EXIT.USAGE,
-      /e2e: unknown action "spin" \(one of rotate, status\)/,
+      /e2e: unknown action "spin" \(one of rotate, status, export, import\)/,
     );
   });
 });
