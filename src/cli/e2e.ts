@@ -261,7 +261,8 @@ function reportWarnings(e2e: E2EManager, note: Say, elsewhereIsFatal: boolean): 
       note(
         `warning: ${peerLabel(e2e, id)} could not decrypt messages of yours (it re-installed or lost its session); not sent again: ${refused}`,
       );
-    } else if (count > 0) {
+    }
+    if (count > 0) {
       note(
         `note: ${peerLabel(e2e, id)} could not decrypt ${count === 1 ? "a message" : `${count} messages`} of yours (it re-installed or lost its session); sent again on a new session`,
       );

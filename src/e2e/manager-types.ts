@@ -79,8 +79,9 @@ export interface E2EEvents {
   ];
   /**
    * A peer could not decrypt messages of ours (it re-installed, or lost the session):
-   * `count` of them were sent again on a new session; `refused` says why none were
-   * (its key changed and it was verified: accept the new key first).
+   * `count` of them were sent again on a new session; `refused` says why the others
+   * were not (its key changed and it was verified: accept the new key first; or they
+   * were sent with `strict`/`peerKey` and the new key is not verified).
    */
   resent: [{ id: string; count: number; refused: string | null }];
   /**

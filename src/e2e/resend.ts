@@ -6,6 +6,7 @@
 import type { Client } from "../client/client.ts";
 import { type FetchedBundle, fetchBundle } from "./directory.ts";
 import { E2EError } from "./errors.ts";
+import { identityFingerprint } from "./fingerprint.ts";
 import { identityKeyBytes, type PublicIdentity } from "./keys.ts";
 import type { ResetRequest } from "./reset.ts";
 import { rolloverAnnouncement } from "./rollover-peer.ts";
@@ -62,8 +63,15 @@ export async function resendAfterReset(
     return null;
   });
   if (refused) return { id, count: 0, refused };
+  // A message sent with --strict or --peer-key goes again only to a verified key (one a
+  // signed rollover led to counts): never to a key nobody checked.
+  const peer = state.knownPeers.get(id);
+  const fp = identityFingerprint(fetched.bundle.identity);
+  const verified = Boolean(peer?.verified && !peer.pending && peer.fingerprint === fp);
+  const held = verified ? [] : wanted.filter((e) => e.strict);
   let count = 0;
   for (const entry of wanted) {
+    if (held.includes(entry)) continue;
     // One transaction per message, saved before it leaves; taken from the log, so sent
     // again at most once (and not logged again: two clients that can never decrypt each
     // other do not loop).
@@ -81,5 +89,9 @@ export async function resendAfterReset(
     client.send(id, out.data);
     count++;
   }
-  return { id, count, refused: null };
+  const why =
+    held.length > 0
+      ? `${held.length} sent in strict mode (or pinned) not sent again: the new key ${fp} is not verified`
+      : null;
+  return { id, count, refused: why };
 }

@@ -15,11 +15,18 @@ export function recordSent(
   peerId: string,
   plaintext: Uint8Array,
   envelope: Uint8Array,
+  strict = false,
 ): void {
   const now = state.now();
   const peer = peerId.toLowerCase();
   const kept = state.sent.filter((e) => now - e.at < SENT_KEPT_SECONDS);
-  kept.push({ peer, digest: messageDigest(envelope), at: now, plaintext });
+  kept.push({
+    peer,
+    digest: messageDigest(envelope),
+    at: now,
+    plaintext,
+    ...(strict ? { strict } : {}),
+  });
   // Newest first when trimming: per peer, then in bytes overall.
   const perPeer = new Map<string, number>();
   let bytes = 0;

@@ -360,7 +360,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       checkPin(id, label ?? to, peer, opts, (i, fp) => this.#verified(i, fp));
       const r = encryptMessage(this.state.identity, peer, data);
       this.state.peers.set(id, r.peer);
-      recordSent(this.state, id, data, r.data); // for a re-send after a session reset
+      // For a re-send after a session reset (pinned sends only ever to a verified key).
+      recordSent(this.state, id, data, r.data, Boolean(opts.strict || opts.peerKey));
       return { data: r.data, rollover: rolloverAnnouncement(this.state, id) };
     });
     // After a rollover, the signed chain goes first to each peer, once.

@@ -67,6 +67,8 @@ export interface SentEntry {
   /** Unix seconds. */
   at: number;
   plaintext: Uint8Array;
+  /** Sent with `strict` or `peerKey`: re-sent only to a verified key. */
+  strict?: boolean;
 }
 
 /** What `state.json` holds besides its version, client ID and generation. */
@@ -217,6 +219,7 @@ export function decodeStateDoc(o: Record<string, unknown>, file: string): StateC
         digest: String(m.digest),
         at: Number(m.at),
         plaintext: unhex(m.plaintext),
+        ...(m.strict === true ? { strict: true } : {}),
       })),
       movedAt: o.movedAt === undefined || o.movedAt === null ? null : Number(o.movedAt),
     };

@@ -242,6 +242,29 @@ describe("E2E in the client library", () => {
     await alice.close();
   });
 
+  test("a message sent pinned (--peer-key) is not re-sent to a re-installed peer's unverified key; the others are", async () => {
+    await using c = await startCluster();
+    const bobIdentity = await c.enroll("bob");
+    const bob = await peer(c, bobIdentity);
+    const alice = await peer(c, "alice");
+    await alice.e2e.send("bob", "first");
+    await until(() => bob.got.length === 1);
+    const pin = alice.e2e.state.knownPeers.get(bob.id)?.fingerprint as string;
+    await bob.close();
+    await alice.e2e.send("bob", "pinned", { peerKey: pin });
+    await alice.e2e.send("bob", "ordinary");
+    const resent: { count: number; refused: string | null }[] = [];
+    alice.e2e.on("resent", (r) => resent.push(r));
+    const bob2 = await peer(c, bobIdentity, stateDir(), true);
+    await until(() => resent.length === 1, 5000, "the re-send decision");
+    expect(resent[0]?.count).toBe(1);
+    expect(resent[0]?.refused).toMatch(/1 sent in strict mode \(or pinned\) not sent again/);
+    await until(() => bob2.got.length === 1);
+    expect(bob2.text()).toEqual(["ordinary"]);
+    await bob2.close();
+    await alice.close();
+  });
+
   test("a verified peer that re-installed: its key change blocks the re-send until accepted", async () => {
     await using c = await startCluster();
     const bobIdentity = await c.enroll("bob");
