@@ -159,6 +159,8 @@ export class ResetRequester {
     const digest = messageDigest(envelope);
     const key = `${senderId.toLowerCase()} ${digest}`;
     if (this.#asked.has(key)) return false;
+    // Bounded: a flood of undecryptable messages must not grow memory without end.
+    if (this.#asked.size >= 100_000) this.#asked.clear();
     this.#asked.add(key);
     const list = this.#pending.get(senderId.toLowerCase()) ?? [];
     list.push(digest);
