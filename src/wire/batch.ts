@@ -13,7 +13,12 @@
  * Pure code, no I/O, bounds checked before every read.
  */
 import { WireError } from "../errors.ts";
-import { CONTROL_HEADER_BYTES, MAX_MESSAGE_DATA } from "./constants.ts";
+import {
+  CONTROL_HEADER_BYTES,
+  MAX_BATCH_MESSAGES,
+  MAX_BATCHED_MESSAGE,
+  MAX_MESSAGE_DATA,
+} from "./constants.ts";
 import { unixNow } from "./message.ts";
 
 /** byte 0 of BATCH: format 1, type 9. */
@@ -27,10 +32,8 @@ export const BATCH_VERSION = 1;
 export const BATCH_HEADER_BYTES = CONTROL_HEADER_BYTES + 1;
 /** Each entry's `length (u16)`. */
 export const BATCH_ENTRY_HEADER_BYTES = 2;
-/** The most messages one record may carry. */
-export const MAX_BATCH_MESSAGES = 1024;
-/** The largest message a record can carry (one alone in a full-size record): 65511. */
-export const MAX_BATCHED_MESSAGE = MAX_MESSAGE_DATA - BATCH_HEADER_BYTES - BATCH_ENTRY_HEADER_BYTES;
+/** The most messages one record may carry; the largest message a record can carry (65511). */
+export { MAX_BATCH_MESSAGES, MAX_BATCHED_MESSAGE };
 
 /** The offer (client) or accept (server): `0x19 || timestamp || 0x00 || 0x01`. */
 export function encodeBatchOffer(timestamp = unixNow()): Uint8Array {
