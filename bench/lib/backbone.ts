@@ -1,6 +1,6 @@
 /** A `backbone serve` process for the benchmarks, with registered bench clients. */
 import { join } from "node:path";
-import { type Spawned, spawn } from "./proc.ts";
+import { profileFlags, type Spawned, spawn } from "./proc.ts";
 import { prepareData, writeBenchConfig } from "./setup.ts";
 
 export interface BackboneProcess {
@@ -29,6 +29,7 @@ export async function startBackbone(
   const config = writeBenchConfig(dir, extraConfig);
   const server: Spawned = spawn([
     process.execPath,
+    ...profileFlags("server"),
     join(import.meta.dir, "../../src/cli/main.ts"),
     "serve",
     ...["--data", dir, "--host", "127.0.0.1", "--port", "0", "--config", config],
