@@ -27,8 +27,12 @@ export async function startBackbone(
 ): Promise<BackboneProcess> {
   const data = await prepareData(dir, clients, clientBits);
   const config = writeBenchConfig(dir, extraConfig);
+  // BENCH_SERVER_BUN_ARGS: extra Bun flags for the server process, e.g.
+  // "--cpu-prof-md --cpu-prof-dir=/tmp/prof" to profile it (written when it exits).
+  const bunArgs = (process.env.BENCH_SERVER_BUN_ARGS ?? "").split(" ").filter(Boolean);
   const server: Spawned = spawn([
     process.execPath,
+    ...bunArgs,
     join(import.meta.dir, "../../src/cli/main.ts"),
     "serve",
     ...["--data", dir, "--host", "127.0.0.1", "--port", "0", "--config", config],
