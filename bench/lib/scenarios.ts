@@ -370,10 +370,11 @@ export async function handshakeScenario(p: Profile, dir: string): Promise<Row[]>
 
 /** 4. Connections: authenticated idle clients held, RSS per client, and a live pair's latency. */
 export async function connectionsScenario(p: Profile, dir: string): Promise<Row[]> {
-  const bb = await startBackbone(dir, p.connections + 2, 2048);
+  const bb = await startBackbone(dir, p.connections + 2, 2048, [], [], { gcHook: true });
   try {
     await Bun.sleep(500);
     const before = rssBytes(bb.pid);
+    const gcBefore = await (bb.gc as NonNullable<typeof bb.gc>)();
     log(`connections: ${p.connections} idle clients …`);
     const r = await runLoad(
       "loadgen-connections.ts",
@@ -384,13 +385,16 @@ export async function connectionsScenario(p: Profile, dir: string): Promise<Row[
         seconds: Math.max(2, p.seconds),
         rate: 1000,
         serverPid: bb.pid,
+        gcSignal: true,
       },
       bb.pid,
       { dir, warmup: 0, timeoutSeconds: 900 },
     );
     const held = r.result.held as number;
     const perClient = (r.result.serverRss as number) - before;
+    const gcHeld = await (bb.gcReading as NonNullable<typeof bb.gcReading>)(2);
     const one = (v: number) => summarize([v]);
+    const kib = (bytes: number) => one(bytes / held / 1024);
     return [
       {
         scenario: "connections",
@@ -406,6 +410,24 @@ export async function connectionsScenario(p: Profile, dir: string): Promise<Row[
         better: "lower",
         backbone: one(perClient / held / 1024),
         rssMiB: r.rss / MiB,
+        note: "raw: no GC forced, handshake garbage counted",
+      },
+      {
+        scenario: "connections",
+        label: "server RSS per client after GC",
+        unit: "KiB",
+        better: "lower",
+        backbone: kib(gcHeld.rss - gcBefore.rss),
+        reference: { label: "target", value: 4 },
+      },
+      {
+        scenario: "connections",
+        label: "server heap per client after GC",
+        unit: "KiB",
+        better: "lower",
+        backbone: kib(gcHeld.heap + gcHeld.extra - gcBefore.heap - gcBefore.extra),
+        reference: { label: "target", value: 4 },
+        note: "bun:jsc heapStats: JS heap + memory its objects hold outside it",
       },
       {
         scenario: "connections",

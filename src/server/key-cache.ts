@@ -61,7 +61,10 @@ export class ClientKeyCache {
       return entry.key;
     }
     // The same work for every kind of ID: one import of a key never seen before.
-    const imported = await RsaPublicKey.fromSpki(record?.publicKey ?? standInSpki(signatureBytes));
+    const imported = await RsaPublicKey.fromSpki(
+      record?.publicKey ?? standInSpki(signatureBytes),
+      "verify", // the server only verifies client keys: one WebCrypto key, not two
+    );
     const key = live ? imported : new StandIn(imported);
     this.#entries.delete(id);
     this.#entries.set(id, { fingerprint, key });
