@@ -50,5 +50,7 @@ const result = await runWorkload(
   ],
   { mode: "latency", size: 256, window: 1 << 30, seconds: c.seconds, warmup: 1, rate: c.rate },
 );
-process.stdout.write(`${JSON.stringify({ ...result, held: clients.length, serverRss, serverRssAfterGc })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ ...result, held: clients.length, serverRss, serverRssAfterGc })}\n`,
+);
 process.exit(0);

@@ -9,13 +9,7 @@
  * send(session.sealer.seal(encodeControl(ControlType.CONFIG, settings)));
  */
 import { Opener, Sealer } from "../crypto/channel.ts";
-import {
-  concat,
-  randomBytes,
-  wipe,
-  X25519Secret,
-  x25519Secret,
-} from "../crypto/primitives.ts";
+import { concat, randomBytes, wipe, X25519Secret, x25519Secret } from "../crypto/primitives.ts";
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { HandshakeError } from "../errors.ts";
 import { idToText } from "../ids.ts";
