@@ -5,8 +5,12 @@
  *
  *   bun bench/run.ts [--quick] [--smoke] [--runs N]
  *                    [--only relay,latency,handshakes,connections,offline,monitor,fairness]
- *                    [--no-nats] [--connections N]
+ *                    [--no-nats] [--connections N] [--no-batch]
+ *                    [--pairs 10,100] [--sizes 256] [--windows 1024]
  *
+ * --no-batch: backbone's load generator does not offer records of many messages
+ * (docs/PROTOCOL.md § BATCH): one message per frame, as before they existed.
+ * --pairs, --sizes, --windows: only these relay rows (comma-separated).
  * --quick: one run per row, short windows. --smoke: seconds-long sanity run (used by the
  * test suite so the harness never rots; its numbers mean nothing).
  */
@@ -44,7 +48,11 @@ export interface Profile {
   connections: number;
   offlineMessages: number;
   handshakeSeconds: number;
+  /** backbone's load generator offers BATCH (default; `--no-batch` turns it off). */
+  batch: boolean;
 }
+
+const list = (name: string, all: number[]) => value(name)?.split(",").map(Number) ?? all;
 
 const smoke = flag("smoke");
 const quick = flag("quick") || smoke;
@@ -59,17 +67,19 @@ const profile: Profile = smoke
       connections: 20,
       offlineMessages: 200,
       handshakeSeconds: 1,
+      batch: !flag("no-batch"),
     }
   : {
       runs: Number(value("runs") ?? (quick ? 1 : 3)),
       seconds: quick ? 2 : 5,
       warmup: quick ? 1 : 2,
-      pairs: [1, 10, 100],
-      sizes: [256, 16384],
-      windows: [256, 1024],
+      pairs: list("pairs", [1, 10, 100]),
+      sizes: list("sizes", [256, 16384]),
+      windows: list("windows", [256, 1024]),
       connections: Number(value("connections") ?? 10_000),
       offlineMessages: quick ? 20_000 : 100_000,
       handshakeSeconds: quick ? 3 : 8,
+      batch: !flag("no-batch"),
     };
 const only = new Set(
   (value("only") ?? "relay,latency,handshakes,connections,offline,monitor,fairness").split(","),

@@ -1,6 +1,6 @@
 /** A `backbone serve` process for the benchmarks, with registered bench clients. */
 import { join } from "node:path";
-import { type Spawned, spawn } from "./proc.ts";
+import { profileFlags, type Spawned, spawn } from "./proc.ts";
 import { prepareData, writeBenchConfig } from "./setup.ts";
 
 export interface BackboneProcess {
@@ -49,6 +49,7 @@ export async function startBackbone(
   const bunArgs = (process.env.BENCH_SERVER_BUN_ARGS ?? "").split(" ").filter(Boolean);
   const server: Spawned = spawn([
     process.execPath,
+    ...profileFlags("server"),
     ...bunArgs,
     ...(opts.gcHook ? ["--preload", join(import.meta.dir, "gc-preload.ts")] : []),
     join(import.meta.dir, "../../src/cli/main.ts"),

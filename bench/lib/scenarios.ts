@@ -25,7 +25,12 @@ async function runPeer(
   if (peer.kind === "backbone") {
     return runLoad(
       "loadgen-backbone.ts",
-      { ...config, server: bb.address, identities: bb.identities.slice(0, 2 * pairs) },
+      {
+        ...config,
+        server: bb.address,
+        identities: bb.identities.slice(0, 2 * pairs),
+        batch: p.batch,
+      },
       bb.pid,
       { dir, warmup: p.warmup, timeoutSeconds: 120 + p.seconds },
     );
@@ -493,7 +498,12 @@ export async function monitorScenario(p: Profile, dir: string): Promise<Row[]> {
         try {
           const r = await runLoad(
             "loadgen-backbone.ts",
-            { ...config, server: bb.address, identities: bb.identities.slice(0, 2 * pairs) },
+            {
+              ...config,
+              server: bb.address,
+              identities: bb.identities.slice(0, 2 * pairs),
+              batch: p.batch,
+            },
             bb.pid,
             { dir, warmup: p.warmup, timeoutSeconds: 120 + p.seconds },
           );

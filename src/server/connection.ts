@@ -6,7 +6,8 @@
  */
 import type { Socket } from "bun";
 import { ServerHandshake } from "../handshake/server.ts";
-import { CONTROL, LIVE, type Outbox, type OutboxOwner } from "../net/outbox.ts";
+import { CONTROL, LIVE, type Outbox, type OutboxOwner, SWITCH } from "../net/outbox.ts";
+import { encodeBatchOffer } from "../wire/batch.ts";
 import { encodeFrame } from "../wire/frame.ts";
 import { ControlType, encodeControl, Format, S2SType } from "../wire/message.ts";
 import { StoredAcks } from "./acks.ts";
@@ -45,6 +46,8 @@ export class Connection implements OutboxOwner {
   bytesIn = 0;
   msgsIn = 0;
   rawBytesOut = 0;
+  /** The client offered BATCH (0x19): its records of many messages are opened (input.ts). */
+  batchIn = false;
   /** This session has sent KEYS (0x18): it gets the key directory's NOTICEs. */
   usesKeys = false;
   /** The session's tag and receive choices (from SESSION; legacy without one). */
@@ -254,6 +257,16 @@ export class Connection implements OutboxOwner {
   reply(message: Uint8Array): void {
     if (this.phase !== "open" || !this.outbox) return;
     this.outbox.push(message, CONTROL);
+    this.ctx.schedule(this);
+  }
+
+  /**
+   * Answers a BATCH offer with the accept (docs/PROTOCOL.md § BATCH): it is sealed alone,
+   * and what is sealed after it may share records. Again on a repeated offer.
+   */
+  acceptBatching(): void {
+    if (this.phase !== "open" || !this.outbox) return;
+    this.outbox.push(encodeBatchOffer(), SWITCH);
     this.ctx.schedule(this);
   }
 

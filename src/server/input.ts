@@ -12,6 +12,14 @@
  */
 import type { Opener } from "../crypto/channel.ts";
 import type { WireError } from "../errors.ts";
+import {
+  BATCH_BYTE,
+  BATCH_HEADER_BYTES,
+  BATCH_RECORD,
+  batchKind,
+  checkRecord,
+  eachInRecord,
+} from "../wire/batch.ts";
 import { COUNTER_LIMIT, MAX_RESPONSE_PAYLOAD } from "../wire/constants.ts";
 import { FrameReader } from "../wire/frame.ts";
 import type { Connection } from "./connection.ts";
@@ -52,6 +60,8 @@ export class ConnectionInput {
   #pausedAt = 0;
   #socketPaused = false;
   #holdInput = false;
+  /** The messages of a record not handled yet when the input paused mid-record. */
+  #record: { plain: Uint8Array; at: number } | null = null;
 
   constructor(conn: Connection) {
     this.#conn = conn;
@@ -149,11 +159,44 @@ export class ConnectionInput {
     const conn = this.#conn;
     if (!this.opener) return false;
     conn.lastSeen = performance.now();
-    conn.msgsIn++;
     if (this.opener.counter >= COUNTER_LIMIT) {
+      conn.msgsIn++;
       conn.stop("rekey required"); // the client used its last counter
       return false;
     }
+    if (plain[0] === BATCH_BYTE && conn.batchIn && batchKind(plain) === BATCH_RECORD) {
+      try {
+        checkRecord(plain);
+      } catch (err) {
+        // Malformed anywhere: none of its messages is acted on.
+        conn.protocolError((err as WireError).message);
+        return false;
+      }
+      return this.#handleRecord(plain, BATCH_HEADER_BYTES);
+    }
+    conn.msgsIn++;
+    return this.#handleMessage(plain);
+  }
+
+  /**
+   * The messages of a checked record from entry offset `at`, each exactly as if it had
+   * come in a frame of its own: counted in the slice and the budget, in order. When the
+   * input pauses mid-record, the rest is kept and handled first when it resumes.
+   */
+  #handleRecord(plain: Uint8Array, at: number): boolean | undefined {
+    let result: boolean | undefined;
+    const next = eachInRecord(plain, at, (message) => {
+      this.#conn.msgsIn++;
+      result = this.#handleMessage(message);
+      return result !== false;
+    });
+    if (result === false && next < plain.length && !this.#conn.stopped)
+      this.#record = { plain, at: next };
+    return result;
+  }
+
+  #handleMessage(plain: Uint8Array): boolean | undefined {
+    const conn = this.#conn;
     const pending = conn.ctx.handle(conn, plain);
     if (pending) {
       // Later frames go on being handled (their own work joins the same store write);
@@ -246,6 +289,17 @@ export class ConnectionInput {
     conn.firstPlain = null;
     if (first && !conn.stopped) {
       this.#handlePlain(first);
+      if (this.#inflight && chunks.length === 0) this.#pauseUntil(this.#takeInflight(), AT_ONCE);
+    }
+    // The rest of a record whose handling paused comes before any later frame.
+    const record = this.#record;
+    this.#record = null;
+    if (record && !conn.stopped && this.opener) {
+      this.#handleRecord(record.plain, record.at);
+      if (this.#paused) {
+        (this.#paused as Uint8Array[]).push(...chunks);
+        return;
+      }
       if (this.#inflight && chunks.length === 0) this.#pauseUntil(this.#takeInflight(), AT_ONCE);
     }
     for (let i = 0; i < chunks.length; i++) {
