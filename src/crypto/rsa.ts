@@ -115,8 +115,7 @@ export class RsaPublicKey {
     } catch (cause) {
       throw new KeyError("KEY_INVALID", "not an RSA public key (SPKI DER expected)", { cause });
     }
-    const modulus = checkJwk(jwk);
-    return new RsaPublicKey(der, modulus, verify, encrypt);
+    return new RsaPublicKey(der, inDer(der, checkJwk(jwk)), verify, encrypt);
   }
 
   /** Verifies an RSA-PSS signature (salt 32) over `data`. Never throws for a bad signature. */
@@ -152,6 +151,21 @@ export class RsaPublicKey {
     }
     return false;
   }
+}
+
+/**
+ * `modulus` as a view of the same bytes inside `der` when they are there — an SPKI DER
+ * of an RSA key with e = 65537 ends with the modulus followed by `02 03 01 00 01`
+ * (INTEGER 65537) — so that a kept key holds its modulus once (256–512 bytes less per
+ * key the server caches for a client; docs/BENCHMARKS.md § Memory); else `modulus`.
+ */
+function inDer(der: Uint8Array, modulus: Uint8Array): Uint8Array {
+  const end = der.length - 5;
+  const start = end - modulus.length;
+  if (start < 0) return modulus;
+  const view = der.subarray(start, end);
+  for (let i = 0; i < modulus.length; i++) if (view[i] !== modulus[i]) return modulus;
+  return view;
 }
 
 function checkJwk(jwk: JsonWebKey): Uint8Array {
