@@ -47,16 +47,19 @@ export async function startBackbone(
   // BENCH_SERVER_STDERR=1: the server's stderr is passed through (e.g. with
   // BUN_JSC_logGC=1 in the environment, JavaScriptCore's log of every GC and its pauses).
   const bunArgs = (process.env.BENCH_SERVER_BUN_ARGS ?? "").split(" ").filter(Boolean);
-  const server: Spawned = spawn([
-    process.execPath,
-    ...profileFlags("server"),
-    ...bunArgs,
-    ...(opts.gcHook ? ["--preload", join(import.meta.dir, "gc-preload.ts")] : []),
-    join(import.meta.dir, "../../src/cli/main.ts"),
-    "serve",
-    ...["--data", dir, "--host", "127.0.0.1", "--port", "0", "--config", config],
-    ...extraArgs,
-  ], { verbose: process.env.BENCH_SERVER_STDERR === "1" });
+  const server: Spawned = spawn(
+    [
+      process.execPath,
+      ...profileFlags("server"),
+      ...bunArgs,
+      ...(opts.gcHook ? ["--preload", join(import.meta.dir, "gc-preload.ts")] : []),
+      join(import.meta.dir, "../../src/cli/main.ts"),
+      "serve",
+      ...["--data", dir, "--host", "127.0.0.1", "--port", "0", "--config", config],
+      ...extraArgs,
+    ],
+    { verbose: process.env.BENCH_SERVER_STDERR === "1" },
+  );
   const m = await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
   const address = `127.0.0.1:${m[1]}`;
   const monitorUrl = extraArgs.includes("--monitor")

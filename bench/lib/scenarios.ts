@@ -236,6 +236,7 @@ export async function latencyScenario(
         };
         // One set of runs gives all three quantiles.
         const results = await compareAll(p, bb, peers, config, work);
+        const stale = results.backbone.reduce((n, r) => n + (r.stale ?? 0), 0);
         for (const q of ["p50", "p99", "p999"] as const) {
           rows.push({
             scenario: "latency",
@@ -243,6 +244,7 @@ export async function latencyScenario(
             unit: "ms",
             better: "lower",
             pairs,
+            ...(stale ? { note: `${stale} redelivered messages of earlier runs left out` } : {}),
             backbone: summarize(results.backbone.map((r) => r[q] as number)),
             ...opt({
               natsTls: results.tls.length

@@ -135,7 +135,11 @@ export class RsaPublicKey {
 
   /** RSA-OAEP encryption of `data` (empty label): one block of `modulusBytes`. */
   async encrypt(data: Uint8Array): Promise<Uint8Array> {
-    this.#encryptKey ??= subtle.importKey("spki", bs(this.spki), OAEP, false, ["encrypt"]);
+    this.#encryptKey ??= subtle
+      .importKey("spki", bs(this.spki), OAEP, false, ["encrypt"])
+      .catch((cause) => {
+        throw new KeyError("KEY_INVALID", "RSA key cannot be used for OAEP encryption", { cause });
+      });
     const key = await this.#encryptKey;
     this.#encryptKey = key;
     return new Uint8Array(await subtle.encrypt({ name: "RSA-OAEP" }, key, bs(data)));
