@@ -7,7 +7,13 @@ import { describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { Sealer } from "../src/crypto/channel.ts";
 import { CONTROL, LIVE, Outbox, SWITCH } from "../src/net/outbox.ts";
-import { encodeBatchOffer, MAX_BATCH_MESSAGES } from "../src/wire/batch.ts";
+import {
+  BATCH_HEADER_BYTES,
+  eachInRecord,
+  encodeBatchOffer,
+  encodeRecord,
+  MAX_BATCH_MESSAGES,
+} from "../src/wire/batch.ts";
 import { MAX_MESSAGE_DATA } from "../src/wire/constants.ts";
 import { ControlType, encodeControl } from "../src/wire/message.ts";
 import { cat } from "./helpers/bytes.ts";
@@ -131,5 +137,20 @@ describe("records in the outbox", () => {
     const { outbox } = setup(true);
     for (let i = 0; i < 5; i++) outbox.push(msg(i), i % 2 ? CONTROL : LIVE);
     expect(outbox.takeUndelivered()).toEqual([msg(0), msg(2), msg(4)]);
+  });
+});
+
+describe("taking a record apart", () => {
+  test("each message is a copy of its own size, never a view that keeps the whole record alive", () => {
+    const messages = Array.from({ length: 50 }, (_, i) => msg(i, 100));
+    // node:crypto hands out Buffers, whose slice() is a view: the copy must not be one.
+    const record = Buffer.from(encodeRecord(messages, 5));
+    const got: Uint8Array[] = [];
+    eachInRecord(record, BATCH_HEADER_BYTES, (m) => got.push(m) > 0);
+    expect(got).toEqual(messages);
+    for (const m of got) {
+      expect(m.buffer === record.buffer).toBe(false);
+      expect(m.buffer.byteLength).toBe(100);
+    }
   });
 });

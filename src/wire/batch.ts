@@ -144,11 +144,17 @@ export function eachInRecord(
   each: (message: Uint8Array) => boolean,
 ): number {
   const end = plain.length;
+  // A plain Uint8Array view: `slice` on it copies into a buffer of the message's own
+  // size (Buffer#slice, as node:crypto's output would have it, shares the record).
+  const bytes =
+    plain.constructor === Uint8Array
+      ? plain
+      : new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
   while (at < end) {
-    const len = ((plain[at] as number) << 8) | (plain[at + 1] as number);
+    const len = ((bytes[at] as number) << 8) | (bytes[at + 1] as number);
     const start = at + BATCH_ENTRY_HEADER_BYTES;
     at = start + len;
-    if (!each(plain.slice(start, at))) return at;
+    if (!each(bytes.slice(start, at))) return at;
   }
   return end;
 }

@@ -25,6 +25,7 @@ import {
 } from "../../src/wire/message.ts";
 import { type Cluster, startCluster, until } from "../helpers/cluster.ts";
 import { FakeServer } from "../helpers/fake-server.ts";
+import { makeDataDir, spawnServer } from "../helpers/processes.ts";
 import { c2c, isControl, RawSession } from "../helpers/raw.ts";
 
 let c: Cluster;
@@ -334,6 +335,58 @@ describe("the work budget counts every message of a record", () => {
     }
     raw.sock.destroy();
   });
+});
+
+describe("input slices count every message of a record", () => {
+  test("a flood of CLIENT_STATUS packed in records, budget lifted: another client's HEARTBEAT waits for a few slices, not the flood", async () => {
+    // As test/hardening/fairness.test.ts, with the requests in records of 10: each
+    // record is 10 × 256 lookups, 5 slices' worth, so the server must yield mid-record.
+    await using data = await makeDataDir();
+    await using server = await spawnServer(data.dir, { work_rate: 1e9, work_burst: 1e9 });
+    const flooderId = await data.enroll("record-flooder", server.address);
+    const victimId = await data.enroll("record-victim", server.address);
+    await using flooder = await RawSession.login(server.port, flooderId, "127.0.0.1", [OFFER]);
+    await using victim = await RawSession.login(server.port, victimId);
+    expect(isControl(decodeMessage(await flooder.next()), ControlType.BATCH)).toBe(true);
+    const total = 600;
+    const request = (i: number) =>
+      encodeControl(ControlType.CLIENT_STATUS, {
+        clients: Array.from({ length: 256 }, (_, k) => `r${i}-${k}`),
+      });
+    const seen = { replies: 0, tags: [] as string[] };
+    const reading = (async () => {
+      while (seen.replies < total) {
+        const got = await readMessages(flooder, 1).catch(() => null);
+        if (!got) return;
+        for (const m of got.messages) {
+          if (m[0] !== 0x13) continue;
+          seen.replies++;
+          const body = decodeJson(m.subarray(5)) as { clients: { query: string }[] };
+          seen.tags.push(body.clients[0]?.query.split("-")[0] ?? "");
+        }
+      }
+    })();
+    for (let r = 0; r < total / 10; r++)
+      flooder.send(encodeRecord(Array.from({ length: 10 }, (_, i) => request(r * 10 + i))));
+    while (seen.replies === 0) await Bun.sleep(1);
+    await victim.heartbeat(20_000); // not measured: the test's own sends settle first
+    const during: number[] = [];
+    for (let round = 0; round < 8 && seen.replies < total; round++) {
+      const before = seen.replies;
+      await victim.heartbeat(20_000);
+      during.push(seen.replies - before);
+    }
+    during.sort((a, b) => a - b);
+    expect(during.length).toBeGreaterThan(0);
+    // A slice is 512 lookups (2 requests); a record is 10. Were records handled whole,
+    // a HEARTBEAT would wait for at least one record (10 replies) at every turn.
+    expect(during[Math.floor(during.length / 2)] as number).toBeLessThanOrEqual(8);
+    await reading;
+    expect(seen.tags).toEqual(Array.from({ length: total }, (_, i) => `r${i}`));
+    console.log(
+      `records flood: flooder replies during another's HEARTBEAT (sorted): ${during.join(",")}`,
+    );
+  }, 60_000);
 });
 
 function cat(...parts: Uint8Array[]): Uint8Array {
