@@ -2,7 +2,7 @@
  * Parsed client public keys, by client ID, kept so that a refused login costs the
  * same whatever the ID (docs/SECURITY.md § Timing; PROTOCOL.md § Handshake, step 5).
  *
- * Importing an SPKI key (two WebCrypto imports and a JWK export) and its first use
+ * Importing an SPKI key (a WebCrypto import for PSS and a JWK export) and its first use
  * cost tens to hundreds of µs: if only registered IDs paid them, the time to STOP
  * `authentication failed` would tell a registered ID from an unknown one. So every ID
  * is treated the same way:
