@@ -15,7 +15,7 @@
  * test suite so the harness never rots; its numbers mean nothing).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { startBackbone } from "./lib/backbone.ts";
 import { fairnessScenario } from "./lib/fairness.ts";
@@ -29,6 +29,7 @@ import {
   offlineScenario,
   relayScenario,
 } from "./lib/scenarios.ts";
+import { renderTargets, targets } from "./lib/targets.ts";
 
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
@@ -88,6 +89,7 @@ const withNats = !flag("no-nats");
 const work = mkdtempSync("/tmp/backbone-bench-");
 const rows: Row[] = [];
 const started = new Date();
+const loadAtStart = loadavg();
 try {
   const natsBin =
     withNats && (only.has("relay") || only.has("latency")) ? natsServerBinary() : null;
@@ -125,12 +127,17 @@ try {
     platform: `${process.platform}-${process.arch}`,
   };
   console.log(`\n${renderTable(rows)}`);
+  const goals = targets(rows);
+  if (goals.length) console.log(`\n${renderTargets(goals)}`);
+  const load = { start: loadAtStart, end: loadavg() };
+  const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
+  console.log(`\nload average (1, 5, 15 min): at start ${la(load.start)}, at end ${la(load.end)}`);
   if (!smoke) {
     mkdirSync("bench/results", { recursive: true });
     const file = `bench/results/${started.toISOString().slice(0, 10)}.json`;
     writeFileSync(
       file,
-      `${JSON.stringify({ started: started.toISOString(), machine, profile, rows }, null, 2)}\n`,
+      `${JSON.stringify({ started: started.toISOString(), machine, load, profile, rows, targets: goals }, null, 2)}\n`,
     );
     console.log(`\nwrote ${file}`);
   }
