@@ -60,6 +60,9 @@ export interface RoomMember extends RoomClient {
 /** A refused room request: `code` is the server's `error` (`not_found`, `not_owner`, `limit` …). */
 export class RoomError extends UsageError {}
 
+/** The most pages one `members` call asks for (a page holds several hundred members). */
+const MAX_MEMBER_PAGES = 1000;
+
 type Send = (body: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
 /** The room requests of one `Client` (as `client.rooms`). Each resolves with the server's reply. */
@@ -117,16 +120,36 @@ export class Rooms {
       .member as RoomClient;
   }
 
-  /** Members and invitations with presence; members only. */
+  /**
+   * Members and invitations with presence; members only. A large room's list comes in
+   * pages (as many as fit one message each); they are asked in turn and joined, each
+   * member once (one who moved between pages is listed where first seen).
+   */
   async members(
     room: string,
   ): Promise<{ room: string; public: boolean; owner: string; members: RoomMember[] }> {
-    const r = await this.#ask({ op: "members", room: checkRoomName(room) });
+    const name = checkRoomName(room);
+    let r = await this.#ask({ op: "members", room: name });
+    const first = r;
+    const members: RoomMember[] = [];
+    const seen = new Set<string>();
+    for (let pages = 1; ; pages++) {
+      const page = Array.isArray(r.members) ? (r.members as RoomMember[]) : [];
+      for (const m of page) {
+        if (seen.has(m.id)) continue;
+        seen.add(m.id);
+        members.push(m);
+      }
+      // Never without end, whatever a hostile server answers for `next`.
+      const next = r.next;
+      if (typeof next !== "number" || page.length === 0 || pages >= MAX_MEMBER_PAGES) break;
+      r = await this.#ask({ op: "members", room: name, from: next });
+    }
     return {
-      room: String(r.room),
-      public: r.public === true,
-      owner: String(r.owner),
-      members: r.members as RoomMember[],
+      room: String(first.room),
+      public: first.public === true,
+      owner: String(first.owner),
+      members,
     };
   }
 

@@ -11,7 +11,7 @@
 import { StoreError, type WireError } from "../errors.ts";
 import { checkRoomName, roomKey } from "../rooms/names.ts";
 import type { ClientRecord, RoomRecord, RoomState } from "../store/store.ts";
-import { MAX_MESSAGE_DATA } from "../wire/constants.ts";
+import { CONTROL_HEADER_BYTES, MAX_MESSAGE_DATA } from "../wire/constants.ts";
 import { ControlType, decodeJson, encodeControl } from "../wire/message.ts";
 import { decodeRoomMessage, encodeRoomMessage, roomHeaderBytes } from "../wire/room.ts";
 import { decodeRoomE2E, type RoomE2EMessage } from "../wire/room-e2e.ts";
@@ -199,7 +199,7 @@ export class Rooms {
         case "leave":
           return this.#leave(conn, room, mine);
         case "members":
-          return this.#members(room, mine);
+          return this.#members(room, mine, pageStart(req.from));
         case "invite":
         case "remove":
         case "owner":
@@ -252,14 +252,34 @@ export class Rooms {
     return { room: name, deleted };
   }
 
-  async #members(room: Room, mine: RoomState | undefined): Promise<Reply> {
+  /**
+   * A page of the members (from the `from`-th, in the order they took their place): as
+   * many as fit one message, and `next` (the `from` of the next page) when more follow.
+   * A room of `room_max_members` does not fit one message as one list.
+   */
+  async #members(room: Room, mine: RoomState | undefined, from: number): Promise<Reply> {
     if (mine !== "member")
       throw new RoomFailure("not_member", `only members see who is in #${room.record.name}`);
     const online = this.#ctx.router.online;
+    const head = {
+      room: room.record.name,
+      public: room.record.public,
+      owner: room.record.owner,
+    };
+    const all = [...room.members];
+    // What the reply holds besides the entries (with the largest `next` it could carry).
+    let left =
+      MAX_MESSAGE_DATA -
+      CONTROL_HEADER_BYTES -
+      utf8.encode(
+        JSON.stringify({ op: "members", ok: true, ...head, members: [], next: all.length }),
+      ).length;
     const members = [];
-    for (const [id, state] of room.members) {
+    let at = from;
+    for (; at < all.length; at++) {
+      const [id, state] = all[at] as [string, RoomState];
       const rec = await this.#ctx.store.getClient(id);
-      members.push({
+      const entry = {
         id,
         name: rec?.name ?? "",
         state,
@@ -267,14 +287,13 @@ export class Rooms {
         // Sessions on this node, or on another one as the store last recorded.
         online: online.receiving(target(id).key) || (rec?.online ?? false),
         last_seen: rec?.lastSeen ?? null,
-      });
+      };
+      const cost = utf8.encode(JSON.stringify(entry)).length + (members.length > 0 ? 1 : 0);
+      if (cost > left) break;
+      left -= cost;
+      members.push(entry);
     }
-    return {
-      room: room.record.name,
-      public: room.record.public,
-      owner: room.record.owner,
-      members,
-    };
+    return { ...head, members, ...(at < all.length ? { next: at } : {}) };
   }
 
   async #ownerOp(conn: Connection, op: string, room: Room, who: ClientRecord): Promise<Reply> {
@@ -487,6 +506,14 @@ export class Rooms {
   }
 }
 
+/** The `from` of a `members` request: an index ≥ 0 (absent: 0). */
+function pageStart(value: unknown): number {
+  if (value === undefined) return 0;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0)
+    throw new RoomFailure("bad_request", "from: an integer ≥ 0");
+  return value;
+}
+
 /** The `room` of a request, checked. */
 function roomName(value: unknown): string {
   if (typeof value !== "string") throw new RoomFailure("bad_request", "room: a name");
@@ -498,8 +525,8 @@ function roomName(value: unknown): string {
 }
 
 /**
- * A ROOM reply as a control message; one too large for a message (the members of a
- * room of many hundreds) becomes an error reply, so every request still gets exactly one.
+ * A ROOM reply as a control message; one too large for a message (none should be:
+ * `members` comes in pages) becomes an error reply, so every request still gets exactly one.
  */
 function encodeRoomReply(reply: Record<string, unknown>): Uint8Array {
   try {
