@@ -6,7 +6,8 @@
 import { describe, expect, test } from "bun:test";
 import { ControlType } from "../../src/wire/message.ts";
 import { encodeRoomE2E, type RoomCiphertext } from "../../src/wire/room-e2e.ts";
-import { MemoryLog, startCluster } from "../helpers/cluster.ts";
+import { MemoryLog, startCluster, until } from "../helpers/cluster.ts";
+import { member, room } from "../helpers/e2e-rooms.ts";
 import { isControl, jsonBody } from "../helpers/raw.ts";
 
 describe("a type 5 frame whose NOTICE `recipients` would be too long", () => {
@@ -42,5 +43,70 @@ describe("a type 5 frame whose NOTICE `recipients` would be too long", () => {
     expect(log.find("internal error")).toEqual([]);
     // The connection lives: the room still answers.
     expect((await alice.serverStatus()).ok).not.toBe(false);
+  });
+});
+
+describe("the re-send to members a message lacked keeps the send's terms", () => {
+  test("strict: a member who joined unverified after the sender read the list is not sent the message", async () => {
+    await using c = await startCluster();
+    // alice hears no membership events (receive none), so her member list goes stale.
+    const alice = await member(c, "alice", { receive: "none" });
+    const bob = await member(c, "bob");
+    const carol = await member(c, "carol");
+    await room("ops", alice.client, bob.client);
+    await alice.e2e.sendRoom("ops", "first"); // alice learns bob's key
+    alice.e2e.verify(bob.id, bob.e2e.fingerprint);
+    await alice.client.rooms.invite("ops", carol.id);
+    await carol.client.rooms.join("ops");
+    const skipped: string[] = [];
+    alice.e2e.on("roomSkipped", (s) => skipped.push(s.id));
+    const r = await alice.e2e.sendRoom("ops", "verified only", { strict: true });
+    expect(r.members).toEqual([bob.id]);
+    await until(() => bob.got.length === 2, 5000, "bob");
+    await until(() => skipped.includes(carol.id), 5000, "carol reported skipped");
+    await alice.client.ping();
+    await carol.client.ping();
+    expect(alice.sent.filter((e) => e.member === carol.id)).toEqual([]);
+    expect(carol.got).toEqual([]);
+    // Not strict: carol gets the re-send as before.
+    await alice.e2e.sendRoom("ops", "to all");
+    await until(() => carol.got.length === 1, 5000, "carol");
+    await alice.close();
+    await bob.close();
+    await carol.close();
+  });
+
+  test("a NOTICE recipients naming a client who is not a member (a hostile server): the message is not re-sent to it", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    const mallory = await member(c, "mallory"); // keys published, in no room
+    await room("ops", alice.client, bob.client);
+    await alice.e2e.sendRoom("ops", "first");
+    await until(() => bob.got.length === 1, 5000, "bob");
+    const sentMessages: string[] = [];
+    const original = alice.client.sendRoomE2E.bind(alice.client);
+    alice.client.sendRoomE2E = (id, room, entries) => {
+      sentMessages.push(Buffer.from(id).toString("hex"));
+      original(id, room, entries);
+    };
+    await alice.e2e.sendRoom("ops", "second");
+    const id = sentMessages[0] as string;
+    // What a hostile server would send: mallory "lacked" the message.
+    alice.client.emit("notice", {
+      address: "#ops",
+      status: "recipients",
+      reason: "1 member(s) without a ciphertext got nothing",
+      message: id,
+      missing: [mallory.id],
+      not_members: [],
+    } as never);
+    await alice.client.rooms.list(); // a round trip after any re-send
+    await Bun.sleep(0);
+    await alice.client.ping();
+    expect(alice.sent.filter((e) => e.member === mallory.id)).toEqual([]);
+    await alice.close();
+    await bob.close();
+    await mallory.close();
   });
 });
