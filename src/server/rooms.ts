@@ -75,14 +75,10 @@ export class Rooms {
       from.protocolError((err as WireError).message);
       return;
     }
-    const { settings } = this.#ctx;
     const address = `#${room}`;
-    const stored = roomHeaderBytes(true, utf8.encode(room).length) + data;
-    if (data > settings.max_message_size || stored > MAX_MESSAGE_DATA) {
-      const why = `message data of ${data} bytes exceeds max_message_size ${Math.min(settings.max_message_size, data - (stored - MAX_MESSAGE_DATA))} for this room`;
-      this.#ctx.router.notice(from, address, "too_large", why);
-      return;
-    }
+    // Checked here with the name as sent (nothing to load for a message far too large),
+    // and again with the name as created, which the copies carry (#send).
+    if (!this.#fits(from, address, data, room)) return;
     const key = roomKey(room);
     const cached = this.#cache.get(key);
     if (cached) return this.#send(from, plain, cached, address);
@@ -104,21 +100,34 @@ export class Rooms {
       return;
     }
     const address = `#${m.room}`;
-    const { settings } = this.#ctx;
-    const largest = Math.max(...m.entries.map((e) => e.ciphertext.length));
-    if (largest > settings.max_message_size) {
-      const why = `a ciphertext of ${largest} bytes exceeds max_message_size ${settings.max_message_size}`;
-      this.#ctx.router.notice(from, address, "too_large", why);
-      return;
-    }
+    let largest = 0;
+    for (const e of m.entries) largest = Math.max(largest, e.ciphertext.length);
+    if (!this.#fits(from, address, largest, m.room)) return;
     const send = (room: Room | null) => {
       if (!this.#isMember(from, room, address)) return;
+      // Each copy carries the room's name as created, which may be longer than as sent.
+      if (!this.#fits(from, address, largest, room.record.name)) return;
       return sendRoomE2E(this.#ctx, from, m, room.record.name, room.members, this.budget);
     };
     const cached = this.#cache.get(roomKey(m.room));
     if (cached) return send(cached);
     from.holdInput(); // the sender's later frames wait, so none overtakes this one
     return this.#load(m.room).then(send);
+  }
+
+  /**
+   * True when `data` bytes fit a room message's copies carrying the room name `name` —
+   * `max_message_size`, and the stored form (type 4, the longest header) within one
+   * message; else NOTICE `too_large`. A copy that does not fit could never be handed to
+   * its member: stored, it would block that member's queue.
+   */
+  #fits(from: Connection, address: string, data: number, name: string): boolean {
+    const max = this.#ctx.settings.max_message_size;
+    const stored = roomHeaderBytes(true, utf8.encode(name).length) + data;
+    if (data <= max && stored <= MAX_MESSAGE_DATA) return true;
+    const why = `message data of ${data} bytes exceeds max_message_size ${Math.min(max, data - (stored - MAX_MESSAGE_DATA))} for this room`;
+    this.#ctx.router.notice(from, address, "too_large", why);
+    return false;
   }
 
   /** True when `from` is a member of `room`; else NOTICE `not_member`. */
@@ -134,18 +143,11 @@ export class Rooms {
   }
 
   #send(from: Connection, plain: Uint8Array, room: Room | null, address: string) {
-    if (room?.members.get(from.idText) !== "member") {
-      this.#ctx.router.notice(
-        from,
-        address,
-        "not_member",
-        "you are not a member of this room (or it does not exist)",
-      );
-      return;
-    }
+    if (!this.#isMember(from, room, address)) return;
+    const m = decodeRoomMessage(plain);
+    if (!this.#fits(from, address, m.data.length, room.record.name)) return;
     plain.set(from.id, 1); // the server writes the true sender
     // Delivered with the room's name as created (the sender may have written `#OPS`).
-    const m = decodeRoomMessage(plain);
     if (m.room !== room.record.name) plain = encodeRoomMessage(from.id, room.record.name, m.data);
     const members = room.members;
     const targets = [];
