@@ -55,3 +55,31 @@ describe("a room message sent under a shorter spelling of the room's name", () =
     });
   }
 });
+
+describe("a stored message that has no stored form (over one frame, kept by an older server)", () => {
+  test("dropped and logged at delivery; the messages behind it are delivered", async () => {
+    const log = new MemoryLog();
+    await using c = await startCluster({}, log);
+    const alice = await c.enroll("alice");
+    const bob = await c.enroll("bob");
+    const now = Math.floor(Date.now() / 1000);
+    const limits = { maxMessages: 100, maxBytes: 1 << 24, maxAge: 3600, maxPerSender: 100 };
+    await c.store.enqueue(
+      bob.id,
+      [
+        { sender: alice.id, room: CREATED, at: now, data: new Uint8Array(65519 - 22 - 192 + 2) },
+        { sender: alice.id, at: now, data: new TextEncoder().encode("behind it") },
+      ],
+      limits,
+    );
+    const back = await c.client(bob);
+    const got = inbox(back);
+    await until(() => got.length === 1, 5000, "the message behind it");
+    expect(got[0]?.text).toBe("behind it");
+    expect(log.find("undeliverable stored message dropped")).toHaveLength(1);
+    expect(log.find("stored delivery failed")).toEqual([]);
+    // Gone from the store: the next login gets nothing again.
+    await back.close();
+    expect(await c.store.peek(bob.id, 10)).toEqual([]);
+  });
+});
