@@ -321,6 +321,12 @@ export class Rooms {
     } else {
       if (theirs !== "member")
         throw new RoomFailure("not_member", `${who.name} is not in #${name}`);
+      const over = await this.#overShare(room, who.id);
+      if (over.length > 0)
+        throw new RoomFailure(
+          "limit",
+          `${over.length} invitee(s) of #${name} hold a tenth of room_max_per_client in invitations to ${who.name}'s rooms already; remove their invitations first`,
+        );
       await this.#ctx.store.rooms.setRoomOwner(name, who.id);
       this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
       room.record = { ...room.record, owner: who.id };
@@ -383,7 +389,13 @@ export class Rooms {
     await this.#ctx.store.rooms.setRoomOwner(room.record.name, next);
     this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
     room.record = { ...room.record, owner: next };
-    this.#event(room, { event: "owner", member: await this.#who(next), by: from });
+    const owner = await this.#who(next);
+    this.#event(room, { event: "owner", member: owner, by: from });
+    // Invitations past the new owner's share are withdrawn (see #overShare).
+    for (const id of await this.#overShare(room, next)) {
+      await this.#set(room, id, null);
+      this.#event(room, { event: "removed", member: await this.#who(id), by: owner }, [id]);
+    }
   }
 
   // ---- helpers ------------------------------------------------------------------------
@@ -459,14 +471,35 @@ export class Rooms {
     }
   }
 
+  /** Invitations `invitee` holds to rooms `owner` owns, other than `except` (a room key). */
+  async #invitationsFrom(invitee: string, owner: string, except?: string): Promise<number> {
+    let n = 0;
+    for (const m of await this.#ctx.store.rooms.roomsOf(invitee)) {
+      if (m.state !== "invited" || this.#lapsed(m) || roomKey(m.room) === except) continue;
+      if ((await this.#load(m.room))?.record.owner === owner) n++;
+    }
+    return n;
+  }
+
+  /**
+   * The invitees of `room` that would hold more than `inviteShare` invitations to the
+   * rooms of `owner` were it the owner — a hand-over must not carry invitations past the
+   * share (two clients handing rooms to each other could fill a third's slots).
+   */
+  async #overShare(room: Room, owner: string): Promise<string[]> {
+    const max = inviteShare(this.#ctx.settings.room_max_per_client);
+    const over: string[] = [];
+    const key = roomKey(room.record.name);
+    for (const [id, state] of room.members)
+      if (state === "invited" && (await this.#invitationsFrom(id, owner, key)) >= max)
+        over.push(id);
+    return over;
+  }
+
   /** Refuses an invitation past `inviteShare` of the invitee's slots held by `owner`'s rooms. */
   async #checkInviteShare(owner: string, who: ClientRecord): Promise<void> {
     const max = inviteShare(this.#ctx.settings.room_max_per_client);
-    let n = 0;
-    for (const m of await this.#ctx.store.rooms.roomsOf(who.id)) {
-      if (m.state !== "invited" || this.#lapsed(m)) continue;
-      if ((await this.#load(m.room))?.record.owner === owner) n++;
-    }
+    const n = await this.#invitationsFrom(who.id, owner);
     if (n >= max)
       throw new RoomFailure(
         "limit",
