@@ -4,6 +4,8 @@
  * message and keeps the connection (docs/PROTOCOL.md § End-to-end encrypted room messages).
  */
 import { describe, expect, test } from "bun:test";
+import { E2EManager } from "../../src/e2e/session-manager.ts";
+import { idToBytes } from "../../src/ids.ts";
 import { ControlType } from "../../src/wire/message.ts";
 import { encodeRoomE2E, type RoomCiphertext } from "../../src/wire/room-e2e.ts";
 import { MemoryLog, startCluster, until } from "../helpers/cluster.ts";
@@ -108,5 +110,41 @@ describe("the re-send to members a message lacked keeps the send's terms", () =>
     await alice.close();
     await bob.close();
     await mallory.close();
+  });
+});
+
+describe("a live ciphertext shown by another process of the same client", () => {
+  test("replayed by a lying server under another room or as a direct message, it is not shown there", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    await room("ops", alice.client, bob.client);
+    await room("dev", alice.client, bob.client);
+    await bob.close(); // its layers below play two processes of bob
+    await alice.e2e.sendRoom("ops", "for ops only");
+    await alice.client.ping();
+    const forBob = alice.sent.find((e) => e.member === bob.id)?.ciphertext as Uint8Array;
+    const second = E2EManager.open(bob.id, { stateDir: bob.dir }); // another process, running
+    const first = E2EManager.open(bob.id, { stateDir: bob.dir });
+    const base = {
+      from: alice.id,
+      fromBytes: idToBytes(alice.id),
+      data: forBob,
+      stored: false,
+      queuedAt: null,
+      receivedAt: new Date(),
+    };
+    const shown = first.incoming({ ...base, kind: "room", room: "ops" });
+    expect(shown && new TextDecoder().decode(shown.data)).toBe("for ops only");
+    // The lying server hands the same live ciphertext to the second process elsewhere.
+    expect(second.incoming({ ...base, kind: "room", room: "dev" })).toBeNull();
+    expect(second.incoming({ ...base, kind: "direct", room: null })).toBeNull();
+    // Where it was sent, the second process shows it too, once.
+    const there = second.incoming({ ...base, kind: "room", room: "OPS" });
+    expect(there && new TextDecoder().decode(there.data)).toBe("for ops only");
+    expect(second.incoming({ ...base, kind: "room", room: "ops" })).toBeNull();
+    first.close();
+    second.close();
+    await alice.close();
   });
 });
