@@ -9,6 +9,7 @@
  * bob.on("message", (m) => m.room && console.log(`#${m.room}`, m.from));
  */
 import { ConnectionError, UsageError } from "../errors.ts";
+import { isUuid } from "../ids.ts";
 import { checkRoomName } from "../rooms/names.ts";
 import { ID_BYTES } from "../wire/constants.ts";
 import { ControlType, decodeJson } from "../wire/message.ts";
@@ -174,8 +175,30 @@ export function roomControl(
   } catch {
     return; // unreadable: discarded
   }
-  if (typeof json.event === "string") emitter.emit("room", json as unknown as RoomEvent);
-  else requests.answer(ControlType.ROOM, body);
+  if (typeof json.event === "string") {
+    // Only in the documented shape: every listener prints or acts on these fields.
+    if (isRoomEvent(json)) emitter.emit("room", json);
+  } else requests.answer(ControlType.ROOM, body);
+}
+
+/** `{id, name}` with `id` a client ID and `name` a string. */
+function isRoomClient(v: unknown): v is RoomClient {
+  if (typeof v !== "object" || v === null) return false;
+  const c = v as Record<string, unknown>;
+  return typeof c.id === "string" && isUuid(c.id) && typeof c.name === "string";
+}
+
+/**
+ * Whether a ROOM message with `event` has the shape of docs/PROTOCOL.md § Membership
+ * events (`room` a string, `member` and any `by` a client); a server sending another
+ * shape is hostile or broken, and the event is discarded.
+ */
+function isRoomEvent(json: Record<string, unknown>): json is RoomEvent & Record<string, unknown> {
+  return (
+    typeof json.room === "string" &&
+    isRoomClient(json.member) &&
+    (json.by === undefined || isRoomClient(json.by))
+  );
 }
 
 /** A room message not yet sent, as the `requeued` event shows it: `to` is `#room`. */
