@@ -137,7 +137,8 @@ export class Rooms {
     for (let pages = 1; ; pages++) {
       const page = Array.isArray(r.members) ? (r.members as RoomMember[]) : [];
       for (const m of page) {
-        if (seen.has(m.id)) continue;
+        // A member not `{id, name, …}` (a hostile or broken server): left out.
+        if (!isRoomClient(m) || seen.has(m.id)) continue;
         seen.add(m.id);
         members.push(m);
       }
