@@ -82,6 +82,8 @@ interface Sent {
   data: Uint8Array;
   covered: Set<string>;
   at: number;
+  /** The send's terms, kept for the re-send (`strict`: verified members only). */
+  opts: RoomSendOptions;
 }
 
 const KEEP_MS = 60_000;
@@ -215,14 +217,16 @@ export class RoomE2E {
       data,
       covered: new Set([...ids, ...keyless.map((m) => m.id)]),
       at: Date.now(),
+      opts,
     });
     return { room: name, e2e: true, members: ids, skipped: keyless.map((m) => m.id) };
   }
 
   /**
    * The server's NOTICE `recipients`: members the message lacked (joined meanwhile) get
-   * it now, encrypted for them; entries it dropped (members who left) mean the member
-   * list is stale.
+   * it now, encrypted for them, on the send's terms (`strict`: only if verified) and
+   * only if the member list, read again, has them (a NOTICE alone never adds a
+   * recipient); entries it dropped (members who left) mean the member list is stale.
    */
   onNotice(n: Notice): void {
     const body = n as Notice & { message?: unknown; missing?: unknown; not_members?: unknown };
@@ -242,18 +246,22 @@ export class RoomE2E {
     void this.#host
       .serial(async () => {
         const ids: string[] = [];
+        const now = new Map((await this.#load(sent.room)).members.map((m) => [m.id, m.name]));
+        const skip = (id: string, name: string, reason: string) =>
+          this.#host.emit("roomSkipped", { room: sent.room, id, name, reason });
         for (const id of missing) {
-          this.#host.state.knownPeers.checkSend(id);
-          if ((await this.#ensureSession(id)) !== null) ids.push(id);
-          else
-            this.#warnOnce(sent.room, id, () =>
-              this.#host.emit("roomSkipped", {
-                room: sent.room,
-                id,
-                name: "",
-                reason: "it has published no E2E keys",
-              }),
-            );
+          const name = now.get(id);
+          if (name === undefined) {
+            skip(id, "", "the server said it lacked the message, but it is not a member");
+            continue;
+          }
+          this.#host.state.knownPeers.checkSend(id, name);
+          const fp = await this.#ensureSession(id, name);
+          if (fp === null)
+            this.#warnOnce(sent.room, id, () => skip(id, name, "it has published no E2E keys"));
+          else if (sent.opts.strict && !this.#host.verified(id, fp))
+            skip(id, name, "it joined unverified (strict mode); verify with backbone verify");
+          else ids.push(id);
         }
         if (ids.length > 0)
           this.#encryptAndSend(

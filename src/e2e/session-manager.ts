@@ -16,6 +16,7 @@ import type { Client } from "../client/client.ts";
 import type { IncomingMessage } from "../client/types.ts";
 import { ConnectionError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
+import { roomKey } from "../rooms/names.ts";
 import { type FetchedBundle, fetchBundle, syncKeys } from "./directory.ts";
 import { isEnvelope } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
@@ -177,6 +178,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     // it uses up the ratchet step and leaves the plaintext for the others, briefly.
     const live = m.kind === "direct" || (room !== null && !m.stored);
     const digest = live ? liveDigest(m.data) : "";
+    const where = room === null ? undefined : roomKey(room); // RecentLive.room
     let shared: RecentLive | null = null;
     // One transaction: the ratchet step, the used prekey and the message are saved
     // together, before the message is shown and before it is acknowledged.
@@ -193,7 +195,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
           // process started later is a replay there, not a message it missed.
           shared =
             this.state.recentLive.find(
-              (r) => r.digest === digest && r.sender === from && r.at >= this.#openedAt,
+              (r) =>
+                r.digest === digest &&
+                r.sender === from &&
+                r.room === where &&
+                r.at >= this.#openedAt,
             ) ?? null;
           return null;
         }
@@ -215,6 +221,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
         rememberLive(this.state, {
           digest,
           sender: from,
+          ...(where !== undefined ? { room: where } : {}),
           at: this.state.now(),
           plaintext: r.plaintext,
           verified: e.verified,

@@ -34,6 +34,12 @@ export interface RecentLive {
   /** SHA-256 of the envelope, hex (first 32 characters). */
   digest: string;
   sender: string;
+  /**
+   * Where it was delivered: the room's key (roomKey), or absent for a direct message.
+   * Another process shows it only where it came (the AD bound it there; a replay found
+   * DUPLICATE is not authenticated again).
+   */
+  room?: string;
   /** Unix seconds when it was decrypted. */
   at: number;
   plaintext: Uint8Array;
@@ -200,6 +206,7 @@ export function decodeStateDoc(o: Record<string, unknown>, file: string): StateC
       recentLive: ((o.recentLive as Record<string, unknown>[] | undefined) ?? []).map((m) => ({
         digest: String(m.digest),
         sender: String(m.sender),
+        ...(typeof m.room === "string" ? { room: m.room } : {}),
         at: Number(m.at),
         plaintext: unhex(m.plaintext),
         verified: Boolean(m.verified),

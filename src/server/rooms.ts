@@ -11,7 +11,7 @@
 import { StoreError, type WireError } from "../errors.ts";
 import { checkRoomName, roomKey } from "../rooms/names.ts";
 import type { ClientRecord, RoomRecord, RoomState } from "../store/store.ts";
-import { MAX_MESSAGE_DATA } from "../wire/constants.ts";
+import { CONTROL_HEADER_BYTES, MAX_MESSAGE_DATA } from "../wire/constants.ts";
 import { ControlType, decodeJson, encodeControl } from "../wire/message.ts";
 import { decodeRoomMessage, encodeRoomMessage, roomHeaderBytes } from "../wire/room.ts";
 import { decodeRoomE2E, type RoomE2EMessage } from "../wire/room-e2e.ts";
@@ -75,14 +75,10 @@ export class Rooms {
       from.protocolError((err as WireError).message);
       return;
     }
-    const { settings } = this.#ctx;
     const address = `#${room}`;
-    const stored = roomHeaderBytes(true, utf8.encode(room).length) + data;
-    if (data > settings.max_message_size || stored > MAX_MESSAGE_DATA) {
-      const why = `message data of ${data} bytes exceeds max_message_size ${Math.min(settings.max_message_size, data - (stored - MAX_MESSAGE_DATA))} for this room`;
-      this.#ctx.router.notice(from, address, "too_large", why);
-      return;
-    }
+    // Checked here with the name as sent (nothing to load for a message far too large),
+    // and again with the name as created, which the copies carry (#send).
+    if (!this.#fits(from, address, data, room)) return;
     const key = roomKey(room);
     const cached = this.#cache.get(key);
     if (cached) return this.#send(from, plain, cached, address);
@@ -104,21 +100,34 @@ export class Rooms {
       return;
     }
     const address = `#${m.room}`;
-    const { settings } = this.#ctx;
-    const largest = Math.max(...m.entries.map((e) => e.ciphertext.length));
-    if (largest > settings.max_message_size) {
-      const why = `a ciphertext of ${largest} bytes exceeds max_message_size ${settings.max_message_size}`;
-      this.#ctx.router.notice(from, address, "too_large", why);
-      return;
-    }
+    let largest = 0;
+    for (const e of m.entries) largest = Math.max(largest, e.ciphertext.length);
+    if (!this.#fits(from, address, largest, m.room)) return;
     const send = (room: Room | null) => {
       if (!this.#isMember(from, room, address)) return;
+      // Each copy carries the room's name as created, which may be longer than as sent.
+      if (!this.#fits(from, address, largest, room.record.name)) return;
       return sendRoomE2E(this.#ctx, from, m, room.record.name, room.members, this.budget);
     };
     const cached = this.#cache.get(roomKey(m.room));
     if (cached) return send(cached);
     from.holdInput(); // the sender's later frames wait, so none overtakes this one
     return this.#load(m.room).then(send);
+  }
+
+  /**
+   * True when `data` bytes fit a room message's copies carrying the room name `name` —
+   * `max_message_size`, and the stored form (type 4, the longest header) within one
+   * message; else NOTICE `too_large`. A copy that does not fit could never be handed to
+   * its member: stored, it would block that member's queue.
+   */
+  #fits(from: Connection, address: string, data: number, name: string): boolean {
+    const max = this.#ctx.settings.max_message_size;
+    const stored = roomHeaderBytes(true, utf8.encode(name).length) + data;
+    if (data <= max && stored <= MAX_MESSAGE_DATA) return true;
+    const why = `message data of ${data} bytes exceeds max_message_size ${Math.min(max, data - (stored - MAX_MESSAGE_DATA))} for this room`;
+    this.#ctx.router.notice(from, address, "too_large", why);
+    return false;
   }
 
   /** True when `from` is a member of `room`; else NOTICE `not_member`. */
@@ -134,18 +143,11 @@ export class Rooms {
   }
 
   #send(from: Connection, plain: Uint8Array, room: Room | null, address: string) {
-    if (room?.members.get(from.idText) !== "member") {
-      this.#ctx.router.notice(
-        from,
-        address,
-        "not_member",
-        "you are not a member of this room (or it does not exist)",
-      );
-      return;
-    }
+    if (!this.#isMember(from, room, address)) return;
+    const m = decodeRoomMessage(plain);
+    if (!this.#fits(from, address, m.data.length, room.record.name)) return;
     plain.set(from.id, 1); // the server writes the true sender
     // Delivered with the room's name as created (the sender may have written `#OPS`).
-    const m = decodeRoomMessage(plain);
     if (m.room !== room.record.name) plain = encodeRoomMessage(from.id, room.record.name, m.data);
     const members = room.members;
     const targets = [];
@@ -199,7 +201,7 @@ export class Rooms {
         case "leave":
           return this.#leave(conn, room, mine);
         case "members":
-          return this.#members(room, mine);
+          return this.#members(room, mine, pageStart(req.from));
         case "invite":
         case "remove":
         case "owner":
@@ -252,14 +254,34 @@ export class Rooms {
     return { room: name, deleted };
   }
 
-  async #members(room: Room, mine: RoomState | undefined): Promise<Reply> {
+  /**
+   * A page of the members (from the `from`-th, in the order they took their place): as
+   * many as fit one message, and `next` (the `from` of the next page) when more follow.
+   * A room of `room_max_members` does not fit one message as one list.
+   */
+  async #members(room: Room, mine: RoomState | undefined, from: number): Promise<Reply> {
     if (mine !== "member")
       throw new RoomFailure("not_member", `only members see who is in #${room.record.name}`);
     const online = this.#ctx.router.online;
+    const head = {
+      room: room.record.name,
+      public: room.record.public,
+      owner: room.record.owner,
+    };
+    const all = [...room.members];
+    // What the reply holds besides the entries (with the largest `next` it could carry).
+    let left =
+      MAX_MESSAGE_DATA -
+      CONTROL_HEADER_BYTES -
+      utf8.encode(
+        JSON.stringify({ op: "members", ok: true, ...head, members: [], next: all.length }),
+      ).length;
     const members = [];
-    for (const [id, state] of room.members) {
+    let at = from;
+    for (; at < all.length; at++) {
+      const [id, state] = all[at] as [string, RoomState];
       const rec = await this.#ctx.store.getClient(id);
-      members.push({
+      const entry = {
         id,
         name: rec?.name ?? "",
         state,
@@ -267,14 +289,13 @@ export class Rooms {
         // Sessions on this node, or on another one as the store last recorded.
         online: online.receiving(target(id).key) || (rec?.online ?? false),
         last_seen: rec?.lastSeen ?? null,
-      });
+      };
+      const cost = utf8.encode(JSON.stringify(entry)).length + (members.length > 0 ? 1 : 0);
+      if (cost > left) break;
+      left -= cost;
+      members.push(entry);
     }
-    return {
-      room: room.record.name,
-      public: room.record.public,
-      owner: room.record.owner,
-      members,
-    };
+    return { ...head, members, ...(at < all.length ? { next: at } : {}) };
   }
 
   async #ownerOp(conn: Connection, op: string, room: Room, who: ClientRecord): Promise<Reply> {
@@ -300,6 +321,12 @@ export class Rooms {
     } else {
       if (theirs !== "member")
         throw new RoomFailure("not_member", `${who.name} is not in #${name}`);
+      const over = await this.#overShare(room, who.id);
+      if (over.length > 0)
+        throw new RoomFailure(
+          "limit",
+          `${over.length} invitee(s) of #${name} hold a tenth of room_max_per_client in invitations to ${who.name}'s rooms already; remove their invitations first`,
+        );
       await this.#ctx.store.rooms.setRoomOwner(name, who.id);
       this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
       room.record = { ...room.record, owner: who.id };
@@ -362,7 +389,13 @@ export class Rooms {
     await this.#ctx.store.rooms.setRoomOwner(room.record.name, next);
     this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
     room.record = { ...room.record, owner: next };
-    this.#event(room, { event: "owner", member: await this.#who(next), by: from });
+    const owner = await this.#who(next);
+    this.#event(room, { event: "owner", member: owner, by: from });
+    // Invitations past the new owner's share are withdrawn (see #overShare).
+    for (const id of await this.#overShare(room, next)) {
+      await this.#set(room, id, null);
+      this.#event(room, { event: "removed", member: await this.#who(id), by: owner }, [id]);
+    }
   }
 
   // ---- helpers ------------------------------------------------------------------------
@@ -438,14 +471,35 @@ export class Rooms {
     }
   }
 
+  /** Invitations `invitee` holds to rooms `owner` owns, other than `except` (a room key). */
+  async #invitationsFrom(invitee: string, owner: string, except?: string): Promise<number> {
+    let n = 0;
+    for (const m of await this.#ctx.store.rooms.roomsOf(invitee)) {
+      if (m.state !== "invited" || this.#lapsed(m) || roomKey(m.room) === except) continue;
+      if ((await this.#load(m.room))?.record.owner === owner) n++;
+    }
+    return n;
+  }
+
+  /**
+   * The invitees of `room` that would hold more than `inviteShare` invitations to the
+   * rooms of `owner` were it the owner — a hand-over must not carry invitations past the
+   * share (two clients handing rooms to each other could fill a third's slots).
+   */
+  async #overShare(room: Room, owner: string): Promise<string[]> {
+    const max = inviteShare(this.#ctx.settings.room_max_per_client);
+    const over: string[] = [];
+    const key = roomKey(room.record.name);
+    for (const [id, state] of room.members)
+      if (state === "invited" && (await this.#invitationsFrom(id, owner, key)) >= max)
+        over.push(id);
+    return over;
+  }
+
   /** Refuses an invitation past `inviteShare` of the invitee's slots held by `owner`'s rooms. */
   async #checkInviteShare(owner: string, who: ClientRecord): Promise<void> {
     const max = inviteShare(this.#ctx.settings.room_max_per_client);
-    let n = 0;
-    for (const m of await this.#ctx.store.rooms.roomsOf(who.id)) {
-      if (m.state !== "invited" || this.#lapsed(m)) continue;
-      if ((await this.#load(m.room))?.record.owner === owner) n++;
-    }
+    const n = await this.#invitationsFrom(who.id, owner);
     if (n >= max)
       throw new RoomFailure(
         "limit",
@@ -487,6 +541,14 @@ export class Rooms {
   }
 }
 
+/** The `from` of a `members` request: an index ≥ 0 (absent: 0). */
+function pageStart(value: unknown): number {
+  if (value === undefined) return 0;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0)
+    throw new RoomFailure("bad_request", "from: an integer ≥ 0");
+  return value;
+}
+
 /** The `room` of a request, checked. */
 function roomName(value: unknown): string {
   if (typeof value !== "string") throw new RoomFailure("bad_request", "room: a name");
@@ -498,8 +560,8 @@ function roomName(value: unknown): string {
 }
 
 /**
- * A ROOM reply as a control message; one too large for a message (the members of a
- * room of many hundreds) becomes an error reply, so every request still gets exactly one.
+ * A ROOM reply as a control message; one too large for a message (none should be:
+ * `members` comes in pages) becomes an error reply, so every request still gets exactly one.
  */
 function encodeRoomReply(reply: Record<string, unknown>): Uint8Array {
   try {
