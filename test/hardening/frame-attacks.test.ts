@@ -136,8 +136,7 @@ describe("scoping sweep", () => {
     const raw = await fresh("sweep");
     const bob = await fresh("bob");
     const values = [
-      // 0x03, 0x04: room messages; 0x05: end-to-end encrypted room messages
-      ...Array.from({ length: 10 }, (_, i) => 0x06 + i),
+      ...Array.from({ length: 11 }, (_, i) => 0x05 + i), // 0x03, 0x04: room messages
       0x16, // SESSION after the first frame
       ...Array.from({ length: 6 }, (_, i) => 0x19 + i), // 0x15 ACK, 0x17 ROOM, 0x18 KEYS
 
