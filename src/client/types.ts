@@ -55,7 +55,7 @@ export interface ConnectOptions {
    * delivered, no more stored messages are acknowledged on this connection (an
    * `incomingError` event says why) and the server delivers the unacknowledged ones
    * again at the next login. The
-   * E2E layer (`src/e2e/session-manager.ts`) decrypts and persists here.
+   * E2E layer (`src/e2e/receive.ts`) decrypts and persists here.
    */
   incoming?: (message: IncomingMessage) => IncomingMessage | null;
 }

@@ -101,3 +101,23 @@ export const RESET_DIGEST_BYTES = 16;
 export const SENT_KEPT_PER_PEER = 200;
 export const SENT_KEPT_BYTES = 256 * 1024;
 export const SENT_KEPT_SECONDS = 7 * 24 * 3600;
+
+// ---- the client state (state.ts) ----------------------------------------------------
+
+/** How many live messages, and for how long (s), other processes can still show. */
+export const RECENT_LIVE_MAX = 64;
+export const RECENT_LIVE_SECONDS = 120;
+/** …and how many bytes of plaintext at most: the state file is rewritten at every change. */
+export const RECENT_LIVE_BYTES = 256 * 1024;
+
+/** Signed prekeys are replaced after this long (X3DH § 2.4 "periodically"). */
+export const SIGNED_PREKEY_LIFETIME = 7 * 24 * 3600;
+/** Old signed prekeys kept for messages still in flight. */
+export const OLD_SIGNED_PREKEYS = 2;
+/** Below this many one-time prekeys left on the server the client publishes new ones. */
+export const ONE_TIME_PREKEY_LOW = 20;
+/**
+ * One-time prekey secrets held at most. Keys handed out to a fetcher that has not
+ * written yet stay held after new ones are published; the oldest beyond this go.
+ */
+export const MAX_HELD_ONE_TIME_PREKEYS = 4 * MAX_ONE_TIME_PREKEYS;

@@ -3,7 +3,7 @@
  * client's bundle published and fetching a peer's. Anything that can send one KEYS
  * request and return the reply will do (the library's `Client.keyDirectory`).
  */
-import { MAX_ONE_TIME_PREKEYS } from "./constants.ts";
+import { MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEY_LOW } from "./constants.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint } from "./fingerprint.ts";
 import {
@@ -15,7 +15,7 @@ import {
   verifyBundle,
 } from "./keys.ts";
 import { decodeChain, encodeChain, type RolloverLink } from "./rollover.ts";
-import { type E2EState, ONE_TIME_PREKEY_LOW } from "./state.ts";
+import type { E2EState } from "./state.ts";
 
 /** Sends one KEYS request and resolves with the reply. */
 export type KeyRequester = (request: Record<string, unknown>) => Promise<Record<string, unknown>>;

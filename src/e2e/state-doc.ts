@@ -18,7 +18,7 @@ export interface InboxEntry {
   /** `queued_at` of a stored C2C, else null. */
   queuedAt: number | null;
   plaintext: Uint8Array;
-  /** False for a plaintext message kept only to keep the order (see session-manager.ts). */
+  /** False for a plaintext message kept only to keep the order (see receive.ts). */
   e2e: boolean;
   verified: boolean;
   /** The room (name as delivered, without `#`) of a room message; absent for a direct one. */

@@ -10,10 +10,12 @@ import { lstatSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import {
-  MAX_ONE_TIME_PREKEYS,
+  MAX_HELD_ONE_TIME_PREKEYS,
   MAX_RETIRED_IDENTITIES,
   MAX_ROLLOVER_LINKS,
+  OLD_SIGNED_PREKEYS,
   RETIRED_IDENTITY_SECONDS,
+  SIGNED_PREKEY_LIFETIME,
 } from "./constants.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint } from "./fingerprint.ts";
@@ -48,24 +50,6 @@ import {
   writeCounter,
   writePrivateFile,
 } from "./statedir.ts";
-
-/** How many live messages, and for how long (s), other processes can still show. */
-export const RECENT_LIVE_MAX = 64;
-export const RECENT_LIVE_SECONDS = 120;
-/** …and how many bytes of plaintext at most: the state file is rewritten at every change. */
-export const RECENT_LIVE_BYTES = 256 * 1024;
-
-/** Signed prekeys are replaced after this long (X3DH § 2.4 "periodically"). */
-export const SIGNED_PREKEY_LIFETIME = 7 * 24 * 3600;
-/** Old signed prekeys kept for messages still in flight. */
-export const OLD_SIGNED_PREKEYS = 2;
-/** Below this many one-time prekeys left on the server the client publishes new ones. */
-export const ONE_TIME_PREKEY_LOW = 20;
-/**
- * One-time prekey secrets held at most. Keys handed out to a fetcher that has not
- * written yet stay held after new ones are published; the oldest beyond this go.
- */
-export const MAX_HELD_ONE_TIME_PREKEYS = 4 * MAX_ONE_TIME_PREKEYS;
 
 /** `$XDG_STATE_HOME/backbone/e2e/<client id>` (default `~/.local/state/…`). */
 export function defaultStateDir(clientId: string): string {
