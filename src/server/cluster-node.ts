@@ -22,6 +22,7 @@
 import { idKey, idToBytes } from "../ids.ts";
 import { CONTROL, LIVE } from "../net/outbox.ts";
 import type { QueueLimits } from "../store/store.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { C2CType, Format } from "../wire/message.ts";
 import { C2C_ROOM, decodeRoomMessage } from "../wire/room.ts";
 import type { Cluster, MailItem } from "./cluster.ts";
@@ -254,7 +255,7 @@ export class ClusterNode {
   async broadcast(from: Connection, plain: Uint8Array): Promise<void> {
     this.#local.begin(from);
     try {
-      await this.cluster.broadcast(plain.slice());
+      await this.cluster.broadcast(copyBytes(plain));
     } catch (err) {
       this.#ctx.log.warn("broadcast not sent to other nodes", { error: String(err) });
     } finally {

@@ -20,6 +20,7 @@ import {
   checkRecord,
   eachInRecord,
 } from "../wire/batch.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { COUNTER_LIMIT, MAX_RESPONSE_PAYLOAD } from "../wire/constants.ts";
 import { FrameReader } from "../wire/frame.ts";
 import type { Connection } from "./connection.ts";
@@ -141,7 +142,7 @@ export class ConnectionInput {
     const conn = this.#conn;
     if (conn.phase === "handshake") {
       this.#paused = [];
-      void verifyLogin(conn, payload.slice());
+      void verifyLogin(conn, copyBytes(payload));
       return false;
     }
     if (!this.opener || conn.phase === "verifying" || conn.stopped) return false;
