@@ -253,11 +253,44 @@ export class Connection implements OutboxOwner {
     }
   }
 
-  /** Queues a control message (reply, NOTICE) for this client. */
+  /**
+   * Queues a control message (reply, NOTICE) for this client. Made by the work of one
+   * of its frames (input.ts `FrameScope`), it waits for the replies of earlier frames
+   * still in flight (docs/PROTOCOL.md § Messages: replies and NOTICEs keep request order).
+   */
   reply(message: Uint8Array): void {
+    if (this.input.deferReply(() => this.#replyNow(message))) return;
+    this.#replyNow(message);
+  }
+
+  #replyNow(message: Uint8Array): void {
     if (this.phase !== "open" || !this.outbox) return;
     this.outbox.push(message, CONTROL);
     this.ctx.schedule(this);
+  }
+
+  /**
+   * In the work of one of this connection's frames: the work of its earlier frames still
+   * in flight, after which a reply to this frame decided elsewhere (a NOTICE once a
+   * store write shared with other frames is done) is to be queued — see `replyAfter`.
+   * Null when nothing earlier is in flight, or outside this connection's frames.
+   */
+  replyPoint(): Promise<void> | null {
+    return this.input.replyPoint();
+  }
+
+  /**
+   * Queues `message` once `after` (from `replyPoint`, taken when its frame was handled)
+   * is done, so it keeps its frame's place among the replies; now when `after` is null.
+   * Returns the promise of the queuing when it waits.
+   */
+  replyAfter(after: Promise<void> | null, message: Uint8Array): Promise<void> | undefined {
+    if (!after) {
+      this.reply(message);
+      return;
+    }
+    const send = () => this.#replyNow(message);
+    return after.then(send, send);
   }
 
   /**

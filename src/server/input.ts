@@ -10,6 +10,7 @@
  * in slices (SLICE_FRAMES, SLICE_WORK) and at the client's work budget: in between,
  * the socket is paused and the event loop serves everyone else.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { Opener } from "../crypto/channel.ts";
 import type { WireError } from "../errors.ts";
 import {
@@ -41,6 +42,19 @@ const SLICE_FRAMES = 512;
 const SLICE_WORK = 512;
 /** `#pauseUntil`: read on as soon as the work in flight is done (same turn). */
 const AT_ONCE = -1;
+
+/**
+ * The frame of a connection being handled, through everything its handling goes on to
+ * do (store lookups, room loads): `after` is the work of the connection's earlier frames
+ * still in flight (null once done), which its replies wait for; `deferred`, those replies.
+ */
+interface FrameScope {
+  input: ConnectionInput;
+  after: Promise<void> | null;
+  deferred: Promise<void> | null;
+}
+
+const frameScope = new AsyncLocalStorage<FrameScope | undefined>();
 
 export class ConnectionInput {
   readonly #conn: Connection;
@@ -138,6 +152,26 @@ export class ConnectionInput {
     return this.#inflight.then(reply);
   }
 
+  /** See `Connection.replyPoint`. */
+  replyPoint(): Promise<void> | null {
+    const scope = frameScope.getStore();
+    return scope?.input === this ? scope.after : null;
+  }
+
+  /**
+   * A reply (NOTICE, room event …) made by the work of one of this connection's frames
+   * while earlier frames' work is still in flight: `send` runs once that is done (their
+   * replies queued), and the frame counts as in flight until then. False when nothing
+   * earlier is in flight: send now.
+   */
+  deferReply(send: () => void): boolean {
+    const scope = frameScope.getStore();
+    if (scope?.input !== this || !scope.after) return false;
+    const sent = scope.after.then(send, send);
+    scope.deferred = scope.deferred ? Promise.all([scope.deferred, sent]).then(() => {}) : sent;
+    return true;
+  }
+
   readonly #onFrame = (payload: Uint8Array): boolean | undefined => {
     const conn = this.#conn;
     if (conn.phase === "handshake") {
@@ -198,7 +232,24 @@ export class ConnectionInput {
 
   #handleMessage(plain: Uint8Array): boolean | undefined {
     const conn = this.#conn;
-    const pending = conn.ctx.handle(conn, plain);
+    // The frame's work, and what it goes on to do, runs in its scope: its replies wait
+    // for those of the frames before it (deferReply), in request order.
+    const earlier = this.#inflight;
+    const scope: FrameScope | undefined = earlier
+      ? { input: this, after: earlier, deferred: null }
+      : undefined;
+    if (scope && earlier) {
+      const done = () => {
+        scope.after = null; // registered first: runs before any reply waiting on it
+      };
+      earlier.then(done, done);
+    }
+    let pending = frameScope.run(scope, () => conn.ctx.handle(conn, plain));
+    if (scope) {
+      // In flight until its waiting replies are queued too.
+      if (pending) pending = pending.then(() => scope.deferred ?? undefined);
+      else if (scope.deferred) pending = scope.deferred;
+    }
     if (pending) {
       // Later frames go on being handled (their own work joins the same store write);
       // the connection pauses at the end of this batch of input, or sooner if too much.
