@@ -254,13 +254,14 @@ export class Connection implements OutboxOwner {
   }
 
   /**
-   * Queues a control message (reply, NOTICE) for this client. Made by the work of one
-   * of its frames (input.ts `FrameScope`), it waits for the replies of earlier frames
-   * still in flight (docs/PROTOCOL.md § Messages: replies and NOTICEs keep request order).
+   * Queues a control message (reply, NOTICE) for this client. Made while one of its
+   * frames is handled, it waits for the work of earlier frames still in flight
+   * (docs/PROTOCOL.md § Messages: replies and NOTICEs keep request order). A reply made
+   * later for a frame gives its place with `replyAfter`.
    */
   reply(message: Uint8Array): void {
-    if (this.input.deferReply(() => this.#replyNow(message))) return;
-    this.#replyNow(message);
+    const gate = this.input.handling ? this.input.replyPoint() : null;
+    this.input.sendAfter(gate, () => this.#replyNow(message));
   }
 
   #replyNow(message: Uint8Array): void {
@@ -270,27 +271,28 @@ export class Connection implements OutboxOwner {
   }
 
   /**
-   * In the work of one of this connection's frames: the work of its earlier frames still
-   * in flight, after which a reply to this frame decided elsewhere (a NOTICE once a
-   * store write shared with other frames is done) is to be queued — see `replyAfter`.
-   * Null when nothing earlier is in flight, or outside this connection's frames.
+   * The work of this connection's earlier frames still in flight, after which a reply to
+   * the frame now at work is to be queued: the frame being handled, or the one input is
+   * held for (`holdInput`). Taken when a frame's message is handed on (a store write
+   * shared with other frames), it gives the reply's place later — see `replyAfter`.
+   * Null when nothing earlier is in flight.
    */
   replyPoint(): Promise<void> | null {
     return this.input.replyPoint();
   }
 
   /**
-   * Queues `message` once `after` (from `replyPoint`, taken when its frame was handled)
+   * Queues `message` once `after` (from `replyPoint`, taken when its frame was at work)
    * is done, so it keeps its frame's place among the replies; now when `after` is null.
-   * Returns the promise of the queuing when it waits.
+   * `after` undefined: the frame at work now (`replyPoint()`) — a reply made while a
+   * frame is handled or held for. Returns the promise of the queuing when it waits.
    */
-  replyAfter(after: Promise<void> | null, message: Uint8Array): Promise<void> | undefined {
-    if (!after) {
-      this.reply(message);
-      return;
-    }
-    const send = () => this.#replyNow(message);
-    return after.then(send, send);
+  replyAfter(
+    after: Promise<void> | null | undefined,
+    message: Uint8Array,
+  ): Promise<void> | undefined {
+    const gate = after === undefined ? this.input.replyPoint() : after;
+    return this.input.sendAfter(gate, () => this.#replyNow(message));
   }
 
   /**

@@ -10,7 +10,6 @@
  * in slices (SLICE_FRAMES, SLICE_WORK) and at the client's work budget: in between,
  * the socket is paused and the event loop serves everyone else.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import type { Opener } from "../crypto/channel.ts";
 import type { WireError } from "../errors.ts";
 import {
@@ -43,19 +42,6 @@ const SLICE_WORK = 512;
 /** `#pauseUntil`: read on as soon as the work in flight is done (same turn). */
 const AT_ONCE = -1;
 
-/**
- * The frame of a connection being handled, through everything its handling goes on to
- * do (store lookups, room loads): `after` is the work of the connection's earlier frames
- * still in flight (null once done), which its replies wait for; `deferred`, those replies.
- */
-interface FrameScope {
-  input: ConnectionInput;
-  after: Promise<void> | null;
-  deferred: Promise<void> | null;
-}
-
-const frameScope = new AsyncLocalStorage<FrameScope | undefined>();
-
 export class ConnectionInput {
   readonly #conn: Connection;
   readonly reader = new FrameReader(MAX_RESPONSE_PAYLOAD);
@@ -75,6 +61,16 @@ export class ConnectionInput {
   #pausedAt = 0;
   #socketPaused = false;
   #holdInput = false;
+  /** True while a frame (or a record's message) is handled, synchronously. */
+  #handling = false;
+  /** Replies made while handling it that wait for earlier frames' work (`sendAfter`). */
+  #deferred: Promise<void> | null = null;
+  /**
+   * While input is held for one frame's work (`holdInput`: a room load, a fan-out that
+   * waits): the earlier frames' work its replies wait for, and those replies.
+   */
+  #heldGate: Promise<void> | null = null;
+  #heldDeferred: Promise<void> | null = null;
   /** The messages of a record not handled yet when the input paused mid-record. */
   #record: { plain: Uint8Array; at: number } | null = null;
 
@@ -152,24 +148,30 @@ export class ConnectionInput {
     return this.#inflight.then(reply);
   }
 
+  /** True while one of this connection's frames is handled (synchronously). */
+  get handling(): boolean {
+    return this.#handling;
+  }
+
   /** See `Connection.replyPoint`. */
   replyPoint(): Promise<void> | null {
-    const scope = frameScope.getStore();
-    return scope?.input === this ? scope.after : null;
+    return this.#handling ? this.#inflight : this.#heldGate;
   }
 
   /**
-   * A reply (NOTICE, room event …) made by the work of one of this connection's frames
-   * while earlier frames' work is still in flight: `send` runs once that is done (their
-   * replies queued), and the frame counts as in flight until then. False when nothing
-   * earlier is in flight: send now.
+   * Runs `send` (queuing a reply) now, or once `gate` (from `replyPoint`) is done. A
+   * reply that waits for the frame being handled, or for the frame input is held for,
+   * keeps that frame in flight until it is queued, so later frames' replies follow it.
    */
-  deferReply(send: () => void): boolean {
-    const scope = frameScope.getStore();
-    if (scope?.input !== this || !scope.after) return false;
-    const sent = scope.after.then(send, send);
-    scope.deferred = scope.deferred ? Promise.all([scope.deferred, sent]).then(() => {}) : sent;
-    return true;
+  sendAfter(gate: Promise<void> | null, send: () => void): Promise<void> | undefined {
+    if (!gate) {
+      send();
+      return;
+    }
+    const sent = gate.then(send, send);
+    if (this.#handling) this.#deferred = join(this.#deferred, sent);
+    else if (gate === this.#heldGate) this.#heldDeferred = join(this.#heldDeferred, sent);
+    return sent;
   }
 
   readonly #onFrame = (payload: Uint8Array): boolean | undefined => {
@@ -232,24 +234,20 @@ export class ConnectionInput {
 
   #handleMessage(plain: Uint8Array): boolean | undefined {
     const conn = this.#conn;
-    // The frame's work, and what it goes on to do, runs in its scope: its replies wait
-    // for those of the frames before it (deferReply), in request order.
-    const earlier = this.#inflight;
-    const scope: FrameScope | undefined = earlier
-      ? { input: this, after: earlier, deferred: null }
-      : undefined;
-    if (scope && earlier) {
-      const done = () => {
-        scope.after = null; // registered first: runs before any reply waiting on it
-      };
-      earlier.then(done, done);
+    let pending: Promise<void> | undefined;
+    this.#handling = true;
+    try {
+      pending = conn.ctx.handle(conn, plain);
+    } finally {
+      this.#handling = false;
     }
-    let pending = frameScope.run(scope, () => conn.ctx.handle(conn, plain));
-    if (scope) {
-      // In flight until its waiting replies are queued too.
-      if (pending) pending = pending.then(() => scope.deferred ?? undefined);
-      else if (scope.deferred) pending = scope.deferred;
+    const deferred = this.#deferred;
+    if (deferred) {
+      // Its replies wait for earlier frames' work (sendAfter): in flight until queued.
+      this.#deferred = null;
+      pending = pending ? join(pending, deferred) : deferred;
     }
+    if (!pending) this.#heldGate = null; // nothing to hold input for
     if (pending) {
       // Later frames go on being handled (their own work joins the same store write);
       // the connection pauses at the end of this batch of input, or sooner if too much.
@@ -260,7 +258,15 @@ export class ConnectionInput {
       if (this.#holdInput) {
         // A room fan-out waiting for its budget: nothing more is read until it is done.
         this.#holdInput = false;
-        this.#pauseUntil(this.#takeInflight(), AT_ONCE);
+        const task = this.#takeInflight() as Promise<void>;
+        // Read on once its replies made meanwhile (sendAfter) are queued too.
+        const settled = task.then(() => {
+          const replies = this.#heldDeferred;
+          this.#heldGate = null;
+          this.#heldDeferred = null;
+          return replies ?? undefined;
+        });
+        this.#pauseUntil(settled, AT_ONCE);
         return false;
       }
     }
@@ -285,6 +291,8 @@ export class ConnectionInput {
   /** See `Connection.holdInput`. */
   holdInput(): void {
     this.#holdInput = true;
+    // Its replies made while held wait for the work of the frames before it.
+    if (this.#handling) this.#heldGate = this.#inflight;
   }
 
   /**
@@ -384,4 +392,9 @@ export class ConnectionInput {
   onClose(): void {
     if (!this.#paused || this.#conn.stopped) this.opener?.dispose();
   }
+}
+
+/** A promise settled once both are. */
+function join(a: Promise<void> | null, b: Promise<void>): Promise<void> {
+  return a ? Promise.all([a, b]).then(() => {}) : b;
 }

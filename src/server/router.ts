@@ -439,8 +439,9 @@ export class Router {
   /**
    * Tells the sender what became of a message not delivered live; all but `queued` count
    * as discarded. `after`: the sender's `replyPoint()` when the message's frame was
-   * handled — the NOTICE keeps that frame's place among the replies (docs/PROTOCOL.md
-   * § Messages); the promise of the queuing is returned when it waits.
+   * at work, or undefined for the frame at work now — the NOTICE keeps that frame's
+   * place among the replies (docs/PROTOCOL.md § Messages); the promise of the queuing
+   * is returned when it waits.
    */
   notice(
     to: Connection,
@@ -448,7 +449,7 @@ export class Router {
     status: NoticeStatus,
     reason: string,
     extra?: Record<string, unknown>,
-    after: Promise<void> | null = null,
+    after?: Promise<void> | null,
   ): Promise<void> | undefined {
     // `recipients` reports on a message that was delivered: not a discard.
     if (status !== "queued" && status !== "recipients") this.#ctx.stats.discarded++;
