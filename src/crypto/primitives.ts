@@ -2,10 +2,12 @@
  * The small primitives of backbone/1: SHA-256, HKDF-SHA256, X25519, fingerprints,
  * randomness and wiping. docs/PROTOCOL.md § Keys and primitives.
  */
+
 import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from "node:crypto";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { HandshakeError } from "../errors.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { X25519_BYTES } from "../wire/constants.ts";
 
 /** SHA-256 of the concatenation of `parts`. */
@@ -52,7 +54,7 @@ export function x25519Secret(): Uint8Array {
 /** The X25519 public key of a secret scalar. */
 export function x25519Public(secret: Uint8Array): Uint8Array {
   const spki = createPublicKey(privateKeyObject(secret)).export({ format: "der", type: "spki" });
-  return new Uint8Array(spki.subarray(spki.length - X25519_BYTES));
+  return copyBytes(spki, spki.length - X25519_BYTES);
 }
 
 /**

@@ -6,9 +6,11 @@
  * Frames of one connection are handled strictly in order: when a frame needs the
  * store (an offline message, a status query), reading pauses until it is done, and
  * the bytes that arrive meanwhile wait. So replies and NOTICEs come in request order,
- * and a HEARTBEAT answer proves every earlier frame was handled. Input is also handled
- * in slices (SLICE_FRAMES, SLICE_WORK) and at the client's work budget: in between,
- * the socket is paused and the event loop serves everyone else.
+ * and a HEARTBEAT answer proves every earlier frame was handled. A reply made while a
+ * frame is handled (or while input is held for it), or later for it (`replyPoint`),
+ * waits for the work of the frames before it, so no NOTICE overtakes an earlier reply.
+ * Input is also handled in slices (SLICE_FRAMES, SLICE_WORK) and at the client's work
+ * budget: in between, the socket is paused and the event loop serves everyone else.
  */
 import type { Opener } from "../crypto/channel.ts";
 import type { WireError } from "../errors.ts";
