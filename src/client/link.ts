@@ -18,6 +18,7 @@ import {
   eachInRecord,
   encodeBatchOffer,
 } from "../wire/batch.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import {
   CONTROL_HEADER_BYTES,
   MAX_CHALLENGE_PAYLOAD,
@@ -192,7 +193,7 @@ export class Link implements OutboxOwner {
       case "challenge":
         this.#state = "responding";
         this.#paused = [];
-        void this.#respond(payload.slice());
+        void this.#respond(copyBytes(payload));
         return false;
       case "config": {
         let done: ReturnType<ClientHandshake["finish"]>;

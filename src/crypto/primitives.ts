@@ -11,6 +11,7 @@ import {
   type KeyObject,
 } from "node:crypto";
 import { HandshakeError } from "../errors.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { X25519_BYTES } from "../wire/constants.ts";
 
 /*
@@ -99,7 +100,7 @@ export function x25519Secret(): Uint8Array {
 /** The X25519 public key of a secret scalar. */
 export function x25519Public(secret: Uint8Array): Uint8Array {
   const spki = createPublicKey(privateKeyObject(secret)).export({ format: "der", type: "spki" });
-  return new Uint8Array(spki.subarray(spki.length - X25519_BYTES));
+  return copyBytes(spki, spki.length - X25519_BYTES);
 }
 
 /**

@@ -20,6 +20,7 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { idToBytes } from "../ids.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import {
   CONTEXT_RESET,
   MAGIC,
@@ -116,9 +117,9 @@ export function decodeResetEnvelope(
   if (count === 0 || count > MAX_RESET_DIGESTS) throw bad();
   if (data.length !== 134 + count * RESET_DIGEST_BYTES + SIGNATURE_BYTES) throw bad();
   const identity = {
-    signingKey: data.slice(4, 36),
-    dhKey: data.slice(36, 68),
-    dhSignature: data.slice(68, 132),
+    signingKey: copyBytes(data, 4, 36),
+    dhKey: copyBytes(data, 36, 68),
+    dhSignature: copyBytes(data, 68, 132),
   };
   verifyIdentity(identity, senderId);
   const digests: string[] = [];

@@ -15,6 +15,7 @@
  *   ff e2 || version (1) = 01 || type (1) = 03 ||
  *   signing_key (32) || dh_key (32) || dh_signature (64) || chain
  */
+import { copyBytes } from "../wire/bytes.ts";
 import {
   CONTEXT_ROLLOVER,
   KEY_BYTES,
@@ -101,9 +102,9 @@ export function decodeChain(bytes: Uint8Array): RolloverLink[] {
   for (let i = 0; i < n; i++) {
     const at = 1 + i * LINK_BYTES;
     out.push({
-      previous: bytes.slice(at, at + IK_BYTES),
-      next: bytes.slice(at + IK_BYTES, at + 2 * IK_BYTES),
-      signature: bytes.slice(at + 2 * IK_BYTES, at + LINK_BYTES),
+      previous: copyBytes(bytes, at, at + IK_BYTES),
+      next: copyBytes(bytes, at + IK_BYTES, at + 2 * IK_BYTES),
+      signature: copyBytes(bytes, at + 2 * IK_BYTES, at + LINK_BYTES),
     });
   }
   return out;
@@ -178,9 +179,9 @@ export function decodeRolloverEnvelope(
     throw new E2EError("MALFORMED", "bad rollover envelope");
   }
   const identity = {
-    signingKey: data.slice(4, 36),
-    dhKey: data.slice(36, 68),
-    dhSignature: data.slice(68, 132),
+    signingKey: copyBytes(data, 4, 36),
+    dhKey: copyBytes(data, 36, 68),
+    dhSignature: copyBytes(data, 68, 132),
   };
   verifyIdentity(identity, senderId);
   return { identity, chain: decodeChain(data.subarray(132)) };

@@ -8,11 +8,13 @@
  * const { clientId, session } = await hs.verify(responsePayload, (id) => registry.publicKey(id));
  * send(session.sealer.seal(encodeControl(ControlType.CONFIG, settings)));
  */
+
 import { Opener, Sealer } from "../crypto/channel.ts";
 import { concat, randomBytes, wipe, X25519Secret, x25519Secret } from "../crypto/primitives.ts";
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { HandshakeError } from "../errors.ts";
 import { idToText } from "../ids.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import {
   DEFAULT_CHALLENGE_SIZE,
   ID_BYTES,
@@ -155,7 +157,7 @@ export class ServerHandshake {
         });
       }
       // A copy: `inner` is a Buffer, whose slice() is a view that would keep it alive.
-      const clientId = new Uint8Array(inner.subarray(0, ID_BYTES));
+      const clientId = copyBytes(inner, 0, ID_BYTES);
       const signature = inner.subarray(ID_BYTES);
       const refuse = (code: string, message: string) => {
         const err = new HandshakeError("authentication", code, message, {

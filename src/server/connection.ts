@@ -253,11 +253,46 @@ export class Connection implements OutboxOwner {
     }
   }
 
-  /** Queues a control message (reply, NOTICE) for this client. */
+  /**
+   * Queues a control message (reply, NOTICE) for this client. Made while one of its
+   * frames is handled, it waits for the work of earlier frames still in flight
+   * (docs/PROTOCOL.md § Messages: replies and NOTICEs keep request order). A reply made
+   * later for a frame gives its place with `replyAfter`.
+   */
   reply(message: Uint8Array): void {
+    const gate = this.input.handling ? this.input.replyPoint() : null;
+    this.input.sendAfter(gate, () => this.#replyNow(message));
+  }
+
+  #replyNow(message: Uint8Array): void {
     if (this.phase !== "open" || !this.outbox) return;
     this.outbox.push(message, CONTROL);
     this.ctx.schedule(this);
+  }
+
+  /**
+   * The work of this connection's earlier frames still in flight, after which a reply to
+   * the frame now at work is to be queued: the frame being handled, or the one input is
+   * held for (`holdInput`). Taken when a frame's message is handed on (a store write
+   * shared with other frames), it gives the reply's place later — see `replyAfter`.
+   * Null when nothing earlier is in flight.
+   */
+  replyPoint(): Promise<void> | null {
+    return this.input.replyPoint();
+  }
+
+  /**
+   * Queues `message` once `after` (from `replyPoint`, taken when its frame was at work)
+   * is done, so it keeps its frame's place among the replies; now when `after` is null.
+   * `after` undefined: the frame at work now (`replyPoint()`) — a reply made while a
+   * frame is handled or held for. Returns the promise of the queuing when it waits.
+   */
+  replyAfter(
+    after: Promise<void> | null | undefined,
+    message: Uint8Array,
+  ): Promise<void> | undefined {
+    const gate = after === undefined ? this.input.replyPoint() : after;
+    return this.input.sendAfter(gate, () => this.#replyNow(message));
   }
 
   /**

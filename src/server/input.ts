@@ -6,9 +6,11 @@
  * Frames of one connection are handled strictly in order: when a frame needs the
  * store (an offline message, a status query), reading pauses until it is done, and
  * the bytes that arrive meanwhile wait. So replies and NOTICEs come in request order,
- * and a HEARTBEAT answer proves every earlier frame was handled. Input is also handled
- * in slices (SLICE_FRAMES, SLICE_WORK) and at the client's work budget: in between,
- * the socket is paused and the event loop serves everyone else.
+ * and a HEARTBEAT answer proves every earlier frame was handled. A reply made while a
+ * frame is handled (or while input is held for it), or later for it (`replyPoint`),
+ * waits for the work of the frames before it, so no NOTICE overtakes an earlier reply.
+ * Input is also handled in slices (SLICE_FRAMES, SLICE_WORK) and at the client's work
+ * budget: in between, the socket is paused and the event loop serves everyone else.
  */
 import type { Opener } from "../crypto/channel.ts";
 import type { WireError } from "../errors.ts";
@@ -20,6 +22,7 @@ import {
   checkRecord,
   eachInRecord,
 } from "../wire/batch.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { COUNTER_LIMIT, MAX_RESPONSE_PAYLOAD } from "../wire/constants.ts";
 import { FrameReader } from "../wire/frame.ts";
 import type { Connection } from "./connection.ts";
@@ -60,6 +63,16 @@ export class ConnectionInput {
   #pausedAt = 0;
   #socketPaused = false;
   #holdInput = false;
+  /** True while a frame (or a record's message) is handled, synchronously. */
+  #handling = false;
+  /** Replies made while handling it that wait for earlier frames' work (`sendAfter`). */
+  #deferred: Promise<void> | null = null;
+  /**
+   * While input is held for one frame's work (`holdInput`: a room load, a fan-out that
+   * waits): the earlier frames' work its replies wait for, and those replies.
+   */
+  #heldGate: Promise<void> | null = null;
+  #heldDeferred: Promise<void> | null = null;
   /** The messages of a record not handled yet when the input paused mid-record. */
   #record: { plain: Uint8Array; at: number } | null = null;
 
@@ -137,11 +150,37 @@ export class ConnectionInput {
     return this.#inflight.then(reply);
   }
 
+  /** True while one of this connection's frames is handled (synchronously). */
+  get handling(): boolean {
+    return this.#handling;
+  }
+
+  /** See `Connection.replyPoint`. */
+  replyPoint(): Promise<void> | null {
+    return this.#handling ? this.#inflight : this.#heldGate;
+  }
+
+  /**
+   * Runs `send` (queuing a reply) now, or once `gate` (from `replyPoint`) is done. A
+   * reply that waits for the frame being handled, or for the frame input is held for,
+   * keeps that frame in flight until it is queued, so later frames' replies follow it.
+   */
+  sendAfter(gate: Promise<void> | null, send: () => void): Promise<void> | undefined {
+    if (!gate) {
+      send();
+      return;
+    }
+    const sent = gate.then(send, send);
+    if (this.#handling) this.#deferred = join(this.#deferred, sent);
+    else if (gate === this.#heldGate) this.#heldDeferred = join(this.#heldDeferred, sent);
+    return sent;
+  }
+
   readonly #onFrame = (payload: Uint8Array): boolean | undefined => {
     const conn = this.#conn;
     if (conn.phase === "handshake") {
       this.#paused = [];
-      void verifyLogin(conn, payload.slice());
+      void verifyLogin(conn, copyBytes(payload));
       return false;
     }
     if (!this.opener || conn.phase === "verifying" || conn.stopped) return false;
@@ -197,7 +236,20 @@ export class ConnectionInput {
 
   #handleMessage(plain: Uint8Array): boolean | undefined {
     const conn = this.#conn;
-    const pending = conn.ctx.handle(conn, plain);
+    let pending: Promise<void> | undefined;
+    this.#handling = true;
+    try {
+      pending = conn.ctx.handle(conn, plain);
+    } finally {
+      this.#handling = false;
+    }
+    const deferred = this.#deferred;
+    if (deferred) {
+      // Its replies wait for earlier frames' work (sendAfter): in flight until queued.
+      this.#deferred = null;
+      pending = pending ? join(pending, deferred) : deferred;
+    }
+    if (!pending) this.#heldGate = null; // nothing to hold input for
     if (pending) {
       // Later frames go on being handled (their own work joins the same store write);
       // the connection pauses at the end of this batch of input, or sooner if too much.
@@ -208,7 +260,15 @@ export class ConnectionInput {
       if (this.#holdInput) {
         // A room fan-out waiting for its budget: nothing more is read until it is done.
         this.#holdInput = false;
-        this.#pauseUntil(this.#takeInflight(), AT_ONCE);
+        const task = this.#takeInflight() as Promise<void>;
+        // Read on once its replies made meanwhile (sendAfter) are queued too.
+        const settled = task.then(() => {
+          const replies = this.#heldDeferred;
+          this.#heldGate = null;
+          this.#heldDeferred = null;
+          return replies ?? undefined;
+        });
+        this.#pauseUntil(settled, AT_ONCE);
         return false;
       }
     }
@@ -233,6 +293,8 @@ export class ConnectionInput {
   /** See `Connection.holdInput`. */
   holdInput(): void {
     this.#holdInput = true;
+    // Its replies made while held wait for the work of the frames before it.
+    if (this.#handling) this.#heldGate = this.#inflight;
   }
 
   /**
@@ -332,4 +394,9 @@ export class ConnectionInput {
   onClose(): void {
     if (!this.#paused || this.#conn.stopped) this.opener?.dispose();
   }
+}
+
+/** A promise settled once both are. */
+function join(a: Promise<void> | null, b: Promise<void>): Promise<void> {
+  return a ? Promise.all([a, b]).then(() => {}) : b;
 }

@@ -25,6 +25,7 @@ import {
 import { checkX25519Public, verify } from "../e2e/primitives.ts";
 import { decodeChain, verifyLink } from "../e2e/rollover.ts";
 import { idKey, idToBytes } from "../ids.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { ControlType, decodeJson, encodeControl } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
@@ -221,5 +222,5 @@ function entry(k: PublicPreKey): Uint8Array {
 
 function parseEntry(e: Uint8Array): PublicPreKey {
   const v = new DataView(e.buffer, e.byteOffset, e.byteLength);
-  return { id: v.getUint32(0), key: e.slice(4, 36), signature: e.slice(36, 100) };
+  return { id: v.getUint32(0), key: copyBytes(e, 4, 36), signature: copyBytes(e, 36, 100) };
 }

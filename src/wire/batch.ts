@@ -13,6 +13,7 @@
  * Pure code, no I/O, bounds checked before every read.
  */
 import { WireError } from "../errors.ts";
+import { copyBytes } from "./bytes.ts";
 import {
   CONTROL_HEADER_BYTES,
   MAX_BATCH_MESSAGES,
@@ -144,17 +145,12 @@ export function eachInRecord(
   each: (message: Uint8Array) => boolean,
 ): number {
   const end = plain.length;
-  // A plain Uint8Array view: `slice` on it copies into a buffer of the message's own
-  // size (Buffer#slice, as node:crypto's output would have it, shares the record).
-  const bytes =
-    plain.constructor === Uint8Array
-      ? plain
-      : new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
   while (at < end) {
-    const len = ((bytes[at] as number) << 8) | (bytes[at + 1] as number);
+    const len = ((plain[at] as number) << 8) | (plain[at + 1] as number);
     const start = at + BATCH_ENTRY_HEADER_BYTES;
     at = start + len;
-    if (!each(bytes.slice(start, at))) return at;
+    // Each message a copy of its own size: kept (queued, held), it must not keep the record.
+    if (!each(copyBytes(plain, start, at))) return at;
   }
   return end;
 }
