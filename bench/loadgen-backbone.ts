@@ -12,11 +12,18 @@ interface Config extends WorkloadOptions {
   /** Identity file texts: 2 per pair (sender, receiver). */
   identities: string[];
   pairs: number;
+  /** Offer records of many messages (docs/PROTOCOL.md § BATCH); default true. */
+  batch?: boolean;
 }
 
 const config = JSON.parse(readFileSync(process.argv[2] as string, "utf8")) as Config;
 const clients: Client[] = [];
-const opts = { server: config.server, reconnect: false, maxBufferedBytes: 0 };
+const opts = {
+  server: config.server,
+  reconnect: false,
+  maxBufferedBytes: 0,
+  batch: config.batch !== false,
+};
 for (let i = 0; i < config.pairs * 2; i += 16) {
   const batch = config.identities.slice(i, Math.min(i + 16, config.pairs * 2));
   const identities = await Promise.all(batch.map((t) => parseIdentity(t)));

@@ -1,7 +1,9 @@
 /**
  * Idle connections: opens `count` authenticated clients (they heartbeat as CONFIG
  * says) and holds them; reports the server's RSS once all are held, then measures a
- * live pair's latency at `rate` msgs/s for `seconds` while they are held.
+ * live pair's latency at `rate` msgs/s for `seconds` while they are held. With
+ * `gcSignal`, it first sends the server SIGUSR2 (a full GC, see bench/lib/gc-preload.ts)
+ * and reads the RSS after it.
  * Usage: bun bench/loadgen-connections.ts CONFIG.json
  */
 import { readFileSync } from "node:fs";
@@ -25,6 +27,12 @@ await Promise.all(
 );
 await Bun.sleep(1000);
 const serverRss = rssBytes(c.serverPid);
+let serverRssAfterGc: number | undefined;
+if (c.gcSignal) {
+  process.kill(c.serverPid, "SIGUSR2");
+  await Bun.sleep(2000);
+  serverRssAfterGc = rssBytes(c.serverPid);
+}
 const [a, b] = await Promise.all(
   [0, 1].map(async (i) => connect({ identity: await parseIdentity(texts[i] as string) })),
 );
@@ -42,5 +50,7 @@ const result = await runWorkload(
   ],
   { mode: "latency", size: 256, window: 1 << 30, seconds: c.seconds, warmup: 1, rate: c.rate },
 );
-process.stdout.write(`${JSON.stringify({ ...result, held: clients.length, serverRss })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ ...result, held: clients.length, serverRss, serverRssAfterGc })}\n`,
+);
 process.exit(0);

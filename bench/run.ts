@@ -5,13 +5,17 @@
  *
  *   bun bench/run.ts [--quick] [--smoke] [--runs N]
  *                    [--only relay,latency,handshakes,connections,offline,monitor,fairness]
- *                    [--no-nats] [--connections N]
+ *                    [--no-nats] [--connections N] [--no-batch]
+ *                    [--pairs 10,100] [--sizes 256] [--windows 1024]
  *
+ * --no-batch: backbone's load generator does not offer records of many messages
+ * (docs/PROTOCOL.md § BATCH): one message per frame, as before they existed.
+ * --pairs, --sizes, --windows: only these relay rows (comma-separated).
  * --quick: one run per row, short windows. --smoke: seconds-long sanity run (used by the
  * test suite so the harness never rots; its numbers mean nothing).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { startBackbone } from "./lib/backbone.ts";
 import { fairnessScenario } from "./lib/fairness.ts";
@@ -25,6 +29,7 @@ import {
   offlineScenario,
   relayScenario,
 } from "./lib/scenarios.ts";
+import { renderTargets, targets } from "./lib/targets.ts";
 
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
@@ -43,7 +48,11 @@ export interface Profile {
   connections: number;
   offlineMessages: number;
   handshakeSeconds: number;
+  /** backbone's load generator offers BATCH (default; `--no-batch` turns it off). */
+  batch: boolean;
 }
+
+const list = (name: string, all: number[]) => value(name)?.split(",").map(Number) ?? all;
 
 const smoke = flag("smoke");
 const quick = flag("quick") || smoke;
@@ -58,17 +67,19 @@ const profile: Profile = smoke
       connections: 20,
       offlineMessages: 200,
       handshakeSeconds: 1,
+      batch: !flag("no-batch"),
     }
   : {
       runs: Number(value("runs") ?? (quick ? 1 : 3)),
       seconds: quick ? 2 : 5,
       warmup: quick ? 1 : 2,
-      pairs: [1, 10, 100],
-      sizes: [256, 16384],
-      windows: [256, 1024],
+      pairs: list("pairs", [1, 10, 100]),
+      sizes: list("sizes", [256, 16384]),
+      windows: list("windows", [256, 1024]),
       connections: Number(value("connections") ?? 10_000),
       offlineMessages: quick ? 20_000 : 100_000,
       handshakeSeconds: quick ? 3 : 8,
+      batch: !flag("no-batch"),
     };
 const only = new Set(
   (value("only") ?? "relay,latency,handshakes,connections,offline,monitor,fairness").split(","),
@@ -78,6 +89,7 @@ const withNats = !flag("no-nats");
 const work = mkdtempSync("/tmp/backbone-bench-");
 const rows: Row[] = [];
 const started = new Date();
+const loadAtStart = loadavg();
 try {
   const natsBin =
     withNats && (only.has("relay") || only.has("latency")) ? natsServerBinary() : null;
@@ -115,12 +127,17 @@ try {
     platform: `${process.platform}-${process.arch}`,
   };
   console.log(`\n${renderTable(rows)}`);
+  const goals = targets(rows);
+  if (goals.length) console.log(`\n${renderTargets(goals)}`);
+  const load = { start: loadAtStart, end: loadavg() };
+  const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
+  console.log(`\nload average (1, 5, 15 min): at start ${la(load.start)}, at end ${la(load.end)}`);
   if (!smoke) {
     mkdirSync("bench/results", { recursive: true });
     const file = `bench/results/${started.toISOString().slice(0, 10)}.json`;
     writeFileSync(
       file,
-      `${JSON.stringify({ started: started.toISOString(), machine, profile, rows }, null, 2)}\n`,
+      `${JSON.stringify({ started: started.toISOString(), machine, load, profile, rows, targets: goals }, null, 2)}\n`,
     );
     console.log(`\nwrote ${file}`);
   }

@@ -39,4 +39,17 @@ test("bench/run.ts --smoke runs every scenario end to end", async () => {
     const backbone = row.split("|")[4]?.trim() ?? "";
     expect(backbone).toMatch(/^[0-9]/); // a number, not "-"
   }
+  // The targets, read off the same run (smoke runs one pair count, so no relay
+  // N = 10 / N = 100 rows): each with a ratio and a verdict.
+  const goals = out
+    .split("\n")
+    .filter((l) => /^\| (latency p99|handshakes per|idle memory)/.test(l));
+  expect(goals.map((l) => l.split("|")[1]?.trim().split(/[,:]/)[0])).toEqual([
+    "latency p99",
+    "latency p99",
+    "handshakes per server core",
+    "idle memory per authenticated client after GC",
+  ]);
+  for (const l of goals) expect(l).toMatch(/\| [0-9.]+(×|%) \| (met|missed) \|$/);
+  expect(out).toMatch(/^load average \(1, 5, 15 min\): at start [0-9.]+ /m);
 }, 180_000);

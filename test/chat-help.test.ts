@@ -1,6 +1,6 @@
 /** The terminal chat's /help list: the descriptions line up in one column. */
 import { expect, test } from "bun:test";
-import { HELP } from "../src/cli/chat/terminal.ts";
+import { HELP } from "../src/cli/chat/commands.ts";
 
 test("every command's description starts in the same column, after at least one space", () => {
   const commands = HELP.filter((l) => l.startsWith("/"));

@@ -7,6 +7,7 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import {
   CONTEXT_IDENTITY_DH,
   CONTEXT_ONE_TIME_PREKEY,
+  CONTEXT_ROLLOVER,
   CONTEXT_SIGNED_PREKEY,
   MAX_PLAINTEXT,
   PAD_BUCKETS,
@@ -95,7 +96,12 @@ describe("primitives", () => {
 });
 
 describe("signatures", () => {
-  const contexts = [CONTEXT_IDENTITY_DH, CONTEXT_SIGNED_PREKEY, CONTEXT_ONE_TIME_PREKEY];
+  const contexts = [
+    CONTEXT_IDENTITY_DH,
+    CONTEXT_SIGNED_PREKEY,
+    CONTEXT_ONE_TIME_PREKEY,
+    CONTEXT_ROLLOVER,
+  ];
   test("a signature from one context verifies in no other", () => {
     const alice = makeParty(ALICE);
     const key = alice.spk.key;

@@ -169,4 +169,60 @@ describe("test/vectors/e2e.json", () => {
       expect([64, 128, 256]).toContain(padded.length);
     }
   });
+
+  test("rollover: the link, the chain and the envelope (docs/E2E.md § Key rollover)", () => {
+    const r = V.rollover;
+    const a = V.alice;
+    const n = r.new_identity;
+    // The new identity is an ordinary one: its DH key signed in context identity-dh.
+    expect(toHex(ed25519.getPublicKey(hex(n.signing_secret)))).toBe(n.signing_public);
+    expect(toHex(x25519.getPublicKey(hex(n.dh_secret)))).toBe(n.dh_public);
+    const oldIk = cat(hex(a.signing_public), hex(a.dh_public));
+    const newIk = cat(hex(n.signing_public), hex(n.dh_public));
+    const signed = payload("rollover", a.id, 0, cat(oldIk, newIk));
+    const sig = hex(r.link_signature);
+    // Signed by the OLD signing key (Ed25519 is deterministic: the same bytes again).
+    expect(toHex(ed25519.sign(signed, hex(a.signing_secret)))).toBe(r.link_signature);
+    expect(ed25519.verify(sig, signed, hex(a.signing_public), { zip215: false })).toBe(true);
+    // The same signature in another context or for another ID: no.
+    expect(
+      ed25519.verify(
+        sig,
+        payload("identity-dh", a.id, 0, cat(oldIk, newIk)),
+        hex(a.signing_public),
+      ),
+    ).toBe(false);
+    expect(
+      ed25519.verify(
+        sig,
+        payload("rollover", V.bob.id, 0, cat(oldIk, newIk)),
+        hex(a.signing_public),
+      ),
+    ).toBe(false);
+    expect(r.chain).toBe(toHex(cat(Uint8Array.of(1), oldIk, newIk, sig)));
+    expect(r.envelope).toBe(toHex(cat(hex("ffe20103"), newIk, hex(n.dh_signature), hex(r.chain))));
+  });
+
+  test("reset request: digest and signed body (docs/E2E.md § Session reset)", () => {
+    const v = V.reset;
+    const b = V.bob;
+    const failed = hex(V.messages[0].envelope);
+    expect(v.failed_envelope_digest).toBe(toHex(sha256(failed).subarray(0, 16)));
+    const digest = hex(v.failed_envelope_digest);
+    const body = cat(idBytes(V.alice.id), Uint8Array.of(0, 1), digest);
+    const sig = ed25519.sign(payload("session-reset", b.id, 0, body), hex(b.signing_secret));
+    expect(v.request).toBe(
+      toHex(
+        cat(
+          hex("ffe20104"),
+          hex(b.signing_public),
+          hex(b.dh_public),
+          hex(b.dh_signature),
+          Uint8Array.of(0, 1),
+          digest,
+          sig,
+        ),
+      ),
+    );
+  });
 });

@@ -185,12 +185,12 @@ describe("C2S / S2C", () => {
 });
 
 describe("reserved and server-internal", () => {
-  test("formats 3–15, control types 9–14 and C2C types 5–15 are MESSAGE_RESERVED", () => {
+  test("formats 3–15, control types 10–14 and C2C types 5–15 are MESSAGE_RESERVED", () => {
     const reserved: number[] = [];
     for (let format = 3; format <= 15; format++) {
       for (let type = 0; type <= 15; type++) reserved.push((format << 4) | type);
     }
-    for (let type = 9; type <= 14; type++) reserved.push(0x10 | type); // 6 SESSION, 7 ROOM, 8 KEYS
+    for (let type = 10; type <= 14; type++) reserved.push(0x10 | type); // 6 SESSION, 7 ROOM, 8 KEYS, 9 BATCH
     for (let type = 5; type <= 15; type++) reserved.push(type); // 3, 4: room messages
     const rest = new Uint8Array(40).fill(0x5a);
     for (const b0 of reserved) {

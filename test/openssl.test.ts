@@ -162,6 +162,45 @@ describe("our keys in OpenSSL", () => {
     expect(plain).toEqual(data);
   });
 
+  test("a public key imported for verifying only encrypts all the same (its OAEP key on first use)", async () => {
+    // The server imports client keys with "verify" (one WebCrypto key, not two); an
+    // encrypt on such a key must still work, and openssl must decrypt it.
+    const verifyOnly = await RsaPublicKey.fromSpki(key.publicKey.spki, "verify");
+    const data = randomBytes(64);
+    const blocks = await Promise.all([verifyOnly.encrypt(data), verifyOnly.encrypt(data)]);
+    for (const block of blocks) {
+      const plain = ok([
+        "pkeyutl",
+        "-decrypt",
+        "-inkey",
+        privPath,
+        "-pkeyopt",
+        "rsa_padding_mode:oaep",
+        "-pkeyopt",
+        "rsa_oaep_md:sha256",
+        "-pkeyopt",
+        "rsa_mgf1_md:sha256",
+        "-in",
+        file("block-verify-only.bin", block),
+      ]);
+      expect(plain).toEqual(data);
+    }
+    const signature = await key.sign(data);
+    expect(await verifyOnly.verify(data, signature)).toBe(true);
+  });
+
+  test("the modulus is openssl's, and is held once: a view of the SPKI bytes", async () => {
+    for (const k of [key.publicKey, await RsaPublicKey.fromSpki(key.publicKey.spki, "verify")]) {
+      const text = new TextDecoder().decode(
+        ok(["rsa", "-pubin", "-in", pubPath, "-noout", "-modulus"]),
+      );
+      expect(Buffer.from(k.modulus).toString("hex").toUpperCase()).toBe(
+        text.trim().replace(/^Modulus=/, ""),
+      );
+      expect(k.modulus.buffer).toBe(k.spki.buffer);
+    }
+  });
+
   test("fingerprint equals SHA256: + unpadded base64 of openssl's SPKI digest", () => {
     const der = ok(["pkey", "-pubin", "-in", pubPath, "-outform", "DER"]);
     const digest = ok(["dgst", "-sha256", "-binary"], der);

@@ -5,6 +5,17 @@ import type { Subprocess } from "bun";
 const CLK_TCK = 100; // Linux USER_HZ
 
 /** CPU seconds (user + system) a process has used so far, from /proc/PID/stat. */
+/**
+ * With BENCH_PROFILE=<dir>: Bun's flags to write a Markdown CPU profile of the process
+ * (`name`-<pid>.md) into that directory when it exits (docs/BENCHMARKS.md).
+ */
+export function profileFlags(name: string): string[] {
+  const dir = process.env.BENCH_PROFILE;
+  return dir
+    ? ["--cpu-prof-md", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-${Date.now()}.md`]
+    : [];
+}
+
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");

@@ -19,6 +19,15 @@ import {
   note,
 } from "./common.ts";
 
+/** `--e2e-takeover` (docs/E2E.md § One identity, one device). */
+export const E2E_TAKEOVER_ARG = {
+  "e2e-takeover": {
+    type: "boolean",
+    description:
+      "Publish this machine's E2E keys even though another device's (or an earlier install's) are published for this identity; the other stops receiving end-to-end",
+  },
+} as const;
+
 /** Options of the commands that send or receive direct messages. */
 export const E2E_ARGS = {
   // citty reads `--no-e2e` as `e2e: false`.
@@ -36,6 +45,7 @@ export const E2E_ARGS = {
       "E2E state directory (default: $BACKBONE_E2E_STATE or ~/.local/state/backbone/e2e/<id>)",
     valueHint: "DIR",
   },
+  ...E2E_TAKEOVER_ARG,
 } as const;
 
 /** Options of the commands that send (`send`, `chat`): pinning for programs. */
@@ -59,6 +69,7 @@ export const EXIT_E2E_REQUIRED = 9;
 export interface E2EFlags extends ConnectFlags {
   e2e?: boolean | undefined;
   "e2e-state"?: string | undefined;
+  "e2e-takeover"?: boolean | undefined;
 }
 
 /** Exit code when sending is refused because a verified peer's key changed. */
@@ -80,7 +91,12 @@ export type Say = (line: string) => void;
  * connecting, so that no stored message arrives before it can be decrypted. Throws
  * `CliError` for contradictory flags or a state that cannot be opened.
  */
-export function openE2E(identity: Identity, flags: E2EFlags, say: Say = note): E2EManager | null {
+export function openE2E(
+  identity: Identity,
+  flags: E2EFlags,
+  say: Say = note,
+  { elsewhereIsFatal = false } = {},
+): E2EManager | null {
   const pinned = (flags as { "peer-key"?: string })["peer-key"];
   const strict = (flags as { strict?: boolean }).strict;
   if (flags.e2e === false && (pinned || strict)) {
@@ -96,7 +112,10 @@ export function openE2E(identity: Identity, flags: E2EFlags, say: Say = note): E
   const stateDir = flags["e2e-state"] ?? process.env.BACKBONE_E2E_STATE;
   let e2e: E2EManager;
   try {
-    e2e = E2EManager.open(identity.id, stateDir ? { stateDir } : {});
+    e2e = E2EManager.open(identity.id, {
+      ...(stateDir ? { stateDir } : {}),
+      ...(flags["e2e-takeover"] ? { takeover: true } : {}),
+    });
   } catch (err) {
     // A state directory that is unsafe, damaged or rolled back is a bad file the user
     // must fix (exit 2, as a bad identity file is); a lock or an I/O error is not.
@@ -107,7 +126,7 @@ export function openE2E(identity: Identity, flags: E2EFlags, say: Say = note): E
       );
     throw err;
   }
-  reportWarnings(e2e, say);
+  reportWarnings(e2e, say, elsewhereIsFatal);
   return e2e;
 }
 
@@ -139,13 +158,27 @@ export async function connectWithE2E(
   opts: Omit<ConnectFlagOptions, "incoming">,
 ): Promise<{ client: Client; e2e: E2EManager | null }> {
   const identity = await loadIdentityFromFlags(flags);
-  const e2e = openE2E(identity, flags);
+  const e2e = openE2E(identity, flags, note, { elsewhereIsFatal: true });
   try {
     const client = await connectIdentity(identity, flags, {
       ...opts,
       ...(e2e ? { incoming: e2e.incoming } : {}),
     });
-    if (e2e) attachE2E(client, e2e);
+    if (e2e) {
+      // Another device's E2E identity is published for us: the command stops with that
+      // one line (exit 1) before it sends anything (E2EManager.send refuses meanwhile).
+      // Not awaited here: the command's message listener must be in place first.
+      e2e.on("syncFailed", ({ error }) => {
+        if (!(error instanceof E2EError && error.code === "IDENTITY_ELSEWHERE")) return;
+        void client
+          .close("E2E identity elsewhere")
+          .catch(() => {})
+          .then(() =>
+            process.stderr.write(`backbone: ${error.message}\n`, () => process.exit(EXIT.FAILURE)),
+          );
+      });
+      attachE2E(client, e2e);
+    }
     return { client, e2e };
   } catch (err) {
     e2e?.close();
@@ -207,18 +240,55 @@ export async function sendDirect(
   }
 }
 
-function reportWarnings(e2e: E2EManager, note: Say): void {
+/**
+ * How a peer is named in a warning: `name (id)` when its name is known, else its ID;
+ * escaped (the name comes from the server).
+ */
+export function peerLabel(e2e: E2EManager, id: string, name?: string): string {
+  const known = name || e2e.state.knownPeers.get(id)?.name;
+  return known ? `${escapeControls(known)} (${escapeControls(id)})` : escapeControls(id);
+}
+
+/**
+ * The E2E layer's warnings. The plaintext and decryption warnings are shown once per
+ * peer (and direction) per run: a chat line after line to a peer without keys says it
+ * once, not at every line; a loud key change is shown every time it happens.
+ */
+function reportWarnings(e2e: E2EManager, note: Say, elsewhereIsFatal: boolean): void {
+  const shown = new Set<string>();
+  const once = (key: string) => {
+    if (shown.has(key)) return false;
+    shown.add(key);
+    return true;
+  };
   e2e.on("keyChanged", ({ id, previous, fingerprint, blocked }) => {
     note("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
     note("@    WARNING: PEER IDENTITY KEY HAS CHANGED!               @");
     note("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
-    note(`The E2E identity key of ${escapeControls(id)} changed: ${previous} → ${fingerprint}.`);
+    note(`The E2E identity key of ${peerLabel(e2e, id)} changed: ${previous} → ${fingerprint}.`);
     note("It may have re-installed, or someone may be impersonating it.");
     note(
       blocked
         ? `It was verified: nothing is sent to it until you check: backbone verify ${id} --accept`
         : `Compare safety numbers: backbone verify ${id}`,
     );
+  });
+  e2e.on("keyRolledOver", ({ id, previous, fingerprint, verified }) => {
+    note(
+      `note: ${peerLabel(e2e, id)} replaced its E2E identity key by one signed with the old (${previous} → ${fingerprint})${verified ? "; still verified" : ""}`,
+    );
+  });
+  e2e.on("resent", ({ id, count, refused }) => {
+    if (refused) {
+      note(
+        `warning: ${peerLabel(e2e, id)} could not decrypt messages of yours (it re-installed or lost its session); not sent again: ${refused}`,
+      );
+    }
+    if (count > 0) {
+      note(
+        `note: ${peerLabel(e2e, id)} could not decrypt ${count === 1 ? "a message" : `${count} messages`} of yours (it re-installed or lost its session); sent again on a new session`,
+      );
+    }
   });
   e2e.on("nameChanged", ({ name, previous, id, blocked }) => {
     note(
@@ -231,21 +301,45 @@ function reportWarnings(e2e: E2EManager, note: Say): void {
     );
   });
   e2e.on("plaintext", ({ id, name, direction, reason }) => {
-    const who = escapeControls(name ?? id);
+    if (!once(`plaintext ${direction} ${id}`)) return;
     const verb = direction === "out" ? "sending to" : "received from";
-    note(`warning: ${verb} ${who} without end-to-end encryption: ${reason}`);
+    note(
+      `warning: ${verb} ${escapeControls(name || e2e.state.knownPeers.get(id)?.name || id)} without end-to-end encryption: ${reason}`,
+    );
   });
   e2e.on("roomSkipped", ({ room, id, name, reason }) => {
     note(
       `warning: ${escapeControls(name || id)} in #${escapeControls(room)} gets no end-to-end encrypted messages: ${reason} (use --no-e2e to send plaintext to everyone)`,
     );
   });
-  e2e.on("decryptFailed", ({ from, message }) => {
-    note(
-      `warning: an end-to-end encrypted message from ${escapeControls(from)} could not be decrypted: ${message}`,
-    );
+  e2e.on("decryptFailed", ({ from, message, retry }) => {
+    if (!once(`decrypt ${from}`)) return;
+    const say = (label: string) =>
+      note(
+        `warning: an end-to-end encrypted message from ${label} could not be decrypted: ${message}${retry ? "; asked the sender to start a new session and send it again" : ""} (later failures from this peer are not repeated)`,
+      );
+    if (e2e.state.knownPeers.get(from)?.name) return say(peerLabel(e2e, from));
+    // Not in known_peers (a re-install lost it): ask the server for the name.
+    void lookupName(e2e, from).then((name) => say(peerLabel(e2e, from, name)));
   });
   e2e.on("syncFailed", ({ error }) => {
+    if (error instanceof E2EError && error.code === "IDENTITY_ELSEWHERE") {
+      // connectWithE2E stops with it as the one error line; the terminal chat says it here.
+      if (!elsewhereIsFatal && once("elsewhere")) note(`error: ${error.message}`);
+      return;
+    }
     note(`warning: could not publish E2E keys: ${error.message}`);
   });
+}
+
+/** The server's name for `id`, or "" (not connected, unknown, or the request failed). */
+async function lookupName(e2e: E2EManager, id: string): Promise<string> {
+  const client = e2e.client;
+  if (!client?.connected) return "";
+  try {
+    const [entry] = await client.clientStatus([id]);
+    return entry && "name" in entry ? String(entry.name) : "";
+  } catch {
+    return "";
+  }
 }

@@ -10,6 +10,7 @@ import { PROTOCOL } from "../wire/constants.ts";
 import { checkArgs } from "./args.ts";
 import { chat } from "./commands/chat.ts";
 import { clients } from "./commands/clients.ts";
+import { e2eCommand } from "./commands/e2e.ts";
 import { fingerprintCommand } from "./commands/fingerprint.ts";
 import { keygen } from "./commands/keygen.ts";
 import { listen } from "./commands/listen.ts";
@@ -36,6 +37,7 @@ const COMMANDS: Record<string, CommandDef<any>> = {
   revoke,
   fingerprint: fingerprintCommand,
   verify,
+  e2e: e2eCommand,
   migrate,
 };
 

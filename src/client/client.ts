@@ -181,6 +181,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
         },
       },
       this.session.message(),
+      this.#opts.batch !== false,
     );
     opened = link;
     if (endedEarly) {

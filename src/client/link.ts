@@ -9,6 +9,17 @@ import { ClientHandshake } from "../handshake/client.ts";
 import { idToBytes } from "../ids.ts";
 import { CONTROL, Outbox, type OutboxOwner } from "../net/outbox.ts";
 import {
+  BATCH_BYTE,
+  BATCH_HEADER_BYTES,
+  BATCH_OFFER,
+  BATCH_RECORD,
+  batchKind,
+  checkRecord,
+  eachInRecord,
+  encodeBatchOffer,
+} from "../wire/batch.ts";
+import { copyBytes } from "../wire/bytes.ts";
+import {
   CONTROL_HEADER_BYTES,
   MAX_CHALLENGE_PAYLOAD,
   MAX_FRAME_PAYLOAD,
@@ -76,10 +87,18 @@ export class Link implements OutboxOwner {
 
   /** SESSION (docs/PROTOCOL.md § SESSION), sent with the response; null: none. */
   readonly #session: Uint8Array | null;
+  /** BATCH offered with the response (docs/PROTOCOL.md § BATCH): records are read. */
+  readonly #batch: boolean;
 
-  private constructor(identity: Identity, handlers: LinkHandlers, session: Uint8Array | null) {
+  private constructor(
+    identity: Identity,
+    handlers: LinkHandlers,
+    session: Uint8Array | null,
+    batch: boolean,
+  ) {
     this.#handlers = handlers;
     this.#session = session;
+    this.#batch = batch;
     this.#hs = new ClientHandshake({
       id: idToBytes(identity.id),
       key: identity.key,
@@ -99,8 +118,9 @@ export class Link implements OutboxOwner {
     timeoutMs: number,
     handlers: LinkHandlers,
     session: Uint8Array | null = null,
+    batch = false,
   ): Promise<{ link: Link; config: Record<string, unknown> }> {
-    const link = new Link(identity, handlers, session);
+    const link = new Link(identity, handlers, session, batch);
     const timer = setTimeout(
       () =>
         link.#fail(
@@ -173,7 +193,7 @@ export class Link implements OutboxOwner {
       case "challenge":
         this.#state = "responding";
         this.#paused = [];
-        void this.#respond(payload.slice());
+        void this.#respond(copyBytes(payload));
         return false;
       case "config": {
         let done: ReturnType<ClientHandshake["finish"]>;
@@ -214,7 +234,9 @@ export class Link implements OutboxOwner {
       // server has it when it decides the login (docs/PROTOCOL.md § SESSION).
       const session = this.#session ? [this.#hs.sealEarly(this.#session)] : [];
       const ack = this.#hs.sealEarly(encodeControl(ControlType.ACK, encodeAckBody(0)));
-      this.#socket.write(Buffer.concat([encodeFrame(response), ...session, ack]));
+      // The BATCH offer rides along too: the accept, if the server has one, follows CONFIG.
+      const offer = this.#batch ? [this.#hs.sealEarly(encodeBatchOffer())] : [];
+      this.#socket.write(Buffer.concat([encodeFrame(response), ...session, ack, ...offer]));
       this.#state = "config";
       const chunks = this.#paused ?? [];
       this.#paused = null;
@@ -233,6 +255,37 @@ export class Link implements OutboxOwner {
       return false;
     }
     this.lastReceived = performance.now();
+    if (plain[0] === BATCH_BYTE && this.#batch) {
+      const kind = batchKind(plain);
+      if (kind === BATCH_OFFER) {
+        this.#outbox?.startBatching(); // the accept: our records are read from now on
+        return undefined;
+      }
+      if (kind === BATCH_RECORD) {
+        try {
+          checkRecord(plain);
+        } catch (err) {
+          this.#fail(
+            new ConnectionError(
+              "PROTOCOL",
+              `bad record from the server: ${(err as Error).message}`,
+            ),
+          );
+          return false;
+        }
+        let result: boolean | undefined;
+        eachInRecord(plain, BATCH_HEADER_BYTES, (message) => {
+          result = this.#onMessage(message);
+          return result !== false;
+        });
+        return result;
+      }
+    }
+    return this.#onMessage(plain);
+  }
+
+  /** One message from the server, alone in its frame or from a record. */
+  #onMessage(plain: Uint8Array): boolean | undefined {
     if (plain[0] === STOP_BYTE && plain.length >= CONTROL_HEADER_BYTES) {
       try {
         this.#stopReason = decodeText(plain.subarray(CONTROL_HEADER_BYTES));

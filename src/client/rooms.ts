@@ -9,6 +9,7 @@
  * bob.on("message", (m) => m.room && console.log(`#${m.room}`, m.from));
  */
 import { ConnectionError, UsageError } from "../errors.ts";
+import { isUuid } from "../ids.ts";
 import { checkRoomName } from "../rooms/names.ts";
 import { ID_BYTES } from "../wire/constants.ts";
 import { ControlType, decodeJson } from "../wire/message.ts";
@@ -59,6 +60,9 @@ export interface RoomMember extends RoomClient {
 
 /** A refused room request: `code` is the server's `error` (`not_found`, `not_owner`, `limit` …). */
 export class RoomError extends UsageError {}
+
+/** The most pages one `members` call asks for (a page holds several hundred members). */
+const MAX_MEMBER_PAGES = 1000;
 
 type Send = (body: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
@@ -117,16 +121,37 @@ export class Rooms {
       .member as RoomClient;
   }
 
-  /** Members and invitations with presence; members only. */
+  /**
+   * Members and invitations with presence; members only. A large room's list comes in
+   * pages (as many as fit one message each); they are asked in turn and joined, each
+   * member once (one who moved between pages is listed where first seen).
+   */
   async members(
     room: string,
   ): Promise<{ room: string; public: boolean; owner: string; members: RoomMember[] }> {
-    const r = await this.#ask({ op: "members", room: checkRoomName(room) });
+    const name = checkRoomName(room);
+    let r = await this.#ask({ op: "members", room: name });
+    const first = r;
+    const members: RoomMember[] = [];
+    const seen = new Set<string>();
+    for (let pages = 1; ; pages++) {
+      const page = Array.isArray(r.members) ? (r.members as RoomMember[]) : [];
+      for (const m of page) {
+        // A member not `{id, name, …}` (a hostile or broken server): left out.
+        if (!isRoomClient(m) || seen.has(m.id)) continue;
+        seen.add(m.id);
+        members.push(m);
+      }
+      // Never without end, whatever a hostile server answers for `next`.
+      const next = r.next;
+      if (typeof next !== "number" || page.length === 0 || pages >= MAX_MEMBER_PAGES) break;
+      r = await this.#ask({ op: "members", room: name, from: next });
+    }
     return {
-      room: String(r.room),
-      public: r.public === true,
-      owner: String(r.owner),
-      members: r.members as RoomMember[],
+      room: String(first.room),
+      public: first.public === true,
+      owner: String(first.owner),
+      members,
     };
   }
 
@@ -151,8 +176,30 @@ export function roomControl(
   } catch {
     return; // unreadable: discarded
   }
-  if (typeof json.event === "string") emitter.emit("room", json as unknown as RoomEvent);
-  else requests.answer(ControlType.ROOM, body);
+  if (typeof json.event === "string") {
+    // Only in the documented shape: every listener prints or acts on these fields.
+    if (isRoomEvent(json)) emitter.emit("room", json);
+  } else requests.answer(ControlType.ROOM, body);
+}
+
+/** `{id, name}` with `id` a client ID and `name` a string. */
+function isRoomClient(v: unknown): v is RoomClient {
+  if (typeof v !== "object" || v === null) return false;
+  const c = v as Record<string, unknown>;
+  return typeof c.id === "string" && isUuid(c.id) && typeof c.name === "string";
+}
+
+/**
+ * Whether a ROOM message with `event` has the shape of docs/PROTOCOL.md § Membership
+ * events (`room` a string, `member` and any `by` a client); a server sending another
+ * shape is hostile or broken, and the event is discarded.
+ */
+function isRoomEvent(json: Record<string, unknown>): json is RoomEvent & Record<string, unknown> {
+  return (
+    typeof json.room === "string" &&
+    isRoomClient(json.member) &&
+    (json.by === undefined || isRoomClient(json.by))
+  );
 }
 
 /** A room message not yet sent, as the `requeued` event shows it: `to` is `#room`. */

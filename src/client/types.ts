@@ -42,13 +42,20 @@ export interface ConnectOptions {
    */
   session?: { receive?: Receive; tag?: Uint8Array } | false;
   /**
+   * Offer records of many messages (docs/PROTOCOL.md § BATCH; default true): once the
+   * server accepts, what is sent in one turn of the event loop goes in as few encrypted
+   * frames as fit, and the server does the same toward this client. A lone message
+   * still goes at once. `false` sends and reads one message per frame, as before.
+   */
+  batch?: boolean;
+  /**
    * Called synchronously for each C2C received, before the `message` listeners: returns
    * the message to deliver (possibly a new one) or null to drop it. A stored message is
    * acknowledged to the server only after it returns. If it throws, the message is not
    * delivered, no more stored messages are acknowledged on this connection (an
    * `incomingError` event says why) and the server delivers the unacknowledged ones
    * again at the next login. The
-   * E2E layer (`src/e2e/session-manager.ts`) decrypts and persists here.
+   * E2E layer (`src/e2e/receive.ts`) decrypts and persists here.
    */
   incoming?: (message: IncomingMessage) => IncomingMessage | null;
 }

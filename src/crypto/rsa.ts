@@ -67,13 +67,14 @@ export class RsaPublicKey {
   readonly bits: RsaBits;
   readonly fingerprint: string;
   readonly #verifyKey: CryptoKey;
-  readonly #encryptKey: CryptoKey;
+  /** Imported on first use when the key was imported for verifying only. */
+  #encryptKey: CryptoKey | Promise<CryptoKey> | null;
 
   private constructor(
     spki: Uint8Array,
     modulus: Uint8Array,
     verify: CryptoKey,
-    encrypt: CryptoKey,
+    encrypt: CryptoKey | null,
   ) {
     this.spki = spki;
     this.modulus = modulus;
@@ -90,24 +91,31 @@ export class RsaPublicKey {
 
   /**
    * Imports an SPKI DER key. Throws `KeyError` (`KEY_INVALID`, `KEY_SIZE`) unless it is
-   * RSA with e = 65537 and a 2048-, 3072- or 4096-bit modulus.
+   * RSA with e = 65537 and a 2048-, 3072- or 4096-bit modulus. `uses`: "verify" imports
+   * it for PSS verification only — the OAEP key is then imported on the first
+   * `encrypt` — which is what the server keeps for each client: one WebCrypto key
+   * instead of two (≈ 1 KiB less per cached client key, docs/BENCHMARKS.md § Memory).
    */
-  static async fromSpki(spki: Uint8Array): Promise<RsaPublicKey> {
+  static async fromSpki(
+    spki: Uint8Array,
+    uses: "verify" | "verify+encrypt" = "verify+encrypt",
+  ): Promise<RsaPublicKey> {
     const der = new Uint8Array(spki);
     let verify: CryptoKey;
-    let encrypt: CryptoKey;
+    let encrypt: CryptoKey | null = null;
     let jwk: JsonWebKey;
     try {
-      [verify, encrypt] = await Promise.all([
-        subtle.importKey("spki", der, PSS, true, ["verify"]),
-        subtle.importKey("spki", der, OAEP, false, ["encrypt"]),
-      ]);
+      if (uses === "verify") verify = await subtle.importKey("spki", der, PSS, true, ["verify"]);
+      else
+        [verify, encrypt] = await Promise.all([
+          subtle.importKey("spki", der, PSS, true, ["verify"]),
+          subtle.importKey("spki", der, OAEP, false, ["encrypt"]),
+        ]);
       jwk = await subtle.exportKey("jwk", verify);
     } catch (cause) {
       throw new KeyError("KEY_INVALID", "not an RSA public key (SPKI DER expected)", { cause });
     }
-    const modulus = checkJwk(jwk);
-    return new RsaPublicKey(der, modulus, verify, encrypt);
+    return new RsaPublicKey(der, inDer(der, checkJwk(jwk)), verify, encrypt);
   }
 
   /** Verifies an RSA-PSS signature (salt 32) over `data`. Never throws for a bad signature. */
@@ -127,7 +135,14 @@ export class RsaPublicKey {
 
   /** RSA-OAEP encryption of `data` (empty label): one block of `modulusBytes`. */
   async encrypt(data: Uint8Array): Promise<Uint8Array> {
-    return new Uint8Array(await subtle.encrypt({ name: "RSA-OAEP" }, this.#encryptKey, bs(data)));
+    this.#encryptKey ??= subtle
+      .importKey("spki", bs(this.spki), OAEP, false, ["encrypt"])
+      .catch((cause) => {
+        throw new KeyError("KEY_INVALID", "RSA key cannot be used for OAEP encryption", { cause });
+      });
+    const key = await this.#encryptKey;
+    this.#encryptKey = key;
+    return new Uint8Array(await subtle.encrypt({ name: "RSA-OAEP" }, key, bs(data)));
   }
 
   /** True when `block` read as a big-endian integer is below the modulus. */
@@ -140,6 +155,21 @@ export class RsaPublicKey {
     }
     return false;
   }
+}
+
+/**
+ * `modulus` as a view of the same bytes inside `der` when they are there — an SPKI DER
+ * of an RSA key with e = 65537 ends with the modulus followed by `02 03 01 00 01`
+ * (INTEGER 65537) — so that a kept key holds its modulus once (256–512 bytes less per
+ * key the server caches for a client; docs/BENCHMARKS.md § Memory); else `modulus`.
+ */
+function inDer(der: Uint8Array, modulus: Uint8Array): Uint8Array {
+  const end = der.length - 5;
+  const start = end - modulus.length;
+  if (start < 0) return modulus;
+  const view = der.subarray(start, end);
+  for (let i = 0; i < modulus.length; i++) if (view[i] !== modulus[i]) return modulus;
+  return view;
 }
 
 function checkJwk(jwk: JsonWebKey): Uint8Array {

@@ -69,3 +69,55 @@ export const TAG_BYTES = 16;
 export const HEADER_BYTES = 40;
 /** No one-time prekey used (prekey header `opk_id`). */
 export const NO_PREKEY = 0xffffffff;
+
+/**
+ * Envelope type: a signed key rollover — the sender's new identity and the chain of
+ * signatures from its earlier identities (docs/E2E.md § Key rollover). Not encrypted:
+ * it carries public keys and signatures only.
+ */
+export const TYPE_ROLLOVER = 3;
+/** Signature context of a rollover link (old identity signs old ‖ new). */
+export const CONTEXT_ROLLOVER = `${PROTOCOL_LABEL} rollover`;
+/** Rollover links kept and sent (the last ones): a peer who knew an older key sees a key change. */
+export const MAX_ROLLOVER_LINKS = 16;
+/** How long an identity replaced by a rollover still decrypts messages in flight (s). */
+export const RETIRED_IDENTITY_SECONDS = 30 * 24 * 3600;
+/** Replaced identities kept at most (each with its sessions and prekeys). */
+export const MAX_RETIRED_IDENTITIES = 4;
+
+/**
+ * Envelope type: a session reset request — "I could not decrypt these messages of
+ * yours; start a new session and send them again" (docs/E2E.md § Session reset).
+ * Signed by the requester's identity, not encrypted (it has no session to use).
+ */
+export const TYPE_RESET = 4;
+/** Signature context of a session reset request. */
+export const CONTEXT_RESET = `${PROTOCOL_LABEL} session-reset`;
+/** Message digests one reset request names at most (the rest: the next request). */
+export const MAX_RESET_DIGESTS = 1000;
+/** Bytes of a message digest in a reset request (SHA-256 of the envelope, truncated). */
+export const RESET_DIGEST_BYTES = 16;
+/** Sent messages kept for a re-send: per peer, in all (bytes of plaintext), and how long (s). */
+export const SENT_KEPT_PER_PEER = 200;
+export const SENT_KEPT_BYTES = 256 * 1024;
+export const SENT_KEPT_SECONDS = 7 * 24 * 3600;
+
+// ---- the client state (state.ts) ----------------------------------------------------
+
+/** How many live messages, and for how long (s), other processes can still show. */
+export const RECENT_LIVE_MAX = 64;
+export const RECENT_LIVE_SECONDS = 120;
+/** …and how many bytes of plaintext at most: the state file is rewritten at every change. */
+export const RECENT_LIVE_BYTES = 256 * 1024;
+
+/** Signed prekeys are replaced after this long (X3DH § 2.4 "periodically"). */
+export const SIGNED_PREKEY_LIFETIME = 7 * 24 * 3600;
+/** Old signed prekeys kept for messages still in flight. */
+export const OLD_SIGNED_PREKEYS = 2;
+/** Below this many one-time prekeys left on the server the client publishes new ones. */
+export const ONE_TIME_PREKEY_LOW = 20;
+/**
+ * One-time prekey secrets held at most. Keys handed out to a fetcher that has not
+ * written yet stay held after new ones are published; the oldest beyond this go.
+ */
+export const MAX_HELD_ONE_TIME_PREKEYS = 4 * MAX_ONE_TIME_PREKEYS;

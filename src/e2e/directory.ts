@@ -3,10 +3,19 @@
  * client's bundle published and fetching a peer's. Anything that can send one KEYS
  * request and return the reply will do (the library's `Client.keyDirectory`).
  */
-import { MAX_ONE_TIME_PREKEYS } from "./constants.ts";
+import { MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEY_LOW } from "./constants.ts";
 import { E2EError } from "./errors.ts";
-import { type Bundle, decodeBundle, encodeBundle, publicIdentity, verifyBundle } from "./keys.ts";
-import { type E2EState, ONE_TIME_PREKEY_LOW } from "./state.ts";
+import { identityFingerprint } from "./fingerprint.ts";
+import {
+  type Bundle,
+  decodeBundle,
+  encodeBundle,
+  identityKeyBytes,
+  publicIdentity,
+  verifyBundle,
+} from "./keys.ts";
+import { decodeChain, encodeChain, type RolloverLink } from "./rollover.ts";
+import type { E2EState } from "./state.ts";
 
 /** Sends one KEYS request and resolves with the reply. */
 export type KeyRequester = (request: Record<string, unknown>) => Promise<Record<string, unknown>>;
@@ -16,6 +25,8 @@ export interface FetchedBundle {
   id: string;
   name: string;
   bundle: Bundle;
+  /** The owner's rollovers to this identity (signatures checked when followed). */
+  rollover: RolloverLink[];
 }
 
 function refused(op: string, reply: Record<string, unknown>): E2EError {
@@ -26,24 +37,66 @@ function refused(op: string, reply: Record<string, unknown>): E2EError {
   );
 }
 
+/** Options of `syncKeys`. */
+export interface SyncOptions {
+  /**
+   * Replace a bundle of another E2E identity held for this client ID (another device,
+   * or the state of an earlier install) instead of refusing with `IDENTITY_ELSEWHERE`.
+   */
+  takeover?: boolean;
+}
+
+/**
+ * The error when the directory holds another E2E identity for this client
+ * (docs/E2E.md § One identity, one device). `held` is that identity's 64-byte key.
+ */
+export function identityElsewhere(state: E2EState, held: Uint8Array | null): E2EError {
+  const fp = (b: Uint8Array) =>
+    identityFingerprint({
+      signingKey: b.subarray(0, 32),
+      dhKey: b.subarray(32, 64),
+      dhSignature: new Uint8Array(64),
+    });
+  const theirs = held ? ` (${fp(held)})` : "";
+  const ours = fp(identityKeyBytes(publicIdentity(state.identity)));
+  return new E2EError(
+    "IDENTITY_ELSEWHERE",
+    `the key directory holds another E2E identity for this client${theirs}, not this machine's (${ours}): another machine uses this identity, or this is a re-install; nothing was replaced. Run once with --e2e-takeover to make this machine's key the one peers write to (the other then cannot read new messages), or move the other machine's E2E state here (backbone e2e export there, backbone e2e import here)`,
+  );
+}
+
 /**
  * Makes sure the directory holds this client's current bundle with enough one-time
- * prekeys: publishes a full bundle when it holds none (or another identity's), new
- * one-time prekeys when fewer than ONE_TIME_PREKEY_LOW are left, and a rotated signed
- * prekey. New keys are saved in `state` before they are published. Returns how many
- * one-time prekeys the directory holds afterwards. Throws `E2EError`.
+ * prekeys: publishes a full bundle when it holds none, new one-time prekeys when fewer
+ * than ONE_TIME_PREKEY_LOW are left, and a rotated signed prekey. New keys are saved in
+ * `state` before they are published. A bundle of **another** identity for this client
+ * (a second device, or an earlier install) is never replaced silently: `IDENTITY_ELSEWHERE`
+ * unless `opts.takeover`. Returns how many one-time prekeys the directory holds
+ * afterwards. Throws `E2EError`.
  */
-export async function syncKeys(request: KeyRequester, state: E2EState): Promise<number> {
+export async function syncKeys(
+  request: KeyRequester,
+  state: E2EState,
+  opts: SyncOptions = {},
+): Promise<number> {
   const count = await request({ op: "count" });
   if (count.error) throw refused("count", count);
+  // Ours: the current identity, or one we rolled over from (then the new one replaces it).
+  const ownKeys = state.ownIdentityKeys().map((k) => Buffer.from(k));
+  // Servers before the `identity` field: the publish below finds out (identity_mismatch).
+  const heldKey = typeof count.identity === "string" ? Buffer.from(count.identity, "base64") : null;
+  const other =
+    count.published === true && heldKey !== null && !ownKeys.some((k) => k.equals(heldKey));
+  if (other && !opts.takeover) throw identityElsewhere(state, heldKey);
   // New secrets are saved before anyone can fetch their public halves.
   const plan = state.transaction((tx) => {
-    const rotated = state.maybeRotateSignedPreKey();
+    const pruned = state.pruneRetired();
+    const rotated = state.maybeRotateSignedPreKey() || pruned;
     const spk = state.signedPreKeys[0];
     if (!spk) throw new E2EError("STATE_CORRUPT", "no signed prekey");
-    const held = count.published === true ? Number(count.one_time_prekeys) : 0;
-    // Never published from this state (first run, or a re-install): replace whatever is there.
-    const fresh = count.published !== true || state.publishedSignedPreKey === 0;
+    const held = count.published === true && !other ? Number(count.one_time_prekeys) : 0;
+    // Never published from this state, or taking over from another identity: replace.
+    const fresh = count.published !== true || other || state.publishedSignedPreKey === 0;
     const unpublishedSpk = state.publishedSignedPreKey !== spk.id;
     if (!fresh && !rotated && !unpublishedSpk && held >= ONE_TIME_PREKEY_LOW) {
       tx.skipWrite();
@@ -61,15 +114,25 @@ export async function syncKeys(request: KeyRequester, state: E2EState): Promise<
     signedPreKey: { id: spk.id, key: spk.key, signature: spk.signature },
     oneTimePreKeys: opks.map((k) => ({ id: k.id, key: k.key, signature: k.signature })),
   });
+  // The rollovers to this identity travel with every publish (the head is replaced).
+  const rollover =
+    state.rollovers.length > 0
+      ? { rollover: Buffer.from(encodeChain(state.rollovers)).toString("base64") }
+      : {};
   let reply = await request({
     op: "publish",
+    ...rollover,
     bundle: Buffer.from(bundle).toString("base64"),
-    replace: fresh,
+    // Nothing held: no replace, so that a bundle another device published meanwhile is
+    // refused (identity_mismatch) rather than overwritten.
+    replace: fresh && count.published === true,
   });
   if (reply.error === "identity_mismatch") {
-    // The directory holds another identity of ours (a re-install): replace it.
+    // Another identity was published between our count and publish.
+    if (!opts.takeover) throw identityElsewhere(state, null);
     reply = await request({
       op: "publish",
+      ...rollover,
       bundle: Buffer.from(bundle).toString("base64"),
       replace: true,
     });
@@ -99,5 +162,12 @@ export async function fetchBundle(
   }
   const bundle = decodeBundle(new Uint8Array(Buffer.from(String(reply.bundle), "base64")));
   verifyBundle(bundle, id); // signed for this very ID (unknown key-share defence)
-  return { id, name: String(reply.name ?? ""), bundle };
+  let rollover: RolloverLink[] = [];
+  if (typeof reply.rollover === "string") {
+    // A damaged chain only loses the rollover: the key-change rules then apply.
+    try {
+      rollover = decodeChain(new Uint8Array(Buffer.from(reply.rollover, "base64")));
+    } catch {}
+  }
+  return { id, name: String(reply.name ?? ""), bundle, rollover };
 }

@@ -17,6 +17,7 @@
 
 import { idToBytes } from "../ids.ts";
 import { roomKey } from "../rooms/names.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import {
   HEADER_BYTES,
   KEM_NONE,
@@ -64,7 +65,7 @@ export function unpad(padded: Uint8Array): Uint8Array {
   let i = padded.length - 1;
   while (i >= 0 && padded[i] === 0) i--;
   if (i < 0 || padded[i] !== 0x80) throw new E2EError("MALFORMED", "bad padding");
-  return padded.slice(0, i);
+  return copyBytes(padded, 0, i);
 }
 
 /**
@@ -159,8 +160,8 @@ export function decodeEnvelope(data: Uint8Array): Envelope {
     return {
       type,
       header: decodeHeader(data.subarray(4, end)),
-      prefix: data.slice(0, end),
-      ciphertext: data.slice(end),
+      prefix: copyBytes(data, 0, end),
+      ciphertext: copyBytes(data, end),
     };
   }
   if (type === TYPE_PREKEY) {
@@ -172,18 +173,18 @@ export function decodeEnvelope(data: Uint8Array): Envelope {
     return {
       type,
       sender: {
-        signingKey: data.slice(f, f + 32),
-        dhKey: data.slice(f + 32, f + 64),
-        dhSignature: data.slice(f + 64, f + 128),
+        signingKey: copyBytes(data, f, f + 32),
+        dhKey: copyBytes(data, f + 32, f + 64),
+        dhSignature: copyBytes(data, f + 64, f + 128),
       },
       init: {
-        ephemeral: data.slice(f + 128, f + 160),
+        ephemeral: copyBytes(data, f + 128, f + 160),
         signedPreKeyId: v.getUint32(f + 160),
         oneTimePreKeyId: v.getUint32(f + 164),
       },
       header: decodeHeader(data.subarray(end - HEADER_BYTES, end)),
-      prefix: data.slice(0, end),
-      ciphertext: data.slice(end),
+      prefix: copyBytes(data, 0, end),
+      ciphertext: copyBytes(data, end),
     };
   }
   throw new E2EError("UNSUPPORTED", "unknown E2E envelope type");

@@ -1,12 +1,7 @@
 /** Incoming messages as the E2E layer hands them on: marked `e2e` and `verified`. */
 import type { IncomingMessage } from "../client/types.ts";
-import {
-  type InboxEntry,
-  RECENT_LIVE_BYTES,
-  RECENT_LIVE_MAX,
-  RECENT_LIVE_SECONDS,
-  type RecentLive,
-} from "./state.ts";
+import { RECENT_LIVE_BYTES, RECENT_LIVE_MAX, RECENT_LIVE_SECONDS } from "./constants.ts";
+import type { InboxEntry, RecentLive } from "./state.ts";
 
 /** `m` with `data` replaced and the E2E marks set. */
 export function wrap(

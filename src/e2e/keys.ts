@@ -9,6 +9,7 @@
  * or for one client ID verifies for no other (the unknown key-share defence).
  */
 import { idToBytes } from "../ids.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import {
   CONTEXT_IDENTITY_DH,
   CONTEXT_ONE_TIME_PREKEY,
@@ -233,7 +234,7 @@ export function decodeBundle(bytes: Uint8Array): Bundle {
   if (bytes.length < 1 + 128 + PREKEY_ENTRY_BYTES + 2) throw bad("too short");
   if (bytes[0] !== BUNDLE_VERSION) throw new E2EError("UNSUPPORTED", "unknown bundle version");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const copy = (from: number, len: number) => bytes.slice(from, from + len);
+  const copy = (from: number, len: number) => copyBytes(bytes, from, from + len);
   let at = 129;
   const take = (): PublicPreKey => {
     const p = { id: view.getUint32(at), key: copy(at + 4, 32), signature: copy(at + 36, 64) };

@@ -7,6 +7,12 @@ import type { OpenOptions } from "./state.ts";
 export interface E2EOptions extends OpenOptions {
   /** The state directory (default `defaultStateDir(id)`). */
   stateDir?: string;
+  /**
+   * Replace a bundle of another E2E identity that the directory holds for this client
+   * (another device, an earlier install). Without it that is refused: `syncFailed` with
+   * `IDENTITY_ELSEWHERE`, and `send` throws it (docs/E2E.md § One identity, one device).
+   */
+  takeover?: boolean;
 }
 
 export interface SendResult {
@@ -54,15 +60,35 @@ export interface E2EEvents {
   nameChanged: [{ name: string; previous: string; id: string; blocked: boolean }];
   /** A peer's identity key was recorded for the first time (trust on first use). */
   newPeer: [{ id: string; fingerprint: string }];
+  /**
+   * A peer replaced its identity key by a signed rollover from the key recorded for it
+   * (docs/E2E.md § Key rollover): recorded quietly; `verified` when it was and stays so.
+   */
+  keyRolledOver: [{ id: string; previous: string; fingerprint: string; verified: boolean }];
   /** A message went (or came) in plaintext: the peer has no keys, or a known E2E peer sent plaintext. */
   plaintext: [{ id: string; name?: string; direction: "in" | "out"; reason: string }];
   /** An E2E message that could not be decrypted (not a replay): dropped. */
-  decryptFailed: [{ from: string; code: string; message: string }];
+  decryptFailed: [
+    {
+      from: string;
+      code: string;
+      message: string;
+      /** The sender is asked to start a new session and send it again (docs/E2E.md § Session reset). */
+      retry: boolean;
+    },
+  ];
+  /**
+   * A peer could not decrypt messages of ours (it re-installed, or lost the session):
+   * `count` of them were sent again on a new session; `refused` says why the others
+   * were not (its key changed and it was verified: accept the new key first; or they
+   * were sent with `strict`/`peerKey` and the new key is not verified).
+   */
+  resent: [{ id: string; count: number; refused: string | null }];
   /**
    * A member of a room was left out of an end-to-end encrypted room message (it has
    * published no keys): emitted once per member and room.
    */
   roomSkipped: [{ room: string; id: string; name: string; reason: string }];
-  /** Publishing keys failed (the layer keeps working with what is published). */
+  /** Publishing keys, or answering a peer's reset request, failed (the layer keeps working). */
   syncFailed: [{ error: Error }];
 }

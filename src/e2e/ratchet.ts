@@ -16,6 +16,7 @@
  *   exception is raised … the message is discarded and changes to the state object are
  *   discarded").
  */
+import { copyBytes } from "../wire/bytes.ts";
 import {
   HEADER_BYTES,
   INFO_MESSAGE_KEYS,
@@ -67,7 +68,7 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 /** KDF_RK(rk, dh_out) → (rk, ck). */
 export function kdfRk(rk: Uint8Array, dhOut: Uint8Array): [Uint8Array, Uint8Array] {
   const out = hkdfSha256(dhOut, rk, INFO_RATCHET, 2 * KEY_BYTES);
-  return [out.slice(0, KEY_BYTES), out.slice(KEY_BYTES)];
+  return [copyBytes(out, 0, KEY_BYTES), copyBytes(out, KEY_BYTES)];
 }
 
 /** KDF_CK(ck) → (ck, mk), HMAC-SHA256 with constants 0x02 and 0x01 (§ 5.2). */
@@ -78,7 +79,7 @@ export function kdfCk(ck: Uint8Array): [Uint8Array, Uint8Array] {
 /** The AES-256-GCM key and nonce of a message key. */
 export function messageKeys(mk: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
   const out = hkdfSha256(mk, ZERO_SALT, INFO_MESSAGE_KEYS, 44);
-  return { key: out.slice(0, 32), nonce: out.slice(32) };
+  return { key: copyBytes(out, 0, 32), nonce: copyBytes(out, 32) };
 }
 
 /** RatchetInitAlice (§ 3.3): `sk` from X3DH, `bobKey` = Bob's signed prekey. */
@@ -91,7 +92,7 @@ export function initAlice(
   const [rk, cks] = kdfRk(sk, dh(dhs.secret, bobKey));
   return {
     dhs,
-    dhr: bobKey.slice(),
+    dhr: copyBytes(bobKey),
     rk,
     cks,
     ckr: null,
@@ -106,9 +107,9 @@ export function initAlice(
 /** RatchetInitBob (§ 3.3): `sk` from X3DH, `spk` = Bob's signed prekey pair. */
 export function initBob(sk: Uint8Array, spk: KeyPair): RatchetState {
   return {
-    dhs: { secret: spk.secret.slice(), public: spk.public.slice() },
+    dhs: { secret: copyBytes(spk.secret), public: copyBytes(spk.public) },
     dhr: null,
-    rk: sk.slice(),
+    rk: copyBytes(sk),
     cks: null,
     ckr: null,
     ns: 0,
@@ -132,7 +133,7 @@ export function encodeHeader(h: Header): Uint8Array {
 export function decodeHeader(bytes: Uint8Array): Header {
   if (bytes.length !== HEADER_BYTES) throw new E2EError("MALFORMED", "bad ratchet header");
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { dh: bytes.slice(0, 32), pn: v.getUint32(32), n: v.getUint32(36) };
+  return { dh: copyBytes(bytes, 0, 32), pn: v.getUint32(32), n: v.getUint32(36) };
 }
 
 /** A deep copy (the transaction of `ratchetDecrypt`). */
@@ -252,7 +253,7 @@ function dhRatchet(state: RatchetState, header: Header, random: Random): void {
   state.pn = state.ns;
   state.ns = 0;
   state.nr = 0;
-  state.dhr = header.dh.slice();
+  state.dhr = copyBytes(header.dh);
   [state.rk, state.ckr] = kdfRk(state.rk, dh(state.dhs.secret, state.dhr));
   state.dhs = x25519KeyPair(random);
   [state.rk, state.cks] = kdfRk(state.rk, dh(state.dhs.secret, state.dhr));

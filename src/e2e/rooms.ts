@@ -30,6 +30,8 @@ import { PREKEY_OVERHEAD, paddedSize } from "./envelope.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint } from "./fingerprint.ts";
 import type { E2EEvents } from "./manager-types.ts";
+import { followRollover } from "./rollover.ts";
+import { rolloverAnnouncement } from "./rollover-peer.ts";
 import { encryptMessage, startSession } from "./session.ts";
 import type { E2EState } from "./state.ts";
 
@@ -80,6 +82,8 @@ interface Sent {
   data: Uint8Array;
   covered: Set<string>;
   at: number;
+  /** The send's terms, kept for the re-send (`strict`: verified members only). */
+  opts: RoomSendOptions;
 }
 
 const KEEP_MS = 60_000;
@@ -213,14 +217,16 @@ export class RoomE2E {
       data,
       covered: new Set([...ids, ...keyless.map((m) => m.id)]),
       at: Date.now(),
+      opts,
     });
     return { room: name, e2e: true, members: ids, skipped: keyless.map((m) => m.id) };
   }
 
   /**
    * The server's NOTICE `recipients`: members the message lacked (joined meanwhile) get
-   * it now, encrypted for them; entries it dropped (members who left) mean the member
-   * list is stale.
+   * it now, encrypted for them, on the send's terms (`strict`: only if verified) and
+   * only if the member list, read again, has them (a NOTICE alone never adds a
+   * recipient); entries it dropped (members who left) mean the member list is stale.
    */
   onNotice(n: Notice): void {
     const body = n as Notice & { message?: unknown; missing?: unknown; not_members?: unknown };
@@ -240,18 +246,22 @@ export class RoomE2E {
     void this.#host
       .serial(async () => {
         const ids: string[] = [];
+        const now = new Map((await this.#load(sent.room)).members.map((m) => [m.id, m.name]));
+        const skip = (id: string, name: string, reason: string) =>
+          this.#host.emit("roomSkipped", { room: sent.room, id, name, reason });
         for (const id of missing) {
-          this.#host.state.knownPeers.checkSend(id);
-          if ((await this.#ensureSession(id)) !== null) ids.push(id);
-          else
-            this.#warnOnce(sent.room, id, () =>
-              this.#host.emit("roomSkipped", {
-                room: sent.room,
-                id,
-                name: "",
-                reason: "it has published no E2E keys",
-              }),
-            );
+          const name = now.get(id);
+          if (name === undefined) {
+            skip(id, "", "the server said it lacked the message, but it is not a member");
+            continue;
+          }
+          this.#host.state.knownPeers.checkSend(id, name);
+          const fp = await this.#ensureSession(id, name);
+          if (fp === null)
+            this.#warnOnce(sent.room, id, () => skip(id, name, "it has published no E2E keys"));
+          else if (sent.opts.strict && !this.#host.verified(id, fp))
+            skip(id, name, "it joined unverified (strict mode); verify with backbone verify");
+          else ids.push(id);
         }
         if (ids.length > 0)
           this.#encryptAndSend(
@@ -274,16 +284,21 @@ export class RoomE2E {
   /** Encrypts `data` to `ids` in one transaction (saved before it leaves), sends it. */
   #encryptAndSend(messageId: Uint8Array, room: string, ids: string[], data: Uint8Array): void {
     const { state } = this.#host;
+    const announce: [string, Uint8Array][] = [];
     const entries = state.transaction(() => {
       const out: RoomCiphertext[] = [];
       for (const id of ids) {
         const r = encryptMessage(state.identity, state.peer(id), data, room);
         state.peers.set(id, r.peer);
         out.push({ member: id, ciphertext: r.data });
+        // After our key rollover, each member gets the signed chain first, once.
+        const rollover = rolloverAnnouncement(state, id);
+        if (rollover) announce.push([id, rollover]);
       }
       return out;
     });
     const client = this.#host.client();
+    for (const [id, rollover] of announce) client.send(id, rollover);
     for (const group of splitEntries(room, entries)) client.sendRoomE2E(messageId, room, group);
   }
 
@@ -308,6 +323,18 @@ export class RoomE2E {
     state.transaction((tx) => {
       const peer = state.peer(id);
       if (peer.sessions.some((s) => s.ratchet.cks)) return tx.skipWrite();
+      // A signed rollover from the key we knew keeps it verified (docs/E2E.md § Key rollover).
+      const moved = followRollover(
+        state.knownPeers,
+        id,
+        fetched.bundle.identity,
+        fetched.rollover,
+        state.now(),
+      );
+      if (moved) {
+        state.saveKnownPeers();
+        this.#host.emit("keyRolledOver", moved);
+      }
       this.#host.observe(id, fetched.name || name, fp);
       state.knownPeers.checkSend(id, name);
       state.peers.set(id, startSession(state.identity, peer, fetched.bundle));

@@ -15,19 +15,18 @@ import { EventEmitter } from "node:events";
 import type { Client } from "../client/client.ts";
 import type { IncomingMessage } from "../client/types.ts";
 import { ConnectionError } from "../errors.ts";
-import { isUuid } from "../ids.ts";
-import { fetchBundle, syncKeys } from "./directory.ts";
-import { isEnvelope } from "./envelope.ts";
+import { lookupPeer, sendDirect } from "./direct.ts";
+import { syncKeys } from "./directory.ts";
 import { E2EError } from "./errors.ts";
 import { identityFingerprint, safetyNumber } from "./fingerprint.ts";
-import { inboxMessage, liveDigest, rememberLive, wrap } from "./incoming.ts";
 import { publicIdentity } from "./keys.ts";
-import type { Observation } from "./known-peers.ts";
 import type { E2EEvents, E2EOptions, PeerInfo, SendOptions, SendResult } from "./manager-types.ts";
-import { checkPin, fillName, resolvePeer } from "./peer-checks.ts";
+import { adoptFetched, type E2EHost, isVerified, observePeer } from "./peer-keys.ts";
+import { E2EReceiver } from "./receive.ts";
+import { resendAfterReset } from "./resend.ts";
+import { decodeResetEnvelope, type ResetRequest, ResetRequester } from "./reset.ts";
 import { RoomE2E, type RoomMemberKey, type RoomSendOptions, type RoomSendResult } from "./rooms.ts";
-import { decryptMessage, encryptMessage, startSession } from "./session.ts";
-import { defaultStateDir, E2EState, type InboxEntry, type RecentLive } from "./state.ts";
+import { defaultStateDir, E2EState } from "./state.ts";
 
 export type {
   E2EEvents,
@@ -40,60 +39,73 @@ export type {
   SendResult,
 };
 
-/** Fault injection for the crash tests (test/integration/e2e-crash.test.ts) only. */
-const CRASH_AT = process.env.BACKBONE_E2E_TEST_CRASH_AT ?? "";
-function crashPoint(name: string): void {
-  if (CRASH_AT === name) process.kill(process.pid, "SIGKILL");
-}
-
 const encoder = new TextEncoder();
 
 export class E2EManager extends EventEmitter<E2EEvents> {
   readonly state: E2EState;
   #client: Client | null = null;
   #chain: Promise<unknown> = Promise.resolve();
-  #clearScheduled = false;
-  /** When this process opened the state (unix s): see RecentLive. */
-  readonly #openedAt: number;
-  /** Digests of live messages this process has shown (each once, see RecentLive). */
-  #shownLive = new Set<string>();
-  /** Keys of inbox entries shown, to remove at the next clearing. */
-  #delivered = new Set<string>();
-
-  /**
-   * Set while messages saved before a crash wait to be shown: until `attach` shows
-   * them, new messages join them in the inbox (saved, acknowledged, not yet shown), so
-   * everything is shown once and in order.
-   */
-  #replaying: boolean;
+  /** Resolves at `attach`. */
+  readonly #attached = Promise.withResolvers<void>();
+  /** Asks senders to send again what could not be decrypted (reset.ts). */
+  readonly #resets = new ResetRequester(
+    (to, data) => this.#requireClient().send(to, data),
+    () => this.#attached.promise.then(() => this.keysSynced),
+    () => this.state.identity,
+  );
+  /** The manager as the parts of the layer see it (peer-keys.ts). */
+  readonly #host: E2EHost;
+  /** Decrypts and saves incoming messages, and shows again what a crash left unshown (receive.ts). */
+  readonly #receiver: E2EReceiver;
   /** End-to-end encrypted room messages (rooms.ts). */
   readonly #rooms: RoomE2E;
 
-  private constructor(state: E2EState) {
+  /** Set when the directory holds another E2E identity of ours (see E2EOptions.takeover). */
+  #elsewhere: E2EError | null = null;
+  readonly #takeover: boolean;
+
+  private constructor(state: E2EState, takeover = false) {
     super();
     this.state = state;
+    this.#takeover = takeover;
+    const manager = this;
+    this.#host = {
+      state,
+      get client() {
+        return manager.#client;
+      },
+      emit: (event, ...args) =>
+        (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args),
+    };
     this.#rooms = new RoomE2E({
       state,
       client: () => this.#requireClient(),
-      observe: (id, name, fp) => void this.#observe(id, name, fp),
-      verified: (id, fp) => this.#verified(id, fp),
-      emit: (event, ...args) =>
-        (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args),
+      observe: (id, name, fp) => void observePeer(this.#host, id, name, fp),
+      verified: (id, fp) => isVerified(state, id, fp),
+      emit: this.#host.emit,
       serial: (task) => this.#serial(task),
     });
-    this.#openedAt = state.now();
-    this.#replaying = state.inbox.length > 0;
+    this.#receiver = new E2EReceiver(this.#host, {
+      onResetRequest: (from, data) => this.#onResetRequest(from, data),
+      requestReset: (from, data) => this.#resets.add(from, data),
+    });
+    this.incoming = this.#receiver.incoming;
   }
 
   /** Opens (creating when absent) the state of `clientId`. Throws `E2EError` (see `E2EState.open`). */
   static open(clientId: string, options: E2EOptions = {}): E2EManager {
     const dir = options.stateDir ?? defaultStateDir(clientId);
-    return new E2EManager(E2EState.open(dir, clientId, options));
+    return new E2EManager(E2EState.open(dir, clientId, options), options.takeover);
   }
 
   /** This client's ID. */
   get id(): string {
     return this.state.identity.clientId;
+  }
+
+  /** The client this layer is attached to (null before `attach`). */
+  get client(): Client | null {
+    return this.#client;
   }
 
   /** `SHA256:…` of this client's identity key. */
@@ -106,112 +118,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    * and the message before returning, so before the server gets an ACK), drops replays,
    * marks every message `e2e` and `verified`.
    */
-  readonly incoming = (m: IncomingMessage): IncomingMessage | null => {
-    const from = m.from;
-    // Broadcasts are never end-to-end encrypted (there is no group protocol): shown as
-    // they are, marked e2e: false, and without a downgrade warning.
-    if (m.kind === "broadcast") return wrap(m, m.data, false, false);
-    if (!isEnvelope(m.data)) {
-      if (this.state.knownPeers.get(from)) {
-        this.emit("plaintext", {
-          id: from,
-          ...(this.state.knownPeers.get(from)?.name
-            ? { name: this.state.knownPeers.get(from)?.name as string }
-            : {}),
-          direction: "in",
-          reason: "a peer with E2E keys sent plaintext",
-        });
-      }
-      if (this.#replaying) {
-        this.state.transaction(() => {
-          this.state.inbox.push(this.#entry(m, m.data, false, false));
-        });
-        return null;
-      }
-      return wrap(m, m.data, false, false);
-    }
-    // A room message opens only as a message of the room it came in (the AD binds it).
-    const room = m.kind === "room" ? m.room : null;
-    // A live message goes to every session of this client: the first process to decrypt
-    // it uses up the ratchet step and leaves the plaintext for the others, briefly.
-    const live = m.kind === "direct" || (room !== null && !m.stored);
-    const digest = live ? liveDigest(m.data) : "";
-    let shared: RecentLive | null = null;
-    // One transaction: the ratchet step, the used prekey and the message are saved
-    // together, before the message is shown and before it is acknowledged.
-    const entry = this.state.transaction((tx): InboxEntry | null => {
-      let r: ReturnType<typeof decryptMessage>;
-      try {
-        r = decryptMessage(
-          this.state.identity,
-          this.state.preKeys,
-          from,
-          this.state.peer(from),
-          m.data,
-          undefined,
-          room,
-        );
-      } catch (err) {
-        if (!(err instanceof E2EError)) throw err;
-        tx.skipWrite();
-        if (err.code === "DUPLICATE" && live) {
-          // Only a message decrypted while this process ran: a ciphertext replayed to a
-          // process started later is a replay there, not a message it missed.
-          shared =
-            this.state.recentLive.find(
-              (r) => r.digest === digest && r.sender === from && r.at >= this.#openedAt,
-            ) ?? null;
-          return null;
-        }
-        if (err.code !== "DUPLICATE") {
-          this.emit("decryptFailed", { from, code: err.code, message: err.message });
-        }
-        return null; // a replay, or a message that cannot be opened: never shown
-      }
-      crashPoint("after-decrypt");
-      const fp = identityFingerprint(r.senderIdentity);
-      this.#observe(from, undefined, fp);
-      this.state.peers.set(from.toLowerCase(), r.peer);
-      if (r.usedOneTimePreKey !== null) this.state.oneTimePreKeys.delete(r.usedOneTimePreKey);
-      const e = this.#entry(m, r.plaintext, true, this.#verified(from, fp));
-      this.state.inbox.push(e);
-      if (live) {
-        rememberLive(this.state, {
-          digest,
-          sender: from,
-          at: this.state.now(),
-          plaintext: r.plaintext,
-          verified: e.verified,
-        });
-      }
-      return e;
-    });
-    if (!entry) {
-      // Shown by another process of this client: shown here too, once.
-      const got = shared as RecentLive | null;
-      if (!got || this.#shownLive.has(digest)) return null;
-      this.#shownLive.add(digest);
-      return wrap(m, got.plaintext, true, got.verified);
-    }
-    if (live) this.#shownLive.add(digest);
-    crashPoint("after-persist");
-    if (this.#replaying) return null; // shown in order by attach
-    this.#scheduleClear(entry.key);
-    return wrap(m, entry.plaintext, true, entry.verified);
-  };
-
-  #entry(m: IncomingMessage, plaintext: Uint8Array, e2e: boolean, verified: boolean): InboxEntry {
-    return {
-      key: Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex"),
-      sender: m.from,
-      at: this.state.now(),
-      queuedAt: m.queuedAt ? Math.floor(m.queuedAt.getTime() / 1000) : null,
-      plaintext,
-      e2e,
-      verified,
-      ...(m.room !== null ? { room: m.room } : {}),
-    };
-  }
+  readonly incoming: (m: IncomingMessage) => IncomingMessage | null;
 
   /**
    * Binds the manager to its connected client and returns at once (like `connect`, so
@@ -223,6 +130,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    */
   attach(client: Client): void {
     this.#client = client;
+    this.#attached.resolve();
     client.on("notice", (n) => {
       if (n.status === "prekeys_low") void this.syncKeys();
       this.#rooms.onNotice(n);
@@ -233,17 +141,12 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     });
     client.on("room", (e) => this.#rooms.forget(e.room));
     this.keysSynced = this.syncKeys();
-    setTimeout(() => {
-      const pending = this.state.transaction((tx) => {
-        tx.skipWrite();
-        return this.state.inbox.filter((e) => !this.#delivered.has(e.key));
-      });
-      this.#replaying = false;
-      for (const entry of pending) {
-        client.emit("message", inboxMessage(entry));
-        this.#scheduleClear(entry.key);
-      }
-    }, 0);
+    this.#receiver.replay(client);
+  }
+
+  /** The `IDENTITY_ELSEWHERE` error of the last key publication, or null. */
+  get identityElsewhere(): E2EError | null {
+    return this.#elsewhere;
   }
 
   /** Resolves after the first key publication attempt following `attach`. */
@@ -254,8 +157,12 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     const client = this.#client;
     if (!client) return;
     try {
-      await this.#serial(() => syncKeys((req) => client.keyDirectory(req), this.state));
+      await this.#serial(() =>
+        syncKeys((req) => client.keyDirectory(req), this.state, { takeover: this.#takeover }),
+      );
+      this.#elsewhere = null;
     } catch (err) {
+      if (err instanceof E2EError && err.code === "IDENTITY_ELSEWHERE") this.#elsewhere = err;
       // A connection that dropped or closed: tried again at the next connect.
       if (err instanceof ConnectionError) return;
       this.emit("syncFailed", { error: err as Error });
@@ -278,43 +185,9 @@ export class E2EManager extends EventEmitter<E2EEvents> {
 
   async #send(to: string, data: Uint8Array, opts: SendOptions): Promise<SendResult> {
     const client = this.#requireClient();
-    const id = await resolvePeer(client, this.state, to, (e) => this.emit("nameChanged", e));
-    const label = opts.name ?? (isUuid(to) ? undefined : to);
-    const hasSession = this.state.transaction((tx) => {
-      tx.skipWrite();
-      this.state.knownPeers.checkSend(id, label);
-      return this.state.peer(id).sessions.some((x) => x.ratchet.cks);
-    });
-    const fetched = hasSession ? null : await fetchBundle((req) => client.keyDirectory(req), id);
-    if (!hasSession && !fetched) {
-      if (opts.requireE2E || opts.strict || opts.peerKey) {
-        throw new E2EError("NO_KEYS", `${label ?? to} has published no E2E keys`);
-      }
-      const name = opts.name ?? (isUuid(to) ? this.state.knownPeers.get(id)?.name : to);
-      this.emit("plaintext", {
-        id,
-        ...(name ? { name } : {}),
-        direction: "out",
-        reason: "the peer has published no E2E keys",
-      });
-      client.send(id, data);
-      return { to: id, e2e: false };
-    }
-    // Encrypted and saved in one transaction, before the message leaves.
-    const envelope = this.state.transaction(() => {
-      let peer = this.state.peer(id);
-      if (fetched && !peer.sessions.some((x) => x.ratchet.cks)) {
-        this.#observe(id, fetched.name, identityFingerprint(fetched.bundle.identity));
-        this.state.knownPeers.checkSend(id, label);
-        peer = startSession(this.state.identity, peer, fetched.bundle);
-      }
-      checkPin(id, label ?? to, peer, opts, (i, fp) => this.#verified(i, fp));
-      const r = encryptMessage(this.state.identity, peer, data);
-      this.state.peers.set(id, r.peer);
-      return r.data;
-    });
-    client.send(id, envelope);
-    return { to: id, e2e: true };
+    // Our peers would see two identities of ours taking turns: refused until resolved.
+    if (this.#elsewhere) throw this.#elsewhere;
+    return sendDirect(this.#host, client, to, data, opts);
   }
 
   /**
@@ -368,41 +241,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    * `E2EError` (`NO_KEYS` when the peer has published none, `KEY_CHANGED`, directory errors).
    */
   lookupPeer(query: string): Promise<PeerInfo> {
-    return this.#serial(async () => {
-      const client = this.#requireClient();
-      const id = await resolvePeer(client, this.state, query, (e) => this.emit("nameChanged", e));
-      const known = this.state.transaction((tx) => {
-        tx.skipWrite();
-        return this.state.peer(id).sessions[0] !== undefined;
-      });
-      let name: string | undefined;
-      const fetched = known ? null : await fetchBundle((req) => client.keyDirectory(req), id);
-      if (!known && !fetched) throw new E2EError("NO_KEYS", `${query} has published no E2E keys`);
-      const peer = this.state.transaction((tx) => {
-        const current = this.state.peer(id);
-        if (current.sessions[0] || !fetched) {
-          tx.skipWrite();
-          return current;
-        }
-        // Start a session with it, so the fetched one-time prekey is not wasted.
-        name = fetched.name;
-        this.#observe(id, name, identityFingerprint(fetched.bundle.identity));
-        const started = startSession(this.state.identity, current, fetched.bundle);
-        this.state.peers.set(id, started);
-        return started;
-      });
-      const identity = (peer.sessions[0] as NonNullable<(typeof peer.sessions)[0]>).peerIdentity;
-      const fingerprint = identityFingerprint(identity);
-      const record = this.state.knownPeers.get(id);
-      return {
-        id,
-        name: name ?? record?.name ?? "",
-        fingerprint,
-        verified: this.#verified(id, fingerprint),
-        pending: record?.pending ?? null,
-        safetyNumber: safetyNumber(this.id, publicIdentity(this.state.identity), id, identity),
-      };
-    });
+    return this.#serial(async () => lookupPeer(this.#host, this.#requireClient(), query));
   }
 
   /** The 60-digit safety number with `peerId` (docs/E2E.md § Trust); null before any contact. */
@@ -424,6 +263,19 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     });
   }
 
+  /**
+   * Replaces this client's E2E identity by a new one signed by the old (docs/E2E.md
+   * § Key rollover) and, when attached, publishes it (`keysSynced` resolves after).
+   * Peers that knew the old key follow it without the key-change warning, and keep
+   * their verification. Returns both fingerprints.
+   */
+  rotateIdentity(): { previous: string; fingerprint: string } {
+    const previous = this.fingerprint;
+    this.state.transaction(() => this.state.rotateIdentity());
+    if (this.#client) this.keysSynced = this.syncKeys();
+    return { previous, fingerprint: this.fingerprint };
+  }
+
   /** Accepts a changed key of `peerId` (it becomes unverified). */
   acceptKey(peerId: string): void {
     this.state.transaction(() => {
@@ -437,39 +289,36 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     this.state.close();
   }
 
-  #observe(id: string, name: string | undefined, fp: string): Observation {
-    const o = this.state.knownPeers.observe(id, name, fp, this.state.now());
-    if (!o.peer.name) void fillName(this.#client, this.state, id);
-    if (o.status !== "same" || name) this.state.saveKnownPeers();
-    if (o.status === "new") this.emit("newPeer", { id, fingerprint: fp });
-    if (o.status === "changed") {
-      this.emit("keyChanged", { id, previous: o.previous, fingerprint: fp, blocked: o.blocked });
+  /** A verified reset request from `from`: re-sends what it names, in the background. */
+  #onResetRequest(from: string, data: Uint8Array): void {
+    let request: ResetRequest;
+    try {
+      request = decodeResetEnvelope(data, from, this.id);
+    } catch (err) {
+      if (err instanceof E2EError) return; // forged, damaged or not for us: dropped
+      throw err;
     }
-    return o;
-  }
-
-  #verified(id: string, fp: string): boolean {
-    const p = this.state.knownPeers.get(id);
-    return Boolean(p?.verified && !p.pending && p.fingerprint === fp);
-  }
-
-  /** Removes shown messages from the inbox once their listeners have run (one save per batch). */
-  #scheduleClear(key: string): void {
-    this.#delivered.add(key);
-    if (this.#clearScheduled) return;
-    this.#clearScheduled = true;
-    queueMicrotask(() => {
-      this.#clearScheduled = false;
-      const done = new Set(this.#delivered);
-      this.#delivered.clear();
-      try {
-        this.state.transaction(() => {
-          this.state.inbox = this.state.inbox.filter((e) => !done.has(e.key));
-        });
-      } catch {
-        // Kept in the inbox: shown again after a restart rather than lost.
-      }
-    });
+    // Requests can come with the stored messages, before `attach`: handled after it.
+    const resend = () =>
+      resendAfterReset(
+        {
+          state: this.state,
+          client: this.#requireClient(),
+          adopt: (fetched) => adoptFetched(this.#host, fetched),
+        },
+        from.toLowerCase(),
+        request,
+      );
+    void this.#attached.promise
+      .then(() => this.#serial(resend))
+      .then(
+        (r) => r && this.emit("resent", r),
+        (error) => {
+          // A dropped connection: the peer's next failure asks again.
+          if (!(error instanceof ConnectionError))
+            this.emit("syncFailed", { error: error as Error });
+        },
+      );
   }
 
   #serial<T>(task: () => Promise<T>): Promise<T> {

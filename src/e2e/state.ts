@@ -9,18 +9,38 @@
 import { lstatSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { MAX_ONE_TIME_PREKEYS } from "./constants.ts";
+import {
+  MAX_HELD_ONE_TIME_PREKEYS,
+  MAX_RETIRED_IDENTITIES,
+  MAX_ROLLOVER_LINKS,
+  OLD_SIGNED_PREKEYS,
+  RETIRED_IDENTITY_SECONDS,
+  SIGNED_PREKEY_LIFETIME,
+} from "./constants.ts";
 import { E2EError } from "./errors.ts";
+import { identityFingerprint } from "./fingerprint.ts";
 import {
   generateIdentity,
   generateOneTimePreKeys,
   generateSignedPreKey,
   type Identity,
+  identityKeyBytes,
   type PreKey,
+  publicIdentity,
 } from "./keys.ts";
 import { KnownPeers } from "./known-peers.ts";
 import { type Random, systemRandom } from "./primitives.ts";
-import { deserializePeer, type PeerSessions, type PreKeyStore, serializePeer } from "./session.ts";
+import { type RolloverLink, signRollover } from "./rollover.ts";
+import type { PeerSessions, PreKeyStore } from "./session.ts";
+import {
+  decodeStateDoc,
+  encodeStateDoc,
+  type InboxEntry,
+  type RecentLive,
+  type RetiredIdentity,
+  type SentEntry,
+  type StoredPreKey,
+} from "./state-doc.ts";
 import {
   ensurePrivateDir,
   lockStateDir,
@@ -30,56 +50,6 @@ import {
   writeCounter,
   writePrivateFile,
 } from "./statedir.ts";
-
-/** A decrypted message kept until the application has it. */
-export interface InboxEntry {
-  /** Random, to recognise the entry across re-reads of the state. */
-  key: string;
-  sender: string;
-  /** Unix seconds when it was decrypted. */
-  at: number;
-  /** `queued_at` of a stored C2C, else null. */
-  queuedAt: number | null;
-  plaintext: Uint8Array;
-  /** False for a plaintext message kept only to keep the order (see session-manager.ts). */
-  e2e: boolean;
-  verified: boolean;
-  /** The room (name as delivered, without `#`) of a room message; absent for a direct one. */
-  room?: string;
-}
-
-/**
- * A live message decrypted by one process of this client, kept briefly so that the
- * client's other processes (sessions, docs/PROTOCOL.md § Sessions), which receive the
- * same ciphertext, can show it too: the ratchet step is used up by the first.
- */
-export interface RecentLive {
-  /** SHA-256 of the envelope, hex (first 32 characters). */
-  digest: string;
-  sender: string;
-  /** Unix seconds when it was decrypted. */
-  at: number;
-  plaintext: Uint8Array;
-  verified: boolean;
-}
-
-/** How many live messages, and for how long (s), other processes can still show. */
-export const RECENT_LIVE_MAX = 64;
-export const RECENT_LIVE_SECONDS = 120;
-/** …and how many bytes of plaintext at most: the state file is rewritten at every change. */
-export const RECENT_LIVE_BYTES = 256 * 1024;
-
-/** Signed prekeys are replaced after this long (X3DH § 2.4 "periodically"). */
-export const SIGNED_PREKEY_LIFETIME = 7 * 24 * 3600;
-/** Old signed prekeys kept for messages still in flight. */
-export const OLD_SIGNED_PREKEYS = 2;
-/** Below this many one-time prekeys left on the server the client publishes new ones. */
-export const ONE_TIME_PREKEY_LOW = 20;
-/**
- * One-time prekey secrets held at most. Keys handed out to a fetcher that has not
- * written yet stay held after new ones are published; the oldest beyond this go.
- */
-export const MAX_HELD_ONE_TIME_PREKEYS = 4 * MAX_ONE_TIME_PREKEYS;
 
 /** `$XDG_STATE_HOME/backbone/e2e/<client id>` (default `~/.local/state/…`). */
 export function defaultStateDir(clientId: string): string {
@@ -105,12 +75,7 @@ export interface Transaction {
   skipWrite(): void;
 }
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-const unhex = (s: unknown) => new Uint8Array(Buffer.from(String(s), "hex"));
-
-interface StoredPreKey extends PreKey {
-  createdAt: number;
-}
+export type { InboxEntry, RecentLive } from "./state-doc.ts";
 
 export class E2EState {
   readonly dir: string;
@@ -126,6 +91,16 @@ export class E2EState {
   generation = 0;
   /** ID of the signed prekey last published (0: never published). */
   publishedSignedPreKey = 0;
+  /** Rollovers from earlier identities to this one, oldest first (rollover.ts). */
+  rollovers: RolloverLink[] = [];
+  /** Identities replaced by a rollover, newest first, still decrypting messages in flight. */
+  retired: RetiredIdentity[] = [];
+  /** Peers sent the rollover envelope since the last rollover. */
+  rolloverSentTo: string[] = [];
+  /** Recent end-to-end messages sent, for a re-send after a session reset (sent.ts). */
+  sent: SentEntry[] = [];
+  /** Set when the state was exported to another machine (export.ts): it is not used again. */
+  movedAt: number | null = null;
   readonly #lockWaitMs: number;
   #lock: StateLock | null = null;
   /** inode, size and mtime of state.json as last read or written (changes on every write). */
@@ -262,94 +237,29 @@ export class E2EState {
     }
     this.generation = generation;
     this.#fromJson(o);
+    if (this.movedAt !== null) {
+      throw new E2EError(
+        "STATE_MOVED",
+        `the E2E state in ${this.dir} was exported to another machine (${new Date(this.movedAt * 1000).toISOString()}) and is not used here any more: use it there, or bring it back with backbone e2e import`,
+      );
+    }
     this.#stamp = this.#stampOf();
     if (counter !== generation) writeCounter(this.#counterPath, generation);
   }
 
   #fromJson(o: Record<string, unknown>): void {
-    try {
-      const id = o.identity as Record<string, string>;
-      this.identity = {
-        clientId: String(o.clientId),
-        signing: { secret: unhex(id.signingSecret), public: unhex(id.signingPublic) },
-        dh: { secret: unhex(id.dhSecret), public: unhex(id.dhPublic) },
-        dhSignature: unhex(id.dhSignature),
-      };
-      const pk = (k: Record<string, unknown>) => ({
-        id: Number(k.id),
-        key: unhex(k.key),
-        secret: unhex(k.secret),
-        signature: unhex(k.signature),
-        createdAt: Number(k.createdAt ?? 0),
-      });
-      this.signedPreKeys = (o.signedPreKeys as Record<string, unknown>[]).map(pk);
-      this.oneTimePreKeys = new Map(
-        (o.oneTimePreKeys as Record<string, unknown>[]).map((k) => [Number(k.id), pk(k)]),
-      );
-      this.nextPreKeyId = Number(o.nextPreKeyId);
-      this.publishedSignedPreKey = Number(o.publishedSignedPreKey ?? 0);
-      this.peers = new Map(
-        Object.entries(o.peers as Record<string, unknown>).map(([k, v]) => [k, deserializePeer(v)]),
-      );
-      this.inbox = (o.inbox as Record<string, unknown>[]).map((m) => ({
-        key: String(m.key),
-        sender: String(m.sender),
-        at: Number(m.at),
-        queuedAt: m.queuedAt === null ? null : Number(m.queuedAt),
-        plaintext: unhex(m.plaintext),
-        e2e: m.e2e !== false,
-        verified: Boolean(m.verified),
-        ...(typeof m.room === "string" ? { room: m.room } : {}),
-      }));
-      this.recentLive = ((o.recentLive as Record<string, unknown>[] | undefined) ?? []).map(
-        (m) => ({
-          digest: String(m.digest),
-          sender: String(m.sender),
-          at: Number(m.at),
-          plaintext: unhex(m.plaintext),
-          verified: Boolean(m.verified),
-        }),
-      );
-    } catch (cause) {
-      if (cause instanceof E2EError) throw cause;
-      throw new E2EError("STATE_CORRUPT", `${join(this.dir, "state.json")} is damaged`, { cause });
-    }
+    Object.assign(this, decodeStateDoc(o, join(this.dir, "state.json")));
   }
 
   /** Writes everything (one atomic write), then the rollback counter. Under the lock only. */
   #write(): void {
     const next = this.generation + 1;
-    const pk = (k: PreKey & { createdAt?: number }) => ({
-      id: k.id,
-      key: hex(k.key),
-      secret: hex(k.secret),
-      signature: hex(k.signature),
-      createdAt: k.createdAt ?? 0,
-    });
-    const doc = {
-      version: 1,
-      clientId: this.identity.clientId.toLowerCase(),
-      generation: next,
-      identity: {
-        signingSecret: hex(this.identity.signing.secret),
-        signingPublic: hex(this.identity.signing.public),
-        dhSecret: hex(this.identity.dh.secret),
-        dhPublic: hex(this.identity.dh.public),
-        dhSignature: hex(this.identity.dhSignature),
-      },
-      signedPreKeys: this.signedPreKeys.map(pk),
-      oneTimePreKeys: [...this.oneTimePreKeys.values()].map(pk),
-      nextPreKeyId: this.nextPreKeyId,
-      publishedSignedPreKey: this.publishedSignedPreKey,
-      peers: Object.fromEntries([...this.peers].map(([k, v]) => [k, serializePeer(v)])),
-      inbox: this.inbox.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
-      recentLive: this.recentLive.map((m) => ({ ...m, plaintext: hex(m.plaintext) })),
-    };
+    const doc = encodeStateDoc(this, next);
     if (this.#peersDirty) {
       writePrivateFile(join(this.dir, "known_peers"), this.knownPeers.format());
       this.#peersDirty = false;
     }
-    writePrivateFile(join(this.dir, "state.json"), JSON.stringify(doc));
+    writePrivateFile(join(this.dir, "state.json"), doc);
     this.#stamp = this.#stampOf();
     this.generation = next;
     writeCounter(this.#counterPath, next);
@@ -411,6 +321,60 @@ export class E2EState {
       this.oneTimePreKeys.delete(id);
     }
     return made;
+  }
+
+  /**
+   * Replaces the identity with a new one signed by the old (docs/E2E.md § Key rollover):
+   * the old identity, its prekeys and its sessions are kept RETIRED_IDENTITY_SECONDS for
+   * messages in flight; new sessions start from the new identity. Returns the new link.
+   * Call inside a transaction (or `save()` after it), then publish (`syncKeys`).
+   */
+  rotateIdentity(): RolloverLink {
+    const previous = this.identity;
+    const next = generateIdentity(previous.clientId, this.#random);
+    const link = signRollover(previous, next);
+    this.retired.unshift({
+      identity: previous,
+      signedPreKeys: this.signedPreKeys,
+      oneTimePreKeys: this.oneTimePreKeys,
+      peers: this.peers,
+      retiredAt: this.now(),
+    });
+    this.retired = this.retired.slice(0, MAX_RETIRED_IDENTITIES);
+    this.rollovers = [...this.rollovers, link].slice(-MAX_ROLLOVER_LINKS);
+    this.rolloverSentTo = [];
+    this.identity = next;
+    this.signedPreKeys = [];
+    this.oneTimePreKeys = new Map();
+    this.peers = new Map();
+    this.publishedSignedPreKey = 0;
+    this.#rotateSignedPreKey();
+    return link;
+  }
+
+  /** Drops retired identities older than RETIRED_IDENTITY_SECONDS; true when it did. */
+  pruneRetired(): boolean {
+    const keep = this.retired.filter((r) => this.now() - r.retiredAt < RETIRED_IDENTITY_SECONDS);
+    if (keep.length === this.retired.length) return false;
+    this.retired = keep;
+    return true;
+  }
+
+  /** This client's identity keys (`Encode(IK)`), current first, then the retired ones. */
+  ownIdentityKeys(): Uint8Array[] {
+    return [this.identity, ...this.retired.map((r) => r.identity)].map((i) =>
+      identityKeyBytes(publicIdentity(i)),
+    );
+  }
+
+  /** `SHA256:…` of the current identity key. */
+  get fingerprint(): string {
+    return identityFingerprint(publicIdentity(this.identity));
+  }
+
+  /** The `state.json` text as last written (for export.ts; under the lock). */
+  documentText(): string {
+    return encodeStateDoc(this, this.generation);
   }
 
   /** Kept for symmetry with `open`: the lock is held per transaction only. */

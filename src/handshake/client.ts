@@ -14,9 +14,8 @@ import {
   fingerprint,
   randomBytes,
   wipe,
-  x25519Public,
+  X25519Secret,
   x25519Secret,
-  x25519Shared,
 } from "../crypto/primitives.ts";
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { HandshakeError, PinningError, WireError } from "../errors.ts";
@@ -84,8 +83,10 @@ export class ClientHandshake {
       if (!equalBytes(challenge.serverSpki, pinned.spki)) {
         throw new PinningError(pinned.fingerprint, fingerprint(challenge.serverSpki));
       }
-      const publicEC = x25519Public(eC);
-      shared = x25519Shared(eC, challenge.serverEphemeral);
+      const ephemeral = new X25519Secret(eC);
+      const publicEC = ephemeral.publicKey;
+      shared = ephemeral.shared(challenge.serverEphemeral);
+      ephemeral.dispose();
       const th = transcriptHash(challengePayload, publicEC);
       keys = deriveKeys(shared, rC, th);
       const { id, key } = this.#opts;

@@ -42,7 +42,7 @@ export function standInSpki(signatureBytes: number): Uint8Array {
 export function dummyKey(signatureBytes: number): Promise<RsaPublicKey> {
   let key = cache.get(signatureBytes);
   if (!key) {
-    key = RsaPublicKey.fromSpki(dummySpki(signatureBytes));
+    key = RsaPublicKey.fromSpki(dummySpki(signatureBytes), "verify");
     cache.set(signatureBytes, key);
   }
   return key;

@@ -8,6 +8,7 @@
  *   signed = "backbone/1 auth" || th || client_id
  */
 import { concat, hkdfSha256, label, sha256, wipe } from "../crypto/primitives.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { LABEL_AUTH, LABEL_KEYS, LABEL_TRANSCRIPT } from "../wire/constants.ts";
 
 const TRANSCRIPT = label(LABEL_TRANSCRIPT);
@@ -30,7 +31,7 @@ export function deriveKeys(
 ): { c2s: Uint8Array; s2c: Uint8Array } {
   const ikm = concat(shared, rC);
   const okm = hkdfSha256(ikm, th, KEYS, 64);
-  const keys = { c2s: okm.slice(0, 32), s2c: okm.slice(32, 64) };
+  const keys = { c2s: copyBytes(okm, 0, 32), s2c: copyBytes(okm, 32, 64) };
   wipe(ikm, okm);
   return keys;
 }

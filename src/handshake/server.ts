@@ -8,18 +8,13 @@
  * const { clientId, session } = await hs.verify(responsePayload, (id) => registry.publicKey(id));
  * send(session.sealer.seal(encodeControl(ControlType.CONFIG, settings)));
  */
+
 import { Opener, Sealer } from "../crypto/channel.ts";
-import {
-  concat,
-  randomBytes,
-  wipe,
-  x25519Public,
-  x25519Secret,
-  x25519Shared,
-} from "../crypto/primitives.ts";
+import { concat, randomBytes, wipe, X25519Secret, x25519Secret } from "../crypto/primitives.ts";
 import type { RsaPrivateKey, RsaPublicKey } from "../crypto/rsa.ts";
 import { HandshakeError } from "../errors.ts";
 import { idToText } from "../ids.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import {
   DEFAULT_CHALLENGE_SIZE,
   ID_BYTES,
@@ -81,6 +76,8 @@ export class ServerHandshake {
   readonly challenge: Uint8Array;
   readonly #key: RsaPrivateKey;
   #secret: Uint8Array | null;
+  /** The ephemeral secret parsed once, for the public key now and the shared secret later. */
+  #ephemeral: X25519Secret | null;
   #used = false;
 
   constructor(opts: ServerHandshakeOptions) {
@@ -97,12 +94,13 @@ export class ServerHandshake {
     }
     this.#key = opts.key;
     this.#secret = opts.ephemeralSecret ?? x25519Secret();
+    this.#ephemeral = new X25519Secret(this.#secret);
     const random = opts.challengeRandom ?? randomBytes(size - X25519_BYTES);
     if (random.length !== size - X25519_BYTES)
       throw new RangeError("challengeRandom has the wrong length");
     this.challenge = encodeChallenge(
       opts.key.publicKey.spki,
-      concat(x25519Public(this.#secret), random),
+      concat(this.#ephemeral.publicKey, random),
     );
   }
 
@@ -113,10 +111,10 @@ export class ServerHandshake {
    * before closing. Any other failure means: close without a word.
    */
   async verify(response: Uint8Array, lookup: KeyLookup): Promise<Accepted> {
-    if (this.#used || !this.#secret)
+    if (this.#used || !this.#secret || !this.#ephemeral)
       throw new HandshakeError("response", "BAD_STATE", "response already processed");
     this.#used = true;
-    const secret = this.#secret;
+    const ephemeral = this.#ephemeral;
     const serverKey = this.#key.publicKey;
     let plain: Uint8Array | undefined;
     let shared: Uint8Array | undefined;
@@ -145,7 +143,7 @@ export class ServerHandshake {
         throw new HandshakeError("key-exchange", "OAEP_FAILED", "OAEP plaintext is not 64 bytes");
       }
       const clientEphemeral = plain.subarray(0, X25519_BYTES);
-      shared = x25519Shared(secret, clientEphemeral);
+      shared = ephemeral.shared(clientEphemeral);
       const th = transcriptHash(this.challenge, clientEphemeral);
       keys = deriveKeys(shared, plain.subarray(X25519_BYTES), th);
       const opener = new Opener(keys.c2s);
@@ -159,7 +157,7 @@ export class ServerHandshake {
         });
       }
       // A copy: `inner` is a Buffer, whose slice() is a view that would keep it alive.
-      const clientId = new Uint8Array(inner.subarray(0, ID_BYTES));
+      const clientId = copyBytes(inner, 0, ID_BYTES);
       const signature = inner.subarray(ID_BYTES);
       const refuse = (code: string, message: string) => {
         const err = new HandshakeError("authentication", code, message, {
@@ -210,5 +208,7 @@ export class ServerHandshake {
   dispose(): void {
     wipe(this.#secret);
     this.#secret = null;
+    this.#ephemeral?.dispose();
+    this.#ephemeral = null;
   }
 }

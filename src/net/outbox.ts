@@ -20,12 +20,23 @@
  */
 import type { Socket } from "bun";
 import { frameLength, type Sealer } from "../crypto/channel.ts";
-import { COUNTER_LIMIT } from "../wire/constants.ts";
+import { BATCH_HEADER_BYTES, entryLength, MAX_BATCH_MESSAGES, writeRecord } from "../wire/batch.ts";
+import {
+  COUNTER_LIMIT,
+  FRAME_HEADER_BYTES,
+  MAX_MESSAGE_DATA,
+  TAG_BYTES,
+} from "../wire/constants.ts";
 
 /** A live direct C2C (storable if undelivered). */
 export const LIVE = 0;
 /** Anything else: control messages, broadcasts (never stored). */
 export const CONTROL = -1;
+/**
+ * A control message after which the outbox seals records of many messages (the
+ * server's BATCH accept, docs/PROTOCOL.md § BATCH): it goes alone, what follows may share.
+ */
+export const SWITCH = -2;
 /** A positive kind is the store sequence number of a held message being delivered. */
 
 const LAST_COUNTER = COUNTER_LIMIT - 1;
@@ -44,6 +55,12 @@ export const ENTRY_BYTES = 64;
 function cost(message: Uint8Array): number {
   return frameLength(message) + ENTRY_BYTES;
 }
+
+/**
+ * The plaintext of one record being assembled: sealing is synchronous, so one buffer
+ * serves every outbox.
+ */
+const RECORD = Buffer.allocUnsafe(MAX_MESSAGE_DATA);
 
 /** What an outbox tells its connection. */
 export interface OutboxOwner {
@@ -87,8 +104,10 @@ export class Outbox {
   #unsent: Unsent | null = null;
   #deliveredSeq = 0;
   #closed = false;
+  /** Records of many messages may be sealed (the peer accepts them). */
+  #batching = false;
   readonly #owner: OutboxOwner | null;
-  /** Bytes handed to the socket, and frames sealed (read by the monitor). */
+  /** Bytes handed to the socket, and messages sealed (alone or in records; read by the monitor). */
   bytesOut = 0;
   framesOut = 0;
 
@@ -139,7 +158,21 @@ export class Outbox {
     return this.#deliveredSeq;
   }
 
-  /** Queues a message; `kind` is LIVE, CONTROL or a store sequence number. */
+  /**
+   * From the next flush on, consecutive queued messages are sealed together as records
+   * (docs/PROTOCOL.md § BATCH) — only once the peer has said it reads them. A message
+   * queued with kind SWITCH turns this on itself, right after it is sealed.
+   */
+  startBatching(): void {
+    this.#batching = true;
+  }
+
+  /** True once records of many messages may be sealed. */
+  get batching(): boolean {
+    return this.#batching;
+  }
+
+  /** Queues a message; `kind` is LIVE, CONTROL, SWITCH or a store sequence number. */
   push(message: Uint8Array, kind: number): void {
     if (this.#closed) return;
     if (this.#msgs === null || this.#kinds === null) {
@@ -217,11 +250,34 @@ export class Outbox {
       this.#bytes = cost(msgs[0] as Uint8Array);
       room = 1;
     }
+    // Plan the frames: each is one message or (batching) a record of the messages
+    // that follow, up to one frame and MAX_BATCH_MESSAGES; a lone message goes alone.
     let count = 0;
     let size = 0;
-    while (count < msgs.length && count < room && (count === 0 || size < MAX_BATCH)) {
-      size += frameLength(msgs[count] as Uint8Array);
-      count++;
+    let frames = 0;
+    let batching = this.#batching;
+    const groups: number[] = [];
+    while (count < msgs.length && frames < room && (count === 0 || size < MAX_BATCH)) {
+      const first = msgs[count] as Uint8Array;
+      let n = 1;
+      let plain = first.length;
+      if (kinds[count] === SWITCH)
+        batching = true; // an accept goes alone, never inside
+      else if (batching) {
+        let record = BATCH_HEADER_BYTES + entryLength(first);
+        while (count + n < msgs.length && n < MAX_BATCH_MESSAGES) {
+          if (kinds[count + n] === SWITCH) break;
+          const more = record + entryLength(msgs[count + n] as Uint8Array);
+          if (more > MAX_MESSAGE_DATA) break;
+          record = more;
+          n++;
+        }
+        if (n > 1) plain = record;
+      }
+      size += FRAME_HEADER_BYTES + plain + TAG_BYTES;
+      count += n;
+      frames++;
+      groups.push(count);
     }
     // Usually everything goes in one batch: take the arrays whole instead of splicing.
     if (count === msgs.length) {
@@ -236,11 +292,22 @@ export class Outbox {
     const out = Buffer.allocUnsafe(size);
     const ends: number[] = new Array(count);
     let at = 0;
-    for (let i = 0; i < count; i++) {
-      const m = msgs[i] as Uint8Array;
-      this.#bytes -= cost(m);
-      at = this.#sealer.sealInto(m, out, at);
-      ends[i] = at;
+    let i = 0;
+    for (const end of groups) {
+      if (end - i === 1) {
+        const m = msgs[i] as Uint8Array;
+        this.#bytes -= cost(m);
+        at = this.#sealer.sealInto(m, out, at);
+        if (kinds[i] === SWITCH) this.#batching = true;
+        ends[i++] = at;
+        continue;
+      }
+      const length = writeRecord(msgs, i, end, RECORD);
+      at = this.#sealer.sealInto(RECORD.subarray(0, length), out, at);
+      for (; i < end; i++) {
+        this.#bytes -= cost(msgs[i] as Uint8Array);
+        ends[i] = at;
+      }
     }
     const written = this.#socket.write(out);
     if (written > 0) this.bytesOut += written;

@@ -22,6 +22,7 @@
 import { idKey, idToBytes } from "../ids.ts";
 import { CONTROL, LIVE } from "../net/outbox.ts";
 import type { QueueLimits } from "../store/store.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { C2CType, Format } from "../wire/message.ts";
 import { C2C_ROOM, decodeRoomMessage } from "../wire/room.ts";
 import type { Cluster, MailItem } from "./cluster.ts";
@@ -32,6 +33,7 @@ import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 import { storedArrived } from "./delivery.ts";
 import { roomOf } from "./room-queue.ts";
+import type { NoticeStatus } from "./router.ts";
 
 export class ClusterNode {
   readonly cluster: Cluster;
@@ -173,7 +175,8 @@ export class ClusterNode {
       return;
     }
     this.#local.begin(from);
-    return this.#viaRedis(from, recipient, toKey, plain, limits).finally(() =>
+    const after = from.replyPoint(); // its NOTICE keeps its frame's place among the replies
+    return this.#viaRedis(from, recipient, toKey, plain, limits, after).finally(() =>
       this.#local.end(from),
     );
   }
@@ -184,8 +187,11 @@ export class ClusterNode {
     toKey: string,
     plain: Uint8Array,
     limits: QueueLimits,
+    after: Promise<void> | null,
   ): Promise<void> {
     const { stats, router } = this.#ctx;
+    const notice = (address: string, status: NoticeStatus, why: string) =>
+      router.notice(from, address, status, why, undefined, after);
     const room = roomOf(plain);
     const opts =
       room === null
@@ -201,8 +207,8 @@ export class ClusterNode {
       stats.storeFailures++;
       this.#ctx.log.error("store write failed", { to: recipient, reason: String(err) });
       const why = "storage failure";
-      if (room === null) router.notice(from, recipient, "rejected", why);
-      else router.notice(from, `#${room}`, "rejected", `member ${recipient}: ${why}`);
+      if (room === null) await notice(recipient, "rejected", why);
+      else await notice(`#${room}`, "rejected", `member ${recipient}: ${why}`);
       return;
     }
     if (result.delivered) {
@@ -215,8 +221,7 @@ export class ClusterNode {
     if (result.held) {
       stats.stored++;
       if (room === null)
-        router.notice(
-          from,
+        await notice(
           recipient,
           "queued",
           "recipient is offline; stored for delivery at its next login",
@@ -225,12 +230,12 @@ export class ClusterNode {
       return;
     }
     if (result.unknown) {
-      if (room === null) router.notice(from, recipient, "unknown", "no such client");
+      if (room === null) await notice(recipient, "unknown", "no such client");
       return;
     }
     stats.rejected++;
-    if (room === null) router.notice(from, recipient, "rejected", result.reason);
-    else router.notice(from, `#${room}`, "rejected", `member ${recipient}: ${result.reason}`);
+    if (room === null) await notice(recipient, "rejected", result.reason);
+    else await notice(`#${room}`, "rejected", `member ${recipient}: ${result.reason}`);
   }
 
   /** Posts `plain` to the local live sessions of `toKey`; false when there are none. */
@@ -254,7 +259,7 @@ export class ClusterNode {
   async broadcast(from: Connection, plain: Uint8Array): Promise<void> {
     this.#local.begin(from);
     try {
-      await this.cluster.broadcast(plain.slice());
+      await this.cluster.broadcast(copyBytes(plain));
     } catch (err) {
       this.#ctx.log.warn("broadcast not sent to other nodes", { error: String(err) });
     } finally {

@@ -1,46 +1,22 @@
 /**
- * One client connection on the server: the handshake, then the client handler —
- * frames in (decrypted and handed to the handler in order), the client queue
- * (`post`, from the server core) and the outbox (the one writer of this connection).
- *
- * Frames of one connection are handled strictly in order: when a frame needs the
- * store (an offline message, a status query), reading pauses until it is done, and
- * the bytes that arrive meanwhile wait. So replies and NOTICEs come in request order,
- * and a HEARTBEAT answer proves every earlier frame was handled. Input is also handled
- * in slices (SLICE_FRAMES, SLICE_WORK) and at the client's work budget: in between,
- * the socket is paused and the event loop serves everyone else (§ Limits).
+ * One client connection on the server: the handshake (login.ts), then the client
+ * handler — frames in (input.ts: decrypted and handed to the handler in order, in
+ * slices, at the client's work budget), the client queue (`post`, from the server
+ * core) and the outbox (the one writer of this connection).
  */
 import type { Socket } from "bun";
-import type { Opener } from "../crypto/channel.ts";
-import { HandshakeError, type WireError } from "../errors.ts";
-import { ServerHandshake, StandIn } from "../handshake/server.ts";
-import { idKey, idToText } from "../ids.ts";
-import { CONTROL, LIVE, Outbox, type OutboxOwner } from "../net/outbox.ts";
-import { COUNTER_LIMIT, MAX_FRAME_PAYLOAD, MAX_RESPONSE_PAYLOAD } from "../wire/constants.ts";
-import { encodeFrame, FrameReader } from "../wire/frame.ts";
+import { ServerHandshake } from "../handshake/server.ts";
+import { CONTROL, LIVE, type Outbox, type OutboxOwner, SWITCH } from "../net/outbox.ts";
+import { encodeBatchOffer } from "../wire/batch.ts";
+import { encodeFrame } from "../wire/frame.ts";
 import { ControlType, encodeControl, Format, S2SType } from "../wire/message.ts";
 import { StoredAcks } from "./acks.ts";
 import type { ServerContext } from "./context.ts";
-import { readSessionFrame } from "./session-login.ts";
+import { ConnectionInput } from "./input.ts";
 import { LEGACY_SESSION, type SessionInfo } from "./sessions.ts";
 
 export type Phase = "handshake" | "verifying" | "open" | "closing" | "closed";
 
-/** Bytes a connection may send while its reading is paused, before it is stopped. */
-const MAX_PAUSED_BYTES = 4 * 1024 * 1024;
-/** Frames with work in flight (store writes …) before reading pauses mid-input. */
-const MAX_INFLIGHT = 1024;
-/**
- * Input is handled in slices: after this many frames, or this many units of work
- * (WorkBudget units: store lookups, broadcast copies), the connection yields to the
- * event loop — its socket paused, so TCP holds the rest — and reads on in the next
- * turn, after every other connection's input and the timers. One client's burst then
- * costs the others at most a slice (≈ 1–2 ms here), not the whole burst.
- */
-const SLICE_FRAMES = 512;
-const SLICE_WORK = 512;
-/** `#pauseUntil`: read on as soon as the work in flight is done (same turn). */
-const AT_ONCE = -1;
 /** How long a stopping connection may take to flush its STOP before it is cut. */
 const STOP_GRACE_MS = 2000;
 
@@ -70,6 +46,8 @@ export class Connection implements OutboxOwner {
   bytesIn = 0;
   msgsIn = 0;
   rawBytesOut = 0;
+  /** The client offered BATCH (0x19): its records of many messages are opened (input.ts). */
+  batchIn = false;
   /** This session has sent KEYS (0x18): it gets the key directory's NOTICEs. */
   usesKeys = false;
   /** The session's tag and receive choices (from SESSION; legacy without one). */
@@ -81,11 +59,10 @@ export class Connection implements OutboxOwner {
   /** Wakes a login waiting for the rest of its first frame. */
   morePaused: (() => void) | null = null;
 
-  #reader = new FrameReader(MAX_RESPONSE_PAYLOAD);
-  #hs: ServerHandshake | null;
-  #opener: Opener | null = null;
-  #paused: Uint8Array[] | null = null;
-  #pausedBytes = 0;
+  /** Frames in: decrypted, handled in order and in slices (input.ts). */
+  readonly input: ConnectionInput = new ConnectionInput(this);
+  /** @internal The handshake until the login is verified (login.ts). */
+  hs: ServerHandshake | null;
   /** Live messages are deferred (in the outbox) while stored ones are delivered. */
   #holding = false;
   #idleWaiters: (() => void)[] | null = null;
@@ -104,8 +81,8 @@ export class Connection implements OutboxOwner {
     this.address = socket.remoteAddress;
     this.prefix = prefix;
     this.cid = ctx.stats.connections;
-    this.#hs = new ServerHandshake({ key: ctx.key, challengeSize: ctx.settings.challenge_size });
-    this.#writeRaw(encodeFrame(this.#hs.challenge));
+    this.hs = new ServerHandshake({ key: ctx.key, challengeSize: ctx.settings.challenge_size });
+    this.#writeRaw(encodeFrame(this.hs.challenge));
   }
 
   /** Bytes written before the session exists (challenge, refusal), with their own drain. */
@@ -147,67 +124,11 @@ export class Connection implements OutboxOwner {
     return this.phase === "open";
   }
 
-  // ---- bytes in -------------------------------------------------------------------
+  // ---- bytes in (input.ts) -----------------------------------------------------------
 
   onData(chunk: Uint8Array): void {
     this.bytesIn += chunk.length;
-    if (this.#stopped || (this.phase === "closed" && !this.#paused)) return;
-    if (this.#paused) {
-      this.#pausedBytes += chunk.length;
-      if (this.#pausedBytes > MAX_PAUSED_BYTES && this.phase !== "verifying") {
-        this.stop("sending too fast");
-        return;
-      }
-      if (this.#pausedBytes > MAX_RESPONSE_PAYLOAD * 4 && this.phase === "verifying") {
-        this.abort("data before the handshake finished");
-        return;
-      }
-      this.#paused.push(new Uint8Array(chunk));
-      this.morePaused?.();
-      return;
-    }
-    // Input straight from the event loop: a new slice begins.
-    this.#sliceFrames = 0;
-    this.#sliceWork = 0;
-    this.#feed(chunk);
-  }
-
-  /** `owned`: the chunk is our own copy (held while paused), so remainders need no copy. */
-  #feed(chunk: Uint8Array, owned = false): void {
-    let rest: Uint8Array | null;
-    try {
-      rest = this.#reader.push(chunk, this.#onFrame, owned);
-    } catch (err) {
-      if (this.phase === "handshake") this.abort(`bad handshake frame: ${(err as Error).message}`);
-      else this.protocolError((err as Error).message);
-      return;
-    }
-    if (rest) {
-      this.#paused ??= [];
-      this.#paused.unshift(rest);
-    }
-    // Work still in flight for this batch of input (store writes, status queries):
-    // read on once it is done, so replies keep the order of the requests.
-    if (this.#inflight && !this.#paused) this.#pauseUntil(this.#takeInflight(), AT_ONCE);
-  }
-
-  /** Promises of this connection's frames not settled yet, chained in frame order. */
-  #inflight: Promise<void> | null = null;
-  #inflightCount = 0;
-  /** Frames handled and work charged in the current slice of input. */
-  #sliceFrames = 0;
-  #sliceWork = 0;
-  /** Milliseconds the work budget says to wait before more input is read. */
-  #budgetWait = 0;
-  /** When the server paused this connection's input (performance.now()); 0 when reading. */
-  #pausedAt = 0;
-  #socketPaused = false;
-
-  #takeInflight(): Promise<void> | null {
-    const task = this.#inflight;
-    this.#inflight = null;
-    this.#inflightCount = 0;
-    return task;
+    this.input.onData(chunk);
   }
 
   /**
@@ -216,9 +137,7 @@ export class Connection implements OutboxOwner {
    * budget, the request is still served; the client's next frames are read later.
    */
   charge(units: number): void {
-    this.#sliceWork += units;
-    const wait = this.ctx.work.charge(this.key, units);
-    if (wait > this.#budgetWait) this.#budgetWait = wait;
+    this.input.charge(units, this.ctx.work.charge(this.key, units));
   }
 
   /**
@@ -226,7 +145,7 @@ export class Connection implements OutboxOwner {
    * yielding, the work budget): the client is not silent then, the server is not reading.
    */
   get inputPaused(): boolean {
-    return this.#paused !== null && this.phase === "open";
+    return this.input.holding && this.phase === "open";
   }
 
   /**
@@ -235,275 +154,54 @@ export class Connection implements OutboxOwner {
    * Returns the promise to wait for, if any.
    */
   inOrder(reply: () => void | Promise<void>): Promise<void> | undefined {
-    if (!this.#inflight) {
-      const now = reply();
-      return now instanceof Promise ? now : undefined;
-    }
-    return this.#inflight.then(reply);
+    return this.input.inOrder(reply);
   }
-
-  readonly #onFrame = (payload: Uint8Array): boolean | undefined => {
-    if (this.phase === "handshake") {
-      this.#paused = [];
-      void this.#verify(payload.slice());
-      return false;
-    }
-    if (!this.#opener || this.phase === "verifying" || this.#stopped) return false;
-    let plain: Uint8Array;
-    try {
-      plain = this.#opener.open(payload);
-    } catch (err) {
-      this.protocolError((err as WireError).message);
-      return false;
-    }
-    return this.#handlePlain(plain);
-  };
-
-  #handlePlain(plain: Uint8Array): boolean | undefined {
-    if (!this.#opener) return false;
-    this.lastSeen = performance.now();
-    this.msgsIn++;
-    if (this.#opener.counter >= COUNTER_LIMIT) {
-      this.stop("rekey required"); // the client used its last counter
-      return false;
-    }
-    const pending = this.ctx.handle(this, plain);
-    if (pending) {
-      // Later frames go on being handled (their own work joins the same store write);
-      // the connection pauses at the end of this batch of input, or sooner if too much.
-      this.#inflight = this.#inflight
-        ? Promise.all([this.#inflight, pending]).then(() => undefined)
-        : pending;
-      this.#inflightCount++;
-      if (this.#holdInput) {
-        // A room fan-out waiting for its budget: nothing more is read until it is done.
-        this.#holdInput = false;
-        this.#pauseUntil(this.#takeInflight(), AT_ONCE);
-        return false;
-      }
-    }
-    if (this.phase !== "open" && this.phase !== "closed" && !this.#draining) return false;
-    if (
-      ++this.#sliceFrames >= SLICE_FRAMES ||
-      this.#sliceWork >= SLICE_WORK ||
-      this.#budgetWait > 0 ||
-      this.#inflightCount >= MAX_INFLIGHT
-    ) {
-      // The slice is over: once its work is done, the event loop runs (other
-      // connections, timers), and reading goes on in its next turn — or when the work
-      // budget allows.
-      const wait = this.#budgetWait;
-      this.#budgetWait = 0;
-      this.#pauseUntil(this.#takeInflight(), wait);
-      return false;
-    }
-    return undefined;
-  }
-
-  #holdInput = false;
 
   /**
    * The frame being handled must finish before the next one is read (a room fan-out
    * that waits for its budget: the sender's later messages may not overtake it).
    */
   holdInput(): void {
-    this.#holdInput = true;
+    this.input.holdInput();
   }
 
-  /**
-   * Holds this connection's input (its socket paused: TCP keeps the rest) until `task`
-   * (if any) is done; then reads on — `AT_ONCE`, or after a turn of the event loop
-   * (`after` = 0), or after `after` milliseconds.
-   */
-  #pauseUntil(task: Promise<void> | null, after: number): void {
-    this.#paused ??= [];
-    if (this.phase === "open" && !this.#socketPaused) {
-      this.#socketPaused = true;
-      this.#pausedAt = performance.now();
-      this.socket.pause();
-    }
-    const next =
-      after === AT_ONCE
-        ? () => this.#resume()
-        : () => {
-            const go = () => this.#resume(true);
-            if (after > 0) setTimeout(go, after);
-            else setImmediate(go);
-          };
-    if (!task) {
-      next();
-      return;
-    }
-    task.then(next, (err) => {
-      this.ctx.log.error("handler failed", { id: this.idText, error: String(err) });
-      this.stop("internal error");
-    });
+  /** The input held while the login is decided (see session-login.ts). */
+  takePaused(): Uint8Array[] {
+    return this.input.takePaused();
   }
 
-  /** Reads on: the input held while paused; `fresh`: after a turn of the event loop. */
-  #resume(fresh = false): void {
-    if (fresh) {
-      this.#sliceFrames = 0;
-      this.#sliceWork = 0;
-    }
-    if (this.#socketPaused) {
-      this.#socketPaused = false;
-      // The client was not silent while the server did not read: that time is not
-      // counted toward heartbeat_timeout.
-      const now = performance.now();
-      this.lastSeen = Math.min(now, this.lastSeen + (now - this.#pausedAt));
-      this.#pausedAt = 0;
-      if (this.phase !== "closed") this.socket.resume();
-    }
-    const chunks = this.#paused ?? [];
-    this.#paused = null;
-    this.#pausedBytes = 0;
-    const first = this.firstPlain;
-    this.firstPlain = null;
-    if (first && !this.#stopped) {
-      this.#handlePlain(first);
-      if (this.#inflight && chunks.length === 0) this.#pauseUntil(this.#takeInflight(), AT_ONCE);
-    }
-    for (let i = 0; i < chunks.length; i++) {
-      this.#feed(chunks[i] as Uint8Array, true);
-      if (this.#paused) {
-        (this.#paused as Uint8Array[]).push(...chunks.slice(i + 1));
-        return;
-      }
-    }
-    if (this.phase === "closed") this.#opener?.dispose(); // the last input is handled
+  /** True once nothing received may be opened or acted on any more (see `#stopped`). */
+  get stopped(): boolean {
+    return this.#stopped;
   }
 
-  // ---- the handshake --------------------------------------------------------------
+  /** True while frames arriving after a shutdown STOP are still handled. */
+  get draining(): boolean {
+    return this.#draining;
+  }
 
-  async #verify(response: Uint8Array): Promise<void> {
-    const { ctx } = this;
-    const hs = this.#hs as ServerHandshake;
-    this.phase = "verifying";
-    if (!ctx.handshakeRate.take(this.prefix)) {
-      ctx.stats.handshakesRefused++;
-      ctx.stats.refusedRate++;
-      ctx.log.warn("handshake rate limited", { addr: this.address, prefix: this.prefix });
-      this.abort("handshake rate limited");
-      return;
-    }
-    // Revocations from here on are re-checked before the session is admitted: one made
-    // while this login is in flight would otherwise miss it (it is not routable yet).
-    const revocations = await ctx.store.revocationSerial().catch(() => -1);
-    if (this.phase !== "verifying") return;
-    let name = "";
-    try {
-      const accepted = await ctx.rsa.run(() =>
-        this.phase !== "verifying"
-          ? Promise.reject(new Error("closed while waiting"))
-          : hs.verify(response, async (id, signatureBytes) => {
-              const found = await ctx.lookupClient(id, signatureBytes);
-              if (found instanceof StandIn) return found;
-              name = found?.record.name ?? "";
-              return found?.key ?? null;
-            }),
-      );
-      if (this.phase !== "verifying") return; // closed or timed out meanwhile
-      this.#hs = null;
-      this.id = accepted.clientId;
-      this.idText = idToText(accepted.clientId);
-      this.key = idKey(accepted.clientId);
-      this.name = name;
-      this.#opener = accepted.session.opener;
-      this.#reader.max = MAX_FRAME_PAYLOAD;
-      this.outbox = new Outbox(
-        this.socket as Socket<unknown>,
-        accepted.session.sealer,
-        this,
-        ctx.settings.max_outbound_bytes,
-      );
-      // The first frame after the response says which session this is (SESSION) —
-      // or, being anything else or absent, that the client has no tag.
-      const paused = this.#paused ?? [];
-      this.#paused = [];
-      const rest = await readSessionFrame(this, accepted.session.opener, paused);
-      if (this.phase !== "verifying") return;
-      this.#paused = rest;
-      ctx.handshakeEnded(this, true);
-      if (this.firstError !== null) {
-        // Keys are shared, so the client hears why: CONFIG, then STOP (as on any frame).
-        ctx.stats.protocolErrors++;
-        ctx.log.warn("protocol error", {
-          id: this.idText,
-          addr: this.address,
-          detail: this.firstError,
-        });
-        this.#refuse("protocol error", true);
-        return;
-      }
-      if (await this.#revokedSince(revocations)) {
-        if (this.phase === "verifying") this.#refuse("revoked");
-        return;
-      }
-      if (this.phase !== "verifying") return;
-      const admitted = ctx.router.register(this);
-      if (!admitted) {
-        this.#refuse("too many sessions");
-        return;
-      }
-      // CONFIG takes s2c counter 0: it is queued before the client becomes routable,
-      // so nothing can be sealed ahead of it.
-      this.outbox.push(encodeControl(ControlType.CONFIG, ctx.connectionSettings()), CONTROL);
-      this.#holding = true;
-      this.phase = "open";
-      this.inherit(admitted);
-      this.outbox.flush();
-      ctx.log.info("connect", {
-        id: this.idText,
-        name,
-        addr: this.address,
-        session: this.session.tag?.slice(0, 8),
-      });
-      // Frames that came with the response first: an ACK 0 there asks for acknowledged
-      // delivery, and must be seen before the first stored message goes out.
-      this.#resume();
-      ctx.router.opened(this);
-    } catch (err) {
-      if (this.phase !== "verifying") return;
-      const e = err instanceof HandshakeError ? err : null;
-      const unavailable = e?.code === "UNAVAILABLE";
-      if (!unavailable) ctx.stats.authFailures++;
-      ctx.log.warn(unavailable ? "login refused: the store is unavailable" : "auth failed", {
-        addr: this.address,
-        id: e?.clientId,
-        stage: e?.stage ?? "internal",
-        reason: e?.code ?? String(err),
-      });
-      if (e?.reply) {
-        this.#writeRaw(encodeFrame(e.reply));
-        this.endReason = unavailable ? "service unavailable" : "authentication failed";
-        this.phase = "closing";
-        this.#stopped = true;
-        if (!this.#raw) this.socket.end();
-        setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
-      } else {
-        this.abort(e ? `handshake failed (${e.code})` : "handshake failed");
-      }
-    }
+  // ---- the end of a login (login.ts) ------------------------------------------------
+
+  /** Live messages wait (in the outbox) until `releaseHeld`, while stored ones are delivered. */
+  holdLive(): void {
+    this.#holding = true;
+  }
+
+  /** Ends a login with `reply` (the handshake's refusal, written raw); `reason` for the log. */
+  refuseRaw(reply: Uint8Array, reason: string): void {
+    this.#writeRaw(encodeFrame(reply));
+    this.endReason = reason;
+    this.phase = "closing";
+    this.#stopped = true;
+    if (!this.#raw) this.socket.end();
+    setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
   }
 
   /**
    * Refuses an authenticated login with STOP `reason` as its first frame (s2c 0) — or
    * after CONFIG (`afterConfig`), for a first frame the client got wrong.
    */
-  /** Whether this client was revoked after the revocation serial read `before` (a store read only then). */
-  async #revokedSince(before: number): Promise<boolean> {
-    const { store } = this.ctx;
-    try {
-      if ((await store.revocationSerial()) === before) return false;
-      const record = await store.getClient(this.idText);
-      return !record || record.revokedAt !== null;
-    } catch {
-      return false; // the store is away: the registry poll still cuts it off once it answers
-    }
-  }
-
-  #refuse(reason: string, afterConfig = false): void {
+  refuse(reason: string, afterConfig = false): void {
     if (!afterConfig)
       this.ctx.log.warn("login refused", { id: this.idText, name: this.name, reason });
     this.endReason = reason;
@@ -515,14 +213,6 @@ export class Connection implements OutboxOwner {
     this.outbox?.flush();
     if (this.outbox?.idle) this.socket.end();
     setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
-  }
-
-  /** The input held while the login is decided (see session-login.ts). */
-  takePaused(): Uint8Array[] {
-    const chunks = this.#paused ?? [];
-    this.#paused = [];
-    this.#pausedBytes = 0;
-    return chunks;
   }
 
   /** Closes a connection that has no session (yet): no STOP, just the socket. */
@@ -563,10 +253,55 @@ export class Connection implements OutboxOwner {
     }
   }
 
-  /** Queues a control message (reply, NOTICE) for this client. */
+  /**
+   * Queues a control message (reply, NOTICE) for this client. Made while one of its
+   * frames is handled, it waits for the work of earlier frames still in flight
+   * (docs/PROTOCOL.md § Messages: replies and NOTICEs keep request order). A reply made
+   * later for a frame gives its place with `replyAfter`.
+   */
   reply(message: Uint8Array): void {
+    const gate = this.input.handling ? this.input.replyPoint() : null;
+    this.input.sendAfter(gate, () => this.#replyNow(message));
+  }
+
+  #replyNow(message: Uint8Array): void {
     if (this.phase !== "open" || !this.outbox) return;
     this.outbox.push(message, CONTROL);
+    this.ctx.schedule(this);
+  }
+
+  /**
+   * The work of this connection's earlier frames still in flight, after which a reply to
+   * the frame now at work is to be queued: the frame being handled, or the one input is
+   * held for (`holdInput`). Taken when a frame's message is handed on (a store write
+   * shared with other frames), it gives the reply's place later — see `replyAfter`.
+   * Null when nothing earlier is in flight.
+   */
+  replyPoint(): Promise<void> | null {
+    return this.input.replyPoint();
+  }
+
+  /**
+   * Queues `message` once `after` (from `replyPoint`, taken when its frame was at work)
+   * is done, so it keeps its frame's place among the replies; now when `after` is null.
+   * `after` undefined: the frame at work now (`replyPoint()`) — a reply made while a
+   * frame is handled or held for. Returns the promise of the queuing when it waits.
+   */
+  replyAfter(
+    after: Promise<void> | null | undefined,
+    message: Uint8Array,
+  ): Promise<void> | undefined {
+    const gate = after === undefined ? this.input.replyPoint() : after;
+    return this.input.sendAfter(gate, () => this.#replyNow(message));
+  }
+
+  /**
+   * Answers a BATCH offer with the accept (docs/PROTOCOL.md § BATCH): it is sealed alone,
+   * and what is sealed after it may share records. Again on a repeated offer.
+   */
+  acceptBatching(): void {
+    if (this.phase !== "open" || !this.outbox) return;
+    this.outbox.push(encodeBatchOffer(), SWITCH);
     this.ctx.schedule(this);
   }
 
@@ -693,7 +428,7 @@ export class Connection implements OutboxOwner {
     const deadline = performance.now() + STOP_GRACE_MS;
     const attempt = () => {
       if (this.phase !== "open") return;
-      if (this.#paused !== null && performance.now() < deadline) setTimeout(attempt, 2);
+      if (this.input.holding && performance.now() < deadline) setTimeout(attempt, 2);
       else this.stop(reason);
     };
     attempt();
@@ -726,11 +461,11 @@ export class Connection implements OutboxOwner {
     if (this.phase === "closed") return;
     const wasAuthenticated = this.outbox !== null;
     this.phase = "closed";
-    this.#hs?.dispose();
-    this.#hs = null;
+    this.hs?.dispose();
+    this.hs = null;
     this.outbox?.close();
     // Frames that arrived before the close are still handled (routed); then the key goes.
-    if (!this.#paused || this.#stopped) this.#opener?.dispose();
+    this.input.onClose();
     // A handshake that failed (aborted or refused, phase "closing") frees its place in
     // the pending limits too, not only one closed mid-way: else every failure would hold
     // a per-prefix slot until the sweep at connection_timeout. (Idempotent.)

@@ -106,9 +106,12 @@ export async function deliverStored(
             await conn.whenIdle();
             if (conn.phase !== "open") break;
           }
-          outbox.push(storedMessage(m), m.seq);
-          queued++;
-          sent++;
+          const message = deliverable(ctx, conn, m);
+          if (message) {
+            outbox.push(message, m.seq);
+            queued++;
+            sent++;
+          }
         } // else expired: dropped with the batch
         marks.push({ count: sent, seq: m.seq });
       }
@@ -163,6 +166,25 @@ async function removeDelivered(ctx: ServerContext, recipient: string, seq: numbe
 }
 
 /** A held message as delivered: type 2, or type 4 for a room message (§ Rooms). */
+/**
+ * `m` as its stored form, or null when it has none (one that could never be handed
+ * over — over one frame — was stored by an older server: dropped with the batch and
+ * logged, so that it does not block every message behind it at every login).
+ */
+function deliverable(ctx: ServerContext, conn: Connection, m: StoredMessage): Uint8Array | null {
+  try {
+    return storedMessage(m);
+  } catch (err) {
+    ctx.log.error("undeliverable stored message dropped", {
+      id: conn.idText,
+      from: m.sender,
+      bytes: m.data.length,
+      error: String(err),
+    });
+    return null;
+  }
+}
+
 function storedMessage(m: StoredMessage): Uint8Array {
   const sender = idToBytes(m.sender);
   return m.room

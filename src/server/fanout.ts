@@ -13,6 +13,7 @@
  */
 import { idKey, idToBytes } from "../ids.ts";
 import { LIVE } from "../net/outbox.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
 
@@ -132,13 +133,13 @@ function deliverSlice(
     const plain = t.plain ?? shared;
     if (ctx.router.cluster) {
       // Cluster mode: each copy through ROUTE, to the member's sessions on every node.
-      stored.push(ctx.router.routeCopy(from, t.id, t.key, plain.slice()));
+      stored.push(ctx.router.routeCopy(from, t.id, t.key, copyBytes(plain)));
       continue;
     }
     const live = online.liveReceivers(t.key);
     if (live.length > 0) {
       // A copy per member: the sessions registry tells copies apart by identity.
-      const copy = plain.slice();
+      const copy = copyBytes(plain);
       online.noteRouted(t.key, copy);
       for (const conn of live) conn.post(copy, LIVE);
       ctx.stats.routed += live.length;

@@ -5,6 +5,7 @@
  * counted, and the connection stays open.
  */
 import type { WireError } from "../errors.ts";
+import { BATCH_BYTE, BATCH_OFFER, batchKind } from "../wire/batch.ts";
 import { C2C_HEADER_BYTES, STORED_HEADER_BYTES } from "../wire/constants.ts";
 import {
   ControlType,
@@ -40,6 +41,14 @@ export function handleMessage(
     return discard(ctx, conn, "stored room message from a client");
   // SESSION counts only as the first frame after the response (session-login.ts).
   if (b0 === SESSION_BYTE) return discard(ctx, conn, "SESSION after the first frame");
+  // BATCH (docs/PROTOCOL.md § BATCH): an offer is answered in order, like a request.
+  // Records reach here only from a client that has not offered (input.ts opens the
+  // others); they and anything else of type 0x19 are discarded, whatever the length.
+  if (b0 === BATCH_BYTE) {
+    if (batchKind(plain) !== BATCH_OFFER) return discard(ctx, conn, "BATCH without an offer");
+    conn.batchIn = true;
+    return conn.inOrder(() => conn.acceptBatching());
+  }
   let msg: ReturnType<typeof decodeMessage>;
   try {
     msg = decodeMessage(plain);

@@ -2,7 +2,7 @@
  * Parsed client public keys, by client ID, kept so that a refused login costs the
  * same whatever the ID (docs/SECURITY.md § Timing; PROTOCOL.md § Handshake, step 5).
  *
- * Importing an SPKI key (two WebCrypto imports and a JWK export) and its first use
+ * Importing an SPKI key (a WebCrypto import for PSS and a JWK export) and its first use
  * cost tens to hundreds of µs: if only registered IDs paid them, the time to STOP
  * `authentication failed` would tell a registered ID from an unknown one. So every ID
  * is treated the same way:
@@ -61,7 +61,10 @@ export class ClientKeyCache {
       return entry.key;
     }
     // The same work for every kind of ID: one import of a key never seen before.
-    const imported = await RsaPublicKey.fromSpki(record?.publicKey ?? standInSpki(signatureBytes));
+    const imported = await RsaPublicKey.fromSpki(
+      record?.publicKey ?? standInSpki(signatureBytes),
+      "verify", // the server only verifies client keys: one WebCrypto key, not two
+    );
     const key = live ? imported : new StandIn(imported);
     this.#entries.delete(id);
     this.#entries.set(id, { fingerprint, key });

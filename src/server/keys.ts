@@ -23,7 +23,9 @@ import {
   verifyIdentity,
 } from "../e2e/keys.ts";
 import { checkX25519Public, verify } from "../e2e/primitives.ts";
+import { decodeChain, verifyLink } from "../e2e/rollover.ts";
 import { idKey, idToBytes } from "../ids.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { ControlType, decodeJson, encodeControl } from "../wire/message.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
@@ -76,9 +78,16 @@ export async function handleKeys(
         return reply(await fetch(ctx, conn, req));
       case "count": {
         const n = await store.countKeys(conn.idText);
-        return reply(
-          n === null ? { op, published: false } : { op, published: true, one_time_prekeys: n },
-        );
+        const identity = n === null ? null : await store.keyIdentity(conn.idText);
+        if (n === null || !identity) return reply({ op, published: false });
+        // The identity held, so that a client can tell its own bundle from another
+        // device's (docs/E2E.md § One identity, one device).
+        return reply({
+          op,
+          published: true,
+          one_time_prekeys: n,
+          identity: Buffer.from(identity).toString("base64"),
+        });
       }
       case "delete":
         return reply({ op, deleted: await store.deleteKeys(conn.idText) });
@@ -95,12 +104,14 @@ async function publish(ctx: ServerContext, conn: Connection, req: Record<string,
   const op = "publish";
   if (
     typeof req.bundle !== "string" ||
-    (req.replace !== undefined && typeof req.replace !== "boolean")
+    (req.replace !== undefined && typeof req.replace !== "boolean") ||
+    (req.rollover !== undefined && typeof req.rollover !== "string")
   ) {
     return { op, error: "bad request" };
   }
   if (!limitsOf(ctx).publish.take(conn.key)) return { op, error: "rate_limited" };
   let bundle: Bundle;
+  let chain = new Uint8Array(0);
   try {
     bundle = decodeBundle(new Uint8Array(Buffer.from(req.bundle, "base64")));
     // The publisher's own ID: a bundle signed for another ID is refused here already.
@@ -115,10 +126,15 @@ async function publish(ctx: ServerContext, conn: Connection, req: Record<string,
       if (seen.has(k.id)) throw new Error("duplicate");
       seen.add(k.id);
     }
+    if (typeof req.rollover === "string") {
+      chain = new Uint8Array(Buffer.from(req.rollover, "base64"));
+      checkRolloverChain(chain, conn.idText, identityKeyBytes(bundle.identity));
+    }
   } catch {
     return { op, error: "bad bundle" };
   }
-  const head = encodeBundle({ ...bundle, oneTimePreKeys: [] });
+  // The head as stored: the bundle without one-time prekeys, then the rollover chain.
+  const head = concatBytes(encodeBundle({ ...bundle, oneTimePreKeys: [] }), chain);
   const result = await (ctx.store.keys as NonNullable<typeof ctx.store.keys>).publishKeys(
     conn.idText,
     {
@@ -145,7 +161,8 @@ async function fetch(ctx: ServerContext, conn: Connection, req: Record<string, u
   if (!record || record.revokedAt !== null) return { op, query, error: "unknown" };
   const taken = await (ctx.store.keys as NonNullable<typeof ctx.store.keys>).takeKeys(record.id);
   if (!taken) return { op, id: record.id, name: record.name, error: "no_keys" };
-  const head = decodeBundle(taken.head);
+  const head = decodeBundle(taken.head.subarray(0, HEAD_BYTES));
+  const rollover = taken.head.subarray(HEAD_BYTES);
   const oneTimePreKeys = taken.oneTime ? [parseEntry(taken.oneTime)] : [];
   const bundle = encodeBundle({ ...head, oneTimePreKeys });
   if (taken.oneTime && taken.remaining < PREKEYS_LOW) {
@@ -159,7 +176,40 @@ async function fetch(ctx: ServerContext, conn: Connection, req: Record<string, u
     for (const owner of ctx.router.online.sessionsOf(idKey(idToBytes(record.id))))
       if (owner.usesKeys) owner.reply(notice);
   }
-  return { op, id: record.id, name: record.name, bundle: Buffer.from(bundle).toString("base64") };
+  return {
+    op,
+    id: record.id,
+    name: record.name,
+    bundle: Buffer.from(bundle).toString("base64"),
+    ...(rollover.length > 0 ? { rollover: Buffer.from(rollover).toString("base64") } : {}),
+  };
+}
+
+/** Bytes of a bundle head as encoded with no one-time prekeys (docs/PROTOCOL.md § KEYS). */
+const HEAD_BYTES = 1 + 128 + PREKEY_ENTRY_BYTES + 2;
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/**
+ * A rollover chain as a publisher may store it: well-formed, every link signed for the
+ * publisher's own ID by the key before it, consecutive, and ending at the bundle's
+ * identity (`Encode(IK)`). Throws otherwise.
+ */
+function checkRolloverChain(bytes: Uint8Array, owner: string, identity: Uint8Array): void {
+  const chain = decodeChain(bytes);
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  chain.forEach((link, i) => {
+    if (!verifyLink(link, owner)) throw new Error("rollover signature");
+    const next = chain[i + 1];
+    if (next && hex(next.previous) !== hex(link.next)) throw new Error("rollover gap");
+  });
+  const last = chain[chain.length - 1];
+  if (!last || hex(last.next) !== hex(identity)) throw new Error("rollover end");
 }
 
 function entry(k: PublicPreKey): Uint8Array {
@@ -172,5 +222,5 @@ function entry(k: PublicPreKey): Uint8Array {
 
 function parseEntry(e: Uint8Array): PublicPreKey {
   const v = new DataView(e.buffer, e.byteOffset, e.byteLength);
-  return { id: v.getUint32(0), key: e.slice(4, 36), signature: e.slice(36, 100) };
+  return { id: v.getUint32(0), key: copyBytes(e, 4, 36), signature: copyBytes(e, 36, 100) };
 }

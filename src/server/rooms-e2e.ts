@@ -8,6 +8,7 @@
  * and sends again) and which entries it dropped (not members).
  */
 import type { RoomState } from "../store/store.ts";
+import { CONTROL_HEADER_BYTES, MAX_MESSAGE_DATA } from "../wire/constants.ts";
 import { encodeRoomMessage } from "../wire/room.ts";
 import type { RoomE2EMessage } from "../wire/room-e2e.ts";
 import type { Connection } from "./connection.ts";
@@ -16,6 +17,34 @@ import { type FanoutBudget, fanOut, type Target, target } from "./fanout.ts";
 
 /** The most IDs one NOTICE `recipients` lists per field (a NOTICE must fit one message). */
 const MAX_LISTED = 1000;
+
+/**
+ * The longest prefixes of `first` and then `second` that, listed in `body` (whose lists
+ * are empty), keep the NOTICE within one message (MAX_MESSAGE_DATA): 1000 missing
+ * members and 1000 dropped entries together are ~78 KB of JSON, over the 64 KiB a
+ * message holds. `second` is shortened first: `first` lists the members to re-send to,
+ * which the sender acts on; the reason text still counts every ID of both.
+ */
+function fitLists(
+  body: Record<string, unknown>,
+  first: string[],
+  second: string[],
+): [string[], string[]] {
+  const utf8 = new TextEncoder();
+  let room = MAX_MESSAGE_DATA - CONTROL_HEADER_BYTES - utf8.encode(JSON.stringify(body)).length;
+  const take = (ids: string[]): string[] => {
+    let n = 0;
+    for (const id of ids) {
+      const cost = utf8.encode(JSON.stringify(id)).length + (n > 0 ? 1 : 0); // the comma
+      if (cost > room) break;
+      room -= cost;
+      n++;
+    }
+    return ids.slice(0, n);
+  };
+  const a = take(first);
+  return [a, take(second)];
+}
 
 /**
  * Delivers `m` from `from`, a member of the room `name` whose members are `members`
@@ -45,17 +74,18 @@ export function sendRoomE2E(
   for (const [id, state] of members)
     if (state === "member" && id !== from.idText && !covered.has(id)) missing.push(id);
   if (missing.length > 0 || notMembers.length > 0) {
-    ctx.router.notice(
-      from,
-      `#${m.room}`, // as the message carried it, like every room NOTICE
-      "recipients",
-      `${missing.length} member(s) without a ciphertext got nothing; ${notMembers.length} ciphertext(s) for non-members dropped`,
-      {
-        message: m.messageId,
-        missing: missing.slice(0, MAX_LISTED),
-        not_members: notMembers.slice(0, MAX_LISTED),
-      },
+    const address = `#${m.room}`; // as the message carried it, like every room NOTICE
+    const reason = `${missing.length} member(s) without a ciphertext got nothing; ${notMembers.length} ciphertext(s) for non-members dropped`;
+    const [listedMissing, listedNotMembers] = fitLists(
+      { address, status: "recipients", reason, message: m.messageId, missing: [], not_members: [] },
+      missing.slice(0, MAX_LISTED),
+      notMembers.slice(0, MAX_LISTED),
     );
+    ctx.router.notice(from, address, "recipients", reason, {
+      message: m.messageId,
+      missing: listedMissing,
+      not_members: listedNotMembers,
+    });
   }
   if (targets.length === 0) return;
   const still = (id: string) => members.get(id) === "member";

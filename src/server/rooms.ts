@@ -1,94 +1,63 @@
 /**
  * Rooms on the server (docs/PROTOCOL.md § Rooms): membership requests (control type
- * ROOM, `0x17`), room messages (C2C type 3) and membership events.
+ * ROOM, `0x17`), room messages (C2C type 3 and 5, room-messages.ts) and membership
+ * events.
  *
  * The store holds rooms and memberships (the truth, shared by every node on it); this
- * node keeps the rooms it has used in memory, so a room message needs no store read.
- * Its own changes go to the store first, then to memory; a change by another process
- * clears the memory (the server's registry poll, every 250 ms, sees the store's
- * `version()` move). Changes to one room run one at a time on this node, in order.
+ * node keeps the rooms it has used in memory (room-table.ts), so a room message needs
+ * no store read. Its own changes go to the store first, then to memory; a change by
+ * another process clears the memory (the server's registry poll, every 250 ms, sees the
+ * store's `version()` move). Changes to one room run one at a time on this node, in
+ * order. The checks and limits a request passes are in room-checks.ts.
  */
-import { StoreError, type WireError } from "../errors.ts";
-import { checkRoomName, roomKey } from "../rooms/names.ts";
+import { StoreError } from "../errors.ts";
+import { roomKey } from "../rooms/names.ts";
 import type { ClientRecord, RoomRecord, RoomState } from "../store/store.ts";
-import { MAX_MESSAGE_DATA } from "../wire/constants.ts";
+import { CONTROL_HEADER_BYTES, MAX_MESSAGE_DATA } from "../wire/constants.ts";
 import { ControlType, decodeJson, encodeControl } from "../wire/message.ts";
-import { decodeRoomMessage, encodeRoomMessage, roomHeaderBytes } from "../wire/room.ts";
-import { decodeRoomE2E, type RoomE2EMessage } from "../wire/room-e2e.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerContext } from "./context.ts";
-import { FanoutBudget, fanOut, target } from "./fanout.ts";
-import { sendRoomE2E } from "./rooms-e2e.ts";
+import { type FanoutBudget, target } from "./fanout.ts";
+import {
+  checkInviteShare,
+  checkRoomCount,
+  checkRoomSize,
+  findMember,
+  overShare,
+  pageStart,
+  RoomFailure,
+  roomName,
+} from "./room-checks.ts";
+import { RoomMessages } from "./room-messages.ts";
+import { type Room, RoomTable } from "./room-table.ts";
 import { KeyedSerial } from "./serial.ts";
 
-/** A room as this node knows it. `members`: client ID → state, in the order they came. */
-interface Room {
-  record: RoomRecord;
-  members: Map<string, RoomState>;
-  /** When each invitation was made (unix s): it lapses after `room_invite_ttl`. */
-  invitedAt?: Map<string, number>;
-}
+export { inviteShare } from "./room-checks.ts";
 
-/**
- * The most invitations to one owner's rooms a client may hold at once: a tenth of its
- * invitation slots (`room_max_per_client`), at least one — so that no one client can
- * fill them all (docs/PROTOCOL.md § Membership).
- */
-export function inviteShare(maxPerClient: number): number {
-  return Math.max(1, Math.floor(maxPerClient / 10));
-}
-
-/** A request's failure: `error` is the code programs act on, `reason` text for people. */
-class RoomFailure extends Error {
-  constructor(
-    readonly error: string,
-    reason: string,
-  ) {
-    super(reason);
-  }
-}
+const utf8 = new TextEncoder();
 
 type Reply = Record<string, unknown>;
-const utf8 = new TextEncoder();
 
 export class Rooms {
   readonly #ctx: ServerContext;
-  readonly #cache = new Map<string, Room>();
+  readonly #table: RoomTable;
+  readonly #messages: RoomMessages;
   readonly #serial = new KeyedSerial();
-  readonly budget = new FanoutBudget();
+  /** The fan-out budget of room messages (refilled by the server's sweep). */
+  readonly budget: FanoutBudget;
 
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
+    this.#table = new RoomTable(ctx);
+    this.#messages = new RoomMessages(ctx, this.#table);
+    this.budget = this.#messages.budget;
   }
 
   // ---- room messages ------------------------------------------------------------------
 
   /** A room message (C2C type 3) from `from`; a promise while it is fanned out or stored. */
   route(from: Connection, plain: Uint8Array): Promise<void> | undefined {
-    let room: string;
-    let data: number;
-    try {
-      const m = decodeRoomMessage(plain);
-      room = m.room;
-      data = m.data.length;
-    } catch (err) {
-      from.protocolError((err as WireError).message);
-      return;
-    }
-    const { settings } = this.#ctx;
-    const address = `#${room}`;
-    const stored = roomHeaderBytes(true, utf8.encode(room).length) + data;
-    if (data > settings.max_message_size || stored > MAX_MESSAGE_DATA) {
-      const why = `message data of ${data} bytes exceeds max_message_size ${Math.min(settings.max_message_size, data - (stored - MAX_MESSAGE_DATA))} for this room`;
-      this.#ctx.router.notice(from, address, "too_large", why);
-      return;
-    }
-    const key = roomKey(room);
-    const cached = this.#cache.get(key);
-    if (cached) return this.#send(from, plain, cached, address);
-    // Read from the store first: the sender's later frames wait, so none overtakes this.
-    from.holdInput();
-    return this.#load(room).then((r) => this.#send(from, plain, r, address));
+    return this.#messages.route(from, plain);
   }
 
   /**
@@ -96,63 +65,7 @@ export class Rooms {
    * (size, membership), then each member gets its own ciphertext (rooms-e2e.ts).
    */
   routeE2E(from: Connection, plain: Uint8Array): Promise<void> | undefined {
-    let m: RoomE2EMessage;
-    try {
-      m = decodeRoomE2E(plain);
-    } catch (err) {
-      from.protocolError((err as WireError).message);
-      return;
-    }
-    const address = `#${m.room}`;
-    const { settings } = this.#ctx;
-    const largest = Math.max(...m.entries.map((e) => e.ciphertext.length));
-    if (largest > settings.max_message_size) {
-      const why = `a ciphertext of ${largest} bytes exceeds max_message_size ${settings.max_message_size}`;
-      this.#ctx.router.notice(from, address, "too_large", why);
-      return;
-    }
-    const send = (room: Room | null) => {
-      if (!this.#isMember(from, room, address)) return;
-      return sendRoomE2E(this.#ctx, from, m, room.record.name, room.members, this.budget);
-    };
-    const cached = this.#cache.get(roomKey(m.room));
-    if (cached) return send(cached);
-    from.holdInput(); // the sender's later frames wait, so none overtakes this one
-    return this.#load(m.room).then(send);
-  }
-
-  /** True when `from` is a member of `room`; else NOTICE `not_member`. */
-  #isMember(from: Connection, room: Room | null, address: string): room is Room {
-    if (room?.members.get(from.idText) === "member") return true;
-    this.#ctx.router.notice(
-      from,
-      address,
-      "not_member",
-      "you are not a member of this room (or it does not exist)",
-    );
-    return false;
-  }
-
-  #send(from: Connection, plain: Uint8Array, room: Room | null, address: string) {
-    if (room?.members.get(from.idText) !== "member") {
-      this.#ctx.router.notice(
-        from,
-        address,
-        "not_member",
-        "you are not a member of this room (or it does not exist)",
-      );
-      return;
-    }
-    plain.set(from.id, 1); // the server writes the true sender
-    // Delivered with the room's name as created (the sender may have written `#OPS`).
-    const m = decodeRoomMessage(plain);
-    if (m.room !== room.record.name) plain = encodeRoomMessage(from.id, room.record.name, m.data);
-    const members = room.members;
-    const targets = [];
-    for (const [id, state] of members)
-      if (state === "member" && id !== from.idText) targets.push(target(id));
-    const still = (id: string) => members.get(id) === "member";
-    return fanOut(this.#ctx, from, plain, targets, still, this.budget);
+    return this.#messages.routeE2E(from, plain);
   }
 
   // ---- requests -----------------------------------------------------------------------
@@ -187,8 +100,8 @@ export class Rooms {
     const key = roomKey(name);
     // Changes to one room run one at a time (replies still in this connection's order).
     return this.#serial.run(key, async () => {
-      const room = await this.#load(name);
-      if (room) await this.#lapse(room);
+      const room = await this.#table.load(name);
+      if (room) await this.#table.lapse(room);
       const mine = room?.members.get(conn.idText);
       // To a client neither member nor invited, an invite-only room does not exist.
       if (!room || (!mine && !room.record.public))
@@ -199,11 +112,11 @@ export class Rooms {
         case "leave":
           return this.#leave(conn, room, mine);
         case "members":
-          return this.#members(room, mine);
+          return this.#members(room, mine, pageStart(req.from));
         case "invite":
         case "remove":
         case "owner":
-          return this.#ownerOp(conn, op, room, await this.#client(req.member));
+          return this.#ownerOp(conn, op, room, await findMember(this.#ctx, req.member));
         default:
           throw new RoomFailure("bad_request", `unknown op ${JSON.stringify(op)}`);
       }
@@ -211,7 +124,7 @@ export class Rooms {
   }
 
   async #create(conn: Connection, name: string, isPublic: boolean): Promise<Reply> {
-    await this.#checkRoomCount(conn.idText, "member");
+    await checkRoomCount(this.#ctx, this.#table, conn.idText, "member");
     const record: RoomRecord = {
       name,
       owner: conn.idText,
@@ -227,7 +140,7 @@ export class Rooms {
           throw new RoomFailure("exists", `a room #${name} exists already`);
         throw err;
       }
-      this.#cache.set(roomKey(name), { record, members: new Map([[conn.idText, "member"]]) });
+      this.#table.add({ record, members: new Map([[conn.idText, "member"]]) });
       return { room: name, public: isPublic };
     });
   }
@@ -235,9 +148,9 @@ export class Rooms {
   async #join(conn: Connection, room: Room, mine: RoomState | undefined): Promise<Reply> {
     const name = room.record.name;
     if (mine === "member") throw new RoomFailure("already_member", `you are in #${name} already`);
-    await this.#checkRoomCount(conn.idText, "member");
-    if (!mine) this.#checkRoomSize(room);
-    await this.#set(room, conn.idText, "member");
+    await checkRoomCount(this.#ctx, this.#table, conn.idText, "member");
+    if (!mine) checkRoomSize(this.#ctx, room);
+    await this.#table.set(room, conn.idText, "member");
     this.#event(room, { event: "joined", member: await this.#who(conn.idText) });
     return { room: name, public: room.record.public };
   }
@@ -246,20 +159,40 @@ export class Rooms {
     const name = room.record.name;
     if (!mine) throw new RoomFailure("not_member", `you are not in #${name}`);
     const who = await this.#who(conn.idText);
-    const deleted = await this.#set(room, conn.idText, null);
+    const deleted = await this.#table.set(room, conn.idText, null);
     if (mine === "member") this.#event(room, { event: "left", member: who }, [conn.idText]);
     if (!deleted && room.record.owner === conn.idText) await this.#passOwnership(room, who);
     return { room: name, deleted };
   }
 
-  async #members(room: Room, mine: RoomState | undefined): Promise<Reply> {
+  /**
+   * A page of the members (from the `from`-th, in the order they took their place): as
+   * many as fit one message, and `next` (the `from` of the next page) when more follow.
+   * A room of `room_max_members` does not fit one message as one list.
+   */
+  async #members(room: Room, mine: RoomState | undefined, from: number): Promise<Reply> {
     if (mine !== "member")
       throw new RoomFailure("not_member", `only members see who is in #${room.record.name}`);
     const online = this.#ctx.router.online;
+    const head = {
+      room: room.record.name,
+      public: room.record.public,
+      owner: room.record.owner,
+    };
+    const all = [...room.members];
+    // What the reply holds besides the entries (with the largest `next` it could carry).
+    let left =
+      MAX_MESSAGE_DATA -
+      CONTROL_HEADER_BYTES -
+      utf8.encode(
+        JSON.stringify({ op: "members", ok: true, ...head, members: [], next: all.length }),
+      ).length;
     const members = [];
-    for (const [id, state] of room.members) {
+    let at = from;
+    for (; at < all.length; at++) {
+      const [id, state] = all[at] as [string, RoomState];
       const rec = await this.#ctx.store.getClient(id);
-      members.push({
+      const entry = {
         id,
         name: rec?.name ?? "",
         state,
@@ -267,14 +200,13 @@ export class Rooms {
         // Sessions on this node, or on another one as the store last recorded.
         online: online.receiving(target(id).key) || (rec?.online ?? false),
         last_seen: rec?.lastSeen ?? null,
-      });
+      };
+      const cost = utf8.encode(JSON.stringify(entry)).length + (members.length > 0 ? 1 : 0);
+      if (cost > left) break;
+      left -= cost;
+      members.push(entry);
     }
-    return {
-      room: room.record.name,
-      public: room.record.public,
-      owner: room.record.owner,
-      members,
-    };
+    return { ...head, members, ...(at < all.length ? { next: at } : {}) };
   }
 
   async #ownerOp(conn: Connection, op: string, room: Room, who: ClientRecord): Promise<Reply> {
@@ -286,20 +218,26 @@ export class Rooms {
     const by = await this.#who(conn.idText);
     if (op === "invite") {
       if (theirs) throw new RoomFailure("already_member", `${who.name} is in #${name} already`);
-      this.#checkRoomSize(room);
-      await this.#checkRoomCount(who.id, "invited");
-      await this.#checkInviteShare(conn.idText, who);
-      await this.#set(room, who.id, "invited");
+      checkRoomSize(this.#ctx, room);
+      await checkRoomCount(this.#ctx, this.#table, who.id, "invited");
+      await checkInviteShare(this.#ctx, this.#table, conn.idText, who);
+      await this.#table.set(room, who.id, "invited");
       this.#event(room, { event: "invited", member, by }, [who.id]);
     } else if (op === "remove") {
       if (!theirs) throw new RoomFailure("not_member", `${who.name} is not in #${name}`);
       if (who.id === conn.idText)
         throw new RoomFailure("bad_request", "the owner leaves (or hands the room on) instead");
-      await this.#set(room, who.id, null);
+      await this.#table.set(room, who.id, null);
       this.#event(room, { event: "removed", member, by }, [who.id]);
     } else {
       if (theirs !== "member")
         throw new RoomFailure("not_member", `${who.name} is not in #${name}`);
+      const over = await overShare(this.#ctx, this.#table, room, who.id);
+      if (over.length > 0)
+        throw new RoomFailure(
+          "limit",
+          `${over.length} invitee(s) of #${name} hold a tenth of room_max_per_client in invitations to ${who.name}'s rooms already; remove their invitations first`,
+        );
       await this.#ctx.store.rooms.setRoomOwner(name, who.id);
       this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
       room.record = { ...room.record, owner: who.id };
@@ -311,8 +249,8 @@ export class Rooms {
   async #list(conn: Connection): Promise<Reply> {
     const rooms = [];
     for (const m of await this.#ctx.store.rooms.roomsOf(conn.idText)) {
-      if (this.#lapsed(m)) continue;
-      const room = await this.#load(m.room);
+      if (this.#table.lapsed(m)) continue;
+      const room = await this.#table.load(m.room);
       if (!room) continue;
       let members = 0;
       for (const s of room.members.values()) if (s === "member") members++;
@@ -332,7 +270,7 @@ export class Rooms {
    * from it again when next used. Work under way keeps the room it holds.
    */
   invalidate(): void {
-    this.#cache.clear();
+    this.#table.clear();
   }
 
   /**
@@ -343,12 +281,12 @@ export class Rooms {
   async forget(id: string): Promise<void> {
     for (const m of await this.#ctx.store.rooms.roomsOf(id)) {
       await this.#serial.run(roomKey(m.room), async () => {
-        const room = await this.#load(m.room);
-        if (room) await this.#lapse(room);
+        const room = await this.#table.load(m.room);
+        if (room) await this.#table.lapse(room);
         const state = room?.members.get(id);
         if (!room || !state) return;
         const who = await this.#who(id);
-        const deleted = await this.#set(room, id, null);
+        const deleted = await this.#table.set(room, id, null);
         if (state === "member") this.#event(room, { event: "removed", member: who });
         if (!deleted && room.record.owner === id) await this.#passOwnership(room, who);
       });
@@ -362,106 +300,16 @@ export class Rooms {
     await this.#ctx.store.rooms.setRoomOwner(room.record.name, next);
     this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
     room.record = { ...room.record, owner: next };
-    this.#event(room, { event: "owner", member: await this.#who(next), by: from });
+    const owner = await this.#who(next);
+    this.#event(room, { event: "owner", member: owner, by: from });
+    // Invitations past the new owner's share are withdrawn (see overShare).
+    for (const id of await overShare(this.#ctx, this.#table, room, next)) {
+      await this.#table.set(room, id, null);
+      this.#event(room, { event: "removed", member: await this.#who(id), by: owner }, [id]);
+    }
   }
 
   // ---- helpers ------------------------------------------------------------------------
-
-  /** The room `name` (from this node's memory, else the store), or null. */
-  async #load(name: string): Promise<Room | null> {
-    const key = roomKey(name);
-    const cached = this.#cache.get(key);
-    if (cached) return cached;
-    const { store } = this.#ctx;
-    const record = await store.rooms.getRoom(name);
-    if (!record) return null;
-    const members = new Map<string, RoomState>();
-    const invitedAt = new Map<string, number>();
-    for (const m of await store.rooms.roomMembers(name)) {
-      if (m.state === "invited") invitedAt.set(m.client, m.since);
-      // A lapsed invitation is as if it were not there (#lapse deletes it).
-      if (!this.#lapsed(m)) members.set(m.client, m.state);
-    }
-    const room = this.#cache.get(key) ?? { record, members, invitedAt };
-    this.#cache.set(key, room);
-    return room;
-  }
-
-  /** Writes a membership (null: removes it) to the store, then to memory. True: room deleted. */
-  async #set(room: Room, id: string, state: RoomState | null): Promise<boolean> {
-    const at = Math.floor(Date.now() / 1000);
-    const { deleted } = await this.#ctx.store.rooms.setMembership(room.record.name, id, state, at);
-    this.#ctx.router.cluster?.roomsChanged(); // other nodes re-read rooms
-    if (state === null) room.members.delete(id);
-    else {
-      room.members.delete(id); // a change of state moves it to the end, as in the store
-      room.members.set(id, state);
-    }
-    room.invitedAt ??= new Map();
-    if (state === "invited") room.invitedAt.set(id, at);
-    else room.invitedAt.delete(id);
-    if (deleted) {
-      room.members.clear();
-      this.#cache.delete(roomKey(room.record.name));
-    }
-    return deleted;
-  }
-
-  #checkRoomSize(room: Room): void {
-    const max = this.#ctx.settings.room_max_members;
-    if (room.members.size >= max)
-      throw new RoomFailure("limit", `#${room.record.name} is full (room_max_members ${max})`);
-  }
-
-  async #checkRoomCount(id: string, state: RoomState): Promise<void> {
-    const max = this.#ctx.settings.room_max_per_client;
-    const n = (await this.#ctx.store.rooms.roomsOf(id)).filter(
-      (m) => m.state === state && !this.#lapsed(m),
-    ).length;
-    if (n >= max) {
-      const what = state === "member" ? "rooms" : "invitations";
-      throw new RoomFailure("limit", `too many ${what} (room_max_per_client ${max})`);
-    }
-  }
-
-  /** Whether `m` is an invitation older than `room_invite_ttl`. */
-  #lapsed(m: { state: RoomState; since: number }): boolean {
-    const cutoff = Math.floor(Date.now() / 1000) - this.#ctx.settings.room_invite_ttl;
-    return m.state === "invited" && m.since < cutoff;
-  }
-
-  /** Removes the room's lapsed invitations, from the store and from memory (in the room's turn). */
-  async #lapse(room: Room): Promise<void> {
-    for (const [id, since] of room.invitedAt ?? []) {
-      if (room.members.get(id) === "member") room.invitedAt?.delete(id);
-      else if (this.#lapsed({ state: "invited", since })) await this.#set(room, id, null);
-    }
-  }
-
-  /** Refuses an invitation past `inviteShare` of the invitee's slots held by `owner`'s rooms. */
-  async #checkInviteShare(owner: string, who: ClientRecord): Promise<void> {
-    const max = inviteShare(this.#ctx.settings.room_max_per_client);
-    let n = 0;
-    for (const m of await this.#ctx.store.rooms.roomsOf(who.id)) {
-      if (m.state !== "invited" || this.#lapsed(m)) continue;
-      if ((await this.#load(m.room))?.record.owner === owner) n++;
-    }
-    if (n >= max)
-      throw new RoomFailure(
-        "limit",
-        `${who.name} holds ${n} invitations to your rooms already (at most ${max}, a tenth of room_max_per_client); they join or decline first`,
-      );
-  }
-
-  /** A registered, unrevoked client by ID or name. */
-  async #client(query: unknown): Promise<ClientRecord> {
-    if (typeof query !== "string" || query === "")
-      throw new RoomFailure("bad_request", "member: an ID or a name");
-    const rec = await this.#ctx.store.findClient(query);
-    if (!rec || rec.revokedAt !== null)
-      throw new RoomFailure("unknown_client", `no client ${JSON.stringify(query)}`);
-    return rec;
-  }
 
   async #who(id: string): Promise<{ id: string; name: string }> {
     return { id, name: (await this.#ctx.store.getClient(id))?.name ?? "" };
@@ -487,19 +335,9 @@ export class Rooms {
   }
 }
 
-/** The `room` of a request, checked. */
-function roomName(value: unknown): string {
-  if (typeof value !== "string") throw new RoomFailure("bad_request", "room: a name");
-  try {
-    return checkRoomName(value);
-  } catch (err) {
-    throw new RoomFailure("bad_name", (err as Error).message);
-  }
-}
-
 /**
- * A ROOM reply as a control message; one too large for a message (the members of a
- * room of many hundreds) becomes an error reply, so every request still gets exactly one.
+ * A ROOM reply as a control message; one too large for a message (none should be:
+ * `members` comes in pages) becomes an error reply, so every request still gets exactly one.
  */
 function encodeRoomReply(reply: Record<string, unknown>): Uint8Array {
   try {

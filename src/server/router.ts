@@ -45,6 +45,8 @@ interface Held {
    * only within the store's bounds.
    */
   undelivered: boolean;
+  /** `from.replyPoint()` when its frame was handled: its NOTICE is queued after that. */
+  after: Promise<void> | null;
   resolve: () => void;
 }
 
@@ -222,7 +224,14 @@ export class Router {
    */
   #offline(from: Connection, recipient: string, toKey: string, plain: Uint8Array): Promise<void> {
     return new Promise((resolve) =>
-      this.#hold(recipient, { from, toKey, plain, undelivered: false, resolve }),
+      this.#hold(recipient, {
+        from,
+        toKey,
+        plain,
+        undelivered: false,
+        resolve,
+        after: from.replyPoint(),
+      }),
     );
   }
 
@@ -248,7 +257,14 @@ export class Router {
    * closing connection's undelivered messages, within the bounds.
    */
   storeLeftover(recipient: string, toKey: string, plain: Uint8Array): void {
-    this.#hold(recipient, { from: null, toKey, plain, undelivered: true, resolve: () => {} });
+    this.#hold(recipient, {
+      from: null,
+      toKey,
+      plain,
+      undelivered: true,
+      resolve: () => {},
+      after: null,
+    });
   }
 
   #hold(recipient: string, item: Held): void {
@@ -288,7 +304,7 @@ export class Router {
           // (A room's member revoked meanwhile: the room's sender is not told.)
           if (it.from) {
             if (roomOf(it.plain) === null)
-              this.notice(it.from, recipient, "unknown", "no such client");
+              this.notice(it.from, recipient, "unknown", "no such client", undefined, it.after);
           } else this.#dropUndelivered(recipient, it, "unknown", "no such client", drops);
         }
         return;
@@ -316,7 +332,8 @@ export class Router {
         );
     } finally {
       drops.log(log, recipient);
-      for (const it of items) it.resolve();
+      // Each settles once its NOTICE is queued, in its frame's place (Held.after).
+      for (const it of items) it.after ? it.after.then(it.resolve, it.resolve) : it.resolve();
       storedArrived(this.#ctx, (items[0] as Held).toKey);
       if (this.cluster) void this.cluster.tellTakers(recipient);
     }
@@ -334,6 +351,8 @@ export class Router {
           recipient,
           "queued",
           "recipient is offline; stored for delivery at its next login",
+          undefined,
+          it.after,
         );
       return;
     }
@@ -347,9 +366,11 @@ export class Router {
         reason: result.reason,
       });
     }
+    const why = `member ${recipient}: ${result.reason}`;
     if (it.from && room !== null)
-      this.notice(it.from, `#${room}`, "rejected", `member ${recipient}: ${result.reason}`);
-    else if (it.from) this.notice(it.from, recipient, "rejected", result.reason);
+      this.notice(it.from, `#${room}`, "rejected", why, undefined, it.after);
+    else if (it.from)
+      this.notice(it.from, recipient, "rejected", result.reason, undefined, it.after);
     else this.#dropUndelivered(recipient, it, "rejected", result.reason, drops);
   }
 
@@ -395,7 +416,14 @@ export class Router {
     const recipient = conn.idText;
     const toKey = conn.key;
     for (const plain of this.online.notReceivedElsewhere(conn, messages))
-      this.#hold(recipient, { from: null, toKey, plain, undelivered: true, resolve: () => {} });
+      this.#hold(recipient, {
+        from: null,
+        toKey,
+        plain,
+        undelivered: true,
+        resolve: () => {},
+        after: null,
+      });
   }
 
   /** Resolves once no store write for `recipient` is queued any more (see `register`). */
@@ -408,18 +436,28 @@ export class Router {
     return this.#serial.idleAll();
   }
 
-  /** Tells the sender what became of a message not delivered live; all but `queued` count as discarded. */
+  /**
+   * Tells the sender what became of a message not delivered live; all but `queued` count
+   * as discarded. `after`: the sender's `replyPoint()` when the message's frame was
+   * at work, or undefined for the frame at work now — the NOTICE keeps that frame's
+   * place among the replies (docs/PROTOCOL.md § Messages); the promise of the queuing
+   * is returned when it waits.
+   */
   notice(
     to: Connection,
     address: string,
     status: NoticeStatus,
     reason: string,
     extra?: Record<string, unknown>,
-  ): void {
+    after?: Promise<void> | null,
+  ): Promise<void> | undefined {
     // `recipients` reports on a message that was delivered: not a discard.
     if (status !== "queued" && status !== "recipients") this.#ctx.stats.discarded++;
     this.#ctx.stats.notices[status] = (this.#ctx.stats.notices[status] ?? 0) + 1;
-    to.reply(encodeControl(ControlType.NOTICE, { address, status, reason, ...extra }));
+    return to.replyAfter(
+      after,
+      encodeControl(ControlType.NOTICE, { address, status, reason, ...extra }),
+    );
   }
 }
 

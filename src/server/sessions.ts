@@ -49,7 +49,7 @@ export interface Sessions {
   sessionsOf(key: string): readonly Connection[];
   receiving(key: string): boolean;
   receivingClients(): number;
-  liveReceivers(key: string): Connection[];
+  liveReceivers(key: string): readonly Connection[];
   add(conn: Connection, limit: number): AddResult;
   remove(conn: Connection): boolean;
   noteRouted(key: string, message: Uint8Array): void;
@@ -59,6 +59,8 @@ export interface Sessions {
   releaseTaker(conn: Connection): void;
   nextTaker(key: string): Connection | null;
 }
+
+const NONE: readonly Connection[] = Object.freeze([]);
 
 export class SessionRegistry implements Sessions {
   readonly #byClient = new Map<string, ClientSessions>();
@@ -114,9 +116,15 @@ export class SessionRegistry implements Sessions {
     return n;
   }
 
-  /** Open sessions of the client that receive live messages. */
-  liveReceivers(key: string): Connection[] {
-    return this.sessionsOf(key).filter((c) => c.routable && c.session.live);
+  /** Open sessions of the client that receive live messages (read only: do not change it). */
+  liveReceivers(key: string): readonly Connection[] {
+    const conns = this.sessionsOf(key);
+    // The common case, one session: no array made per routed message.
+    if (conns.length === 1) {
+      const c = conns[0] as Connection;
+      return c.routable && c.session.live ? conns : NONE;
+    }
+    return conns.filter((c) => c.routable && c.session.live);
   }
 
   /**
@@ -158,7 +166,12 @@ export class SessionRegistry implements Sessions {
   noteRouted(key: string, message: Uint8Array): void {
     const s = this.#byClient.get(key);
     if (!s) return;
-    this.#routeSeq.set(message, ++s.routed);
+    s.routed++;
+    // Only a client with several sessions can later ask which of them got a message; a
+    // message without a number counts as received by no other session, which is true
+    // when it was routed while the client had one. (A WeakMap entry per relayed
+    // message was 10% of the server's time at 400k msgs/s.)
+    if (s.conns.length > 1) this.#routeSeq.set(message, s.routed);
   }
 
   /**

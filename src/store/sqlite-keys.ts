@@ -99,6 +99,11 @@ export class SqliteKeyStore implements KeyStore {
     return (this.#q.count.get(id) as { n: number }).n;
   }
 
+  async keyIdentity(owner: string): Promise<Uint8Array | null> {
+    const row = this.#q.bundle.get(owner.toLowerCase()) as { identity: Uint8Array } | null;
+    return row ? new Uint8Array(row.identity) : null;
+  }
+
   async deleteKeys(owner: string): Promise<boolean> {
     const id = owner.toLowerCase();
     return this.#db.transaction(() => {

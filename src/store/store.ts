@@ -147,6 +147,8 @@ export interface KeyStore {
   ): Promise<{ head: Uint8Array; oneTime: Uint8Array | null; remaining: number } | null>;
   /** How many one-time prekeys `owner` has left; null when it has no bundle. */
   countKeys(owner: string): Promise<number | null>;
+  /** The identity key (64 bytes, `Encode(IK)`) of `owner`'s bundle; null when it has none. */
+  keyIdentity(owner: string): Promise<Uint8Array | null>;
   /** Deletes `owner`'s bundle; false when there was none. */
   deleteKeys(owner: string): Promise<boolean>;
   /** `owner`'s whole bundle as held (for `backbone migrate`); null when none. */

@@ -59,6 +59,11 @@ export const MAX_RESPONSE_PAYLOAD = 512 + ID_BYTES + 512 + TAG_BYTES;
  */
 export const COUNTER_LIMIT = 2 ** 32;
 
+/** At most this many messages in one record (BATCH, § BATCH). */
+export const MAX_BATCH_MESSAGES = 1024;
+/** The largest message a record can carry, alone: 65519 − 6 (record header) − 2 (length). */
+export const MAX_BATCHED_MESSAGE = MAX_MESSAGE_DATA - CONTROL_HEADER_BYTES - 1 - 2;
+
 /** At most this many entries in one CLIENT_STATUS request. */
 export const MAX_STATUS_QUERY = 256;
 

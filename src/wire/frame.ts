@@ -3,6 +3,7 @@
  * 1 ≤ size ≤ 65535. Pure code, no I/O.
  */
 import { WireError } from "../errors.ts";
+import { copyBytes } from "./bytes.ts";
 import { FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD } from "./constants.ts";
 
 /** Checks a payload length against the frame bounds; throws `WireError`. */
@@ -70,7 +71,7 @@ export class FrameReader {
     owned = false,
   ): Uint8Array | null {
     const rest = (at: number) =>
-      at >= chunk.length ? null : owned ? chunk.subarray(at) : chunk.slice(at);
+      at >= chunk.length ? null : owned ? chunk.subarray(at) : copyBytes(chunk, at);
     if (this.#failed) throw this.#failed;
     let at = 0;
     const end = chunk.length;

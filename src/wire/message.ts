@@ -27,7 +27,7 @@ export const C2CType = {
 } as const;
 export type C2CType = (typeof C2CType)[keyof typeof C2CType];
 
-/** C2S / S2C types (low nibble when the format is CONTROL). 6–14 are reserved. */
+/** C2S / S2C types (low nibble when the format is CONTROL). 10–14 are reserved. */
 export const ControlType = {
   HEARTBEAT: 0,
   CONFIG: 1,
@@ -42,6 +42,8 @@ export const ControlType = {
   ROOM: 7,
   /** c2s request / s2c reply: the E2E key directory (docs/PROTOCOL.md § KEYS). */
   KEYS: 8,
+  /** both ways, once offered and accepted: records of many messages (docs/PROTOCOL.md § BATCH). */
+  BATCH: 9,
   STOP: 15,
 } as const;
 export type ControlType = (typeof ControlType)[keyof typeof ControlType];

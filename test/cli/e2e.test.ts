@@ -124,7 +124,8 @@ describe("E2E from the command line", () => {
     expect(half.stderr.trim().split("\n")).toHaveLength(1);
     expect(half.stderr).toContain("remove the counter file to reset); or run with --no-e2e");
     rmSync(join(state, `${ids.alice}.generation`), { force: true });
-    await sb.run(["send", "bob", "new me", "--identity", "alice.identity"]);
+    // Replacing the published keys of the old install is a deliberate step (--e2e-takeover).
+    await sb.run(["send", "bob", "new me", "--e2e-takeover", "--identity", "alice.identity"]);
     // bob's next login: the message shows, unverified, with the warning.
     const listen = sb.start(["listen", "--json", "--identity", "bob.identity"]);
     const row = JSON.parse((await listen.waitFor(/new me/)).input);

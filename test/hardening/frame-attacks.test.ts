@@ -136,9 +136,9 @@ describe("scoping sweep", () => {
     const raw = await fresh("sweep");
     const bob = await fresh("bob");
     const values = [
-      ...Array.from({ length: 11 }, (_, i) => 0x05 + i), // 0x03, 0x04: room messages
+      ...Array.from({ length: 10 }, (_, i) => 0x06 + i), // 0x03, 0x04: room messages; 0x05: E2E room message
       0x16, // SESSION after the first frame
-      ...Array.from({ length: 6 }, (_, i) => 0x19 + i), // 0x15 ACK, 0x17 ROOM, 0x18 KEYS
+      ...Array.from({ length: 5 }, (_, i) => 0x1a + i), // 0x15 ACK, 0x17 ROOM, 0x18 KEYS, 0x19 BATCH (test/integration/batch.test.ts)
 
       ...Array.from({ length: 0xe0 }, (_, i) => 0x20 + i),
     ];

@@ -53,6 +53,8 @@ export class FakeServer implements AsyncDisposable {
   readonly stops: string[] = [];
   /** Connections closed so far. */
   closed = 0;
+  /** Sockets past the handshake (for `push`). */
+  readonly #open = new Set<Socket<Conn>>();
 
   private constructor(opts: FakeServerOptions) {
     this.#opts = opts;
@@ -72,7 +74,8 @@ export class FakeServer implements AsyncDisposable {
           });
           void this.#drain(s);
         },
-        close: () => {
+        close: (s) => {
+          this.#open.delete(s);
           this.closed++;
         },
         error: () => {},
@@ -105,6 +108,7 @@ export class FakeServer implements AsyncDisposable {
             (id) => this.#opts.clients.get(idToText(id)) ?? null,
           );
           c.session = accepted.session;
+          this.#open.add(s);
           s.write(
             encodeFrame(
               c.session.sealer.seal(encodeControl(ControlType.CONFIG, this.#opts.config)),
@@ -128,6 +132,14 @@ export class FakeServer implements AsyncDisposable {
       s.terminate();
     } finally {
       c.busy = false;
+    }
+  }
+
+  /** Sends `message` (any message data, sealed) to every client past the handshake. */
+  push(message: Uint8Array): void {
+    for (const s of this.#open) {
+      const session = s.data.session;
+      if (session) s.write(encodeFrame(session.sealer.seal(message)));
     }
   }
 

@@ -15,8 +15,10 @@ import {
   generateIdentity,
   generateOneTimePreKeys,
   generateSignedPreKey,
+  identityKeyBytes,
   publicIdentity,
 } from "../../src/e2e/keys.ts";
+import { encodeChain, type RolloverLink, signRollover } from "../../src/e2e/rollover.ts";
 import { E2EState } from "../../src/e2e/state.ts";
 import { KEY_FETCH_BURST, PREKEYS_LOW } from "../../src/server/keys.ts";
 import { ControlType } from "../../src/wire/message.ts";
@@ -67,6 +69,7 @@ describe("key directory", () => {
         op: "count",
         published: true,
         one_time_prekeys: 99,
+        identity: Buffer.from(identityKeyBytes(publicIdentity(st.identity))).toString("base64"),
       });
       // By ID too; and a client without keys is "no keys", an unknown one "unknown".
       expect((await fetchBundle(request(bob), alice.id))?.id).toBe(alice.id);
@@ -230,5 +233,33 @@ describe("key directory", () => {
       op: "publish",
       error: "bad bundle",
     });
+  });
+
+  test("a rollover chain: stored with the bundle and handed out with it; a chain that does not lead to it refused", async () => {
+    await using c = await startCluster();
+    const alice = await c.client("alice");
+    const bob = await c.client("bob");
+    const old = generateIdentity(alice.id);
+    const current = bundleFor(alice.id, 1);
+    const chainOf = (links: RolloverLink[]) => Buffer.from(encodeChain(links)).toString("base64");
+    const publish = (rollover: string) =>
+      alice.keyDirectory({ op: "publish", rollover, bundle: current.b64, replace: true });
+    // Signed for another ID, ending at another key, or not a chain: refused.
+    const mallory = generateIdentity(bob.id);
+    expect(await publish(chainOf([signRollover(mallory, current.identity)]))).toMatchObject({
+      error: "bad bundle",
+    });
+    expect(await publish(chainOf([signRollover(old, generateIdentity(alice.id))]))).toMatchObject({
+      error: "bad bundle",
+    });
+    expect(await publish("AAAA")).toMatchObject({ error: "bad bundle" });
+    // A valid one: every fetch carries it, byte for byte.
+    const good = chainOf([signRollover(old, current.identity)]);
+    expect(await publish(good)).toMatchObject({ one_time_prekeys: 1 });
+    const fetched = await bob.keyDirectory({ op: "fetch", client: "alice" });
+    expect(fetched.rollover).toBe(good);
+    expect((await fetchBundle(request(bob), "alice"))?.rollover).toHaveLength(1);
+    // Without one, none is handed out.
+    expect((await bob.keyDirectory({ op: "fetch", client: "bob" })).rollover).toBeUndefined();
   });
 });

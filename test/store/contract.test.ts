@@ -216,7 +216,11 @@ for (const [name, openPair] of backends) {
       expect(
         await k.publishKeys(A, { identity: key(6), head: key(8), oneTime: [otk(1)] }, true, 3),
       ).toEqual({ ok: true, oneTime: 1 });
+      // The identity held (KEYS count: a second device tells its own from another's).
+      expect(await k.keyIdentity(A)).toEqual(key(6));
+      expect(await k.keyIdentity(C)).toBeNull();
       expect(await k.deleteKeys(A)).toBe(true);
+      expect(await k.keyIdentity(A)).toBeNull();
       expect(await k.deleteKeys(A)).toBe(false);
       expect(await k.countKeys(A)).toBeNull();
       s.close();

@@ -9,9 +9,17 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { associatedData, decodeEnvelope } from "../../src/e2e/envelope.ts";
 import { safetyNumber } from "../../src/e2e/fingerprint.ts";
-import { encodeBundle, publicIdentity } from "../../src/e2e/keys.ts";
+import {
+  encodeBundle,
+  generateIdentity,
+  type Identity,
+  identityKeyBytes,
+  publicIdentity,
+} from "../../src/e2e/keys.ts";
 import type { Random } from "../../src/e2e/primitives.ts";
 import { kdfCk, messageKeys } from "../../src/e2e/ratchet.ts";
+import { encodeResetEnvelope, messageDigest } from "../../src/e2e/reset.ts";
+import { encodeChain, encodeRolloverEnvelope, signRollover } from "../../src/e2e/rollover.ts";
 import {
   decryptMessage,
   encryptMessage,
@@ -135,6 +143,7 @@ export function buildVectors() {
     directory: directoryVectors(
       hex(encodeBundle(bundle)),
       hex(encodeBundle({ ...bundle, oneTimePreKeys: bob.opks })),
+      hex(identityKeyBytes(bundle.identity)),
     ),
     safety_number: safetyNumber(
       ALICE,
@@ -143,11 +152,40 @@ export function buildVectors() {
       publicIdentity(bob.identity),
     ),
     random_draws: { alice: ka.draws, bob: kb.draws },
+    rollover: rolloverVectors(alice.identity),
+    reset: resetVectors(bob.identity, messages[0]?.envelope as string),
+  };
+}
+
+/** Alice rolls over to a new identity (docs/E2E.md § Key rollover). */
+function rolloverVectors(old: Identity) {
+  const next = generateIdentity(ALICE, seededRandom("backbone-e2e/1 vectors alice rollover"));
+  const link = signRollover(old, next);
+  return {
+    new_identity: {
+      signing_secret: hex(next.signing.secret),
+      signing_public: hex(next.signing.public),
+      dh_secret: hex(next.dh.secret),
+      dh_public: hex(next.dh.public),
+      dh_signature: hex(next.dhSignature),
+    },
+    link_signature: hex(link.signature),
+    chain: hex(encodeChain([link])),
+    envelope: hex(encodeRolloverEnvelope(publicIdentity(next), [link])),
+  };
+}
+
+/** Bob, who lost his session, asks Alice to send her first message again (§ Session reset). */
+function resetVectors(bob: Identity, failed: string) {
+  const digest = messageDigest(Buffer.from(failed, "hex"));
+  return {
+    failed_envelope_digest: digest,
+    request: hex(encodeResetEnvelope(bob, ALICE, [digest])),
   };
 }
 
 /** KEYS (0x18) messages as they appear inside an encrypted frame, timestamp 1767225600. */
-function directoryVectors(fetched: string, published: string) {
+function directoryVectors(fetched: string, published: string, identity: string) {
   const at = 1767225600;
   const b64 = (h: string) => Buffer.from(h, "hex").toString("base64");
   const msg = (body: Record<string, unknown>) => ({
@@ -161,7 +199,12 @@ function directoryVectors(fetched: string, published: string) {
     fetch_request: msg({ op: "fetch", client: "bob" }),
     fetch_reply: msg({ op: "fetch", id: BOB, name: "bob", bundle: b64(fetched) }),
     count_request: msg({ op: "count" }),
-    count_reply: msg({ op: "count", published: true, one_time_prekeys: 1 }),
+    count_reply: msg({
+      op: "count",
+      published: true,
+      one_time_prekeys: 1,
+      identity: b64(identity),
+    }),
   };
 }
 

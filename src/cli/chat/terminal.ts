@@ -7,57 +7,30 @@
  * Lines are handled one at a time, in the order entered: a command typed by hand has
  * taken effect before the next line is sent (`/to carol`, then a line: it goes to
  * carol). A bracketed paste is one message, never a command. Typed lines wait while
- * the server is unreachable and go out once it is back.
+ * the server is unreachable and go out once it is back. The commands (`/to`, `/join`,
+ * …) are in commands.ts, what is shown above the input line in screen.ts.
  */
 import { type Client, connect } from "../../client/client.ts";
 import type { loadIdentity } from "../../client/identity.ts";
 import type { IncomingMessage } from "../../client/types.ts";
 import type { E2EManager } from "../../e2e/session-manager.ts";
-import { escapeBytes, escapeControls } from "../../text/escape.ts";
-import { ago, CliError, clock, EXIT, loadIdentityFromFlags } from "../common.ts";
+import { escapeControls } from "../../text/escape.ts";
+import { CliError, EXIT, loadIdentityFromFlags } from "../common.ts";
 import { attachE2E, type E2EFlags, openE2E, sendDirect } from "../e2e.ts";
-import { describeRoomEventE2E, roomKeyTags, sendRoomLine, warnRoomOnce } from "../e2e-rooms.ts";
+import { describeRoomEventE2E, sendRoomLine, warnRoomOnce } from "../e2e-rooms.ts";
 import { NameCache } from "../names.ts";
-import {
-  describeRoomNotice,
-  isRoomAddress,
-  leaveRoom,
-  roomPeer,
-  roomPrefix,
-  roomWho,
-} from "../rooms-ui.ts";
+import { describeRoomNotice, isRoomAddress, roomPeer } from "../rooms-ui.ts";
 import { describeEnd, reportEnd } from "../session.ts";
 import { LineEditor } from "../tty/editor.ts";
-import { width, wrapBlock } from "../tty/layout.ts";
+import { type ChatControl, type Peer, runCommand } from "./commands.ts";
 import { describeNotice } from "./notices.ts";
+import { ChatScreen } from "./screen.ts";
 
 /** How often the peer's presence is checked (CLIENT_STATUS). */
 const PRESENCE_EVERY_MS = 2000;
 
 /** How long leaving waits for a command still in flight (its lines after it then count as unsent). */
 const LEAVE_WAIT_MS = 3000;
-
-/** Width of "[12:00:00] ": continuation rows of a message start under the sender. */
-const MESSAGE_INDENT = 11;
-
-export const HELP = [
-  "/to ID|NAME     talk to someone else (or to a room: /to #NAME)",
-  "/who            who you are and whether your peer is online (in a room: its members)",
-  "/join #NAME     join a room (public, or one you are invited to) and talk there",
-  "/leave [#NAME]  leave a room (default: the one you talk to)",
-  "/status         the server's status",
-  "/help           this list",
-  "/quit           leave (Ctrl-D on an empty line, Ctrl-C too)",
-  "//text          send a line that starts with / (as /text)",
-  "keys: Enter sends; a paste is one message (never commands), sent with Enter;",
-  "  Ctrl-C clears the line; ←/→ Home/End Ctrl-A/E move; Ctrl-W/U/K delete;",
-  "  ↑/↓ recall earlier lines; Ctrl-L redraws",
-];
-
-interface Peer {
-  id: string;
-  name: string;
-}
 
 export interface ChatArgs extends E2EFlags {
   peer: string;
@@ -99,7 +72,8 @@ class TerminalChat {
   /** Past the point where lines are still handled. */
   #leaving = false;
   #online: boolean | null = null;
-  #countdown: ReturnType<typeof setInterval> | null = null;
+  /** Notes, messages and the status line above the input line (screen.ts). */
+  readonly #screen: ChatScreen;
   #heldNoteShown = false;
   readonly #flags: ChatArgs;
   /** Rooms whose trust warning (unverified or keyless members) was shown. */
@@ -118,6 +92,7 @@ class TerminalChat {
       interrupt: () => void this.#leave(false),
       eof: () => void this.#leave(false),
     });
+    this.#screen = new ChatScreen(this.editor);
   }
 
   async run(identity: Awaited<ReturnType<typeof loadIdentity>>): Promise<number> {
@@ -134,21 +109,21 @@ class TerminalChat {
     process.stdin.on("error", gone);
     process.stdout.on("error", gone);
     // The E2E state is opened before connecting: stored messages are decrypted on arrival.
-    this.#e2e = openE2E(identity, this.#flags, (line) => this.#say(line));
+    this.#e2e = openE2E(identity, this.#flags, (line) => this.#screen.say(line));
     editor.setStatus(`connecting to ${escapeControls(this.#server)}…`);
     const connecting = connect({
       identity,
       server: this.#server,
       waitForServer: Number.POSITIVE_INFINITY,
-      onRetry: ({ delayMs, error }) => this.#showCountdown(error.message, delayMs),
+      onRetry: ({ delayMs, error }) => this.#screen.countdown(error.message, delayMs),
       ...(this.#e2e ? { incoming: this.#e2e.incoming } : {}),
     });
     connecting.catch(() => {}); // when the user left first, nobody waits for it
     const client = await Promise.race([connecting, this.#done.promise.then(() => null)]);
     if (!client) return this.#done.promise;
     this.#client = client;
-    if (this.#e2e) attachE2E(client, this.#e2e, (line) => this.#say(line));
-    this.#stopCountdown();
+    if (this.#e2e) attachE2E(client, this.#e2e, (line) => this.#screen.say(line));
+    this.#screen.stopCountdown();
     editor.setStatus("");
     // Stored messages come right after connecting: queue them from now on.
     const incoming = client.messages();
@@ -162,7 +137,7 @@ class TerminalChat {
     if (this.#quitting || !peer) return this.#done.promise;
     this.#setPeer(peer);
     this.#watch(client, incoming);
-    this.#say(
+    this.#screen.say(
       `connected to ${client.server} as ${client.name}; talking to ${peer.name} (/help for commands)`,
     );
     this.#isReady = true;
@@ -194,7 +169,7 @@ class TerminalChat {
     this.#peer = p;
     // Members not verified or without keys: said once per room (src/cli/e2e-rooms.ts).
     if (isRoomAddress(p.id))
-      void warnRoomOnce(this.#e2e, p.id, this.#roomsNoted, (line) => this.#say(`* ${line}`));
+      void warnRoomOnce(this.#e2e, p.id, this.#roomsNoted, (line) => this.#screen.say(`* ${line}`));
     this.#names?.set(p.id, p.name);
     this.editor.setPrompt(`${escapeControls(p.name)}> `);
   }
@@ -202,82 +177,41 @@ class TerminalChat {
   #watch(client: Client, incoming: AsyncIterable<IncomingMessage>): void {
     void (async () => {
       for await (const m of incoming)
-        this.#showMessage(m, await (this.#names as NameCache).get(m.from));
+        this.#screen.message(m, await (this.#names as NameCache).get(m.from), this.#e2e !== null);
     })();
     client.on("notice", async (n) => {
       // An E2E room message that missed members: the layer re-sends it to them itself.
       if (n.status === "recipients") return;
-      this.#say(
+      this.#screen.say(
         `* ${isRoomAddress(n.address) ? describeRoomNotice(n) : describeNotice(n, await (this.#names as NameCache).get(n.address))}`,
       );
     });
     client.on("room", async (e) => {
       for (const line of await describeRoomEventE2E(this.#e2e, e, client.id))
-        this.#say(`* ${line}`);
+        this.#screen.say(`* ${line}`);
     });
     client.on("disconnect", ({ reason, willReconnect }) => {
       if (this.#leaving || !willReconnect) return;
       this.#heldNoteShown = false;
-      this.#say(`* connection lost (${reason}); reconnecting`);
+      this.#screen.say(`* connection lost (${reason}); reconnecting`);
     });
     client.on("reconnecting", ({ delayMs, error }) =>
-      this.#showCountdown(error?.message ?? "reconnecting", delayMs),
+      this.#screen.countdown(error?.message ?? "reconnecting", delayMs),
     );
     client.on("connect", () => {
-      this.#stopCountdown();
+      this.#screen.stopCountdown();
       this.editor.setStatus("");
-      this.#say("* reconnected");
+      this.#screen.say("* reconnected");
     });
     client.on("close", ({ error }) => {
       if (!error || this.#quitting) return;
       // Revoked, refused on a reconnect, the server's key changed: say why, exit.
       this.#quitting = true;
       this.#leaving = true;
-      this.#stopCountdown();
+      this.#screen.stopCountdown();
       this.editor.stop();
       this.#done.resolve(reportEnd(describeEnd(error)));
     });
-  }
-
-  // ---- output ---------------------------------------------------------------------
-
-  /** A note: one block, escaped, wrapped with its continuation rows indented. */
-  #say(text: string): void {
-    this.editor.print(wrapBlock("", [escapeControls(text)], 2, this.editor.columns));
-  }
-
-  #showMessage(m: IncomingMessage, name: string): void {
-    const tag =
-      (m.stored ? " (while you were away)" : m.kind === "broadcast" ? " (to all)" : "") +
-      // A plaintext message is shown as such, never as encrypted (rooms too).
-      (this.#e2e && m.e2e === false ? " (not end-to-end encrypted)" : "");
-    const head = `[${clock(m.queuedAt ?? m.receivedAt)}] ${roomPrefix(m)}${escapeControls(name)}${tag}: `;
-    const lines = escapeBytes(m.data, { multiline: true }).split("\n");
-    this.editor.print(wrapBlock(head, lines, MESSAGE_INDENT, this.editor.columns));
-  }
-
-  /** The line as entered, under the prompt it was sent with. */
-  #record(text: string): void {
-    const prompt = `${escapeControls(this.#peer.name)}> `;
-    const lines = escapeControls(text, { multiline: true }).split("\n");
-    this.editor.print(wrapBlock(prompt, lines, width(prompt), this.editor.columns));
-  }
-
-  #showCountdown(why: string, delayMs: number): void {
-    this.#stopCountdown();
-    const end = Date.now() + delayMs;
-    const show = () => {
-      const left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
-      // The countdown first: on a narrow screen the reason is what gets cut.
-      this.editor.setStatus(`* retrying in ${left} s: ${escapeControls(why)}`);
-    };
-    show();
-    this.#countdown = setInterval(show, 1000);
-  }
-
-  #stopCountdown(): void {
-    if (this.#countdown) clearInterval(this.#countdown);
-    this.#countdown = null;
   }
 
   // ---- input ----------------------------------------------------------------------
@@ -286,21 +220,21 @@ class TerminalChat {
     if (!text.trim() || this.#quitting) return; // empty lines are not messages
     const held = !this.#isReady;
     if (held) {
-      this.#record(text);
-      this.#say("* held: it goes out once connected");
+      this.#screen.record(text, this.#peer.name);
+      this.#screen.say("* held: it goes out once connected");
     }
     this.#waiting++;
     this.#chain = this.#chain
       .then(() => this.#ready.promise)
       .then(() => this.#handle(text, pasted, held))
-      .catch((err: Error) => this.#say(`* ${err.message}`))
+      .catch((err: Error) => this.#screen.say(`* ${err.message}`))
       .finally(() => this.#waiting--);
   }
 
   async #handle(text: string, pasted: boolean, recorded: boolean): Promise<void> {
     if (this.#leaving) return;
     const command = !pasted && text.startsWith("/") && !text.startsWith("//");
-    if (!recorded) this.#record(text);
+    if (!recorded) this.#screen.record(text, this.#peer.name);
     if (command) return this.#command(text);
     // `//text` sends `/text`, as in IRC clients; a paste goes as it is.
     const body = (!pasted && text.startsWith("//") ? text.slice(1) : text).replace(/\n+$/, "");
@@ -308,11 +242,11 @@ class TerminalChat {
     const peer = this.#peer;
     const e2e = this.#e2e !== null;
     if (isRoomAddress(peer.id) && this.#flags["peer-key"])
-      return this.#say("* not sent: --peer-key pins one peer, not a room (use --strict)");
+      return this.#screen.say("* not sent: --peer-key pins one peer, not a room (use --strict)");
     if (!client.connected) {
       if (!this.#heldNoteShown) {
         this.#heldNoteShown = true;
-        this.#say("* not connected: what you send goes out once the connection is back");
+        this.#screen.say("* not connected: what you send goes out once the connection is back");
       }
       // The E2E layer may need the server (the peer's keys): wait for it, lines in order.
       // Without it the client library holds the line itself until it is back.
@@ -325,7 +259,7 @@ class TerminalChat {
       else if (!e2e) client.send(peer.id, body);
       else await sendDirect(client, this.#e2e, peer.id, body, peer.name, this.#flags);
     } catch (err) {
-      this.#say(`* not sent: ${(err as Error).message}`);
+      this.#screen.say(`* not sent: ${(err as Error).message}`);
     }
   }
 
@@ -338,65 +272,23 @@ class TerminalChat {
     });
   }
 
-  async #command(text: string): Promise<void> {
-    const [cmd = "", ...rest] = text.slice(1).trim().split(/\s+/);
-    const arg = rest.join(" ");
-    const client = this.#client as Client;
-    switch (cmd) {
-      case "help":
-        for (const line of HELP) this.#say(line);
-        return;
-      case "quit":
-        return this.#leave(true);
-      case "who": {
-        this.#say(`you are ${client.name} (${client.id})`);
-        if (isRoomAddress(this.#peer.id)) {
-          const keys = this.#e2e ? await roomKeyTags(this.#e2e, this.#peer.id) : undefined;
-          for (const line of await roomWho(client, this.#peer.id, keys)) this.#say(line);
-          return;
-        }
-        const [e] = await client.clientStatus([this.#peer.id]);
-        if (!e || !("id" in e)) return this.#say(`${this.#peer.name} is no longer registered`);
-        const seen = e.online
-          ? "online"
-          : e.last_seen
-            ? `offline, last seen ${ago(Date.now() / 1000 - e.last_seen)} ago`
-            : "offline, never seen";
-        return this.#say(`talking to ${e.name} (${e.id}): ${seen}`);
-      }
-      case "status": {
-        const s = await client.serverStatus();
-        return this.#say(
-          `server ${client.server}: ${s.clients_online} of ${s.clients_registered} clients online, up ${ago(s.uptime)}, ${s.messages_routed} messages routed, ${s.messages_queued} queued`,
-        );
-      }
-      case "join": {
-        if (!arg) return this.#say("usage: /join #NAME");
-        this.#setPeer(await roomPeer(client, arg.startsWith("#") ? arg : `#${arg}`));
+  #command(text: string): Promise<void> {
+    const chat = this;
+    const control: ChatControl = {
+      client: this.#client as Client,
+      e2e: this.#e2e,
+      get peer() {
+        return chat.#peer;
+      },
+      switchTo: (peer) => {
+        this.#setPeer(peer);
         this.#online = null;
-        return this.#say(`* now talking in ${this.#peer.name}`);
-      }
-      case "leave": {
-        const room = arg || (isRoomAddress(this.#peer.id) ? this.#peer.id : "");
-        if (!room) return this.#say("usage: /leave #NAME");
-        return this.#say(`* ${await leaveRoom(client, room)}`);
-      }
-      case "to": {
-        if (!arg) return this.#say("usage: /to ID|NAME");
-        if (isRoomAddress(arg)) return this.#command(`/join ${arg}`);
-        const [e] = await client.clientStatus([arg]);
-        if (!e || !("id" in e)) return this.#say(`no client "${arg}"`);
-        this.#setPeer({ id: e.id, name: e.name });
-        this.#online = null;
-        this.#say(`* now talking to ${e.name}`);
-        void this.#checkPresence();
-        return;
-      }
-      default:
-        this.#say(
-          `unknown command /${cmd} (try /help; to send a line that starts with /, begin it with //)`,
-        );
-    }
+      },
+      checkPresence: () => this.#checkPresence(),
+      say: (line) => this.#screen.say(line),
+      quit: () => this.#leave(true),
+    };
+    return runCommand(control, text);
   }
 
   async #checkPresence(): Promise<void> {
@@ -409,9 +301,9 @@ class TerminalChat {
       if (peer !== this.#peer) return; // switched meanwhile
       const now = Boolean(e && "online" in e && e.online);
       if (this.#online === null && !now)
-        this.#say(`* ${peer.name} is offline: what you send is stored for them`);
+        this.#screen.say(`* ${peer.name} is offline: what you send is stored for them`);
       if (this.#online !== null && now !== this.#online)
-        this.#say(`* ${peer.name} is ${now ? "now online" : "offline"}`);
+        this.#screen.say(`* ${peer.name} is ${now ? "now online" : "offline"}`);
       this.#online = now;
     } catch {
       // asked again on the next tick
@@ -439,7 +331,7 @@ class TerminalChat {
     const client = this.#client;
     if (terminalGone) {
       this.#leaving = true;
-      this.#stopCountdown();
+      this.#screen.stopCountdown();
       if (client) await client.close("terminal closed").catch(() => {});
       this.#done.resolve(EXIT.OK);
       return;
@@ -447,7 +339,7 @@ class TerminalChat {
     if (client?.connected && !fromCommand)
       await Promise.race([this.#chain, Bun.sleep(LEAVE_WAIT_MS)]);
     this.#leaving = true;
-    this.#stopCountdown();
+    this.#screen.stopCountdown();
     // Lines still queued behind a command (the /quit being handled is not one of them),
     // and what the client holds while disconnected.
     const queued = this.#waiting - (fromCommand ? 1 : 0);

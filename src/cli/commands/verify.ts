@@ -11,7 +11,7 @@ import { E2EError } from "../../e2e/errors.ts";
 import { formatSafetyNumber } from "../../e2e/fingerprint.ts";
 import { escapeControls } from "../../text/escape.ts";
 import { CLIENT_ARGS, CliError, EXIT } from "../common.ts";
-import { connectWithE2E, EXIT_E2E_REQUIRED, EXIT_KEY_CHANGED } from "../e2e.ts";
+import { connectWithE2E, E2E_TAKEOVER_ARG, EXIT_E2E_REQUIRED, EXIT_KEY_CHANGED } from "../e2e.ts";
 
 /** Exit code when the user says the numbers do not match. */
 export const EXIT_MISMATCH = 8;
@@ -35,6 +35,7 @@ export const verify = defineCommand({
         "E2E state directory (default: $BACKBONE_E2E_STATE or ~/.local/state/backbone/e2e/<id>)",
       valueHint: "DIR",
     },
+    ...E2E_TAKEOVER_ARG,
     accept: { type: "boolean", description: "Accept the peer's changed key before verifying" },
     // citty reads `--no-qr` as `qr: false`.
     qr: {

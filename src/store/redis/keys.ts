@@ -114,6 +114,12 @@ export class RedisKeyStore implements KeyStore {
     return this.#r.zcard(otk);
   }
 
+  async keyIdentity(owner: string): Promise<Uint8Array | null> {
+    const [b] = this.#keys(owner);
+    const identity = await this.#r.hgetBuffer(b, "identity");
+    return identity ? new Uint8Array(identity) : null;
+  }
+
   async exportKeys(owner: string): Promise<ExportedKeys | null> {
     const [b, otk, ent] = this.#keys(owner);
     const h = await this.#r.hgetallBuffer(b);

@@ -26,15 +26,14 @@ import type {
 } from "../store.ts";
 import { RedisKeyStore } from "./keys.ts";
 import { runScript, type Script, script } from "./lua.ts";
-import { enqueueResult, fieldMap, toRecord } from "./records.ts";
+import { RedisQueue } from "./queue.ts";
+import { toRecord } from "./records.ts";
 import { RedisRooms } from "./rooms.ts";
-import { ADD_CLIENT, ENQUEUE, PRESENCE, REMOVE, REVOKE } from "./scripts.ts";
+import { ADD_CLIENT, PRESENCE, REVOKE } from "./scripts.ts";
 import { redactUrl } from "./url.ts";
 
 /** How long one Redis call may take before it fails (ms). */
 const COMMAND_TIMEOUT_MS = 2_000;
-/** Messages per ENQUEUE script call: bounds the time Redis spends in one script. */
-const ENQUEUE_CHUNK = 256;
 
 export interface RedisStoreOptions {
   /** Key prefix, `bb:` by default; lets tests and several deployments share one Redis. */
@@ -59,6 +58,8 @@ export class RedisStore implements Store {
   #lastError: Error | undefined;
   /** Rooms and memberships (rooms.ts). */
   readonly rooms: RedisRooms;
+  /** The offline queue (queue.ts). */
+  readonly #queue: RedisQueue;
 
   /** Connects lazily; the first call connects. Use {@link RedisStore.open} to connect now. */
   constructor(url: string, opts: RedisStoreOptions = {}) {
@@ -79,6 +80,7 @@ export class RedisStore implements Store {
     });
     this.keys = new RedisKeyStore(this.#r, this.#p);
     this.rooms = new RedisRooms(this.#r, this.#p, (what, run) => this.#call(what, run));
+    this.#queue = new RedisQueue(this.#r, this.#p, (what, run) => this.#call(what, run));
   }
 
   /** Opens the store at `url` and checks that Redis answers. Throws `STORE_OPEN`. */
@@ -216,7 +218,7 @@ export class RedisStore implements Store {
   }
 
   async dropFromSender(sender: string): Promise<number> {
-    return this.#removeEverywhere("sender", sender.toLowerCase());
+    return this.#queue.removeEverywhere("sender", sender.toLowerCase());
   }
 
   async renewLease(lease: NodeLease): Promise<void> {
@@ -245,93 +247,34 @@ export class RedisStore implements Store {
     await this.#call("presence", () => pipe.exec());
   }
 
-  #inboxKeys(recipient: string): [string, string, string] {
-    const inbox = this.#k("inbox", recipient);
-    return [inbox, `${inbox}:totals`, `${inbox}:senders`];
-  }
+  // ---- the offline queue (queue.ts) ---------------------------------------------------
 
-  async enqueue(
+  enqueue(
     recipient: string,
     messages: QueuedMessage[],
     limits: QueueLimits,
   ): Promise<EnqueueResult[]> {
-    const [inbox, totals, senders] = this.#inboxKeys(recipient);
-    const keys = [
-      inbox,
-      totals,
-      senders,
-      this.#k("seq"),
-      this.#k("recipients"),
-      this.#k("pending"),
-    ];
-    const results: EnqueueResult[] = [];
-    try {
-      for (let i = 0; i < messages.length; i += ENQUEUE_CHUNK) {
-        const chunk = messages.slice(i, i + ENQUEUE_CHUNK);
-        const args: (string | number | Uint8Array)[] = [
-          recipient,
-          limits.maxMessages,
-          limits.maxBytes,
-          limits.maxPerSender,
-        ];
-        for (const m of chunk) args.push(m.sender, m.at, m.room ?? "", m.data);
-        const codes = (await this.#eval(S.enqueue, keys, args)) as number[];
-        for (const code of codes) results.push(enqueueResult(code, limits));
-      }
-      return results;
-    } catch (cause) {
-      // A chunk that failed was not written at all (a script is atomic); the ones before it were.
-      const reason = `storage failure: ${(cause as Error).message}`;
-      while (results.length < messages.length) results.push({ ok: false, reason, failure: true });
-      return results;
-    }
+    return this.#queue.enqueue(recipient, messages, limits);
   }
 
-  async peek(recipient: string, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
-    const [inbox] = this.#inboxKeys(recipient);
-    const entries = await this.#call("peek", () =>
-      this.#r.xrangeBuffer(inbox, `(${afterSeq}-0`, "+", "COUNT", limit),
-    );
-    return entries.map(([id, fields]) => {
-      const f = fieldMap(fields);
-      return {
-        seq: Number(String(id).split("-")[0]),
-        sender: String(f.s),
-        room: f.r === undefined ? null : String(f.r),
-        queuedAt: Number(String(f.t)),
-        data: new Uint8Array(f.d ?? Buffer.alloc(0)),
-      };
-    });
+  peek(recipient: string, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
+    return this.#queue.peek(recipient, limit, afterSeq);
   }
 
-  async remove(recipient: string, throughSeq: number): Promise<void> {
-    const [inbox, totals, senders] = this.#inboxKeys(recipient);
-    const keys = [inbox, totals, senders, this.#k("recipients"), this.#k("pending")];
-    await this.#call("remove", () => this.#eval(S.remove, keys, ["seq", throughSeq, recipient]));
+  remove(recipient: string, throughSeq: number): Promise<void> {
+    return this.#queue.remove(recipient, throughSeq);
   }
 
-  async expire(before: number): Promise<number> {
-    return this.#removeEverywhere("age", before);
+  expire(before: number): Promise<number> {
+    return this.#queue.removeEverywhere("age", before);
   }
 
-  /** REMOVE in every inbox that holds messages; returns how many went. */
-  async #removeEverywhere(mode: "age" | "sender", bound: string | number): Promise<number> {
-    const recipients = await this.#call(mode, () => this.#r.smembers(this.#k("recipients")));
-    let n = 0;
-    for (const r of recipients) {
-      const [inbox, totals, senders] = this.#inboxKeys(r);
-      const keys = [inbox, totals, senders, this.#k("recipients"), this.#k("pending")];
-      n += Number(await this.#call(mode, () => this.#eval(S.remove, keys, [mode, bound, r])));
-    }
-    return n;
+  heldRecipients(): Promise<string[]> {
+    return this.#queue.heldRecipients();
   }
 
-  async heldRecipients(): Promise<string[]> {
-    return this.#call("recipients", () => this.#r.smembers(this.#k("recipients")));
-  }
-
-  async pendingCount(): Promise<number> {
-    return Number((await this.#call("pending", () => this.#r.get(this.#k("pending")))) ?? 0);
+  pendingCount(): Promise<number> {
+    return this.#queue.pendingCount();
   }
 
   async version(): Promise<number> {
@@ -384,14 +327,7 @@ export class RedisStore implements Store {
     const problems: string[] = [];
     try {
       await this.#r.ping();
-      for (const r of await this.#r.smembers(this.#k("recipients"))) {
-        const [inbox, totals] = this.#inboxKeys(r);
-        const [len, count] = await Promise.all([
-          this.#r.xlen(inbox),
-          this.#r.hget(totals, "count"),
-        ]);
-        if (len !== Number(count)) problems.push(`inbox of ${r}: ${len} held, totals say ${count}`);
-      }
+      await this.#queue.checkTotals(problems);
     } catch (e) {
       problems.push(`redis unreachable: ${(e as Error).message}`);
     }
@@ -407,8 +343,6 @@ const S = {
   addClient: script(ADD_CLIENT),
   revoke: script(REVOKE),
   presence: script(PRESENCE),
-  enqueue: script(ENQUEUE),
-  remove: script(REMOVE),
 };
 
 /**

@@ -1,0 +1,150 @@
+/**
+ * End-to-end encrypted room messages (C2C type 5) from a hostile sender, against a real
+ * server: whatever the frame lists, the server answers with a NOTICE that fits one
+ * message and keeps the connection (docs/PROTOCOL.md § End-to-end encrypted room messages).
+ */
+import { describe, expect, test } from "bun:test";
+import { E2EManager } from "../../src/e2e/session-manager.ts";
+import { idToBytes } from "../../src/ids.ts";
+import { ControlType } from "../../src/wire/message.ts";
+import { encodeRoomE2E, type RoomCiphertext } from "../../src/wire/room-e2e.ts";
+import { MemoryLog, startCluster, until } from "../helpers/cluster.ts";
+import { member, room } from "../helpers/e2e-rooms.ts";
+import { isControl, jsonBody } from "../helpers/raw.ts";
+
+describe("a type 5 frame whose NOTICE `recipients` would be too long", () => {
+  test("1000 members left out and 1000 entries for non-members: one NOTICE that fits, the connection lives", async () => {
+    const log = new MemoryLog();
+    await using c = await startCluster({}, log);
+    const alice = await c.raw("alice");
+    const now = Math.floor(Date.now() / 1000);
+    await c.store.rooms.createRoom({ name: "big", owner: alice.id, public: true, createdAt: now });
+    // 999 other members (the most a room holds by default), none of them covered.
+    for (let i = 0; i < 999; i++)
+      await c.store.rooms.setMembership("big", crypto.randomUUID(), "member", now);
+    // 1000 ciphertexts for clients who are not members.
+    const entries: RoomCiphertext[] = [];
+    for (let i = 0; i < 1000; i++)
+      entries.push({ member: crypto.randomUUID(), ciphertext: new Uint8Array([i & 0xff]) });
+    alice.send(encodeRoomE2E(new Uint8Array(8).fill(7), "big", entries));
+    const before = await alice.heartbeat();
+    const notice = before.find((m) => isControl(m, ControlType.NOTICE));
+    expect(notice).toBeDefined();
+    const body = jsonBody(notice as NonNullable<typeof notice>);
+    expect(body.status).toBe("recipients");
+    expect(body.message).toBe("0707070707070707");
+    const missing = body.missing as string[];
+    const notMembers = body.not_members as string[];
+    // Every member to re-send to; as many dropped entries as fit; the reason counts all.
+    expect(missing.length).toBe(999);
+    expect(notMembers.length).toBeGreaterThan(0);
+    expect(notMembers.length).toBeLessThan(1000);
+    expect(body.reason).toContain("999 member(s)");
+    expect(body.reason).toContain("1000 ciphertext(s)");
+    expect(log.find("handler failed")).toEqual([]);
+    expect(log.find("internal error")).toEqual([]);
+    // The connection lives: the room still answers.
+    expect((await alice.serverStatus()).ok).not.toBe(false);
+  });
+});
+
+describe("the re-send to members a message lacked keeps the send's terms", () => {
+  test("strict: a member who joined unverified after the sender read the list is not sent the message", async () => {
+    await using c = await startCluster();
+    // alice hears no membership events (receive none), so her member list goes stale.
+    const alice = await member(c, "alice", { receive: "none" });
+    const bob = await member(c, "bob");
+    const carol = await member(c, "carol");
+    await room("ops", alice.client, bob.client);
+    await alice.e2e.sendRoom("ops", "first"); // alice learns bob's key
+    alice.e2e.verify(bob.id, bob.e2e.fingerprint);
+    await alice.client.rooms.invite("ops", carol.id);
+    await carol.client.rooms.join("ops");
+    const skipped: string[] = [];
+    alice.e2e.on("roomSkipped", (s) => skipped.push(s.id));
+    const r = await alice.e2e.sendRoom("ops", "verified only", { strict: true });
+    expect(r.members).toEqual([bob.id]);
+    await until(() => bob.got.length === 2, 5000, "bob");
+    await until(() => skipped.includes(carol.id), 5000, "carol reported skipped");
+    await alice.client.ping();
+    await carol.client.ping();
+    expect(alice.sent.filter((e) => e.member === carol.id)).toEqual([]);
+    expect(carol.got).toEqual([]);
+    // Not strict: carol gets the re-send as before.
+    await alice.e2e.sendRoom("ops", "to all");
+    await until(() => carol.got.length === 1, 5000, "carol");
+    await alice.close();
+    await bob.close();
+    await carol.close();
+  });
+
+  test("a NOTICE recipients naming a client who is not a member (a hostile server): the message is not re-sent to it", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    const mallory = await member(c, "mallory"); // keys published, in no room
+    await room("ops", alice.client, bob.client);
+    await alice.e2e.sendRoom("ops", "first");
+    await until(() => bob.got.length === 1, 5000, "bob");
+    const sentMessages: string[] = [];
+    const original = alice.client.sendRoomE2E.bind(alice.client);
+    alice.client.sendRoomE2E = (id, room, entries) => {
+      sentMessages.push(Buffer.from(id).toString("hex"));
+      original(id, room, entries);
+    };
+    await alice.e2e.sendRoom("ops", "second");
+    const id = sentMessages[0] as string;
+    // What a hostile server would send: mallory "lacked" the message.
+    alice.client.emit("notice", {
+      address: "#ops",
+      status: "recipients",
+      reason: "1 member(s) without a ciphertext got nothing",
+      message: id,
+      missing: [mallory.id],
+      not_members: [],
+    } as never);
+    await alice.client.rooms.list(); // a round trip after any re-send
+    await Bun.sleep(0);
+    await alice.client.ping();
+    expect(alice.sent.filter((e) => e.member === mallory.id)).toEqual([]);
+    await alice.close();
+    await bob.close();
+    await mallory.close();
+  });
+});
+
+describe("a live ciphertext shown by another process of the same client", () => {
+  test("replayed by a lying server under another room or as a direct message, it is not shown there", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    await room("ops", alice.client, bob.client);
+    await room("dev", alice.client, bob.client);
+    await bob.close(); // its layers below play two processes of bob
+    await alice.e2e.sendRoom("ops", "for ops only");
+    await alice.client.ping();
+    const forBob = alice.sent.find((e) => e.member === bob.id)?.ciphertext as Uint8Array;
+    const second = E2EManager.open(bob.id, { stateDir: bob.dir }); // another process, running
+    const first = E2EManager.open(bob.id, { stateDir: bob.dir });
+    const base = {
+      from: alice.id,
+      fromBytes: idToBytes(alice.id),
+      data: forBob,
+      stored: false,
+      queuedAt: null,
+      receivedAt: new Date(),
+    };
+    const shown = first.incoming({ ...base, kind: "room", room: "ops" });
+    expect(shown && new TextDecoder().decode(shown.data)).toBe("for ops only");
+    // The lying server hands the same live ciphertext to the second process elsewhere.
+    expect(second.incoming({ ...base, kind: "room", room: "dev" })).toBeNull();
+    expect(second.incoming({ ...base, kind: "direct", room: null })).toBeNull();
+    // Where it was sent, the second process shows it too, once.
+    const there = second.incoming({ ...base, kind: "room", room: "OPS" });
+    expect(there && new TextDecoder().decode(there.data)).toBe("for ops only");
+    expect(second.incoming({ ...base, kind: "room", room: "ops" })).toBeNull();
+    first.close();
+    second.close();
+    await alice.close();
+  });
+});
