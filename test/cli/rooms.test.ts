@@ -69,7 +69,7 @@ describe("backbone room", () => {
     r = await sb.run(["room", "members", "ops", ...as("alice")]);
     const rows = r.stdout.trim().split("\n");
     expect(rows[0]).toMatch(/^NAME +ROLE +PRESENCE +ID$/);
-    expect(rows[1]).toMatch(new RegExp(`^alice +owner +last seen \\d+s ago +${ids.alice}$`));
+    expect(rows[1]).toMatch(new RegExp(`^alice +owner +you +${ids.alice}$`));
     // In the order they took their place: carol was invited before bob joined.
     expect(rows[2]).toMatch(new RegExp(`^carol +invited +- +${ids.carol}$`));
     expect(rows[3]).toMatch(new RegExp(`^bob +member +online +${ids.bob}$`));

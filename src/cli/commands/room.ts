@@ -178,11 +178,13 @@ async function act(
         m.owner ? "owner" : m.state,
         m.state === "invited"
           ? "-"
-          : m.online
-            ? "online"
-            : m.last_seen === null
-              ? "never seen"
-              : `last seen ${ago(now - m.last_seen)} ago`,
+          : m.id.toLowerCase() === client.id.toLowerCase()
+            ? "you" // this one-shot session is not presence: "last seen 0s ago" would puzzle
+            : m.online
+              ? "online"
+              : m.last_seen === null
+                ? "never seen"
+                : `last seen ${ago(now - m.last_seen)} ago`,
         m.id,
       ]);
       table([["NAME", "ROLE", "PRESENCE", "ID"], ...rows]);
