@@ -12,13 +12,14 @@ import { AUTH_FAILED, UNAVAILABLE } from "../src/handshake/server.ts";
 
 const root = join(import.meta.dir, "..");
 
-/** The STOP reasons written in src/server/*.ts: `.stop("…")`, `#refuse("…")`, `encode("…")` of a STOP. */
+/** The STOP reasons written in src/server/*.ts: `.stop("…")`, `.refuse("…")`, `encode("…")` of a STOP. */
 function serverStopReasons(): Set<string> {
   const reasons = new Set<string>([AUTH_FAILED, UNAVAILABLE]);
   const dir = join(root, "src/server");
   for (const file of readdirSync(dir).filter((f) => f.endsWith(".ts"))) {
     const text = readFileSync(join(dir, file), "utf8");
-    for (const m of text.matchAll(/(?:\.stop|#refuse)\("([^"]+)"\)/g)) reasons.add(m[1] as string);
+    for (const m of text.matchAll(/(?:\.stop|[.#]refuse(?:Raw)?)\("([^"]+)"\)/g))
+      reasons.add(m[1] as string);
     for (const m of text.matchAll(/STOP, new TextEncoder\(\)\.encode\("([^"]+)"\)/g))
       reasons.add(m[1] as string);
     for (const m of text.matchAll(/close\(reason = "([^"]+)"/g)) reasons.add(m[1] as string);

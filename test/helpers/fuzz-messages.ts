@@ -83,7 +83,8 @@ export function expectFor(m: Uint8Array, t: FuzzTarget, self: Identity): Expect 
   const type = b0 & 0x0f;
   if (format >= 2) return { kind: "nothing" }; // S2S on a socket, or a reserved format
   if (format === 0) {
-    if (type >= 5) return { kind: "nothing" }; // reserved C2C type
+    if (type >= 6) return { kind: "nothing" }; // reserved C2C type
+    if (type === 5) return roomE2EExpect(m, t); // the fuzzing client is in no room
     if (type === 4) return m.length < 21 ? { kind: "malformed" } : { kind: "nothing" };
     if (type === 3) return roomExpect(m, t); // the fuzzing client is in no room
     if (m.length < (type === 2 ? 21 : 17)) return { kind: "malformed" };
@@ -124,6 +125,39 @@ function roomExpect(m: Uint8Array, t: FuzzTarget): Expect {
   const address = `#${new TextDecoder().decode(m.subarray(18, 18 + len))}`;
   const data = m.length - 18 - len;
   if (data > t.maxMessageSize || 22 + len + data > MAX_MESSAGE)
+    return { kind: "notice", status: "too_large", address };
+  return { kind: "notice", status: "not_member", address };
+}
+
+/**
+ * An end-to-end encrypted room message (§ End-to-end encrypted room messages, type 5) from
+ * a client in no room: `0x05 ‖ message_id (8) ‖ room_len ‖ room ‖ count (u16) ‖ count ×
+ * (member (16) ‖ length (u16) ‖ ciphertext)`, read here from the document, not the codec.
+ */
+function roomE2EExpect(m: Uint8Array, t: FuzzTarget): Expect {
+  const len = m[9] ?? 0;
+  if (len === 0 || m.length < 12 + len) return { kind: "malformed" };
+  const room = new TextDecoder().decode(m.subarray(10, 10 + len));
+  const count = ((m[10 + len] as number) << 8) | (m[11 + len] as number);
+  if (count === 0) return { kind: "malformed" };
+  let at = 12 + len;
+  let largest = 0;
+  const seen = new Set<string>();
+  for (let i = 0; i < count; i++) {
+    if (m.length < at + 18) return { kind: "malformed" };
+    const member = uuidText(m.subarray(at, at + 16));
+    const length = ((m[at + 16] as number) << 8) | (m[at + 17] as number);
+    at += 18;
+    if (length === 0 || m.length < at + length || seen.has(member)) return { kind: "malformed" };
+    seen.add(member);
+    largest = Math.max(largest, length);
+    at += length;
+  }
+  if (at !== m.length) return { kind: "malformed" };
+  const address = `#${room}`;
+  // The size a member's copy would have, stored (type 4 header with the name re-encoded).
+  const nameBytes = new TextEncoder().encode(room).length;
+  if (largest > t.maxMessageSize || 22 + nameBytes + largest > MAX_MESSAGE)
     return { kind: "notice", status: "too_large", address };
   return { kind: "notice", status: "not_member", address };
 }
