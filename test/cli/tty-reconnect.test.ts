@@ -146,6 +146,7 @@ describe.skipIf(!TMUX)("terminal chat, revoked while running", () => {
     using term = new Terminal(sb, ["chat", "bob", "--identity", "alice.identity"], { columns: 40 });
     await term.waitFor(/^connected to /);
     term.typeText("half typed");
+    await term.waitFor(/half typed/); // on the line before the revocation, not racing it
     expect((await sb.run(["revoke", "alice"])).code).toBe(EXIT.OK);
     expect(await term.exitStatus()).toBe(EXIT.AUTH);
     const text = term.screen(true).join("").replace(/\s+/g, "");
