@@ -85,10 +85,20 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       emit: this.#host.emit,
       serial: (task) => this.#serial(task),
     });
-    this.#receiver = new E2EReceiver(this.#host, {
-      onResetRequest: (from, data) => this.#onResetRequest(from, data),
-      requestReset: (from, data) => this.#resets.add(from, data),
-    });
+    this.#receiver = new E2EReceiver(
+      this.#host,
+      {
+        onResetRequest: (from, data) => this.#onResetRequest(from, data),
+        requestReset: (from, data) => this.#resets.add(from, data),
+      },
+      {
+        // Before `attach` (or a layer used without a client) there is no member list to
+        // hold a sender against: as when no list has been read, the server's is the baseline.
+        knows: (room, from) => this.#client === null || this.#rooms.knows(room, from),
+        senderSeen: (room, from) =>
+          this.#attached.promise.then(() => this.#serial(() => this.#rooms.senderSeen(room, from))),
+      },
+    );
     this.incoming = this.#receiver.incoming;
   }
 
@@ -139,7 +149,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       this.#rooms.forget(); // membership may have changed while away
       void this.syncKeys();
     });
-    client.on("room", (e) => this.#rooms.forget(e.room));
+    client.on("room", (e) => this.#rooms.onEvent(e.room, e.event, e.member.id));
     this.keysSynced = this.syncKeys();
     this.#receiver.replay(client);
   }

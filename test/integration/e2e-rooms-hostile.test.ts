@@ -148,3 +148,48 @@ describe("a live ciphertext shown by another process of the same client", () => 
     await alice.close();
   });
 });
+
+describe("a member this client never saw join (its join event withheld, as a hostile server could)", () => {
+  test("its first room message comes after a roomMember event with its fingerprint, unverified; its later ones without", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    const carol = await member(c, "carol");
+    await room("ops", alice.client, bob.client);
+    // alice reads the member list (as the chat does when it opens the room): bob.
+    expect((await alice.e2e.roomMembers("ops")).members.map((m) => m.id)).toEqual([bob.id]);
+    // From now on alice hears no membership events (the server hides them).
+    const emit = alice.client.emit.bind(alice.client) as (e: string, ...a: unknown[]) => boolean;
+    (alice.client as unknown as { emit: typeof emit }).emit = (e, ...a) =>
+      e === "room" ? false : emit(e, ...a);
+    const order: string[] = [];
+    const announced: unknown[] = [];
+    alice.e2e.on("roomMember", (p) => {
+      announced.push(p);
+      order.push(`member ${p.member.name}`);
+    });
+    alice.client.on("message", (m) => order.push(`message ${new TextDecoder().decode(m.data)}`));
+    await alice.client.rooms.invite("ops", carol.id);
+    await carol.client.rooms.join("ops");
+    await carol.e2e.sendRoom("ops", "hi from carol");
+    await carol.e2e.sendRoom("ops", "again");
+    await until(() => alice.got.length === 2, 5000, "alice gets carol's messages");
+    expect(order).toEqual(["member carol", "message hi from carol", "message again"]);
+    expect(announced).toEqual([
+      {
+        room: "ops",
+        member: { id: carol.id, name: "carol" },
+        fingerprint: carol.e2e.fingerprint,
+        verified: false,
+      },
+    ]);
+    expect(alice.got.every((m) => m.e2e === true && m.verified === false)).toBe(true);
+    // bob, from whom alice knew, is not announced.
+    await bob.e2e.sendRoom("ops", "from bob");
+    await until(() => alice.got.length === 3, 5000, "alice gets bob's message");
+    expect(announced.length).toBe(1);
+    await alice.close();
+    await bob.close();
+    await carol.close();
+  });
+});
