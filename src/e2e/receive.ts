@@ -205,7 +205,6 @@ export class E2EReceiver {
    * (before a crash, or while replaying), in order, each once.
    */
   replay(client: Client): void {
-    const state = this.#host.state;
     setTimeout(() => {
       this.#replaying = false;
       this.#flush(client);

@@ -4,6 +4,11 @@
  * message and keeps the connection (docs/PROTOCOL.md § End-to-end encrypted room messages).
  */
 import { describe, expect, test } from "bun:test";
+import {
+  describeRoomPresence,
+  type RoomPresence,
+  roomPresenceRow,
+} from "../../src/cli/e2e-rooms.ts";
 import { E2EManager } from "../../src/e2e/session-manager.ts";
 import { idToBytes } from "../../src/ids.ts";
 import { ControlType } from "../../src/wire/message.ts";
@@ -184,6 +189,20 @@ describe("a member this client never saw join (its join event withheld, as a hos
       },
     ]);
     expect(alice.got.every((m) => m.e2e === true && m.verified === false)).toBe(true);
+    // What chat and listen print for it (src/cli/e2e-rooms.ts), before the message.
+    const p = announced[0] as RoomPresence;
+    expect(describeRoomPresence(p)).toEqual([
+      `carol is in #ops (key ${carol.e2e.fingerprint}, unverified)`,
+      "warning: carol in #ops is not verified; compare safety numbers with: backbone verify carol",
+    ]);
+    expect(roomPresenceRow(p)).toEqual({
+      kind: "room_event",
+      event: "present",
+      room: "ops",
+      member: { id: carol.id, name: "carol" },
+      fingerprint: carol.e2e.fingerprint,
+      verified: false,
+    });
     // bob, from whom alice knew, is not announced.
     await bob.e2e.sendRoom("ops", "from bob");
     await until(() => alice.got.length === 3, 5000, "alice gets bob's message");
