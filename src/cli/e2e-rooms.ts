@@ -10,7 +10,7 @@ import { E2EError } from "../e2e/errors.ts";
 import type { E2EEvents, E2EManager } from "../e2e/session-manager.ts";
 import { escapeControls } from "../text/escape.ts";
 import { CliError, EXIT } from "./common.ts";
-import { acceptHint, EXIT_E2E_REQUIRED, EXIT_KEY_CHANGED, type Say } from "./e2e.ts";
+import { acceptHint, EXIT_E2E_REQUIRED, EXIT_KEY_CHANGED, e2eExitCode, type Say } from "./e2e.ts";
 import { describeRoomEvent } from "./rooms-ui.ts";
 
 const esc = (s: string) => escapeControls(s);
@@ -66,7 +66,7 @@ export async function sendRoomLine(
       throw new CliError(`not sent: you are not a member of ${esc(room)}`, EXIT.UNDELIVERABLE);
     if (err instanceof RoomError)
       throw new CliError(`${esc(room)}: ${err.message}`, EXIT.UNDELIVERABLE);
-    if (err instanceof E2EError) throw new CliError(err.message, EXIT.FAILURE);
+    if (err instanceof E2EError) throw new CliError(err.message, e2eExitCode(err));
     throw err;
   }
 }

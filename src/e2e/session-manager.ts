@@ -207,7 +207,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    * member); when no member has keys the message goes in plaintext (`plaintext`).
    * `requireE2E` / `strict` refuse instead (`NO_KEYS`, `UNVERIFIED`; `strict` also for
    * an unverified member). The state is saved before the message leaves. Throws
-   * `E2EError` (`KEY_CHANGED` for a verified member whose key changed, …), `RoomError`
+   * `E2EError` (`KEY_CHANGED` for a verified member whose key changed,
+   * `IDENTITY_ELSEWHERE` as `send`, …), `RoomError`
    * (`not_member`, `not_found`), or what `Client.send` throws.
    */
   sendRoom(
@@ -216,7 +217,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     opts: RoomSendOptions = {},
   ): Promise<RoomSendResult> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    return this.#serial(() => this.#rooms.send(room, bytes, opts));
+    return this.#serial(async () => {
+      // As for a direct message: two identities of ours taking turns, refused until resolved.
+      if (this.#elsewhere) throw this.#elsewhere;
+      return this.#rooms.send(room, bytes, opts);
+    });
   }
 
   /**

@@ -212,3 +212,28 @@ describe("a member this client never saw join (its join event withheld, as a hos
     await carol.close();
   });
 });
+
+describe("another E2E identity of this client in the key directory", () => {
+  test("a room message is refused (IDENTITY_ELSEWHERE), as a direct one is: nothing sent", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    await room("ops", alice.client, bob.client);
+    await alice.close();
+    // The same identity with another E2E state (another machine): refused at publication.
+    const other = await member(c, alice.identity);
+    expect(other.e2e.identityElsewhere?.code).toBe("IDENTITY_ELSEWHERE");
+    await expect(other.e2e.sendRoom("ops", "from the other machine")).rejects.toMatchObject({
+      code: "IDENTITY_ELSEWHERE",
+    });
+    await expect(other.e2e.send(bob.id, "direct")).rejects.toMatchObject({
+      code: "IDENTITY_ELSEWHERE",
+    });
+    await other.client.ping();
+    await bob.client.ping();
+    expect(other.sent).toEqual([]);
+    expect(bob.got).toEqual([]);
+    await other.close();
+    await bob.close();
+  });
+});
