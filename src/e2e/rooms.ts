@@ -32,6 +32,7 @@ import { identityFingerprint } from "./fingerprint.ts";
 import type { E2EEvents } from "./manager-types.ts";
 import { followRollover } from "./rollover.ts";
 import { rolloverAnnouncement } from "./rollover-peer.ts";
+import { RoomPresenceTracker } from "./room-presence.ts";
 import { encryptMessage, startSession } from "./session.ts";
 import type { E2EState } from "./state.ts";
 
@@ -122,15 +123,19 @@ export class RoomE2E {
   /** Member IDs already warned about per room key (once, not per message). */
   readonly #warned = new Map<string, Set<string>>();
   readonly #sent = new Map<string, Sent>();
-  /**
-   * Room key → the members this client knows of: the first member list it read, then
-   * join and leave events, then members shown by `roomMember`. A member found anywhere
-   * else (a later list, a message's sender) is announced before it counts.
-   */
-  readonly #known = new Map<string, Set<string>>();
+  /** Members this client knows of, and the announcement of the others (room-presence.ts). */
+  readonly #presence: RoomPresenceTracker;
 
   constructor(host: RoomHost) {
     this.#host = host;
+    this.#presence = new RoomPresenceTracker({
+      state: host.state,
+      clientId: () => host.client().id,
+      load: (room) => this.#load(room),
+      memberKey: (id, name) => this.memberKey(id, name),
+      verified: host.verified,
+      emit: host.emit,
+    });
   }
 
   /** Membership changed (or may have): the member list is read again at the next send. */
@@ -141,64 +146,19 @@ export class RoomE2E {
 
   /** A membership event (client `room` event): the known members follow it. */
   onEvent(room: string, event: string, id: string): void {
-    const known = this.#known.get(roomKey(room));
     this.forget(room);
-    if (!known) return;
-    if (event === "joined") known.add(id.toLowerCase());
-    else if (event === "left" || event === "removed") known.delete(id.toLowerCase());
+    this.#presence.onEvent(room, event, id);
   }
 
-  /** True when `from` is this client or a member of `room` it knows of (no list read yet: false). */
+  /** See RoomPresenceTracker.knows. */
   knows(room: string, from: string): boolean {
-    const id = from.toLowerCase();
-    return id === this.#host.client().id.toLowerCase() || !!this.#known.get(roomKey(room))?.has(id);
+    return this.#presence.knows(room, from);
   }
 
-  /**
-   * A room message came from `from`, whom `knows` does not know: the member list is read
-   * again (the first list read is the baseline), and each member it did not know of —
-   * `from` too, whatever the list says — is announced (`roomMember`) before it counts.
-   */
-  async senderSeen(room: string, from: string): Promise<void> {
+  /** See RoomPresenceTracker.senderSeen: the member list is read again first. */
+  senderSeen(room: string, from: string): Promise<void> {
     this.forget(room);
-    let got: { room: string; members: { id: string; name: string }[] } | null = null;
-    try {
-      got = await this.#load(room);
-    } catch {
-      // the list could not be read: the sender is announced without a name
-    }
-    if (this.knows(room, from)) return;
-    const id = from.toLowerCase();
-    const name =
-      got?.members.find((m) => m.id === id)?.name ??
-      this.#host.state.knownPeers.get(id)?.name ??
-      "";
-    await this.#announce(got?.room ?? room.replace(/^#/, ""), [{ id, name }]);
-  }
-
-  /** Emits `roomMember` for each of `members` and adds it to the known members. */
-  async #announce(room: string, members: { id: string; name: string }[]): Promise<void> {
-    const key = roomKey(room);
-    let known = this.#known.get(key);
-    if (!known) {
-      known = new Set();
-      this.#known.set(key, known);
-    }
-    for (const m of members) {
-      if (known.has(m.id)) continue;
-      known.add(m.id);
-      let k: { fingerprint: string | null; verified: boolean };
-      try {
-        // What a received message recorded, else fetched (as for a join).
-        const recorded = this.#host.state.knownPeers.get(m.id)?.fingerprint;
-        k = recorded
-          ? { fingerprint: recorded, verified: this.#host.verified(m.id, recorded) }
-          : await this.memberKey(m.id, m.name);
-      } catch {
-        k = { fingerprint: null, verified: false };
-      }
-      this.#host.emit("roomMember", { room, member: m, ...k });
-    }
+    return this.#presence.senderSeen(room, from);
   }
 
   /** The other members of `room`, each with its key as this client knows it. */
@@ -442,13 +402,7 @@ export class RoomE2E {
         .map((m) => ({ id: m.id.toLowerCase(), name: m.name })),
     };
     this.#members.set(key, entry);
-    const known = this.#known.get(key);
-    if (!known) this.#known.set(key, new Set(entry.members.map((m) => m.id)));
-    else
-      await this.#announce(
-        entry.room,
-        entry.members.filter((m) => !known.has(m.id)),
-      );
+    await this.#presence.listRead(entry.room, entry.members);
     return entry;
   }
 
