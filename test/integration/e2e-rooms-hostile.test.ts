@@ -213,6 +213,44 @@ describe("a member this client never saw join (its join event withheld, as a hos
   });
 });
 
+describe("a member list read again for a send", () => {
+  test("names a member this client never saw join: announced (roomMember) before it is encrypted to", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    const carol = await member(c, "carol");
+    await room("ops", alice.client, bob.client);
+    await alice.e2e.sendRoom("ops", "first"); // the baseline: bob
+    const emit = alice.client.emit.bind(alice.client) as (e: string, ...a: unknown[]) => boolean;
+    (alice.client as unknown as { emit: typeof emit }).emit = (e, ...a) =>
+      e === "room" ? false : emit(e, ...a);
+    const order: string[] = [];
+    alice.e2e.on("roomMember", (p) =>
+      order.push(`member ${p.member.name} ${p.fingerprint} ${p.verified}`),
+    );
+    const send = alice.client.sendRoomE2E.bind(alice.client);
+    alice.client.sendRoomE2E = (id, r, entries) => {
+      order.push(`send to ${entries.map((e) => e.member).join(",")}`);
+      send(id, r, entries);
+    };
+    await alice.client.rooms.invite("ops", carol.id);
+    await carol.client.rooms.join("ops");
+    // alice's cached list has bob only; the server's NOTICE recipients names carol, the
+    // list is read again for the re-send: carol is announced before she is encrypted to.
+    await alice.e2e.sendRoom("ops", "second");
+    await until(() => carol.got.length === 1, 5000, "carol");
+    await alice.e2e.idle();
+    const announced = order.indexOf(`member carol ${carol.e2e.fingerprint} false`);
+    const toCarol = order.findIndex((o) => o.startsWith("send to") && o.includes(carol.id));
+    expect(announced).toBeGreaterThan(-1);
+    expect(announced).toBeLessThan(toCarol);
+    expect(order.filter((o) => o.startsWith("member")).length).toBe(1);
+    await alice.close();
+    await bob.close();
+    await carol.close();
+  });
+});
+
 describe("another E2E identity of this client in the key directory", () => {
   test("a room message is refused (IDENTITY_ELSEWHERE), as a direct one is: nothing sent", async () => {
     await using c = await startCluster();
