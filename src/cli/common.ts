@@ -39,6 +39,12 @@ export const EXIT = {
   UNDELIVERABLE: 6,
   /** The server refused a room request: not a member, invite-only, not the owner, a limit … */
   REFUSED: 10,
+  /**
+   * The key directory holds another E2E identity of this client (another machine's, or
+   * an earlier install's) — nothing sent; `--e2e-takeover` replaces it (docs/E2E.md §
+   * One identity, one device).
+   */
+  IDENTITY_ELSEWHERE: 11,
 } as const;
 
 /** An error the CLI reports as one line, with its exit code. */

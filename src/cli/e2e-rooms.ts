@@ -7,10 +7,10 @@
 import type { Client } from "../client/client.ts";
 import { RoomError, type RoomEvent } from "../client/rooms.ts";
 import { E2EError } from "../e2e/errors.ts";
-import type { E2EManager } from "../e2e/session-manager.ts";
+import type { E2EEvents, E2EManager } from "../e2e/session-manager.ts";
 import { escapeControls } from "../text/escape.ts";
 import { CliError, EXIT } from "./common.ts";
-import { acceptHint, EXIT_E2E_REQUIRED, EXIT_KEY_CHANGED, type Say } from "./e2e.ts";
+import { acceptHint, EXIT_E2E_REQUIRED, EXIT_KEY_CHANGED, e2eExitCode, type Say } from "./e2e.ts";
 import { describeRoomEvent } from "./rooms-ui.ts";
 
 const esc = (s: string) => escapeControls(s);
@@ -66,7 +66,7 @@ export async function sendRoomLine(
       throw new CliError(`not sent: you are not a member of ${esc(room)}`, EXIT.UNDELIVERABLE);
     if (err instanceof RoomError)
       throw new CliError(`${esc(room)}: ${err.message}`, EXIT.UNDELIVERABLE);
-    if (err instanceof E2EError) throw new CliError(err.message, EXIT.FAILURE);
+    if (err instanceof E2EError) throw new CliError(err.message, e2eExitCode(err));
     throw err;
   }
 }
@@ -194,4 +194,41 @@ export async function roomKeyTags(e2e: E2EManager, room: string): Promise<Map<st
     // shown without keys
   }
   return tags;
+}
+
+/** A `roomMember` event of the E2E layer: a member this client never saw join. */
+export type RoomPresence = E2EEvents["roomMember"][0];
+
+/**
+ * Lines for a member this client never saw join (its join event lost or withheld by
+ * the server), shown before anything of its: `carol is in #ops (key SHA256:…,
+ * unverified)`, and the same warning as for an unverified or keyless member who joins.
+ */
+export function describeRoomPresence(p: RoomPresence): string[] {
+  const who = esc(p.member.name || p.member.id);
+  const room = `#${esc(p.room)}`;
+  const tag =
+    p.fingerprint === null
+      ? "no E2E keys"
+      : `key ${p.fingerprint}, ${p.verified ? "verified" : "unverified"}`;
+  const lines = [`${who} is in ${room} (${tag})`];
+  if (!p.verified)
+    lines.push(
+      p.fingerprint === null
+        ? `warning: ${who} has no E2E keys: your messages in ${room} skip it`
+        : `warning: ${who} in ${room} is not verified; compare safety numbers with: backbone verify ${who}`,
+    );
+  return lines;
+}
+
+/** Row of `listen --json` for a `roomMember` event: a room_event of event "present". */
+export function roomPresenceRow(p: RoomPresence): Record<string, unknown> {
+  return {
+    kind: "room_event",
+    event: "present",
+    room: p.room,
+    member: p.member,
+    fingerprint: p.fingerprint,
+    verified: p.verified,
+  };
 }

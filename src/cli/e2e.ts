@@ -72,6 +72,14 @@ export interface E2EFlags extends ConnectFlags {
   "e2e-takeover"?: boolean | undefined;
 }
 
+/**
+ * The exit code of an E2E error not handled on its own: `IDENTITY_ELSEWHERE` (the key
+ * directory holds another E2E identity of this client) 11, anything else 1.
+ */
+export function e2eExitCode(err: E2EError): number {
+  return err.code === "IDENTITY_ELSEWHERE" ? EXIT.IDENTITY_ELSEWHERE : EXIT.FAILURE;
+}
+
 /** Exit code when sending is refused because a verified peer's key changed. */
 export const EXIT_KEY_CHANGED = 7;
 
@@ -174,7 +182,9 @@ export async function connectWithE2E(
           .close("E2E identity elsewhere")
           .catch(() => {})
           .then(() =>
-            process.stderr.write(`backbone: ${error.message}\n`, () => process.exit(EXIT.FAILURE)),
+            process.stderr.write(`backbone: ${error.message}\n`, () =>
+              process.exit(EXIT.IDENTITY_ELSEWHERE),
+            ),
           );
       });
       attachE2E(client, e2e);
@@ -235,7 +245,7 @@ export async function sendDirect(
     // Too large to send: refused, as the server's own size limit is (exit 6).
     if (err instanceof E2EError && err.code === "TOO_LARGE")
       throw new CliError(`not sent: ${err.message}`, EXIT.UNDELIVERABLE);
-    if (err instanceof E2EError) throw new CliError(err.message, EXIT.FAILURE);
+    if (err instanceof E2EError) throw new CliError(err.message, e2eExitCode(err));
     throw err;
   }
 }

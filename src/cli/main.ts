@@ -90,7 +90,12 @@ function unknownCommand(name: string): CliError {
 
 async function run(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
-  if (first === undefined || first === "help" || first === "--help" || first === "-h") {
+  // No command at all is a usage error (exit 2, the page on stderr); asking for help is not.
+  if (first === undefined) {
+    process.stderr.write(`${await usage()}\n`);
+    return EXIT.USAGE;
+  }
+  if (first === "help" || first === "--help" || first === "-h") {
     process.stdout.write(`${await usage(first === "help" ? rest[0] : undefined)}\n`);
     return EXIT.OK;
   }

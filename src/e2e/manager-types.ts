@@ -89,6 +89,21 @@ export interface E2EEvents {
    * published no keys): emitted once per member and room.
    */
   roomSkipped: [{ room: string; id: string; name: string; reason: string }];
+  /**
+   * A member of a room this client was never told had joined (a join event that did not
+   * come — lost, or hidden by a hostile server): found in a member list read again, or
+   * as the sender of a room message. Emitted once per member before anything of theirs
+   * is shown (docs/E2E.md § Rooms, "Members never seen joining").
+   */
+  roomMember: [
+    {
+      room: string;
+      member: { id: string; name: string };
+      /** `SHA256:…` of its identity key, null when it has published none. */
+      fingerprint: string | null;
+      verified: boolean;
+    },
+  ];
   /** Publishing keys, or answering a peer's reset request, failed (the layer keeps working). */
   syncFailed: [{ error: Error }];
 }

@@ -37,6 +37,17 @@ export interface ResetHooks {
   requestReset(from: string, data: Uint8Array): boolean;
 }
 
+/**
+ * What the receive path needs of the room layer (rooms.ts): whether a room message's
+ * sender is a member this client knows of, and, when not, the announcement of it
+ * (`roomMember`) that must come before its message is shown.
+ */
+export interface RoomMembership {
+  knows(room: string, from: string): boolean;
+  /** Reads the member list again and announces `from` (and any other member not known). */
+  senderSeen(room: string, from: string): Promise<void>;
+}
+
 export class E2EReceiver {
   readonly #host: E2EHost;
   readonly #resets: ResetHooks;
@@ -53,10 +64,18 @@ export class E2EReceiver {
    * everything is shown once and in order.
    */
   #replaying: boolean;
+  readonly #rooms: RoomMembership | null;
+  /**
+   * Room messages from senders not known as members (room key + sender → announcement
+   * under way): while any is under way, messages are saved and held, then shown in order
+   * once the sender has been announced — never a message before its sender.
+   */
+  readonly #holding = new Set<string>();
 
-  constructor(host: E2EHost, resets: ResetHooks) {
+  constructor(host: E2EHost, resets: ResetHooks, rooms: RoomMembership | null = null) {
     this.#host = host;
     this.#resets = resets;
+    this.#rooms = rooms;
     this.#openedAt = host.state.now();
     this.#replaying = host.state.inbox.length > 0;
   }
@@ -80,6 +99,12 @@ export class E2EReceiver {
       this.#resets.onResetRequest(from, m.data);
       return null;
     }
+    // A room message from a sender this client was never told joined: announced first.
+    const unknown =
+      m.kind === "room" &&
+      m.room !== null &&
+      this.#rooms !== null &&
+      !this.#rooms.knows(m.room, from);
     if (!isEnvelope(m.data)) {
       if (state.knownPeers.get(from)) {
         host.emit("plaintext", {
@@ -91,10 +116,11 @@ export class E2EReceiver {
           reason: "a peer with E2E keys sent plaintext",
         });
       }
-      if (this.#replaying) {
+      if (this.#replaying || this.#holding.size > 0 || unknown) {
         state.transaction(() => {
           state.inbox.push(this.#entry(m, m.data, false, false));
         });
+        if (unknown) this.#hold(m.room as string, from);
         return null;
       }
       return wrap(m, m.data, false, false);
@@ -158,6 +184,7 @@ export class E2EReceiver {
       return e;
     });
     if (!entry) {
+      if (unknown && shared) this.#hold(m.room as string, from); // announced, shown by the other process
       // Shown by another process of this client: shown here too, once.
       const got = shared as RecentLive | null;
       if (!got || this.#shownLive.has(digest)) return null;
@@ -166,7 +193,8 @@ export class E2EReceiver {
     }
     if (live) this.#shownLive.add(digest);
     crashPoint("after-persist");
-    if (this.#replaying) return null; // shown in order by replay
+    if (unknown) this.#hold(m.room as string, from);
+    if (this.#replaying || this.#holding.size > 0) return null; // shown in order by replay / #flush
     this.#scheduleClear(entry.key);
     return wrap(m, entry.plaintext, true, entry.verified);
   };
@@ -177,18 +205,40 @@ export class E2EReceiver {
    * (before a crash, or while replaying), in order, each once.
    */
   replay(client: Client): void {
-    const state = this.#host.state;
     setTimeout(() => {
-      const pending = state.transaction((tx) => {
-        tx.skipWrite();
-        return state.inbox.filter((e) => !this.#delivered.has(e.key));
-      });
       this.#replaying = false;
-      for (const entry of pending) {
-        client.emit("message", inboxMessage(entry));
-        this.#scheduleClear(entry.key);
-      }
+      this.#flush(client);
     }, 0);
+  }
+
+  /** Announces `from` in `room` (RoomMembership.senderSeen), then shows what was held. */
+  #hold(room: string, from: string): void {
+    const rooms = this.#rooms;
+    const key = `${roomKey(room)}\n${from.toLowerCase()}`;
+    if (!rooms || this.#holding.has(key)) return;
+    this.#holding.add(key);
+    void rooms
+      .senderSeen(room, from)
+      .catch(() => {}) // announced or not, the message is shown (and saved until then)
+      .finally(() => {
+        this.#holding.delete(key);
+        const client = this.#host.client;
+        if (client) this.#flush(client);
+      });
+  }
+
+  /** Emits on `client`, in order, the saved messages not yet shown (none while holding). */
+  #flush(client: Client): void {
+    if (this.#replaying || this.#holding.size > 0) return;
+    const state = this.#host.state;
+    const pending = state.transaction((tx) => {
+      tx.skipWrite();
+      return state.inbox.filter((e) => !this.#delivered.has(e.key));
+    });
+    for (const entry of pending) {
+      client.emit("message", inboxMessage(entry));
+      this.#scheduleClear(entry.key);
+    }
   }
 
   #entry(m: IncomingMessage, plaintext: Uint8Array, e2e: boolean, verified: boolean): InboxEntry {

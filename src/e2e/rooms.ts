@@ -32,6 +32,7 @@ import { identityFingerprint } from "./fingerprint.ts";
 import type { E2EEvents } from "./manager-types.ts";
 import { followRollover } from "./rollover.ts";
 import { rolloverAnnouncement } from "./rollover-peer.ts";
+import { RoomPresenceTracker } from "./room-presence.ts";
 import { encryptMessage, startSession } from "./session.ts";
 import type { E2EState } from "./state.ts";
 
@@ -122,15 +123,42 @@ export class RoomE2E {
   /** Member IDs already warned about per room key (once, not per message). */
   readonly #warned = new Map<string, Set<string>>();
   readonly #sent = new Map<string, Sent>();
+  /** Members this client knows of, and the announcement of the others (room-presence.ts). */
+  readonly #presence: RoomPresenceTracker;
 
   constructor(host: RoomHost) {
     this.#host = host;
+    this.#presence = new RoomPresenceTracker({
+      state: host.state,
+      clientId: () => host.client().id,
+      load: (room) => this.#load(room),
+      memberKey: (id, name) => this.memberKey(id, name),
+      verified: host.verified,
+      emit: host.emit,
+    });
   }
 
   /** Membership changed (or may have): the member list is read again at the next send. */
   forget(room?: string): void {
     if (room === undefined) this.#members.clear();
     else this.#members.delete(roomKey(room));
+  }
+
+  /** A membership event (client `room` event): the known members follow it. */
+  onEvent(room: string, event: string, id: string): void {
+    this.forget(room);
+    this.#presence.onEvent(room, event, id);
+  }
+
+  /** See RoomPresenceTracker.knows. */
+  knows(room: string, from: string): boolean {
+    return this.#presence.knows(room, from);
+  }
+
+  /** See RoomPresenceTracker.senderSeen: the member list is read again first. */
+  senderSeen(room: string, from: string): Promise<void> {
+    this.forget(room);
+    return this.#presence.senderSeen(room, from);
   }
 
   /** The other members of `room`, each with its key as this client knows it. */
@@ -374,6 +402,7 @@ export class RoomE2E {
         .map((m) => ({ id: m.id.toLowerCase(), name: m.name })),
     };
     this.#members.set(key, entry);
+    await this.#presence.listRead(entry.room, entry.members);
     return entry;
   }
 

@@ -85,10 +85,20 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       emit: this.#host.emit,
       serial: (task) => this.#serial(task),
     });
-    this.#receiver = new E2EReceiver(this.#host, {
-      onResetRequest: (from, data) => this.#onResetRequest(from, data),
-      requestReset: (from, data) => this.#resets.add(from, data),
-    });
+    this.#receiver = new E2EReceiver(
+      this.#host,
+      {
+        onResetRequest: (from, data) => this.#onResetRequest(from, data),
+        requestReset: (from, data) => this.#resets.add(from, data),
+      },
+      {
+        // Before `attach` (or a layer used without a client) there is no member list to
+        // hold a sender against: as when no list has been read, the server's is the baseline.
+        knows: (room, from) => this.#client === null || this.#rooms.knows(room, from),
+        senderSeen: (room, from) =>
+          this.#attached.promise.then(() => this.#serial(() => this.#rooms.senderSeen(room, from))),
+      },
+    );
     this.incoming = this.#receiver.incoming;
   }
 
@@ -139,7 +149,7 @@ export class E2EManager extends EventEmitter<E2EEvents> {
       this.#rooms.forget(); // membership may have changed while away
       void this.syncKeys();
     });
-    client.on("room", (e) => this.#rooms.forget(e.room));
+    client.on("room", (e) => this.#rooms.onEvent(e.room, e.event, e.member.id));
     this.keysSynced = this.syncKeys();
     this.#receiver.replay(client);
   }
@@ -197,7 +207,8 @@ export class E2EManager extends EventEmitter<E2EEvents> {
    * member); when no member has keys the message goes in plaintext (`plaintext`).
    * `requireE2E` / `strict` refuse instead (`NO_KEYS`, `UNVERIFIED`; `strict` also for
    * an unverified member). The state is saved before the message leaves. Throws
-   * `E2EError` (`KEY_CHANGED` for a verified member whose key changed, …), `RoomError`
+   * `E2EError` (`KEY_CHANGED` for a verified member whose key changed,
+   * `IDENTITY_ELSEWHERE` as `send`, …), `RoomError`
    * (`not_member`, `not_found`), or what `Client.send` throws.
    */
   sendRoom(
@@ -206,7 +217,11 @@ export class E2EManager extends EventEmitter<E2EEvents> {
     opts: RoomSendOptions = {},
   ): Promise<RoomSendResult> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    return this.#serial(() => this.#rooms.send(room, bytes, opts));
+    return this.#serial(async () => {
+      // As for a direct message: two identities of ours taking turns, refused until resolved.
+      if (this.#elsewhere) throw this.#elsewhere;
+      return this.#rooms.send(room, bytes, opts);
+    });
   }
 
   /**

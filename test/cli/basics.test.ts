@@ -40,8 +40,10 @@ describe("help and version", () => {
     expect(r.stdout).toStartWith(`backbone ${VERSION}`);
     for (const cmd of COMMANDS) expect(r.stdout).toMatch(new RegExp(`^  ${cmd} +\\S`, "m"));
     expect(r.stdout).toContain("Getting started:");
-    // No arguments at all, --help and -h show the same page.
-    for (const args of [[], ["--help"], ["-h"]]) expect(await sb.run(args)).toEqual(r);
+    // --help and -h show the same page.
+    for (const args of [["--help"], ["-h"]]) expect(await sb.run(args)).toEqual(r);
+    // No command at all is a usage error: the same page on stderr, exit 2.
+    expect(await sb.run([])).toEqual({ code: EXIT.USAGE, stdout: "", stderr: r.stdout });
   });
 
   test("help keygen and keygen --help show keygen's options, without terminal escapes in a pipe", async () => {

@@ -77,7 +77,7 @@ describe("one identity, two machines", () => {
       const b = await sb.run([...cmd, "--identity", "alice.identity"]);
       expectError(
         b,
-        EXIT.FAILURE,
+        EXIT.IDENTITY_ELSEWHERE,
         /another E2E identity for this client \(SHA256:[A-Za-z0-9+/]{43}\), not this machine's .*--e2e-takeover/,
       );
     }
@@ -100,7 +100,7 @@ describe("one identity, two machines", () => {
     // Now machine A is the one refused, and B keeps working.
     expectError(
       await sb.run(["send", "bob", "A again", "--identity", "alice.identity"]),
-      EXIT.FAILURE,
+      EXIT.IDENTITY_ELSEWHERE,
       /another E2E identity for this client/,
     );
     expect(

@@ -43,6 +43,7 @@ export const EXIT = {
   SERVER_KEY: 5,
   UNDELIVERABLE: 6,
   REFUSED: 10,
+  IDENTITY_ELSEWHERE: 11,
 } as const;
 
 // ---- building ---------------------------------------------------------------------

@@ -4,6 +4,11 @@
  * message and keeps the connection (docs/PROTOCOL.md § End-to-end encrypted room messages).
  */
 import { describe, expect, test } from "bun:test";
+import {
+  describeRoomPresence,
+  type RoomPresence,
+  roomPresenceRow,
+} from "../../src/cli/e2e-rooms.ts";
 import { E2EManager } from "../../src/e2e/session-manager.ts";
 import { idToBytes } from "../../src/ids.ts";
 import { ControlType } from "../../src/wire/message.ts";
@@ -146,5 +151,127 @@ describe("a live ciphertext shown by another process of the same client", () => 
     first.close();
     second.close();
     await alice.close();
+  });
+});
+
+describe("a member this client never saw join (its join event withheld, as a hostile server could)", () => {
+  test("its first room message comes after a roomMember event with its fingerprint, unverified; its later ones without", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    const carol = await member(c, "carol");
+    await room("ops", alice.client, bob.client);
+    // alice reads the member list (as the chat does when it opens the room): bob.
+    expect((await alice.e2e.roomMembers("ops")).members.map((m) => m.id)).toEqual([bob.id]);
+    // From now on alice hears no membership events (the server hides them).
+    const emit = alice.client.emit.bind(alice.client) as (e: string, ...a: unknown[]) => boolean;
+    (alice.client as unknown as { emit: typeof emit }).emit = (e, ...a) =>
+      e === "room" ? false : emit(e, ...a);
+    const order: string[] = [];
+    const announced: unknown[] = [];
+    alice.e2e.on("roomMember", (p) => {
+      announced.push(p);
+      order.push(`member ${p.member.name}`);
+    });
+    alice.client.on("message", (m) => order.push(`message ${new TextDecoder().decode(m.data)}`));
+    await alice.client.rooms.invite("ops", carol.id);
+    await carol.client.rooms.join("ops");
+    await carol.e2e.sendRoom("ops", "hi from carol");
+    await carol.e2e.sendRoom("ops", "again");
+    await until(() => alice.got.length === 2, 5000, "alice gets carol's messages");
+    expect(order).toEqual(["member carol", "message hi from carol", "message again"]);
+    expect(announced).toEqual([
+      {
+        room: "ops",
+        member: { id: carol.id, name: "carol" },
+        fingerprint: carol.e2e.fingerprint,
+        verified: false,
+      },
+    ]);
+    expect(alice.got.every((m) => m.e2e === true && m.verified === false)).toBe(true);
+    // What chat and listen print for it (src/cli/e2e-rooms.ts), before the message.
+    const p = announced[0] as RoomPresence;
+    expect(describeRoomPresence(p)).toEqual([
+      `carol is in #ops (key ${carol.e2e.fingerprint}, unverified)`,
+      "warning: carol in #ops is not verified; compare safety numbers with: backbone verify carol",
+    ]);
+    expect(roomPresenceRow(p)).toEqual({
+      kind: "room_event",
+      event: "present",
+      room: "ops",
+      member: { id: carol.id, name: "carol" },
+      fingerprint: carol.e2e.fingerprint,
+      verified: false,
+    });
+    // bob, from whom alice knew, is not announced.
+    await bob.e2e.sendRoom("ops", "from bob");
+    await until(() => alice.got.length === 3, 5000, "alice gets bob's message");
+    expect(announced.length).toBe(1);
+    await alice.close();
+    await bob.close();
+    await carol.close();
+  });
+});
+
+describe("a member list read again for a send", () => {
+  test("names a member this client never saw join: announced (roomMember) before it is encrypted to", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    const carol = await member(c, "carol");
+    await room("ops", alice.client, bob.client);
+    await alice.e2e.sendRoom("ops", "first"); // the baseline: bob
+    const emit = alice.client.emit.bind(alice.client) as (e: string, ...a: unknown[]) => boolean;
+    (alice.client as unknown as { emit: typeof emit }).emit = (e, ...a) =>
+      e === "room" ? false : emit(e, ...a);
+    const order: string[] = [];
+    alice.e2e.on("roomMember", (p) =>
+      order.push(`member ${p.member.name} ${p.fingerprint} ${p.verified}`),
+    );
+    const send = alice.client.sendRoomE2E.bind(alice.client);
+    alice.client.sendRoomE2E = (id, r, entries) => {
+      order.push(`send to ${entries.map((e) => e.member).join(",")}`);
+      send(id, r, entries);
+    };
+    await alice.client.rooms.invite("ops", carol.id);
+    await carol.client.rooms.join("ops");
+    // alice's cached list has bob only; the server's NOTICE recipients names carol, the
+    // list is read again for the re-send: carol is announced before she is encrypted to.
+    await alice.e2e.sendRoom("ops", "second");
+    await until(() => carol.got.length === 1, 5000, "carol");
+    await alice.e2e.idle();
+    const announced = order.indexOf(`member carol ${carol.e2e.fingerprint} false`);
+    const toCarol = order.findIndex((o) => o.startsWith("send to") && o.includes(carol.id));
+    expect(announced).toBeGreaterThan(-1);
+    expect(announced).toBeLessThan(toCarol);
+    expect(order.filter((o) => o.startsWith("member")).length).toBe(1);
+    await alice.close();
+    await bob.close();
+    await carol.close();
+  });
+});
+
+describe("another E2E identity of this client in the key directory", () => {
+  test("a room message is refused (IDENTITY_ELSEWHERE), as a direct one is: nothing sent", async () => {
+    await using c = await startCluster();
+    const alice = await member(c, "alice");
+    const bob = await member(c, "bob");
+    await room("ops", alice.client, bob.client);
+    await alice.close();
+    // The same identity with another E2E state (another machine): refused at publication.
+    const other = await member(c, alice.identity);
+    expect(other.e2e.identityElsewhere?.code).toBe("IDENTITY_ELSEWHERE");
+    await expect(other.e2e.sendRoom("ops", "from the other machine")).rejects.toMatchObject({
+      code: "IDENTITY_ELSEWHERE",
+    });
+    await expect(other.e2e.send(bob.id, "direct")).rejects.toMatchObject({
+      code: "IDENTITY_ELSEWHERE",
+    });
+    await other.client.ping();
+    await bob.client.ping();
+    expect(other.sent).toEqual([]);
+    expect(bob.got).toEqual([]);
+    await other.close();
+    await bob.close();
   });
 });

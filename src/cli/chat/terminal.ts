@@ -17,7 +17,12 @@ import type { E2EManager } from "../../e2e/session-manager.ts";
 import { escapeControls } from "../../text/escape.ts";
 import { CliError, EXIT, loadIdentityFromFlags } from "../common.ts";
 import { attachE2E, type E2EFlags, openE2E, sendDirect } from "../e2e.ts";
-import { describeRoomEventE2E, sendRoomLine, warnRoomOnce } from "../e2e-rooms.ts";
+import {
+  describeRoomEventE2E,
+  describeRoomPresence,
+  sendRoomLine,
+  warnRoomOnce,
+} from "../e2e-rooms.ts";
 import { NameCache } from "../names.ts";
 import { describeRoomNotice, isRoomAddress, roomPeer } from "../rooms-ui.ts";
 import { describeEnd, reportEnd } from "../session.ts";
@@ -189,6 +194,10 @@ class TerminalChat {
     client.on("room", async (e) => {
       for (const line of await describeRoomEventE2E(this.#e2e, e, client.id))
         this.#screen.say(`* ${line}`);
+    });
+    // A member never seen joining, announced before its first message.
+    this.#e2e?.on("roomMember", (p) => {
+      for (const line of describeRoomPresence(p)) this.#screen.say(`* ${line}`);
     });
     client.on("disconnect", ({ reason, willReconnect }) => {
       if (this.#leaving || !willReconnect) return;

@@ -12,7 +12,13 @@ import { describeNotice } from "../chat/notices.ts";
 import { terminalChat } from "../chat/terminal.ts";
 import { CLIENT_ARGS, CliError, displayText, EXIT, note } from "../common.ts";
 import { connectWithE2E, E2E_ARGS, E2E_SEND_ARGS, sendDirect } from "../e2e.ts";
-import { checkRoomFlags, describeRoomEventE2E, sendRoomLine, warnRoomOnce } from "../e2e-rooms.ts";
+import {
+  checkRoomFlags,
+  describeRoomEventE2E,
+  describeRoomPresence,
+  sendRoomLine,
+  warnRoomOnce,
+} from "../e2e-rooms.ts";
 import { NameCache } from "../names.ts";
 import { describeRoomNotice, isRoomAddress, roomPeer, roomPrefix } from "../rooms-ui.ts";
 import { reportEnd, type SessionEnd, sessionEnd } from "../session.ts";
@@ -59,6 +65,9 @@ export const chat = defineCommand({
         : sendDirect(client, e2e, to.id, line, to.name, args);
     client.on("room", async (e) => {
       for (const line of await describeRoomEventE2E(e2e, e, client.id)) note(`* ${line}`);
+    });
+    e2e?.on("roomMember", (p) => {
+      for (const line of describeRoomPresence(p)) note(`* ${line}`);
     });
     if (isRoomAddress(peer.id)) await warnRoomOnce(e2e, peer.id, new Set(), note);
     return piped(client, peer, names, incoming, sendLine, ended);

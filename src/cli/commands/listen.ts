@@ -3,7 +3,12 @@ import { defineCommand } from "citty";
 import { escapeControls } from "../../text/escape.ts";
 import { CLIENT_ARGS, clock, displayText, EXIT, note, safeJson } from "../common.ts";
 import { connectWithE2E, E2E_ARGS } from "../e2e.ts";
-import { describeRoomEventE2E, roomEventRow } from "../e2e-rooms.ts";
+import {
+  describeRoomEventE2E,
+  describeRoomPresence,
+  roomEventRow,
+  roomPresenceRow,
+} from "../e2e-rooms.ts";
 import { NameCache } from "../names.ts";
 import { roomPrefix } from "../rooms-ui.ts";
 import { describeEnd, reportEnd, type SessionEnd } from "../session.ts";
@@ -45,6 +50,11 @@ export const listen = defineCommand({
     client.on("room", async (e) => {
       if (args.json) process.stdout.write(`${safeJson(await roomEventRow(e2e, e, client.id))}\n`);
       else for (const line of await describeRoomEventE2E(e2e, e, client.id)) note(`* ${line}`);
+    });
+    // A member never seen joining, announced before its first message.
+    e2e?.on("roomMember", (p) => {
+      if (args.json) process.stdout.write(`${safeJson(roomPresenceRow(p))}\n`);
+      else for (const line of describeRoomPresence(p)) note(`* ${line}`);
     });
     const stop = () => void client.close("listener stopped");
     process.on("SIGINT", stop);
