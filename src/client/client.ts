@@ -299,7 +299,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * Throws `UsageError` (`BAD_ID`, `TOO_LARGE`) or `ConnectionError` (`NOT_CONNECTED`).
    */
   send(to: string | Uint8Array, data: Uint8Array | string): void {
-    this.#queue(encodeSend(to, this.#bytes(data), this.#addresses));
+    this.#queue(encodeSend(to, data, this.settings.max_message_size, this.#addresses));
   }
 
   /**

@@ -52,18 +52,22 @@ export function messageBytes(data: Uint8Array | string, limit: number): Uint8Arr
 }
 
 /**
- * The C2C message sending `bytes` to `to`: a direct one (type 0) for a client ID (text
- * or 16 bytes), a room message (docs/PROTOCOL.md § Rooms) for `#name`.
- * Throws `UsageError` (`BAD_ID`, bad room name).
+ * The C2C message sending `data` to `to`: a direct one (type 0) for a client ID (text
+ * or 16 bytes), a room message (docs/PROTOCOL.md § Rooms) for `#name`. The address is
+ * checked before the size. Throws `UsageError` (`BAD_ID`, bad room name, `TOO_LARGE`
+ * past `limit` bytes).
  */
 export function encodeSend(
   to: string | Uint8Array,
-  bytes: Uint8Array,
+  data: Uint8Array | string,
+  limit: number,
   addresses: Addresses,
 ): Uint8Array {
-  if (typeof to !== "string") return encodeC2C(C2CType.DIRECT, to, bytes);
-  if (isRoomAddress(to)) return encodeRoomMessage(NO_ADDRESS, checkRoomName(to), bytes);
-  return encodeC2C(C2CType.DIRECT, addresses.get(to), bytes);
+  if (typeof to !== "string") return encodeC2C(C2CType.DIRECT, to, messageBytes(data, limit));
+  if (isRoomAddress(to))
+    return encodeRoomMessage(NO_ADDRESS, checkRoomName(to), messageBytes(data, limit));
+  const address = addresses.get(to);
+  return encodeC2C(C2CType.DIRECT, address, messageBytes(data, limit));
 }
 
 /** The C2C broadcast (type 1) of `bytes` to every other online client. */
