@@ -14,7 +14,7 @@
  * --quick: one run per row, short windows. --smoke: seconds-long sanity run (used by the
  * test suite so the harness never rots; its numbers mean nothing).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { startBackbone } from "./lib/backbone.ts";
@@ -133,8 +133,14 @@ try {
   const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
   console.log(`\nload average (1, 5, 15 min): at start ${la(load.start)}, at end ${la(load.end)}`);
   if (!smoke) {
-    mkdirSync("bench/results", { recursive: true });
-    const file = `bench/results/${started.toISOString().slice(0, 10)}.json`;
+    // A full run is kept (bench/results/<date>.json, -2, -3 … when the day has one); a
+    // quick run goes to bench/results/quick/, which git ignores, so that it never
+    // replaces a full run's figures.
+    const dir = quick ? "bench/results/quick" : "bench/results";
+    mkdirSync(dir, { recursive: true });
+    const day = started.toISOString().slice(0, 10);
+    let file = `${dir}/${day}.json`;
+    for (let n = 2; !quick && existsSync(file); n++) file = `${dir}/${day}-${n}.json`;
     writeFileSync(
       file,
       `${JSON.stringify({ started: started.toISOString(), machine, load, profile, rows, targets: goals }, null, 2)}\n`,
