@@ -42,14 +42,14 @@ export interface Member {
 export async function member(
   c: Cluster,
   who: string | Identity,
-  opts: { dir?: string; receive?: "all" | "none" } = {},
+  opts: { dir?: string; receive?: "all" | "none"; takeover?: boolean } = {},
 ): Promise<Member> {
   const identity = typeof who === "string" ? await c.enroll(who) : who;
   const dir = opts.dir ?? stateDir();
   const { client, e2e } = await connectE2E({
     identity: { ...identity, server: c.address },
     backoff: { initialMs: 20, maxMs: 200 },
-    e2e: { stateDir: dir },
+    e2e: { stateDir: dir, ...(opts.takeover ? { takeover: true } : {}) },
     ...(opts.receive ? { session: { receive: opts.receive } } : {}),
   });
   const got: IncomingMessage[] = [];
