@@ -12,25 +12,11 @@
  */
 import { EventEmitter } from "node:events";
 import { ConnectionError, HandshakeError, UsageError } from "../errors.ts";
-import { BROADCAST, idToBytes, idToText, isUuid } from "../ids.ts";
+import { isUuid } from "../ids.ts";
 import { LIVE } from "../net/outbox.ts";
-import { checkRoomName, isRoomAddress } from "../rooms/names.ts";
-import { C2C_HEADER_BYTES, MAX_STATUS_QUERY } from "../wire/constants.ts";
-import {
-  C2CType,
-  ControlType,
-  decodeJson,
-  encodeAckBody,
-  encodeC2C,
-  encodeControl,
-} from "../wire/message.ts";
-import { C2C_ROOM, encodeRoomMessage } from "../wire/room.ts";
-import {
-  C2C_ROOM_E2E,
-  decodeRoomE2E,
-  encodeRoomE2E,
-  type RoomCiphertext,
-} from "../wire/room-e2e.ts";
+import { checkRoomName } from "../rooms/names.ts";
+import { ControlType, decodeJson, encodeAckBody, encodeControl } from "../wire/message.ts";
+import { encodeRoomE2E, type RoomCiphertext } from "../wire/room-e2e.ts";
 import {
   applyConnectionSettings,
   type ConnectionSettings,
@@ -43,10 +29,19 @@ import { Heartbeat } from "./heartbeat.ts";
 import type { Identity } from "./identity.ts";
 import { Link, type LinkEnd } from "./link.ts";
 import { messageIterator } from "./messages.ts";
+import {
+  Addresses,
+  checkStatusQuery,
+  describeUnsent,
+  encodeBroadcast,
+  encodeSend,
+  messageBytes,
+  statusEntries,
+} from "./outgoing.ts";
 import { Receiver } from "./receiver.ts";
 import { Requests } from "./requests.ts";
 import { backoffDelay, isFinalStop, retryable } from "./retry.ts";
-import { NO_ADDRESS, Rooms, unsentRoomMessage } from "./rooms.ts";
+import { Rooms } from "./rooms.ts";
 import { ClientSession } from "./session.ts";
 import type {
   ClientEvents,
@@ -55,8 +50,6 @@ import type {
   IncomingMessage,
   ServerStatus,
 } from "./types.ts";
-
-const encoder = new TextEncoder();
 
 /**
  * Connects to a backbone server and authenticates. Resolves once the first CONFIG has
@@ -105,7 +98,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     () => this.settings,
     this.#requests,
   );
-  #addresses = new Map<string, Uint8Array>();
+  readonly #addresses = new Addresses();
 
   /** Use `connect()`. */
   constructor(identity: Identity, options: ConnectOptions) {
@@ -230,19 +223,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     if (unsent.length > 0 && !this.#closed) {
       this.#buffer = [...unsent, ...this.#buffer];
       for (const m of unsent) this.#bufferBytes += m.length;
-      this.emit(
-        "requeued",
-        unsent.map((m) =>
-          m[0] === C2C_ROOM
-            ? unsentRoomMessage(m)
-            : m[0] === C2C_ROOM_E2E
-              ? { to: `#${decodeRoomE2E(m).room}`, data: new Uint8Array(0) }
-              : {
-                  to: idToText(m.subarray(1, C2C_HEADER_BYTES)),
-                  data: m.subarray(C2C_HEADER_BYTES),
-                },
-        ),
-      );
+      this.emit("requeued", unsent.map(describeUnsent));
     }
     this.#heartbeat.stop();
     this.#requests.failAll(
@@ -318,12 +299,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * Throws `UsageError` (`BAD_ID`, `TOO_LARGE`) or `ConnectionError` (`NOT_CONNECTED`).
    */
   send(to: string | Uint8Array, data: Uint8Array | string): void {
-    if (typeof to === "string" && isRoomAddress(to)) {
-      this.#queue(encodeRoomMessage(NO_ADDRESS, checkRoomName(to), this.#bytes(data)));
-      return;
-    }
-    const address = typeof to === "string" ? this.#address(to) : to;
-    this.#queue(encodeC2C(C2CType.DIRECT, address, this.#bytes(data)));
+    this.#queue(encodeSend(to, data, this.settings.max_message_size, this.#addresses));
   }
 
   /**
@@ -336,17 +312,6 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.#queue(encodeRoomE2E(messageId, checkRoomName(room), entries));
   }
 
-  /** ID text → bytes, remembered: a busy sender names the same few peers over and over. */
-  #address(id: string): Uint8Array {
-    let bytes = this.#addresses.get(id);
-    if (!bytes) {
-      bytes = idToBytes(checkId(id));
-      if (this.#addresses.size >= 4096) this.#addresses.clear();
-      this.#addresses.set(id, bytes);
-    }
-    return bytes;
-  }
-
   /** Room membership: create, invite, join, leave, members … (docs/PROTOCOL.md § Rooms). */
   readonly rooms: Rooms = new Rooms((body) =>
     this.#request(ControlType.ROOM, body).then(decodeJson),
@@ -354,18 +319,11 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
 
   /** Sends `data` to every other online client. */
   broadcast(data: Uint8Array | string): void {
-    this.#queue(encodeC2C(C2CType.BROADCAST, idToBytes(BROADCAST), this.#bytes(data)));
+    this.#queue(encodeBroadcast(this.#bytes(data)));
   }
 
   #bytes(data: Uint8Array | string): Uint8Array {
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    if (bytes.length > this.settings.max_message_size) {
-      throw new UsageError(
-        "TOO_LARGE",
-        `message of ${bytes.length} bytes exceeds the server's limit of ${this.settings.max_message_size}`,
-      );
-    }
-    return bytes;
+    return messageBytes(data, this.settings.max_message_size);
   }
 
   #queue(message: Uint8Array): void {
@@ -415,17 +373,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   /** Status of clients by ID or name (at most 256), in request order. */
   async clientStatus(queries: string[]): Promise<ClientStatusEntry[]> {
     if (queries.length === 0) return [];
-    if (queries.length > MAX_STATUS_QUERY) {
-      throw new UsageError("TOO_MANY", `at most ${MAX_STATUS_QUERY} clients per status query`);
-    }
-    const reply = decodeJson(await this.#request(ControlType.CLIENT_STATUS, { clients: queries }));
-    if (!Array.isArray(reply.clients) || reply.error) {
-      throw new ConnectionError(
-        "BAD_REPLY",
-        `the server refused the status query: ${String(reply.error ?? "bad reply")}`,
-      );
-    }
-    return reply.clients as ClientStatusEntry[];
+    checkStatusQuery(queries);
+    const reply = await this.#request(ControlType.CLIENT_STATUS, { clients: queries });
+    return statusEntries(decodeJson(reply));
   }
 
   /**
@@ -472,14 +422,4 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-function checkId(text: string): string {
-  if (!isUuid(text)) {
-    throw new UsageError(
-      "BAD_ID",
-      `not a client ID: ${JSON.stringify(text)} (use client.resolve(name) for names)`,
-    );
-  }
-  return text;
 }

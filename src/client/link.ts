@@ -4,7 +4,7 @@
  */
 import type { Socket } from "bun";
 import type { Opener } from "../crypto/channel.ts";
-import { ConnectionError, HandshakeError } from "../errors.ts";
+import { ConnectionError } from "../errors.ts";
 import { ClientHandshake } from "../handshake/client.ts";
 import { idToBytes } from "../ids.ts";
 import { CONTROL, Outbox, type OutboxOwner } from "../net/outbox.ts";
@@ -16,7 +16,6 @@ import {
   batchKind,
   checkRecord,
   eachInRecord,
-  encodeBatchOffer,
 } from "../wire/batch.ts";
 import { copyBytes } from "../wire/bytes.ts";
 import {
@@ -24,9 +23,17 @@ import {
   MAX_CHALLENGE_PAYLOAD,
   MAX_FRAME_PAYLOAD,
 } from "../wire/constants.ts";
-import { encodeFrame, FrameReader } from "../wire/frame.ts";
-import { ControlType, decodeText, encodeAckBody, encodeControl, Format } from "../wire/message.ts";
+import { FrameReader } from "../wire/frame.ts";
+import { ControlType, encodeControl, Format } from "../wire/message.ts";
 import type { Identity } from "./identity.ts";
+import {
+  badRecord,
+  closedDuringHandshake,
+  loginWrite,
+  openTimeout,
+  stopReason,
+  unreachable,
+} from "./link-setup.ts";
 
 /** How a link ended. */
 export interface LinkEnd {
@@ -41,22 +48,6 @@ export interface LinkHandlers {
   message(plain: Uint8Array): void;
   /** The link is gone; called once. */
   end(how: LinkEnd): void;
-}
-
-function unreachable(
-  host: string,
-  port: number,
-  cause: Error & { code?: string },
-): ConnectionError {
-  const why =
-    cause.code === "ECONNREFUSED"
-      ? "connection refused"
-      : cause.code === "ENOTFOUND"
-        ? "unknown host"
-        : cause.code === "ETIMEDOUT"
-          ? "timed out"
-          : (cause.code ?? cause.message);
-  return new ConnectionError("UNREACHABLE", `cannot connect to ${host}:${port}: ${why}`, { cause });
 }
 
 /** byte 0 of STOP: format 1, type 15. */
@@ -121,16 +112,7 @@ export class Link implements OutboxOwner {
     batch = false,
   ): Promise<{ link: Link; config: Record<string, unknown> }> {
     const link = new Link(identity, handlers, session, batch);
-    const timer = setTimeout(
-      () =>
-        link.#fail(
-          new ConnectionError(
-            "TIMEOUT",
-            `no answer from ${host}:${port} within ${timeoutMs / 1000} s`,
-          ),
-        ),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => link.#fail(openTimeout(host, port, timeoutMs)), timeoutMs);
     try {
       const socket = await Bun.connect<Link>({
         hostname: host,
@@ -228,15 +210,8 @@ export class Link implements OutboxOwner {
     try {
       const response = await this.#hs.respond(challenge);
       if (this.#ended || !this.#socket) return;
-      // ACK 0 rides with the response: it asks the server to keep stored messages
-      // until this client acknowledges them (docs/PROTOCOL.md § ACK).
-      // SESSION comes first (c2s counter 1), in the same write as the response, so the
-      // server has it when it decides the login (docs/PROTOCOL.md § SESSION).
-      const session = this.#session ? [this.#hs.sealEarly(this.#session)] : [];
-      const ack = this.#hs.sealEarly(encodeControl(ControlType.ACK, encodeAckBody(0)));
-      // The BATCH offer rides along too: the accept, if the server has one, follows CONFIG.
-      const offer = this.#batch ? [this.#hs.sealEarly(encodeBatchOffer())] : [];
-      this.#socket.write(Buffer.concat([encodeFrame(response), ...session, ack, ...offer]));
+      // SESSION, ACK 0 and the BATCH offer ride with the response, in one write.
+      this.#socket.write(loginWrite(this.#hs, response, this.#session, this.#batch));
       this.#state = "config";
       const chunks = this.#paused ?? [];
       this.#paused = null;
@@ -265,12 +240,7 @@ export class Link implements OutboxOwner {
         try {
           checkRecord(plain);
         } catch (err) {
-          this.#fail(
-            new ConnectionError(
-              "PROTOCOL",
-              `bad record from the server: ${(err as Error).message}`,
-            ),
-          );
+          this.#fail(badRecord(err));
           return false;
         }
         let result: boolean | undefined;
@@ -287,11 +257,7 @@ export class Link implements OutboxOwner {
   /** One message from the server, alone in its frame or from a record. */
   #onMessage(plain: Uint8Array): boolean | undefined {
     if (plain[0] === STOP_BYTE && plain.length >= CONTROL_HEADER_BYTES) {
-      try {
-        this.#stopReason = decodeText(plain.subarray(CONTROL_HEADER_BYTES));
-      } catch {
-        this.#stopReason = "stopped";
-      }
+      this.#stopReason = stopReason(plain);
       // Nothing more is sent on this link: what is queued from now on waits for the next.
       if (this.#state === "open") this.#state = "stopping";
       this.#socket?.end();
@@ -384,13 +350,7 @@ export class Link implements OutboxOwner {
       return;
     }
     if (this.#state === "config" || this.#state === "responding" || this.#state === "challenge") {
-      this.#fail(
-        new HandshakeError(
-          "config",
-          "CLOSED_DURING_HANDSHAKE",
-          "the server closed the connection during the handshake",
-        ),
-      );
+      this.#fail(closedDuringHandshake());
       return;
     }
     this.#fail(

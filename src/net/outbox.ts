@@ -20,30 +20,21 @@
  */
 import type { Socket } from "bun";
 import { frameLength, type Sealer } from "../crypto/channel.ts";
-import { BATCH_HEADER_BYTES, entryLength, MAX_BATCH_MESSAGES, writeRecord } from "../wire/batch.ts";
-import {
-  COUNTER_LIMIT,
-  FRAME_HEADER_BYTES,
-  MAX_MESSAGE_DATA,
-  TAG_BYTES,
-} from "../wire/constants.ts";
+import { writeRecord } from "../wire/batch.ts";
+import { COUNTER_LIMIT, MAX_MESSAGE_DATA } from "../wire/constants.ts";
+import { planFrames, SWITCH } from "./records.ts";
 
 /** A live direct C2C (storable if undelivered). */
 export const LIVE = 0;
 /** Anything else: control messages, broadcasts (never stored). */
 export const CONTROL = -1;
-/**
- * A control message after which the outbox seals records of many messages (the
- * server's BATCH accept, docs/PROTOCOL.md § BATCH): it goes alone, what follows may share.
- */
-export const SWITCH = -2;
+export { SWITCH };
+
 /** A positive kind is the store sequence number of a held message being delivered. */
 
 const LAST_COUNTER = COUNTER_LIMIT - 1;
 const STOP_BYTE = 0x1f;
 
-/** Most bytes sealed into one write; the rest waits for the next flush. */
-const MAX_BATCH = 256 * 1024;
 /**
  * What one queued message is counted as besides its sealed frame: the bookkeeping of
  * an entry (the array view, its slot and kind). Without it, a flood of 1-byte replies
@@ -251,34 +242,10 @@ export class Outbox {
       room = 1;
     }
     // Plan the frames: each is one message or (batching) a record of the messages
-    // that follow, up to one frame and MAX_BATCH_MESSAGES; a lone message goes alone.
-    let count = 0;
-    let size = 0;
-    let frames = 0;
-    let batching = this.#batching;
+    // that follow (src/net/records.ts).
     const groups: number[] = [];
-    while (count < msgs.length && frames < room && (count === 0 || size < MAX_BATCH)) {
-      const first = msgs[count] as Uint8Array;
-      let n = 1;
-      let plain = first.length;
-      if (kinds[count] === SWITCH)
-        batching = true; // an accept goes alone, never inside
-      else if (batching) {
-        let record = BATCH_HEADER_BYTES + entryLength(first);
-        while (count + n < msgs.length && n < MAX_BATCH_MESSAGES) {
-          if (kinds[count + n] === SWITCH) break;
-          const more = record + entryLength(msgs[count + n] as Uint8Array);
-          if (more > MAX_MESSAGE_DATA) break;
-          record = more;
-          n++;
-        }
-        if (n > 1) plain = record;
-      }
-      size += FRAME_HEADER_BYTES + plain + TAG_BYTES;
-      count += n;
-      frames++;
-      groups.push(count);
-    }
+    const size = planFrames(msgs, kinds, room, this.#batching, groups);
+    const count = groups[groups.length - 1] ?? 0;
     // Usually everything goes in one batch: take the arrays whole instead of splicing.
     if (count === msgs.length) {
       this.#msgs = null;

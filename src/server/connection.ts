@@ -11,14 +11,23 @@ import { encodeBatchOffer } from "../wire/batch.ts";
 import { encodeFrame } from "../wire/frame.ts";
 import { ControlType, encodeControl, Format, S2SType } from "../wire/message.ts";
 import { StoredAcks } from "./acks.ts";
+import {
+  abortConnection,
+  endOnPeerStop,
+  endOutput,
+  refuseLogin,
+  shutdownConnection,
+  stopConnection,
+  stopOnProtocolError,
+  stopSlowConsumer,
+  terminateLater,
+} from "./connection-end.ts";
 import type { ServerContext } from "./context.ts";
 import { ConnectionInput } from "./input.ts";
+import { RawOutput } from "./raw-output.ts";
 import { LEGACY_SESSION, type SessionInfo } from "./sessions.ts";
 
 export type Phase = "handshake" | "verifying" | "open" | "closing" | "closed";
-
-/** How long a stopping connection may take to flush its STOP before it is cut. */
-const STOP_GRACE_MS = 2000;
 
 const decoder = new TextDecoder();
 
@@ -45,7 +54,6 @@ export class Connection implements OutboxOwner {
   /** Traffic counters read by the monitor: bytes read, frames read, bytes written before the session. */
   bytesIn = 0;
   msgsIn = 0;
-  rawBytesOut = 0;
   /** The client offered BATCH (0x19): its records of many messages are opened (input.ts). */
   batchIn = false;
   /** This session has sent KEYS (0x18): it gets the key directory's NOTICEs. */
@@ -70,8 +78,14 @@ export class Connection implements OutboxOwner {
    * Set once the server closes the connection (STOP sent or queued, abort) or the client
    * said STOP: nothing received afterwards is opened or acted on (§ STOP; § Encrypted
    * frames: no resynchronization), even while the STOP still waits to be written.
+   * Written only by connection-end.ts.
    */
-  #stopped = false;
+  stopped = false;
+  /**
+   * Set by `shutdown`: frames still arriving after the STOP are handled until the client
+   * closes. Written only by connection-end.ts.
+   */
+  draining = false;
   /** Made only when someone waits for the end (a replacing login with a backlog). */
   #gone: PromiseWithResolvers<void> | null = null;
 
@@ -81,37 +95,30 @@ export class Connection implements OutboxOwner {
     this.address = socket.remoteAddress;
     this.prefix = prefix;
     this.cid = ctx.stats.connections;
+    this.#raw = new RawOutput(socket);
     this.hs = new ServerHandshake({ key: ctx.key, challengeSize: ctx.settings.challenge_size });
-    this.#writeRaw(encodeFrame(this.hs.challenge));
+    this.#raw.write(encodeFrame(this.hs.challenge));
   }
 
   /** Bytes written before the session exists (challenge, refusal), with their own drain. */
-  #raw: Uint8Array | null = null;
-
-  #writeRaw(bytes: Uint8Array): void {
-    if (this.#raw) {
-      this.#raw = Buffer.concat([this.#raw, bytes]);
-      return;
-    }
-    const n = this.socket.write(bytes);
-    if (n > 0) this.rawBytesOut += n;
-    if (n >= 0 && n < bytes.length) this.#raw = bytes.subarray(n);
-  }
+  readonly #raw: RawOutput;
 
   onDrain(): void {
-    if (this.#raw) {
-      const raw = this.#raw;
-      this.#raw = null;
-      this.#writeRaw(raw);
-      if (!this.#raw && this.phase === "closing" && !this.outbox) this.socket.end();
+    if (this.#raw.drain()) {
+      if (!this.#raw.waiting && this.phase === "closing" && !this.outbox) this.socket.end();
       return;
     }
     this.outbox?.drain();
   }
 
+  /** Bytes written before the session (challenge, refusal). */
+  get rawBytesOut(): number {
+    return this.#raw.bytesOut;
+  }
+
   /** Bytes written to the socket (handshake and session). */
   get bytesOut(): number {
-    return this.rawBytesOut + (this.outbox?.bytesOut ?? 0);
+    return this.#raw.bytesOut + (this.outbox?.bytesOut ?? 0);
   }
 
   /** Frames sealed for this client. */
@@ -170,16 +177,6 @@ export class Connection implements OutboxOwner {
     return this.input.takePaused();
   }
 
-  /** True once nothing received may be opened or acted on any more (see `#stopped`). */
-  get stopped(): boolean {
-    return this.#stopped;
-  }
-
-  /** True while frames arriving after a shutdown STOP are still handled. */
-  get draining(): boolean {
-    return this.#draining;
-  }
-
   // ---- the end of a login (login.ts) ------------------------------------------------
 
   /** Live messages wait (in the outbox) until `releaseHeld`, while stored ones are delivered. */
@@ -189,12 +186,12 @@ export class Connection implements OutboxOwner {
 
   /** Ends a login with `reply` (the handshake's refusal, written raw); `reason` for the log. */
   refuseRaw(reply: Uint8Array, reason: string): void {
-    this.#writeRaw(encodeFrame(reply));
+    this.#raw.write(encodeFrame(reply));
     this.endReason = reason;
     this.phase = "closing";
-    this.#stopped = true;
-    if (!this.#raw) this.socket.end();
-    setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
+    this.stopped = true;
+    if (!this.#raw.waiting) this.socket.end();
+    terminateLater(this);
   }
 
   /**
@@ -202,27 +199,12 @@ export class Connection implements OutboxOwner {
    * after CONFIG (`afterConfig`), for a first frame the client got wrong.
    */
   refuse(reason: string, afterConfig = false): void {
-    if (!afterConfig)
-      this.ctx.log.warn("login refused", { id: this.idText, name: this.name, reason });
-    this.endReason = reason;
-    if (afterConfig)
-      this.outbox?.push(encodeControl(ControlType.CONFIG, this.ctx.connectionSettings()), CONTROL);
-    this.outbox?.push(encodeControl(ControlType.STOP, reason), CONTROL);
-    this.phase = "closing";
-    this.#stopped = true;
-    this.outbox?.flush();
-    if (this.outbox?.idle) this.socket.end();
-    setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
+    refuseLogin(this, reason, afterConfig);
   }
 
   /** Closes a connection that has no session (yet): no STOP, just the socket. */
   abort(reason: string): void {
-    if (this.phase === "closed") return;
-    queueMicrotask(() => this.morePaused?.());
-    this.endReason = reason;
-    this.phase = "closing";
-    this.#stopped = true;
-    this.socket.terminate();
+    abortConnection(this, reason);
   }
 
   // ---- the client queue and the outbox -------------------------------------------------
@@ -331,15 +313,7 @@ export class Connection implements OutboxOwner {
    * NOTICEs, live or stored messages — passed `max_outbound_bytes`.
    */
   outboxOverflow(pending: number): void {
-    if (this.phase !== "open") return;
-    this.ctx.stats.slowConsumers++;
-    this.ctx.log.warn("slow consumer", {
-      id: this.idText,
-      addr: this.address,
-      pending,
-      limit: this.outbox?.limit,
-    });
-    this.stop("slow consumer");
+    if (this.phase === "open") stopSlowConsumer(this, pending);
   }
 
   /** @internal OutboxOwner: the counter space is used up. */
@@ -356,7 +330,7 @@ export class Connection implements OutboxOwner {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = null;
     if (waiters) for (const w of waiters) w();
-    if (this.phase === "closing") this.#endOutput();
+    if (this.phase === "closing") endOutput(this);
   }
 
   /**
@@ -386,31 +360,7 @@ export class Connection implements OutboxOwner {
    * live messages are stored for the client's next login.
    */
   stop(reason: string): void {
-    if (this.phase === "closing" || this.phase === "closed") return;
-    if (this.phase !== "open" || !this.outbox) {
-      this.abort(reason);
-      return;
-    }
-    this.endReason = reason;
-    this.ctx.router.unregister(this);
-    this.ctx.router.storeUndelivered(this, this.takeUndelivered());
-    // Closing before the STOP is queued: a backlog it pushes past the bound (after a
-    // reload lowered it) must not start a second stop.
-    this.phase = "closing";
-    this.#stopped = !this.#draining;
-    this.outbox.push(encodeControl(ControlType.STOP, reason), CONTROL);
-    this.outbox.flush();
-    if (this.outbox.idle) this.#endOutput();
-    setTimeout(() => this.phase !== "closed" && this.socket.terminate(), STOP_GRACE_MS).unref();
-  }
-
-  /** Set by `shutdown`: frames still arriving after the STOP are handled until the client closes. */
-  #draining = false;
-
-  /** Closes after the STOP: draining, only the sending side (FIN), reading on until the client closes. */
-  #endOutput(): void {
-    if (this.#draining) this.socket.shutdown();
-    else this.socket.end();
+    stopConnection(this, reason);
   }
 
   /**
@@ -420,40 +370,17 @@ export class Connection implements OutboxOwner {
    * nothing that reached the socket is lost.
    */
   shutdown(reason: string): void {
-    if (this.phase !== "open") {
-      this.stop(reason);
-      return;
-    }
-    this.#draining = true;
-    const deadline = performance.now() + STOP_GRACE_MS;
-    const attempt = () => {
-      if (this.phase !== "open") return;
-      if (this.input.holding && performance.now() < deadline) setTimeout(attempt, 2);
-      else this.stop(reason);
-    };
-    attempt();
+    shutdownConnection(this, reason);
   }
 
   /** The client said STOP: close without answering. */
   peerStopped(reason: string): void {
-    this.endReason = reason ? `client stop: ${reason}` : "client stop";
-    this.ctx.router.unregister(this);
-    this.phase = "closing";
-    this.#stopped = true;
-    this.socket.end();
+    endOnPeerStop(this, reason);
   }
 
   /** The client broke the protocol: STOP `protocol error`. */
   protocolError(detail: string): void {
-    this.#draining = false;
-    this.#stopped = true;
-    this.ctx.stats.protocolErrors++;
-    this.ctx.log.warn("protocol error", {
-      id: this.idText || undefined,
-      addr: this.address,
-      detail,
-    });
-    this.stop("protocol error");
+    stopOnProtocolError(this, detail);
   }
 
   /** The socket is gone: store what was not delivered, free everything. */
