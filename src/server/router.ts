@@ -413,17 +413,8 @@ export class Router {
    * sender — if still online — gets NOTICE `rejected`.
    */
   storeUndelivered(conn: Connection, messages: Uint8Array[]): void {
-    const recipient = conn.idText;
-    const toKey = conn.key;
     for (const plain of this.online.notReceivedElsewhere(conn, messages))
-      this.#hold(recipient, {
-        from: null,
-        toKey,
-        plain,
-        undelivered: true,
-        resolve: () => {},
-        after: null,
-      });
+      this.storeLeftover(conn.idText, conn.key, plain);
   }
 
   /** Resolves once no store write for `recipient` is queued any more (see `register`). */
